@@ -1,0 +1,76 @@
+//! The command line: clap types and one module per sub-command. Nothing outside `cli`
+//! imports clap; each sub-command turns its arguments into calls on the library and returns
+//! an exit code from [`crate::exit`].
+
+pub mod generate;
+pub mod graph;
+pub mod validate;
+
+use crate::exit;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Deterministic workflow graphs with a tamper-evident ledger.
+#[derive(Debug, Parser)]
+#[command(name = "kairos", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse a workflow and run every static check, without running anything.
+    Validate(validate::Args),
+    /// Print the workflow graph as Mermaid or Graphviz DOT.
+    Graph(graph::Args),
+    /// Write completions, man pages and JSON Schemas (for maintainers).
+    #[command(hide = true)]
+    Generate(generate::Args),
+}
+
+/// `--format` of commands that report something.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people.
+    #[default]
+    Table,
+    /// JSON for machines.
+    Json,
+}
+
+/// Parses the process arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::SUCCESS
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Graph(args) => graph::run(&args),
+        Command::Generate(args) => generate::run(&args),
+    }
+}
+
+/// Prints an error as a miette report on stderr.
+pub fn report_error(error: impl miette::Diagnostic + Send + Sync + 'static) {
+    eprintln!("{:?}", miette::Report::new(error));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,18 @@
+//! kairos runs declarative YAML workflow graphs on a deterministic scheduler and records
+//! every run in a hash-chained ledger.
+//!
+//! Data flows one way: [`workflow`] (file -> validated graph), [`policy`] and [`tools`] (what
+//! nodes may do and how they are described), [`report`] (renderings), and [`cli`], the thin
+//! layer the `kairos` binary calls.
+
+pub mod cli;
+pub mod exit;
+pub mod policy;
+pub mod report;
+pub mod tools;
+pub mod workflow;
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    cli::main()
+}

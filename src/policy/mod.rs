@@ -1,0 +1,410 @@
+//! Capability policies (SPEC section 4): what a workflow's tools may do.
+//!
+//! This module holds the policy vocabulary (capabilities, presets, enforcement), the policy block
+//! as read from YAML ([`PolicySpec`], shared by workflow files and `--policy` organisation files)
+//! and the static checks on it (names, regexes, globs).
+
+use crate::workflow::diag::{WorkflowError, did_you_mean, ss};
+use crate::workflow::read::{self, Errors, Fields, Sp};
+use crate::workflow::yaml::{Node, Value};
+use std::fmt;
+
+/// Something a tool can do to the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    Net,
+    FsRead,
+    FsWrite,
+    Subprocess,
+    Llm,
+    Memory,
+    ExternalApi,
+    CodeExec,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 8] = [
+        Capability::Net,
+        Capability::FsRead,
+        Capability::FsWrite,
+        Capability::Subprocess,
+        Capability::Llm,
+        Capability::Memory,
+        Capability::ExternalApi,
+        Capability::CodeExec,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Net => "net",
+            Capability::FsRead => "fs_read",
+            Capability::FsWrite => "fs_write",
+            Capability::Subprocess => "subprocess",
+            Capability::Llm => "llm",
+            Capability::Memory => "memory",
+            Capability::ExternalApi => "external_api",
+            Capability::CodeExec => "code_exec",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of capabilities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CapSet(u8);
+
+impl CapSet {
+    pub const EMPTY: CapSet = CapSet(0);
+    pub const ALL: CapSet = CapSet(u8::MAX);
+
+    pub fn of(caps: &[Capability]) -> Self {
+        caps.iter().fold(Self::EMPTY, |s, &c| s.with(c))
+    }
+    #[must_use]
+    pub const fn with(self, c: Capability) -> Self {
+        CapSet(self.0 | c.bit())
+    }
+    #[must_use]
+    pub const fn without(self, c: Capability) -> Self {
+        CapSet(self.0 & !c.bit())
+    }
+    pub const fn contains(self, c: Capability) -> bool {
+        self.0 & c.bit() != 0
+    }
+    #[must_use]
+    pub const fn union(self, other: CapSet) -> Self {
+        CapSet(self.0 | other.0)
+    }
+    #[must_use]
+    pub const fn intersect(self, other: CapSet) -> Self {
+        CapSet(self.0 & other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.iter().next().is_none()
+    }
+    pub fn iter(self) -> impl Iterator<Item = Capability> {
+        Capability::ALL
+            .into_iter()
+            .filter(move |&c| self.contains(c))
+    }
+}
+
+impl fmt::Display for CapSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<_> = self.iter().map(Capability::name).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+/// Named starting points for a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    Permissive,
+    Restrictive,
+    NoNetwork,
+    ReadOnly,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [
+        Preset::Permissive,
+        Preset::Restrictive,
+        Preset::NoNetwork,
+        Preset::ReadOnly,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Permissive => "permissive",
+            Preset::Restrictive => "restrictive",
+            Preset::NoNetwork => "no_network",
+            Preset::ReadOnly => "read_only",
+        }
+    }
+
+    pub fn capabilities(self) -> CapSet {
+        use Capability::*;
+        match self {
+            Preset::Permissive => CapSet::ALL,
+            Preset::Restrictive => CapSet::EMPTY,
+            Preset::NoNetwork => CapSet::ALL.without(Net).without(ExternalApi),
+            Preset::ReadOnly => CapSet::of(&[FsRead, Memory, Llm]),
+        }
+    }
+}
+
+/// What happens to a denied call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Enforcement {
+    /// A denied call fails its node.
+    #[default]
+    Enforce,
+    /// A denied call is recorded and proceeds.
+    Audit,
+}
+
+/// A policy block as written (workflow `policy:`, node `policy:`, or an organisation file).
+#[derive(Clone, Debug, Default)]
+pub struct PolicySpec {
+    pub preset: Option<Sp<Preset>>,
+    pub allow: Vec<Sp<Capability>>,
+    pub deny: Vec<Sp<Capability>>,
+    /// Per tool name or node id.
+    pub max_calls: Vec<(Sp<String>, Sp<u64>)>,
+    pub redact: Vec<Sp<String>>,
+    pub secrets: Vec<Sp<String>>,
+    pub paths_read: Vec<Sp<String>>,
+    pub paths_write: Vec<Sp<String>>,
+    pub hosts: Vec<Sp<String>>,
+    pub commands: Vec<Sp<String>>,
+    pub require_approval: Vec<Sp<Capability>>,
+    pub approvers: Vec<Sp<String>>,
+    pub enforcement: Option<Sp<Enforcement>>,
+}
+
+pub const POLICY_KEYS: &[&str] = &[
+    "preset",
+    "allow",
+    "deny",
+    "max_calls",
+    "redact",
+    "secrets",
+    "paths",
+    "hosts",
+    "commands",
+    "require_approval",
+    "approvers",
+    "enforcement",
+];
+
+impl PolicySpec {
+    /// The capabilities this block grants on its own: the preset (`restrictive` when absent),
+    /// plus `allow`, minus `deny`.
+    pub fn granted(&self) -> CapSet {
+        let base = self
+            .preset
+            .as_ref()
+            .map_or(CapSet::EMPTY, |p| p.value.capabilities());
+        let allowed = self.allow.iter().fold(base, |s, c| s.with(c.value));
+        self.deny.iter().fold(allowed, |s, c| s.without(c.value))
+    }
+
+    /// Reads and checks a policy mapping.
+    pub fn read(node: &Node, errors: &mut Errors) -> PolicySpec {
+        let mut spec = PolicySpec::default();
+        let Some(f) = Fields::new(node, "policy", POLICY_KEYS, errors) else {
+            return spec;
+        };
+        if let Some(n) = f.get("preset") {
+            spec.preset = read::string(n, errors).and_then(|s| {
+                let found = Preset::ALL.into_iter().find(|p| p.name() == s.value);
+                if found.is_none() {
+                    errors.push(WorkflowError::UnknownPreset {
+                        help: did_you_mean(&s, Preset::ALL.map(Preset::name)).or_else(|| {
+                            Some(format!(
+                                "presets: {}",
+                                Preset::ALL.map(Preset::name).join(", ")
+                            ))
+                        }),
+                        name: s.value.clone(),
+                        span: ss(s.span),
+                    });
+                }
+                found.map(|p| Sp::new(p, s.span))
+            });
+        }
+        for (key, slot) in [
+            ("allow", &mut spec.allow),
+            ("deny", &mut spec.deny),
+            ("require_approval", &mut spec.require_approval),
+        ] {
+            if let Some(n) = f.get(key) {
+                *slot = capabilities(n, errors);
+            }
+        }
+        if let Some(n) = f.get("max_calls") {
+            if let Value::Map(entries) = &n.value {
+                for (k, v) in entries {
+                    if let (Some(k), Some(v)) =
+                        (read::scalar_text(k, errors), read::non_negative(v, errors))
+                    {
+                        spec.max_calls.push((k, v));
+                    }
+                }
+            } else {
+                errors.push(read::wrong_type(
+                    n,
+                    "a mapping of tool names or node ids to limits",
+                ));
+            }
+        }
+        if let Some(n) = f.get("redact") {
+            spec.redact = read::string_list(n, errors);
+            for pattern in &spec.redact {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    errors.push(WorkflowError::InvalidRegex {
+                        message: first_line(&e.to_string()),
+                        span: ss(pattern.span),
+                    });
+                }
+            }
+        }
+        if let Some(n) = f.get("secrets") {
+            spec.secrets = read::string_list(n, errors);
+            for s in &spec.secrets {
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    errors.push(WorkflowError::InvalidValue {
+                        message: format!("`{}` is not an environment variable name", s.value),
+                        span: ss(s.span),
+                        label: "not a variable name".into(),
+                        help: Some("`secrets` lists names of environment variables, such as OPENAI_API_KEY".into()),
+                    });
+                }
+            }
+        }
+        if let Some(n) = f.get("paths") {
+            if let Some(paths) = Fields::new(n, "paths", &["read", "write"], errors) {
+                for (key, slot) in [
+                    ("read", &mut spec.paths_read),
+                    ("write", &mut spec.paths_write),
+                ] {
+                    if let Some(n) = paths.get(key) {
+                        *slot = read::string_list(n, errors);
+                        for glob in slot.iter() {
+                            if let Err(e) = globset::GlobBuilder::new(glob)
+                                .literal_separator(true)
+                                .build()
+                            {
+                                errors.push(WorkflowError::InvalidGlob {
+                                    glob: glob.value.clone(),
+                                    message: e.kind().to_string(),
+                                    span: ss(glob.span),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(n) = f.get("hosts") {
+            spec.hosts = read::string_list(n, errors);
+            for h in &spec.hosts {
+                if let Err(e) = globset::Glob::new(h) {
+                    errors.push(WorkflowError::InvalidGlob {
+                        glob: h.value.clone(),
+                        message: e.kind().to_string(),
+                        span: ss(h.span),
+                    });
+                }
+            }
+        }
+        if let Some(n) = f.get("commands") {
+            spec.commands = read::string_list(n, errors);
+        }
+        if let Some(n) = f.get("approvers") {
+            spec.approvers = read::string_list(n, errors);
+        }
+        if let Some(n) = f.get("enforcement") {
+            spec.enforcement = read::string(n, errors).and_then(|s| {
+                let e = match s.as_str() {
+                    "enforce" => Some(Enforcement::Enforce),
+                    "audit" => Some(Enforcement::Audit),
+                    _ => None,
+                };
+                if e.is_none() {
+                    errors.push(WorkflowError::InvalidValue {
+                        message: format!("unknown enforcement `{}`", s.value),
+                        span: ss(s.span),
+                        label: "expected `enforce` or `audit`".into(),
+                        help: did_you_mean(&s, ["enforce", "audit"]),
+                    });
+                }
+                e.map(|e| Sp::new(e, s.span))
+            });
+        }
+        spec
+    }
+}
+
+fn capabilities(node: &Node, errors: &mut Errors) -> Vec<Sp<Capability>> {
+    if !matches!(node.value, Value::Seq(_)) {
+        errors.push(read::wrong_type(node, "a list of capabilities"));
+        return Vec::new();
+    }
+    read::string_list(node, errors)
+        .into_iter()
+        .filter_map(|s| match Capability::from_name(&s) {
+            Some(c) => Some(Sp::new(c, s.span)),
+            None => {
+                errors.push(WorkflowError::UnknownCapability {
+                    help: did_you_mean(&s, Capability::ALL.map(Capability::name)).or_else(|| {
+                        Some(format!(
+                            "capabilities: {}",
+                            Capability::ALL.map(Capability::name).join(", ")
+                        ))
+                    }),
+                    name: s.value,
+                    span: ss(s.span),
+                });
+                None
+            }
+        })
+        .collect()
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_spec() {
+        use Capability::*;
+        assert_eq!(Preset::Permissive.capabilities(), CapSet::ALL);
+        assert!(Preset::Restrictive.capabilities().is_empty());
+        let nn = Preset::NoNetwork.capabilities();
+        assert!(!nn.contains(Net) && !nn.contains(ExternalApi) && nn.contains(Subprocess));
+        assert_eq!(
+            Preset::ReadOnly.capabilities(),
+            CapSet::of(&[FsRead, Memory, Llm])
+        );
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let node =
+            crate::workflow::yaml::parse("preset: read_only\nallow: [net]\ndeny: [net, llm]\n")
+                .unwrap();
+        let mut errors = Vec::new();
+        let spec = PolicySpec::read(&node, &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(
+            spec.granted(),
+            CapSet::of(&[Capability::FsRead, Capability::Memory])
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `kairos graph`: the workflow as Mermaid or Graphviz DOT.
+//!
+//! Node shapes show the kind (task: box, branch: diamond, fork and join: trapezia, approval:
+//! hexagon); branch arms are labelled `then` / `else`, fork and join edges `fork` / `join`;
+//! a dashed edge is a data reference (an expression reads the node) without `needs`.
+
+use crate::workflow::{NodeIdx, NodeKind, Workflow};
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeKind {
+    Needs,
+    Then,
+    Else,
+    Fork,
+    Join,
+    Data,
+}
+
+impl EdgeKind {
+    fn label(self) -> Option<&'static str> {
+        match self {
+            EdgeKind::Needs | EdgeKind::Data => None,
+            EdgeKind::Then => Some("then"),
+            EdgeKind::Else => Some("else"),
+            EdgeKind::Fork => Some("fork"),
+            EdgeKind::Join => Some("join"),
+        }
+    }
+}
+
+/// Every edge `(from, to, kind)`: `to` waits for `from`. In node order, then dependency order.
+pub fn edges(workflow: &Workflow) -> Vec<(NodeIdx, NodeIdx, EdgeKind)> {
+    let mut out = Vec::with_capacity(workflow.edge_count());
+    for (i, node) in workflow.nodes.iter().enumerate() {
+        let to = i as NodeIdx;
+        for &from in &node.deps {
+            let kind = match (&workflow.nodes[from as usize].kind, &node.kind) {
+                (NodeKind::Branch { then, .. }, _) if then.contains(&to) => EdgeKind::Then,
+                (NodeKind::Branch { otherwise, .. }, _) if otherwise.contains(&to) => {
+                    EdgeKind::Else
+                }
+                (NodeKind::Fork(children), _) if children.contains(&to) => EdgeKind::Fork,
+                (_, NodeKind::Join(parents)) if parents.contains(&from) => EdgeKind::Join,
+                _ => EdgeKind::Needs,
+            };
+            out.push((from, to, kind));
+        }
+        out.extend(node.after.iter().map(|&from| (from, to, EdgeKind::Data)));
+    }
+    out
+}
+
+pub fn mermaid(workflow: &Workflow) -> String {
+    let mut s = String::from("flowchart TD\n");
+    for (i, node) in workflow.nodes.iter().enumerate() {
+        let label = format!("{}<br/><i>{}</i>", mermaid_escape(&node.id), node.label());
+        let (open, close) = match node.kind {
+            NodeKind::Task(_) => ("[\"", "\"]"),
+            NodeKind::Branch { .. } => ("{\"", "\"}"),
+            NodeKind::Fork(_) => ("[/\"", "\"\\]"),
+            NodeKind::Join(_) => ("[\\\"", "\"/]"),
+            NodeKind::Approval { .. } => ("{{\"", "\"}}"),
+        };
+        let _ = writeln!(s, "  n{i}{open}{label}{close}");
+    }
+    for (from, to, kind) in edges(workflow) {
+        let arrow = match (kind, kind.label()) {
+            (EdgeKind::Data, _) => "-.->".to_string(),
+            (_, Some(label)) => format!("-->|{label}|"),
+            (_, None) => "-->".to_string(),
+        };
+        let _ = writeln!(s, "  n{from} {arrow} n{to}");
+    }
+    s
+}
+
+fn mermaid_escape(text: &str) -> String {
+    text.replace('&', "#amp;")
+        .replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}
+
+pub fn dot(workflow: &Workflow) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "digraph \"{}\" {{", dot_escape(&workflow.name));
+    s.push_str("  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n");
+    for (i, node) in workflow.nodes.iter().enumerate() {
+        let shape = match node.kind {
+            NodeKind::Task(_) => "box",
+            NodeKind::Branch { .. } => "diamond",
+            NodeKind::Fork(_) => "trapezium",
+            NodeKind::Join(_) => "invtrapezium",
+            NodeKind::Approval { .. } => "hexagon",
+        };
+        let _ = writeln!(
+            s,
+            "  n{i} [label=\"{}\\n({})\", shape={shape}];",
+            dot_escape(&node.id),
+            node.label()
+        );
+    }
+    for (from, to, kind) in edges(workflow) {
+        let attrs = match (kind, kind.label()) {
+            (EdgeKind::Data, _) => " [style=dashed]".to_string(),
+            (_, Some(label)) => format!(" [label=\"{label}\"]"),
+            (_, None) => String::new(),
+        };
+        let _ = writeln!(s, "  n{from} -> n{to}{attrs};");
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn dot_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}

@@ -1,0 +1,3 @@
+//! Output for people and machines: graph renderings, summaries, tables.
+
+pub mod graph;

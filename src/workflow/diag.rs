@@ -1,0 +1,445 @@
+//! Diagnostics for workflow files.
+//!
+//! Every problem found while reading or checking a workflow is a [`WorkflowError`] carrying the
+//! byte span it refers to. Checks push errors into a list instead of returning early, so a file
+//! with three mistakes reports three diagnostics. [`Diagnostics`] pairs the list with the named
+//! source so it renders as miette snippets or as JSON records (file, line, column, code, ...).
+
+use super::yaml::Span;
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// One problem in a workflow (or policy) file.
+#[derive(Debug, Error, Diagnostic)]
+pub enum WorkflowError {
+    #[error("invalid YAML: {message}")]
+    #[diagnostic(code(kairos::yaml_syntax))]
+    Syntax {
+        message: String,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("duplicate key `{key}`")]
+    #[diagnostic(
+        code(kairos::duplicate_key),
+        help("each key may appear once in a mapping; remove or merge one of them")
+    )]
+    DuplicateKey {
+        key: String,
+        #[label("first defined here")]
+        first: SourceSpan,
+        #[label("defined again here")]
+        second: SourceSpan,
+    },
+
+    #[error("unknown key `{key}` in {context}")]
+    #[diagnostic(code(kairos::unknown_key))]
+    UnknownKey {
+        key: String,
+        context: String,
+        #[label("not a key of {context}")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("missing required key `{key}` in {context}")]
+    #[diagnostic(code(kairos::missing_key))]
+    MissingKey {
+        key: String,
+        context: String,
+        #[label("this {context} has no `{key}`")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("expected {expected}, found {found}")]
+    #[diagnostic(code(kairos::wrong_type))]
+    WrongType {
+        expected: String,
+        found: &'static str,
+        #[label("expected {expected}")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("unsupported workflow format version {found}")]
+    #[diagnostic(
+        code(kairos::unsupported_version),
+        help("this kairos reads workflow format version 1; write `version: 1`")
+    )]
+    UnsupportedVersion {
+        found: String,
+        #[label("unsupported version")]
+        span: SourceSpan,
+    },
+
+    #[error("invalid workflow name `{name}`")]
+    #[diagnostic(
+        code(kairos::invalid_name),
+        help(
+            "a name starts with a lowercase letter or digit and continues with lowercase letters, digits, `_` or `-`"
+        )
+    )]
+    InvalidName {
+        name: String,
+        #[label("not a valid name")]
+        span: SourceSpan,
+    },
+
+    #[error("invalid node id `{id}`")]
+    #[diagnostic(
+        code(kairos::invalid_id),
+        help(
+            "an id starts with a letter or `_` and continues with letters, digits, `_` or `-` (at most 64 characters)"
+        )
+    )]
+    InvalidId {
+        id: String,
+        #[label("not a valid id")]
+        span: SourceSpan,
+    },
+
+    #[error("duplicate node id `{id}`")]
+    #[diagnostic(
+        code(kairos::duplicate_id),
+        help("node ids must be unique within a workflow")
+    )]
+    DuplicateId {
+        id: String,
+        #[label("first used here")]
+        first: SourceSpan,
+        #[label("used again here")]
+        second: SourceSpan,
+    },
+
+    #[error("node `{id}` has no kind")]
+    #[diagnostic(
+        code(kairos::no_node_kind),
+        help("give the node exactly one of `run`, `tool`, `branch`, `fork`, `join` or `approval`")
+    )]
+    NoKind {
+        id: String,
+        #[label("this node does nothing")]
+        span: SourceSpan,
+    },
+
+    #[error("node `{id}` has two kinds: `{first_kind}` and `{second_kind}`")]
+    #[diagnostic(
+        code(kairos::two_node_kinds),
+        help(
+            "a node is exactly one of a task (`run` or `tool`), `branch`, `fork`, `join` or `approval`; split it into two nodes"
+        )
+    )]
+    TwoKinds {
+        id: String,
+        first_kind: &'static str,
+        second_kind: &'static str,
+        #[label("`{first_kind}` here")]
+        first: SourceSpan,
+        #[label("`{second_kind}` here")]
+        second: SourceSpan,
+    },
+
+    #[error("`{role}` names unknown node `{id}`")]
+    #[diagnostic(code(kairos::unknown_node))]
+    UnknownNode {
+        id: String,
+        role: &'static str,
+        #[label("no node has this id")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("dependency cycle: {path}")]
+    #[diagnostic(
+        code(kairos::cycle),
+        help("a workflow is a directed acyclic graph; remove one of these dependencies")
+    )]
+    Cycle {
+        path: String,
+        #[label(collection)]
+        labels: Vec<LabeledSpan>,
+    },
+
+    #[error("node `{id}` is in both arms of branch `{branch}`")]
+    #[diagnostic(
+        code(kairos::node_in_both_arms),
+        help(
+            "a branch arm is skipped when the other is taken; a node shared by both arms would always be skipped. Put it after the arms, behind a `join`"
+        )
+    )]
+    BothArms {
+        id: String,
+        branch: String,
+        #[label("in `then`")]
+        then_span: SourceSpan,
+        #[label("and in `else`")]
+        else_span: SourceSpan,
+    },
+
+    #[error("invalid {what}: {message}")]
+    #[diagnostic(code(kairos::expression_syntax))]
+    ExpressionSyntax {
+        what: &'static str,
+        message: String,
+        #[label("{message}")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("unknown {what} `{name}` referenced")]
+    #[diagnostic(code(kairos::unknown_reference))]
+    UnknownReference {
+        what: &'static str,
+        name: String,
+        #[label("no {what} named `{name}`")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("unknown tool `{name}`")]
+    #[diagnostic(code(kairos::unknown_tool))]
+    UnknownTool {
+        name: String,
+        #[label("not a built-in tool")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("invalid duration `{text}`")]
+    #[diagnostic(
+        code(kairos::invalid_duration),
+        help(
+            "a duration is a number with a unit, `ms`, `s`, `m` or `h`, and units may be combined: `500ms`, `60s`, `2m`, `1h30m`"
+        )
+    )]
+    InvalidDuration {
+        text: String,
+        #[label("not a duration")]
+        span: SourceSpan,
+    },
+
+    #[error("unknown capability `{name}`")]
+    #[diagnostic(code(kairos::unknown_capability))]
+    UnknownCapability {
+        name: String,
+        #[label("not a capability")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("unknown policy preset `{name}`")]
+    #[diagnostic(code(kairos::unknown_preset))]
+    UnknownPreset {
+        name: String,
+        #[label("not a preset")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("invalid regex: {message}")]
+    #[diagnostic(code(kairos::invalid_regex))]
+    InvalidRegex {
+        message: String,
+        #[label("does not compile")]
+        span: SourceSpan,
+    },
+
+    #[error("invalid glob `{glob}`: {message}")]
+    #[diagnostic(code(kairos::invalid_glob))]
+    InvalidGlob {
+        glob: String,
+        message: String,
+        #[label("does not compile")]
+        span: SourceSpan,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(kairos::invalid_value))]
+    InvalidValue {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+}
+
+/// A "did you mean" help line for `name` among `candidates`, when one is close enough.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, c)| (d, c.len()))
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+/// Levenshtein distance over chars, with one row of memory.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
+/// The errors of one file together with its source.
+#[derive(Debug)]
+pub struct Diagnostics {
+    pub source: Arc<NamedSource<String>>,
+    pub errors: Vec<WorkflowError>,
+}
+
+/// A diagnostic flattened to data, for `--format json`.
+#[derive(Debug, serde::Serialize)]
+pub struct DiagnosticRecord {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub code: String,
+    pub message: String,
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Diagnostics {
+    pub fn file_name(&self) -> &str {
+        self.source.name()
+    }
+
+    /// Renders each error as a miette report with the file's snippet.
+    pub fn render(&self, out: &mut String) {
+        let handler = miette::GraphicalReportHandler::new_themed(theme());
+        for error in &self.errors {
+            let with_source = WithSource {
+                error,
+                source: &self.source,
+            };
+            let _ = handler.render_report(out, &with_source);
+            out.push('\n');
+        }
+    }
+
+    pub fn records(&self) -> Vec<DiagnosticRecord> {
+        let text = self.source.inner();
+        let index = LineIndex::new(text);
+        self.errors
+            .iter()
+            .map(|error| {
+                let primary = error.labels().and_then(|mut l| l.next());
+                let offset = primary.as_ref().map_or(0, |l| l.offset());
+                let (line, column) = index.line_column(text, offset);
+                DiagnosticRecord {
+                    file: self.file_name().to_string(),
+                    line,
+                    column,
+                    code: error.code().map(|c| c.to_string()).unwrap_or_default(),
+                    message: error.to_string(),
+                    label: primary.and_then(|l| l.label().map(str::to_string)),
+                    help: error.help().map(|h| h.to_string()),
+                }
+            })
+            .collect()
+    }
+}
+
+fn theme() -> miette::GraphicalTheme {
+    let color = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    }
+}
+
+/// Attaches the file's source to one error for rendering, without cloning the source.
+struct WithSource<'a> {
+    error: &'a WorkflowError,
+    source: &'a NamedSource<String>,
+}
+
+impl std::fmt::Debug for WithSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::fmt::Display for WithSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for WithSource<'_> {}
+
+impl Diagnostic for WithSource<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.error.code()
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.error.help()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.error.labels()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(self.source)
+    }
+}
+
+/// Maps byte offsets to 1-based line and column (in characters).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(memchr_newlines(text).map(|i| i + 1));
+        Self { starts }
+    }
+
+    pub fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        let column = text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        (line + 1, column)
+    }
+}
+
+fn memchr_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.bytes()
+        .enumerate()
+        .filter_map(|(i, b)| (b == b'\n').then_some(i))
+}
+
+/// Shorthand used by the readers: a span to a miette span.
+pub fn ss(span: Span) -> SourceSpan {
+    span.into()
+}

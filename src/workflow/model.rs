@@ -1,0 +1,157 @@
+//! The validated workflow: what the engine runs and the reports describe.
+//!
+//! A [`Workflow`] can only be built by [`super::load`], after every check has passed, so its
+//! graph references only existing nodes and is acyclic; `nodes` is in declaration order.
+
+use super::read::Sp;
+use super::yaml::{self, Span};
+use crate::policy::{CapSet, PolicySpec};
+use crate::tools::ToolSpec;
+use std::time::Duration;
+
+/// Index of a node in [`Workflow::nodes`].
+pub type NodeIdx = u32;
+
+#[derive(Debug)]
+pub struct Workflow {
+    /// The file name as given on the command line.
+    pub file: String,
+    /// The exact source text.
+    pub source: String,
+    pub version: u64,
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub inputs: Vec<Input>,
+    pub defaults: Defaults,
+    pub policy: PolicySpec,
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<(String, Sp<String>)>,
+}
+
+#[derive(Debug)]
+pub struct Input {
+    pub name: String,
+    pub default: Option<serde_json::Value>,
+    pub description: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Default)]
+pub struct Defaults {
+    pub timeout: Option<Duration>,
+    pub retry: Option<Retry>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retry {
+    /// Total attempts, the first included.
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub factor: f64,
+    pub max_backoff: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub id: String,
+    /// The span of the id value.
+    pub span: Span,
+    pub kind: NodeKind,
+    /// `needs` as written.
+    pub needs: Vec<NodeIdx>,
+    /// Every node this one waits for and is skipped with: `needs`, plus the branch, fork or
+    /// join that implies it. Sorted, no duplicates.
+    pub deps: Vec<NodeIdx>,
+    /// Nodes whose values this node's expressions read but does not otherwise depend on:
+    /// it waits for them to resolve, without being skipped when they are. Sorted.
+    pub after: Vec<NodeIdx>,
+    pub condition: Option<Sp<String>>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<Retry>,
+    pub continue_on_error: bool,
+    pub priority: i64,
+    pub for_each: Option<ForEach>,
+    pub policy: Option<PolicySpec>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum NodeKind {
+    Task(Task),
+    Branch {
+        condition: Sp<String>,
+        then: Vec<NodeIdx>,
+        otherwise: Vec<NodeIdx>,
+    },
+    Fork(Vec<NodeIdx>),
+    Join(Vec<NodeIdx>),
+    Approval {
+        prompt: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Task {
+    pub tool: &'static ToolSpec,
+    /// Written as `run:` rather than `tool: shell`.
+    pub shorthand: bool,
+    /// The tool's arguments, `run:` included for the shorthand.
+    pub with: Vec<(String, yaml::Node)>,
+}
+
+#[derive(Debug)]
+pub enum ForEach {
+    Items(Vec<serde_json::Value>),
+    Expression(Sp<String>),
+}
+
+impl NodeKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeKind::Task(_) => "task",
+            NodeKind::Branch { .. } => "branch",
+            NodeKind::Fork(_) => "fork",
+            NodeKind::Join(_) => "join",
+            NodeKind::Approval { .. } => "approval",
+        }
+    }
+}
+
+impl Node {
+    /// "shell", "echo", ... for tasks; the kind for the others.
+    pub fn label(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Task(t) => t.tool.name,
+            other => other.name(),
+        }
+    }
+}
+
+impl Workflow {
+    /// Number of dependency edges (`deps` and `after`).
+    pub fn edge_count(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| n.deps.len() + n.after.len())
+            .sum()
+    }
+
+    /// The capabilities the workflow's tools need.
+    pub fn capabilities_needed(&self) -> CapSet {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Task(t) => Some(CapSet::of(t.tool.capabilities)),
+                _ => None,
+            })
+            .fold(CapSet::EMPTY, CapSet::union)
+    }
+
+    pub fn node_index(&self, id: &str) -> Option<NodeIdx> {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .map(|i| i as NodeIdx)
+    }
+}

@@ -1,0 +1,1027 @@
+//! Stage two: from the YAML tree to a validated [`Workflow`].
+//!
+//! Reading and checking happen in passes over the node list, each linear in the file: ids
+//! first (so references can be resolved in one look-up each), then every node's keys,
+//! expressions and references, then the graph (cycles, by Kahn's algorithm, iteratively).
+//! Errors are collected, sorted by position, and returned together.
+
+use super::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
+use super::duration;
+use super::expr::{self, Form, Scope};
+use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
+use super::read::{self, Errors, Fields, Sp};
+use super::yaml::{self, Span, Value};
+use crate::policy::PolicySpec;
+use crate::tools::{self, KeyKind, ToolSpec};
+use miette::{Diagnostic, LabeledSpan, NamedSource};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const WORKFLOW_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "seed",
+    "inputs",
+    "defaults",
+    "policy",
+    "nodes",
+    "outputs",
+];
+pub const NODE_KEYS: &[&str] = &[
+    "id",
+    "description",
+    "needs",
+    "if",
+    "timeout",
+    "retry",
+    "continue_on_error",
+    "priority",
+    "for_each",
+    "policy",
+    "run",
+    "tool",
+    "with",
+    "branch",
+    "fork",
+    "join",
+    "approval",
+];
+pub const KIND_KEYS: &[&str] = &["run", "tool", "branch", "fork", "join", "approval"];
+pub const INPUT_KEYS: &[&str] = &["default", "description"];
+pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
+pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "factor", "max_backoff"];
+pub const BRANCH_KEYS: &[&str] = &["if", "then", "else"];
+pub const APPROVAL_KEYS: &[&str] = &["prompt"];
+/// `with:` keys of a `run:` shorthand node.
+const SHORTHAND_WITH_KEYS: &[&str] = &["env", "cwd", "stdin"];
+
+/// Reads and checks a workflow. `file` is the name diagnostics show.
+pub fn load(file: &str, source: String) -> Result<Workflow, Diagnostics> {
+    let mut errors = Vec::new();
+    let workflow = match yaml::parse(&source) {
+        Ok(root) => Checker {
+            source: &source,
+            errors: &mut errors,
+        }
+        .workflow(&root),
+        Err(e) => {
+            errors.push(WorkflowError::Syntax {
+                message: e.message,
+                span: ss(e.span),
+            });
+            None
+        }
+    };
+    match workflow {
+        Some(mut w) if errors.is_empty() => {
+            w.file = file.to_string();
+            w.source = source;
+            Ok(w)
+        }
+        _ => {
+            errors.sort_by_key(primary_offset);
+            Err(Diagnostics {
+                source: Arc::new(NamedSource::new(file, source)),
+                errors,
+            })
+        }
+    }
+}
+
+fn primary_offset(e: &WorkflowError) -> usize {
+    e.labels()
+        .and_then(|mut l| l.next())
+        .map_or(0, |l| l.offset())
+}
+
+struct Checker<'s, 'e> {
+    source: &'s str,
+    errors: &'e mut Errors,
+}
+
+/// What pass one learns about a node.
+struct Head<'n> {
+    fields: Option<Fields<'n>>,
+    id: String,
+    valid_id: bool,
+    span: Span,
+}
+
+impl Checker<'_, '_> {
+    fn workflow(&mut self, root: &yaml::Node) -> Option<Workflow> {
+        read::check_duplicate_keys(root, self.errors);
+        let f = Fields::new(root, "workflow", WORKFLOW_KEYS, self.errors)?;
+
+        let version = f
+            .require("version", self.errors)
+            .and_then(|n| self.version(n));
+        let name = f
+            .require("name", self.errors)
+            .and_then(|n| read::string(n, self.errors));
+        if let Some(name) = &name {
+            if !valid_name(name) {
+                self.errors.push(WorkflowError::InvalidName {
+                    name: name.value.clone(),
+                    span: ss(name.span),
+                });
+            }
+        }
+        let description = f
+            .get("description")
+            .and_then(|n| read::string(n, self.errors))
+            .map(|s| s.value);
+        let seed = f
+            .get("seed")
+            .and_then(|n| read::non_negative(n, self.errors))
+            .map_or(0, |s| s.value);
+        let inputs = f.get("inputs").map(|n| self.inputs(n)).unwrap_or_default();
+        let defaults = f
+            .get("defaults")
+            .map(|n| self.defaults(n))
+            .unwrap_or_default();
+        let policy = f
+            .get("policy")
+            .map(|n| PolicySpec::read(n, self.errors))
+            .unwrap_or_default();
+
+        let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
+            Some((_, Value::Seq(items))) if !items.is_empty() => items,
+            Some((n, Value::Seq(_))) => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: "a workflow needs at least one node".into(),
+                    span: ss(n.span),
+                    label: "empty".into(),
+                    help: None,
+                });
+                &[]
+            }
+            Some((n, _)) => {
+                self.errors.push(read::wrong_type(n, "a list of nodes"));
+                &[]
+            }
+            None => &[],
+        };
+
+        // Pass one: ids.
+        let heads: Vec<Head<'_>> = items.iter().map(|item| self.head(item)).collect();
+        let mut ids: HashMap<&str, NodeIdx> = HashMap::with_capacity(heads.len());
+        for (i, head) in heads.iter().enumerate() {
+            if head.id.is_empty() || !head.valid_id {
+                continue;
+            }
+            if let Some(&first) = ids.get(head.id.as_str()) {
+                self.errors.push(WorkflowError::DuplicateId {
+                    id: head.id.clone(),
+                    first: ss(heads[first as usize].span),
+                    second: ss(head.span),
+                });
+            } else {
+                ids.insert(&head.id, i as NodeIdx);
+            }
+        }
+
+        // Pass two: every node.
+        let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        let mut nodes = Vec::with_capacity(heads.len());
+        for head in &heads {
+            nodes.push(self.node(head, &ids, &input_names, &defaults));
+        }
+        let outputs = f
+            .get("outputs")
+            .map(|n| self.outputs(n, &ids, &input_names))
+            .unwrap_or_default();
+
+        // A node that could not be read stands in as a kind-less placeholder so that the
+        // graph checks still run and report their errors too; a Workflow with errors is
+        // never returned.
+        let mut nodes: Vec<Node> = nodes
+            .into_iter()
+            .zip(&heads)
+            .map(|(node, head)| node.unwrap_or_else(|| placeholder(head)))
+            .collect();
+        self.max_call_keys(&policy, &ids);
+        for node in &nodes {
+            if let Some(p) = &node.policy {
+                self.max_call_keys(p, &ids);
+            }
+        }
+        link(&mut nodes);
+        self.check_acyclic(&nodes);
+
+        Some(Workflow {
+            file: String::new(),
+            source: String::new(),
+            version: version?,
+            name: name?.value,
+            description,
+            seed,
+            inputs,
+            defaults,
+            policy,
+            nodes,
+            outputs,
+        })
+    }
+
+    fn version(&mut self, n: &yaml::Node) -> Option<u64> {
+        match n.value {
+            Value::Int(1) => Some(1),
+            Value::Int(_) | Value::Float(_) => {
+                self.errors.push(WorkflowError::UnsupportedVersion {
+                    found: n.scalar_text(),
+                    span: ss(n.span),
+                });
+                None
+            }
+            _ => {
+                self.errors.push(read::wrong_type(n, "the integer 1"));
+                None
+            }
+        }
+    }
+
+    fn inputs(&mut self, n: &yaml::Node) -> Vec<Input> {
+        let Value::Map(entries) = &n.value else {
+            self.errors.push(read::wrong_type(
+                n,
+                "a mapping of input names to declarations",
+            ));
+            return Vec::new();
+        };
+        let mut inputs = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let Some(name) = read::string(key, self.errors) else {
+                continue;
+            };
+            if !valid_input_name(&name) {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!("invalid input name `{}`", name.value),
+                    span: ss(name.span),
+                    label: "not a valid input name".into(),
+                    help: Some(
+                        "input names are identifiers (letters, digits, `_`), used as `inputs.NAME`"
+                            .into(),
+                    ),
+                });
+            }
+            let (default, description) = match &value.value {
+                Value::Map(_) => {
+                    let Some(f) = Fields::new(value, "input", INPUT_KEYS, self.errors) else {
+                        continue;
+                    };
+                    (
+                        f.get("default").map(yaml::Node::to_json),
+                        f.get("description")
+                            .and_then(|d| read::string(d, self.errors))
+                            .map(|s| s.value),
+                    )
+                }
+                Value::Seq(_) => {
+                    self.errors.push(read::wrong_type(
+                        value,
+                        "a mapping with `default` and `description`, or a default value",
+                    ));
+                    continue;
+                }
+                Value::Null => (None, None),
+                _ => (Some(value.to_json()), None),
+            };
+            inputs.push(Input {
+                name: name.value,
+                default,
+                description,
+                span: name.span,
+            });
+        }
+        inputs
+    }
+
+    fn defaults(&mut self, n: &yaml::Node) -> Defaults {
+        let Some(f) = Fields::new(n, "defaults", DEFAULTS_KEYS, self.errors) else {
+            return Defaults::default();
+        };
+        Defaults {
+            timeout: f.get("timeout").and_then(|n| self.duration(n)),
+            retry: f.get("retry").and_then(|n| self.retry(n)),
+        }
+    }
+
+    fn duration(&mut self, n: &yaml::Node) -> Option<Duration> {
+        match &n.value {
+            Value::Str(s) => {
+                let d = duration::parse(s);
+                if d.is_none() {
+                    self.errors.push(WorkflowError::InvalidDuration {
+                        text: s.clone(),
+                        span: ss(n.span),
+                    });
+                }
+                d
+            }
+            Value::Int(_) | Value::Float(_) => {
+                self.errors.push(WorkflowError::InvalidDuration {
+                    text: n.scalar_text(),
+                    span: ss(n.span),
+                });
+                None
+            }
+            _ => {
+                self.errors
+                    .push(read::wrong_type(n, "a duration such as `30s`"));
+                None
+            }
+        }
+    }
+
+    fn retry(&mut self, n: &yaml::Node) -> Option<Retry> {
+        let f = Fields::new(n, "retry", RETRY_KEYS, self.errors)?;
+        let attempts = f
+            .require("attempts", self.errors)
+            .and_then(|a| read::integer(a, self.errors));
+        let attempts = attempts.and_then(|a| match u32::try_from(a.value) {
+            Ok(v) if v >= 1 => Some(v),
+            _ => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!("retry attempts must be at least 1, found {}", a.value),
+                    span: ss(a.span),
+                    label: "out of range".into(),
+                    help: Some("`attempts` counts every attempt, the first included".into()),
+                });
+                None
+            }
+        });
+        let backoff = f
+            .get("backoff")
+            .map_or(Some(Duration::from_secs(1)), |b| self.duration(b));
+        let factor = match f.get("factor") {
+            None => Some(2.0),
+            Some(n) => read::number(n, self.errors).and_then(|x| {
+                if x.value >= 1.0 && x.value.is_finite() {
+                    Some(x.value)
+                } else {
+                    self.errors.push(WorkflowError::InvalidValue {
+                        message: format!("backoff factor must be at least 1, found {}", x.value),
+                        span: ss(x.span),
+                        label: "out of range".into(),
+                        help: None,
+                    });
+                    None
+                }
+            }),
+        };
+        let max_backoff = match f.get("max_backoff") {
+            None => None,
+            Some(n) => Some(self.duration(n)?),
+        };
+        Some(Retry {
+            attempts: attempts?,
+            backoff: backoff?,
+            factor: factor?,
+            max_backoff,
+        })
+    }
+
+    fn head<'n>(&mut self, item: &'n yaml::Node) -> Head<'n> {
+        let fields = Fields::new(item, "node", NODE_KEYS, self.errors);
+        let mut head = Head {
+            id: String::new(),
+            valid_id: true,
+            span: item.span,
+            fields: None,
+        };
+        if let Some(f) = &fields {
+            if let Some(id) = f
+                .require("id", self.errors)
+                .and_then(|n| read::string(n, self.errors))
+            {
+                if !valid_id(&id) {
+                    self.errors.push(WorkflowError::InvalidId {
+                        id: id.value.clone(),
+                        span: ss(id.span),
+                    });
+                    head.valid_id = false;
+                }
+                head.id = id.value;
+                head.span = id.span;
+            }
+        }
+        head.fields = fields;
+        head
+    }
+
+    /// Resolves a list of node ids.
+    fn refs(
+        &mut self,
+        n: &yaml::Node,
+        role: &'static str,
+        ids: &HashMap<&str, NodeIdx>,
+    ) -> Vec<Sp<NodeIdx>> {
+        read::string_list(n, self.errors)
+            .into_iter()
+            .filter_map(|id| match ids.get(id.as_str()) {
+                Some(&idx) => Some(Sp::new(idx, id.span)),
+                None => {
+                    self.errors.push(WorkflowError::UnknownNode {
+                        help: did_you_mean(&id, ids.keys().copied()),
+                        id: id.value,
+                        role,
+                        span: ss(id.span),
+                    });
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn expr(&mut self, text: &Sp<String>, form: Form, scope: &Scope<'_>, used: &mut Vec<NodeIdx>) {
+        used.extend(expr::check(text, form, scope, self.source, self.errors));
+    }
+
+    /// Checks every string inside a structured value as a template.
+    fn value_templates(&mut self, n: &yaml::Node, scope: &Scope<'_>, used: &mut Vec<NodeIdx>) {
+        let mut stack = vec![n];
+        while let Some(n) = stack.pop() {
+            match &n.value {
+                Value::Str(s) => {
+                    self.expr(&Sp::new(s.clone(), n.span), Form::Template, scope, used)
+                }
+                Value::Seq(items) => stack.extend(items),
+                Value::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
+                _ => {}
+            }
+        }
+    }
+
+    fn node(
+        &mut self,
+        head: &Head<'_>,
+        ids: &HashMap<&str, NodeIdx>,
+        inputs: &[&str],
+        defaults: &Defaults,
+    ) -> Option<Node> {
+        let f = head.fields.as_ref()?;
+        let needs: Vec<NodeIdx> = f
+            .get("needs")
+            .map(|n| self.refs(n, "needs", ids))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.value)
+            .collect();
+        let scope = Scope {
+            nodes: ids,
+            inputs,
+            loop_vars: f.get("for_each").is_some(),
+        };
+        let mut used = Vec::new();
+
+        let condition = f.get("if").and_then(|n| read::string(n, self.errors));
+        if let Some(c) = &condition {
+            self.expr(c, Form::Expression, &scope, &mut used);
+        }
+        let for_each = f.get("for_each").and_then(|n| match &n.value {
+            Value::Seq(items) => Some(ForEach::Items(
+                items.iter().map(yaml::Node::to_json).collect(),
+            )),
+            Value::Str(s) => {
+                let text = Sp::new(s.clone(), n.span);
+                let outer = Scope {
+                    loop_vars: false,
+                    ..scope
+                };
+                self.expr(&text, Form::Expression, &outer, &mut used);
+                Some(ForEach::Expression(text))
+            }
+            _ => {
+                self.errors.push(read::wrong_type(
+                    n,
+                    "a list, or an expression that gives a list",
+                ));
+                None
+            }
+        });
+        let timeout = f
+            .get("timeout")
+            .and_then(|n| self.duration(n))
+            .or(defaults.timeout);
+        let retry = match f.get("retry") {
+            Some(n) => self.retry(n),
+            None => defaults.retry.clone(),
+        };
+        let continue_on_error = f
+            .get("continue_on_error")
+            .and_then(|n| read::boolean(n, self.errors))
+            .is_some_and(|b| b.value);
+        let priority = f
+            .get("priority")
+            .and_then(|n| read::integer(n, self.errors))
+            .map_or(0, |p| p.value);
+        let policy = f.get("policy").map(|n| PolicySpec::read(n, self.errors));
+        let description = f
+            .get("description")
+            .and_then(|n| read::string(n, self.errors))
+            .map(|s| s.value);
+
+        let kinds: Vec<(&'static str, Span)> = KIND_KEYS
+            .iter()
+            .filter_map(|&k| f.key_span(k).map(|s| (k, s)))
+            .collect();
+        let with = f.get("with");
+        let kind = match kinds.as_slice() {
+            [] => {
+                self.errors.push(WorkflowError::NoKind {
+                    id: head.id.clone(),
+                    span: ss(head.span),
+                });
+                None
+            }
+            [(first_kind, first), (second_kind, second), ..] => {
+                self.errors.push(WorkflowError::TwoKinds {
+                    id: head.id.clone(),
+                    first_kind,
+                    second_kind,
+                    first: ss(*first),
+                    second: ss(*second),
+                });
+                None
+            }
+            [(kind, _)] => {
+                if with.is_some() && !matches!(*kind, "run" | "tool") {
+                    self.errors.push(WorkflowError::InvalidValue {
+                        message: format!("`with` belongs to task nodes, not to a `{kind}` node"),
+                        span: ss(f.key_span("with").unwrap_or(head.span)),
+                        label: "not used by this node".into(),
+                        help: None,
+                    });
+                }
+                let value = f.get(kind).expect("kind key present");
+                self.kind(&head.id, kind, value, with, &scope, ids, &mut used)
+            }
+        };
+
+        used.sort_unstable();
+        used.dedup();
+        Some(Node {
+            id: head.id.clone(),
+            span: head.span,
+            kind: kind.unwrap_or(NodeKind::Fork(Vec::new())),
+            deps: needs.clone(),
+            needs,
+            after: used,
+            condition,
+            timeout,
+            retry,
+            continue_on_error,
+            priority,
+            for_each,
+            policy,
+            description,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn kind(
+        &mut self,
+        id: &str,
+        kind: &str,
+        value: &yaml::Node,
+        with: Option<&yaml::Node>,
+        scope: &Scope<'_>,
+        ids: &HashMap<&str, NodeIdx>,
+        used: &mut Vec<NodeIdx>,
+    ) -> Option<NodeKind> {
+        match kind {
+            "run" => {
+                let run = read::string(value, self.errors)?;
+                self.expr(&run, Form::Template, scope, used);
+                let tool = tools::find("shell").expect("shell is a built-in tool");
+                let mut args = vec![("run".to_string(), value.clone())];
+                args.extend(self.with(tool, with, SHORTHAND_WITH_KEYS, value.span, scope, used)?);
+                Some(NodeKind::Task(Task {
+                    tool,
+                    shorthand: true,
+                    with: args,
+                }))
+            }
+            "tool" => {
+                let name = read::string(value, self.errors)?;
+                let Some(tool) = tools::find(&name) else {
+                    self.errors.push(WorkflowError::UnknownTool {
+                        help: did_you_mean(&name, tools::names()).or_else(|| {
+                            Some(format!(
+                                "built-in tools: {}",
+                                tools::names().collect::<Vec<_>>().join(", ")
+                            ))
+                        }),
+                        name: name.value,
+                        span: ss(name.span),
+                    });
+                    return None;
+                };
+                let keys: Vec<&'static str> = tool.key_names().collect();
+                let with = self.with(tool, with, &keys, name.span, scope, used)?;
+                Some(NodeKind::Task(Task {
+                    tool,
+                    shorthand: false,
+                    with,
+                }))
+            }
+            "branch" => {
+                let f = Fields::new(value, "branch", BRANCH_KEYS, self.errors)?;
+                let condition = f
+                    .require("if", self.errors)
+                    .and_then(|n| read::string(n, self.errors));
+                if let Some(c) = &condition {
+                    self.expr(c, Form::Expression, scope, used);
+                }
+                let then = f
+                    .require("then", self.errors)
+                    .map(|n| self.refs(n, "then", ids))
+                    .unwrap_or_default();
+                let otherwise = f
+                    .get("else")
+                    .map(|n| self.refs(n, "else", ids))
+                    .unwrap_or_default();
+                for e in &otherwise {
+                    if let Some(t) = then.iter().find(|t| t.value == e.value) {
+                        let arm = self
+                            .source
+                            .get(e.span.offset..e.span.end())
+                            .unwrap_or_default();
+                        self.errors.push(WorkflowError::BothArms {
+                            id: arm.trim_matches(['"', '\'']).to_string(),
+                            branch: id.to_string(),
+                            then_span: ss(t.span),
+                            else_span: ss(e.span),
+                        });
+                    }
+                }
+                Some(NodeKind::Branch {
+                    condition: condition?,
+                    then: then.into_iter().map(|s| s.value).collect(),
+                    otherwise: otherwise.into_iter().map(|s| s.value).collect(),
+                })
+            }
+            "fork" => Some(NodeKind::Fork(
+                self.refs(value, "fork", ids)
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect(),
+            )),
+            "join" => Some(NodeKind::Join(
+                self.refs(value, "join", ids)
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect(),
+            )),
+            "approval" => {
+                let f = Fields::new(value, "approval", APPROVAL_KEYS, self.errors)?;
+                let prompt = f
+                    .require("prompt", self.errors)
+                    .and_then(|n| read::string(n, self.errors))?;
+                self.expr(&prompt, Form::Template, scope, used);
+                Some(NodeKind::Approval {
+                    prompt: prompt.value,
+                })
+            }
+            _ => unreachable!("KIND_KEYS covers every kind"),
+        }
+    }
+
+    /// Reads and checks a task's `with:` against its tool.
+    fn with(
+        &mut self,
+        tool: &'static ToolSpec,
+        with: Option<&yaml::Node>,
+        allowed: &[&'static str],
+        tool_span: Span,
+        scope: &Scope<'_>,
+        used: &mut Vec<NodeIdx>,
+    ) -> Option<Vec<(String, yaml::Node)>> {
+        let entries: &[(yaml::Node, yaml::Node)] = match with.map(|w| (w, &w.value)) {
+            None | Some((_, Value::Null)) => &[],
+            Some((_, Value::Map(entries))) => entries,
+            Some((w, _)) => {
+                self.errors.push(read::wrong_type(
+                    w,
+                    &format!("a mapping of `{}` arguments", tool.name),
+                ));
+                return None;
+            }
+        };
+        let context = format!("`with` of tool `{}`", tool.name);
+        let mut ok = true;
+        let mut args = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let name = key.scalar_text();
+            let spec = tool.key(&name).filter(|_| allowed.contains(&name.as_str()));
+            let Some(spec) = spec else {
+                self.errors.push(WorkflowError::UnknownKey {
+                    help: did_you_mean(&name, allowed.iter().copied()).or_else(|| {
+                        Some(if allowed.is_empty() {
+                            format!("tool `{}` takes no arguments", tool.name)
+                        } else {
+                            format!("`{}` takes: {}", tool.name, allowed.join(", "))
+                        })
+                    }),
+                    key: name,
+                    context: context.clone(),
+                    span: ss(key.span),
+                });
+                ok = false;
+                continue;
+            };
+            match spec.kind {
+                KeyKind::Template => match &value.value {
+                    Value::Str(s) => {
+                        self.expr(&Sp::new(s.clone(), value.span), Form::Template, scope, used)
+                    }
+                    Value::Seq(_) | Value::Map(_) | Value::Null => {
+                        self.errors.push(read::wrong_type(value, "a string"));
+                        ok = false;
+                    }
+                    _ => {}
+                },
+                KeyKind::Expression => match read::string(value, self.errors) {
+                    Some(s) => self.expr(&s, Form::Expression, scope, used),
+                    None => ok = false,
+                },
+                KeyKind::Value => self.value_templates(value, scope, used),
+                KeyKind::Duration => ok &= self.duration(value).is_some(),
+            }
+            args.push((name, value.clone()));
+        }
+        let given = |k: &str| entries.iter().any(|(key, _)| key.as_str() == Some(k));
+        for spec in tool
+            .keys
+            .iter()
+            .filter(|k| k.required && allowed.contains(&k.name))
+        {
+            if !given(spec.name) {
+                self.errors.push(WorkflowError::MissingKey {
+                    key: spec.name.to_string(),
+                    context: context.clone(),
+                    span: ss(with.map_or(tool_span, |w| w.span)),
+                    help: Some(format!("`{}`: {}", spec.name, spec.doc)),
+                });
+                ok = false;
+            }
+        }
+        for group in tool.one_of {
+            let group: Vec<&str> = group
+                .iter()
+                .copied()
+                .filter(|k| allowed.contains(k))
+                .collect();
+            if group.len() < 2 {
+                continue;
+            }
+            let count = group.iter().filter(|k| given(k)).count();
+            if count != 1 {
+                let list = group
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: if count == 0 {
+                        format!("tool `{}` needs one of {list}", tool.name)
+                    } else {
+                        format!("tool `{}` takes only one of {list}", tool.name)
+                    },
+                    span: ss(with.map_or(tool_span, |w| w.span)),
+                    label: if count == 0 {
+                        "missing argument"
+                    } else {
+                        "conflicting arguments"
+                    }
+                    .into(),
+                    help: None,
+                });
+                ok = false;
+            }
+        }
+        ok.then_some(args)
+    }
+
+    fn outputs(
+        &mut self,
+        n: &yaml::Node,
+        ids: &HashMap<&str, NodeIdx>,
+        inputs: &[&str],
+    ) -> Vec<(String, Sp<String>)> {
+        let Value::Map(entries) = &n.value else {
+            self.errors.push(read::wrong_type(
+                n,
+                "a mapping of output names to templates",
+            ));
+            return Vec::new();
+        };
+        let scope = Scope {
+            nodes: ids,
+            inputs,
+            loop_vars: false,
+        };
+        let mut outputs = Vec::new();
+        for (key, value) in entries {
+            let (Some(name), Some(template)) = (
+                read::scalar_text(key, self.errors),
+                read::scalar_text(value, self.errors),
+            ) else {
+                continue;
+            };
+            self.expr(&template, Form::Template, &scope, &mut Vec::new());
+            outputs.push((name.value, template));
+        }
+        outputs
+    }
+
+    fn max_call_keys<'a>(&mut self, policy: &PolicySpec, ids: &HashMap<&'a str, NodeIdx>) {
+        for (key, _) in &policy.max_calls {
+            if tools::find(key).is_none() && !ids.contains_key(key.as_str()) {
+                self.errors.push(WorkflowError::UnknownNode {
+                    help: did_you_mean(
+                        key,
+                        ids.keys()
+                            .copied()
+                            .chain(tools::names().map(|n| -> &str { n })),
+                    )
+                    .or_else(|| {
+                        Some("`max_calls` limits a tool (by name) or a node (by id)".into())
+                    }),
+                    id: key.value.clone(),
+                    role: "max_calls",
+                    span: ss(key.span),
+                });
+            }
+        }
+    }
+
+    /// Reports every dependency cycle. Linear: Kahn's algorithm, then one walk back along
+    /// the unfinished nodes' dependencies, which must close a cycle.
+    fn check_acyclic(&mut self, nodes: &[Node]) {
+        let n = nodes.len();
+        let preds = |i: usize| {
+            nodes[i]
+                .deps
+                .iter()
+                .chain(&nodes[i].after)
+                .map(|&d| d as usize)
+        };
+        let mut indegree: Vec<u32> = (0..n).map(|i| preds(i).count() as u32).collect();
+        let mut succ_start = vec![0usize; n + 1];
+        for i in 0..n {
+            for p in preds(i) {
+                succ_start[p + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            succ_start[i + 1] += succ_start[i];
+        }
+        let mut fill = succ_start.clone();
+        let mut succs = vec![0usize; succ_start[n]];
+        for i in 0..n {
+            for p in preds(i) {
+                succs[fill[p]] = i;
+                fill[p] += 1;
+            }
+        }
+        let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut done = vec![false; n];
+        while let Some(i) = queue.pop() {
+            done[i] = true;
+            for &s in &succs[succ_start[i]..succ_start[i + 1]] {
+                indegree[s] -= 1;
+                if indegree[s] == 0 {
+                    queue.push(s);
+                }
+            }
+        }
+        // 0 = not visited, 1 = on the current walk (position + 2 stored in `at`), 2 = finished.
+        let mut state = vec![0u8; n];
+        let mut at = vec![0usize; n];
+        for start in 0..n {
+            if done[start] || state[start] != 0 {
+                continue;
+            }
+            let mut walk = Vec::new();
+            let mut v = start;
+            loop {
+                if state[v] == 2 {
+                    break;
+                }
+                if state[v] == 1 {
+                    let cycle = &walk[at[v]..];
+                    self.errors.push(cycle_error(nodes, cycle));
+                    break;
+                }
+                state[v] = 1;
+                at[v] = walk.len();
+                walk.push(v);
+                v = preds(v)
+                    .find(|&p| !done[p])
+                    .expect("an unfinished node waits for an unfinished node");
+            }
+            for w in walk {
+                state[w] = 2;
+            }
+        }
+    }
+}
+
+fn placeholder(head: &Head<'_>) -> Node {
+    Node {
+        id: head.id.clone(),
+        span: head.span,
+        kind: NodeKind::Fork(Vec::new()),
+        needs: Vec::new(),
+        deps: Vec::new(),
+        after: Vec::new(),
+        condition: None,
+        timeout: None,
+        retry: None,
+        continue_on_error: false,
+        priority: 0,
+        for_each: None,
+        policy: None,
+        description: None,
+    }
+}
+
+fn cycle_error(nodes: &[Node], cycle: &[usize]) -> WorkflowError {
+    let mut path: Vec<&str> = cycle.iter().map(|&i| nodes[i].id.as_str()).collect();
+    path.push(&nodes[cycle[0]].id);
+    let labels = cycle
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let next = &nodes[cycle[(k + 1) % cycle.len()]].id;
+            LabeledSpan::new_with_span(
+                Some(format!("`{}` waits for `{next}`", nodes[i].id)),
+                ss(nodes[i].span),
+            )
+        })
+        .collect();
+    WorkflowError::Cycle {
+        path: path.join(" -> "),
+        labels,
+    }
+}
+
+/// Adds the implied dependencies: branch arms need the branch, fork children need the fork,
+/// a join needs what it joins. `after` keeps only what `deps` does not already cover.
+fn link(nodes: &mut [Node]) {
+    let mut implied: Vec<(usize, NodeIdx)> = Vec::new();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        match &node.kind {
+            NodeKind::Branch {
+                then, otherwise, ..
+            } => {
+                implied.extend(
+                    then.iter()
+                        .chain(otherwise)
+                        .map(|&c| (c as usize, i as NodeIdx)),
+                );
+            }
+            NodeKind::Fork(children) => {
+                implied.extend(children.iter().map(|&c| (c as usize, i as NodeIdx)))
+            }
+            NodeKind::Join(parents) => {
+                let parents = parents.clone();
+                node.deps.extend(parents);
+            }
+            _ => {}
+        }
+    }
+    for (child, parent) in implied {
+        nodes[child].deps.push(parent);
+    }
+    for node in nodes.iter_mut() {
+        node.deps.sort_unstable();
+        node.deps.dedup();
+        let deps = &node.deps;
+        node.after.retain(|a| deps.binary_search(a).is_err());
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+}
+
+/// Node ids: a letter or `_`, then letters, digits, `_` or `-`; at most 64 bytes. No `.`,
+/// `[` or `]`, which expressions and `for_each` instance ids (`id[3]`) use.
+pub fn valid_id(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    s.len() <= 64
+        && matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn valid_input_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}

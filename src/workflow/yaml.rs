@@ -1,0 +1,250 @@
+//! Stage one of parsing: YAML text to a tree of values that remember where they came from.
+//!
+//! serde-saphyr parses the document into [`Node`]s, each carrying the byte span of its source
+//! text. Nothing here knows what a workflow is; `workflow::raw` reads the tree, so that every
+//! problem in a file (unknown keys, wrong types, duplicate keys) can be collected and reported
+//! together instead of stopping at the first serde error.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// A byte range in the workflow source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    pub const fn new(offset: usize, len: usize) -> Self {
+        Self { offset, len }
+    }
+
+    pub const fn end(self) -> usize {
+        self.offset + self.len
+    }
+}
+
+impl From<Span> for miette::SourceSpan {
+    fn from(span: Span) -> Self {
+        (span.offset, span.len).into()
+    }
+}
+
+/// A YAML value with its span.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub span: Span,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in source order. Duplicate keys are kept so that validation can report them.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Value {
+    /// What a user would call this kind of value, for "expected X, found Y" messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Converts the tree to JSON (keys as strings, later duplicates win).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    map.insert(k.scalar_text(), v.to_json());
+                }
+                J::Object(map)
+            }
+        }
+    }
+
+    /// The text of a scalar as a key or a string would use it.
+    pub fn scalar_text(&self) -> String {
+        match &self.value {
+            Value::Null => "null".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Str(s) => s.clone(),
+            Value::Seq(_) | Value::Map(_) => String::new(),
+        }
+    }
+}
+
+/// The part of a YAML syntax error that diagnostics need.
+#[derive(Debug)]
+pub struct SyntaxError {
+    pub message: String,
+    pub span: Span,
+}
+
+/// Parses one YAML document into a [`Node`] tree.
+pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        strict_booleans: true,
+    };
+    match serde_saphyr::from_str_with_options::<Spanned<Value>>(source, options) {
+        Ok(spanned) => Ok(node_from(spanned, source.len())),
+        Err(err) => {
+            let inner = err.without_snippet();
+            // Parser errors carry line and column but not always a byte offset.
+            let span = inner
+                .location()
+                .map(|loc| {
+                    let span = loc.span();
+                    let len = span
+                        .byte_len()
+                        .filter(|&l| l != u64::from(u32::MAX))
+                        .unwrap_or(1) as usize;
+                    match span.byte_offset().filter(|&o| o != u64::from(u32::MAX)) {
+                        Some(o) => Span::new(o as usize, len),
+                        None => Span::new(offset_of(source, loc.line(), loc.column()), 1),
+                    }
+                })
+                .map(|s| clamp(s, source.len()))
+                .unwrap_or_default();
+            Err(SyntaxError {
+                message: strip_location_suffix(&inner.to_string()),
+                span,
+            })
+        }
+    }
+}
+
+/// The byte offset of a 1-based line and character column.
+fn offset_of(source: &str, line: u64, column: u64) -> usize {
+    let line_start: usize = source
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let rest = &source[line_start.min(source.len())..];
+    line_start
+        + rest
+            .char_indices()
+            .nth(column.saturating_sub(1) as usize)
+            .map_or(rest.len(), |(i, _)| i)
+}
+
+fn strip_location_suffix(msg: &str) -> String {
+    // serde-saphyr appends " at line X, column Y"; diagnostics show the location themselves.
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].trim_end().to_string(),
+        None => msg.trim_end().to_string(),
+    }
+}
+
+fn clamp(span: Span, len: usize) -> Span {
+    let offset = span.offset.min(len);
+    Span::new(offset, span.len.min(len - offset))
+}
+
+fn node_from(spanned: Spanned<Value>, source_len: usize) -> Node {
+    let loc = spanned.referenced.span();
+    let span = Span::new(
+        loc.byte_offset().unwrap_or(0) as usize,
+        loc.byte_len().unwrap_or(0) as usize,
+    );
+    Node {
+        span: clamp(span, source_len),
+        value: spanned.value,
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .or(Ok(Value::Float(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Value>>()? {
+            items.push(node_from(item, usize::MAX));
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Value>>()? {
+            let value = map.next_value::<Spanned<Value>>()?;
+            entries.push((node_from(key, usize::MAX), node_from(value, usize::MAX)));
+        }
+        Ok(Value::Map(entries))
+    }
+}
