@@ -37,7 +37,10 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
         .render(&mut buf)
         .expect("rendering to memory succeeds");
     out.push(("man/kairos.1".to_string(), buf));
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         let name = format!("kairos-{}", sub.get_name());
         let page = sub
             .clone()

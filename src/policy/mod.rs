@@ -278,25 +278,25 @@ impl PolicySpec {
                 }
             }
         }
-        if let Some(n) = f.get("paths") {
-            if let Some(paths) = Fields::new(n, "paths", &["read", "write"], errors) {
-                for (key, slot) in [
-                    ("read", &mut spec.paths_read),
-                    ("write", &mut spec.paths_write),
-                ] {
-                    if let Some(n) = paths.get(key) {
-                        *slot = read::string_list(n, errors);
-                        for glob in slot.iter() {
-                            if let Err(e) = globset::GlobBuilder::new(glob)
-                                .literal_separator(true)
-                                .build()
-                            {
-                                errors.push(WorkflowError::InvalidGlob {
-                                    glob: glob.value.clone(),
-                                    message: e.kind().to_string(),
-                                    span: ss(glob.span),
-                                });
-                            }
+        if let Some(n) = f.get("paths")
+            && let Some(paths) = Fields::new(n, "paths", &["read", "write"], errors)
+        {
+            for (key, slot) in [
+                ("read", &mut spec.paths_read),
+                ("write", &mut spec.paths_write),
+            ] {
+                if let Some(n) = paths.get(key) {
+                    *slot = read::string_list(n, errors);
+                    for glob in slot.iter() {
+                        if let Err(e) = globset::GlobBuilder::new(glob)
+                            .literal_separator(true)
+                            .build()
+                        {
+                            errors.push(WorkflowError::InvalidGlob {
+                                glob: glob.value.clone(),
+                                message: e.kind().to_string(),
+                                span: ss(glob.span),
+                            });
                         }
                     }
                 }
@@ -370,8 +370,7 @@ fn capabilities(node: &Node, errors: &mut Errors) -> Vec<Sp<Capability>> {
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

@@ -291,20 +291,53 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
-/// Levenshtein distance over chars, with one row of memory.
+/// Edit distance counting an insertion, a deletion, a substitution or a swap of two
+/// neighbouring characters as one edit (optimal string alignment), so `frist` is one edit
+/// from `first`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let up = row[j + 1];
-            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
-            diag = up;
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for (j, cell) in d.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        d[i * width] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_counts_swaps_as_one_edit() {
+        assert_eq!(edit_distance("frist", "first"), 1);
+        assert_eq!(edit_distance("neds", "needs"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn suggestions_only_when_close() {
+        assert_eq!(
+            did_you_mean("shel", ["shell", "sleep"]).as_deref(),
+            Some("did you mean `shell`?")
+        );
+        assert_eq!(did_you_mean("zzz", ["shell", "sleep"]), None);
+    }
 }
 
 /// The errors of one file together with its source.

@@ -108,7 +108,7 @@ pub fn check(
                             errors.push(WorkflowError::UnknownReference {
                                 what: "node field",
                                 name: attr.to_string(),
-                                span: ss(find_in(text, source, &format!("{id}.{attr}"))),
+                                span: ss(field_span(text, source, id, attr)),
                                 help: did_you_mean(attr, NODE_FIELDS.iter().copied()).or_else(
                                     || Some(format!("a node has: {}", NODE_FIELDS.join(", "))),
                                 ),
@@ -192,6 +192,16 @@ fn unknown_node(id: &str, text: &Sp<String>, source: &str, scope: &Scope<'_>) ->
         name: id.to_string(),
         span: ss(find_in(text, source, id)),
         help: did_you_mean(id, scope.nodes.keys().copied()),
+    }
+}
+
+/// The span of `attr` in `ID.attr`, or of the whole value.
+fn field_span(text: &Sp<String>, source: &str, id: &str, attr: &str) -> Span {
+    let whole = find_in(text, source, &format!("{id}.{attr}"));
+    if whole == text.span {
+        whole
+    } else {
+        Span::new(whole.offset + id.len() + 1, attr.len())
     }
 }
 

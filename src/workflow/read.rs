@@ -51,12 +51,12 @@ impl<'n> Fields<'n> {
             return None;
         };
         for (key, _) in entries {
-            let name = key.scalar_text();
-            if !known.contains(&name.as_str()) {
+            let name = key.key_text();
+            if !known.contains(&name.as_ref()) {
                 errors.push(WorkflowError::UnknownKey {
                     help: did_you_mean(&name, known.iter().copied())
                         .or_else(|| Some(format!("known keys: {}", known.join(", ")))),
-                    key: name,
+                    key: name.into_owned(),
                     context: context.to_string(),
                     span: ss(key.span),
                 });
@@ -140,6 +140,14 @@ pub fn scalar_text(node: &Node, errors: &mut Errors) -> Option<Sp<String>> {
     }
 }
 
+/// An expression: a string, or a YAML boolean (`if: true`) taken as the literal.
+pub fn expression(node: &Node, errors: &mut Errors) -> Option<Sp<String>> {
+    match node.value {
+        Value::Bool(b) => Some(Sp::new(b.to_string(), node.span)),
+        _ => string(node, errors),
+    }
+}
+
 pub fn boolean(node: &Node, errors: &mut Errors) -> Option<Sp<bool>> {
     match node.value {
         Value::Bool(b) => Some(Sp::new(b, node.span)),
@@ -192,6 +200,15 @@ pub fn number(node: &Node, errors: &mut Errors) -> Option<Sp<f64>> {
 pub fn string_list(node: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
     match &node.value {
         Value::Seq(items) => items.iter().filter_map(|i| string(i, errors)).collect(),
+        Value::Str(s) => {
+            errors.push(WorkflowError::WrongType {
+                expected: "a list of strings".into(),
+                found: node.value.kind(),
+                span: ss(node.span),
+                help: Some(format!("write a list, even of one item: `[{s}]`")),
+            });
+            Vec::new()
+        }
         _ => {
             errors.push(wrong_type(node, "a list of strings"));
             Vec::new()
@@ -199,7 +216,8 @@ pub fn string_list(node: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
     }
 }
 
-/// Reports every duplicate key anywhere in the tree. Iterative, so deep documents are fine.
+/// Reports every duplicate key anywhere in the tree. Iterative, so deep documents are fine;
+/// small mappings (nearly all of them) are checked by scanning, without hashing.
 pub fn check_duplicate_keys(root: &Node, errors: &mut Errors) {
     let mut stack = vec![root];
     let mut seen = std::collections::HashMap::new();
@@ -207,22 +225,37 @@ pub fn check_duplicate_keys(root: &Node, errors: &mut Errors) {
         match &node.value {
             Value::Seq(items) => stack.extend(items.iter().rev()),
             Value::Map(entries) => {
-                seen.clear();
-                for (key, _) in entries {
-                    let text = key.scalar_text();
-                    if let Some(first) = seen.get(&text) {
-                        errors.push(WorkflowError::DuplicateKey {
-                            key: text,
-                            first: ss(*first),
-                            second: ss(key.span),
-                        });
-                    } else {
-                        seen.insert(text, key.span);
+                if entries.len() <= 16 {
+                    for (i, (key, _)) in entries.iter().enumerate() {
+                        let text = key.key_text();
+                        if let Some((first, _)) =
+                            entries[..i].iter().find(|(k, _)| k.key_text() == text)
+                        {
+                            errors.push(duplicate(&text, first.span, key.span));
+                        }
+                    }
+                } else {
+                    seen.clear();
+                    for (key, _) in entries {
+                        let text = key.key_text();
+                        if let Some(first) = seen.get(&text) {
+                            errors.push(duplicate(&text, *first, key.span));
+                        } else {
+                            seen.insert(text, key.span);
+                        }
                     }
                 }
                 stack.extend(entries.iter().rev().map(|(_, v)| v));
             }
             _ => {}
         }
+    }
+}
+
+fn duplicate(key: &str, first: Span, second: Span) -> WorkflowError {
+    WorkflowError::DuplicateKey {
+        key: key.to_string(),
+        first: ss(first),
+        second: ss(second),
     }
 }

@@ -26,7 +26,7 @@ pub struct WorkflowDoc {
     /// Default RNG seed; `kairos run --seed N` overrides it.
     seed: Option<u64>,
     /// Inputs, overridable with `--input key=value`.
-    inputs: Option<BTreeMap<String, InputDoc>>,
+    inputs: Option<BTreeMap<String, InputEntry>>,
     /// Apply to every task node unless it says otherwise.
     defaults: Option<DefaultsDoc>,
     policy: Option<PolicyDoc>,
@@ -37,7 +37,15 @@ pub struct WorkflowDoc {
     outputs: Option<BTreeMap<String, String>>,
 }
 
-/// An input declaration (or just its default value).
+/// An input: a declaration, or just its default value.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum InputEntry {
+    Declared(InputDoc),
+    Default(serde_json::Value),
+}
+
+/// An input declaration.
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields)]
 struct InputDoc {
@@ -189,11 +197,7 @@ fn capability_list(_: &mut SchemaGenerator) -> Schema {
 
 /// The workflow schema as pretty JSON with a trailing newline.
 pub fn workflow_schema() -> String {
-    let mut schema = schemars::schema_for!(WorkflowDoc);
-    schema.insert(
-        "$id".into(),
-        "https://kairos.dev/schemas/workflow.schema.json".into(),
-    );
+    let schema = schemars::schema_for!(WorkflowDoc);
     let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
     text.push('\n');
     text

@@ -120,13 +120,13 @@ impl Checker<'_, '_> {
         let name = f
             .require("name", self.errors)
             .and_then(|n| read::string(n, self.errors));
-        if let Some(name) = &name {
-            if !valid_name(name) {
-                self.errors.push(WorkflowError::InvalidName {
-                    name: name.value.clone(),
-                    span: ss(name.span),
-                });
-            }
+        if let Some(name) = &name
+            && !valid_name(name)
+        {
+            self.errors.push(WorkflowError::InvalidName {
+                name: name.value.clone(),
+                span: ss(name.span),
+            });
         }
         let description = f
             .get("description")
@@ -391,21 +391,20 @@ impl Checker<'_, '_> {
             span: item.span,
             fields: None,
         };
-        if let Some(f) = &fields {
-            if let Some(id) = f
+        if let Some(f) = &fields
+            && let Some(id) = f
                 .require("id", self.errors)
                 .and_then(|n| read::string(n, self.errors))
-            {
-                if !valid_id(&id) {
-                    self.errors.push(WorkflowError::InvalidId {
-                        id: id.value.clone(),
-                        span: ss(id.span),
-                    });
-                    head.valid_id = false;
-                }
-                head.id = id.value;
-                head.span = id.span;
+        {
+            if !valid_id(&id) {
+                self.errors.push(WorkflowError::InvalidId {
+                    id: id.value.clone(),
+                    span: ss(id.span),
+                });
+                head.valid_id = false;
             }
+            head.id = id.value;
+            head.span = id.span;
         }
         head.fields = fields;
         head
@@ -476,7 +475,7 @@ impl Checker<'_, '_> {
         };
         let mut used = Vec::new();
 
-        let condition = f.get("if").and_then(|n| read::string(n, self.errors));
+        let condition = f.get("if").and_then(|n| read::expression(n, self.errors));
         if let Some(c) = &condition {
             self.expr(c, Form::Expression, &scope, &mut used);
         }
@@ -523,10 +522,11 @@ impl Checker<'_, '_> {
             .and_then(|n| read::string(n, self.errors))
             .map(|s| s.value);
 
-        let kinds: Vec<(&'static str, Span)> = KIND_KEYS
+        let mut kinds: Vec<(&'static str, Span)> = KIND_KEYS
             .iter()
             .filter_map(|&k| f.key_span(k).map(|s| (k, s)))
             .collect();
+        kinds.sort_by_key(|(_, span)| span.offset);
         let with = f.get("with");
         let kind = match kinds.as_slice() {
             [] => {
@@ -631,7 +631,7 @@ impl Checker<'_, '_> {
                 let f = Fields::new(value, "branch", BRANCH_KEYS, self.errors)?;
                 let condition = f
                     .require("if", self.errors)
-                    .and_then(|n| read::string(n, self.errors));
+                    .and_then(|n| read::expression(n, self.errors));
                 if let Some(c) = &condition {
                     self.expr(c, Form::Expression, scope, used);
                 }
@@ -743,7 +743,7 @@ impl Checker<'_, '_> {
                     }
                     _ => {}
                 },
-                KeyKind::Expression => match read::string(value, self.errors) {
+                KeyKind::Expression => match read::expression(value, self.errors) {
                     Some(s) => self.expr(&s, Form::Expression, scope, used),
                     None => ok = false,
                 },
@@ -837,7 +837,7 @@ impl Checker<'_, '_> {
         outputs
     }
 
-    fn max_call_keys<'a>(&mut self, policy: &PolicySpec, ids: &HashMap<&'a str, NodeIdx>) {
+    fn max_call_keys(&mut self, policy: &PolicySpec, ids: &HashMap<&str, NodeIdx>) {
         for (key, _) in &policy.max_calls {
             if tools::find(key).is_none() && !ids.contains_key(key.as_str()) {
                 self.errors.push(WorkflowError::UnknownNode {

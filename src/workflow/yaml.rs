@@ -94,6 +94,14 @@ impl Node {
         }
     }
 
+    /// The text of a scalar key, borrowed when it is a string.
+    pub fn key_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.value {
+            Value::Str(s) => std::borrow::Cow::Borrowed(s),
+            _ => std::borrow::Cow::Owned(self.scalar_text()),
+        }
+    }
+
     /// The text of a scalar as a key or a string would use it.
     pub fn scalar_text(&self) -> String {
         match &self.value {
@@ -116,9 +124,18 @@ pub struct SyntaxError {
 
 /// Parses one YAML document into a [`Node`] tree.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    // The default budget caps a document at 250,000 YAML nodes; workflows of a million
+    // nodes are legitimate. Anything that is not an alias costs at least a byte of input, so
+    // limits that grow with the input keep the protection against alias bombs (whose limits
+    // stay at their defaults) without capping honest files.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_events = source.len().saturating_mul(2).max(budget.max_events);
+    budget.max_nodes = source.len().max(budget.max_nodes);
+    budget.max_total_scalar_bytes = source.len().max(budget.max_total_scalar_bytes);
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         strict_booleans: true,
+        budget: Some(budget),
     };
     match serde_saphyr::from_str_with_options::<Spanned<Value>>(source, options) {
         Ok(spanned) => Ok(node_from(spanned, source.len())),

@@ -1,0 +1,47 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_kairos_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_kairos_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_kairos_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_kairos_using_subcommand
+    set -l cmd (__fish_kairos_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c kairos -n "__fish_kairos_needs_command" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_needs_command" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kairos -n "__fish_kairos_using_subcommand validate" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kairos -n "__fish_kairos_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand graph" -l format -d 'Output format' -r -f -a "mermaid\t'Mermaid flowchart (renders on GitHub and GitLab)'
+dot\t'Graphviz DOT (`| dot -Tsvg`)'"
+complete -c kairos -n "__fish_kairos_using_subcommand graph" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kairos -n "__fish_kairos_using_subcommand graph" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand generate" -l out -d 'Directory that receives `completions/`, `man/` and `schemas/`' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

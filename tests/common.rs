@@ -1,0 +1,164 @@
+//! A small builder around the real binary: write files into a temporary directory, run
+//! `kairos` there, and assert on the exit code and output.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+pub struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The project root (where `workflows/` lives).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Test {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+            args: Vec::new(),
+        }
+    }
+
+    /// Writes `wf.yaml`.
+    pub fn workflow(self, yaml: &str) -> Self {
+        self.file("wf.yaml", yaml)
+    }
+
+    pub fn file(self, name: &str, contents: &str) -> Self {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(path, contents).expect("write test file");
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(self) -> Output {
+        let out = Command::cargo_bin("kairos")
+            .expect("kairos binary")
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run kairos");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+}
+
+impl Output {
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_contains(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// One diagnostic as `kairos validate --format json` reports it.
+#[derive(Debug)]
+pub struct Diag {
+    pub code: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// Validates `yaml` and returns its diagnostics (asserting exit code 2).
+#[track_caller]
+pub fn diagnostics(yaml: &str) -> Vec<Diag> {
+    let out = Test::new()
+        .workflow(yaml)
+        .args(["validate", "--format", "json", "wf.yaml"])
+        .run()
+        .code(2);
+    let doc = out.json();
+    doc["files"][0]["diagnostics"]
+        .as_array()
+        .expect("diagnostics array")
+        .iter()
+        .map(|d| {
+            assert_eq!(d["file"], "wf.yaml");
+            Diag {
+                code: d["code"].as_str().unwrap().to_string(),
+                line: d["line"].as_u64().unwrap(),
+                column: d["column"].as_u64().unwrap(),
+                message: d["message"].as_str().unwrap().to_string(),
+                help: d["help"].as_str().map(str::to_string),
+            }
+        })
+        .collect()
+}
+
+/// Asserts that `yaml` gives exactly one diagnostic, with this code, at this line and column,
+/// whose message contains `message`; returns it for further checks.
+#[track_caller]
+pub fn single(yaml: &str, code: &str, line: u64, column: u64, message: &str) -> Diag {
+    let diags = diagnostics(yaml);
+    assert_eq!(diags.len(), 1, "expected one diagnostic, got {diags:#?}");
+    let d = diags.into_iter().next().unwrap();
+    assert_eq!(d.code, format!("kairos::{code}"), "{d:#?}");
+    assert_eq!((d.line, d.column), (line, column), "{d:#?}");
+    assert!(
+        d.message.contains(message),
+        "message {:?} lacks {message:?}",
+        d.message
+    );
+    d
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary that drives the real `kairos` executable.
+
+mod common;
+mod generated;
+mod graph;
+mod properties;
+mod validate;
+mod workflows;
