@@ -3,6 +3,37 @@
 
 use crate::policy::Capability;
 
+pub mod shell;
+
+/// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
+/// recorded instead of the rest.
+pub const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// A captured output stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The first [`CAPTURE_LIMIT`] bytes, decoded as UTF-8 (invalid sequences replaced).
+    pub text: String,
+    /// The full size of the stream in bytes.
+    pub bytes: u64,
+    /// Whether `text` holds only the first [`CAPTURE_LIMIT`] bytes.
+    pub truncated: bool,
+    /// Lowercase hex SHA-256 of the full stream, when truncated.
+    pub sha256: Option<String>,
+}
+
+/// What one tool call produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The value `nodes.ID.output` reads.
+    pub output: serde_json::Value,
+    pub stdout: Option<Captured>,
+    pub stderr: Option<Captured>,
+    pub exit_code: Option<i32>,
+    /// `Some(reason)` when the call failed.
+    pub error: Option<String>,
+}
+
 /// How a `with:` value is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {
