@@ -6,7 +6,9 @@
 //! layer the `kairos` binary calls.
 
 pub mod cli;
+pub mod engine;
 pub mod exit;
+pub mod ledger;
 pub mod policy;
 pub mod report;
 pub mod tools;

@@ -4,6 +4,7 @@
 
 pub mod generate;
 pub mod graph;
+pub mod run;
 pub mod validate;
 
 use crate::exit;
@@ -19,6 +20,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a workflow and write its ledger.
+    Run(run::Args),
     /// Parse a workflow and run every static check, without running anything.
     Validate(validate::Args),
     /// Print the workflow graph as Mermaid or Graphviz DOT.
@@ -53,6 +56,7 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Generate(args) => generate::run(&args),

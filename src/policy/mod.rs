@@ -205,6 +205,35 @@ impl PolicySpec {
         self.deny.iter().fold(allowed, |s, c| s.without(c.value))
     }
 
+    /// The policy as recorded in the ledger: what was declared, and the capabilities granted.
+    pub fn to_json(&self) -> serde_json::Value {
+        let strs = |v: &[Sp<String>]| v.iter().map(|s| s.value.clone()).collect::<Vec<_>>();
+        let caps = |v: &[Sp<Capability>]| v.iter().map(|c| c.name()).collect::<Vec<_>>();
+        let limits: serde_json::Map<String, serde_json::Value> = self
+            .max_calls
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.into()))
+            .collect();
+        serde_json::json!({
+            "preset": self.preset.as_ref().map_or("restrictive", |p| p.name()),
+            "allow": caps(&self.allow),
+            "deny": caps(&self.deny),
+            "granted": self.granted().iter().map(Capability::name).collect::<Vec<_>>(),
+            "max_calls": limits,
+            "redact": strs(&self.redact),
+            "secrets": strs(&self.secrets),
+            "paths": { "read": strs(&self.paths_read), "write": strs(&self.paths_write) },
+            "hosts": strs(&self.hosts),
+            "commands": strs(&self.commands),
+            "require_approval": caps(&self.require_approval),
+            "approvers": strs(&self.approvers),
+            "enforcement": match self.enforcement.as_ref().map(|e| e.value) {
+                Some(Enforcement::Audit) => "audit",
+                _ => "enforce",
+            },
+        })
+    }
+
     /// Reads and checks a policy mapping.
     pub fn read(node: &Node, errors: &mut Errors) -> PolicySpec {
         let mut spec = PolicySpec::default();

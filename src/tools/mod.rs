@@ -3,6 +3,7 @@
 
 use crate::policy::Capability;
 
+pub mod builtin;
 pub mod shell;
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are

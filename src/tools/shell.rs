@@ -1,1 +1,1015 @@
-//! The `shell` tool. (Being written.)
+//! The `shell` tool: runs a command line or an argument vector as a child process and captures
+//! what it prints.
+//!
+//! A `run:` line goes through `sh -c` only when it needs a shell: a line made of plain words is
+//! split here and executed directly (as GNU make does), which halves the cost of a spawn and
+//! behaves the same. `args:` never touches a shell. Every child is put in a process group of its
+//! own, so that a timeout can kill the whole tree it started (`sleep 100 & sleep 100` included)
+//! without touching the runner. Both output streams are read to the end while the child runs so
+//! that it never blocks on a full pipe; only the first [`CAPTURE_LIMIT`] bytes of each are kept,
+//! and past that the full size and SHA-256 are recorded instead.
+
+use std::io::{self, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{self, Child, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{CAPTURE_LIMIT, Captured, Outcome};
+use crate::workflow::duration;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// A command line for `sh -c` (executed directly when it is only plain words).
+    Line(String),
+    /// A program and its arguments, executed without a shell.
+    Args(Vec<String>),
+}
+
+/// One call of the `shell` tool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub command: Command,
+    /// Variables set on top of the runner's own environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory; the runner's own when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Text written to standard input; `/dev/null` when `None`.
+    pub stdin: Option<String>,
+    /// The child's process group is killed when it runs longer than this.
+    pub timeout: Option<Duration>,
+}
+
+/// The shell `Command::Line` falls back to. An absolute path, so that a `PATH` in `env` cannot
+/// take it away.
+const SHELL: &str = "/bin/sh";
+
+/// How long to wait for the output pipes once the process group has been killed. The group's
+/// members die at once and the pipes then close; they stay open only when a process escaped the
+/// group (e.g. through `setsid`), and the call must return anyway.
+const KILL_GRACE: Duration = Duration::from_millis(500);
+
+/// Characters that never need quoting: `quote` returns a string made only of these as it is.
+/// `=` is left out on purpose: an unquoted `a=b` in command position is an assignment.
+fn is_plain(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"_./:@%+,-".contains(&byte)
+}
+
+/// Quotes `value` for a POSIX shell, so that `sh` reads it back as exactly one word equal to
+/// `value`, whatever it holds (`$(...)`, quotes, newlines, globs).
+pub fn quote(value: &str) -> String {
+    if value.is_empty() {
+        return "''".into();
+    }
+    if value.bytes().all(is_plain) {
+        return value.into();
+    }
+    // Nothing is special inside single quotes except the closing quote itself, which is written
+    // as `'\''`: close, an escaped quote, reopen.
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Unquoted characters that make `sh` do more than split words: operators, redirections,
+/// expansions, globs, comments, history and brace expansion (for a `sh` that is bash).
+const SPECIAL: &str = "|&;<>()$`\\*?[]#~{}!";
+
+/// Builtins and keywords that have no executable of their own (or whose executable would not do
+/// the same thing), so a line starting with one must go through the shell.
+const SHELL_ONLY: &[&str] = &[
+    // POSIX special builtins.
+    "break",
+    "continue",
+    ":",
+    ".",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "readonly",
+    "return",
+    "set",
+    "shift",
+    "times",
+    "trap",
+    "unset",
+    // Builtins that act on the shell itself.
+    "alias",
+    "unalias",
+    "bg",
+    "fg",
+    "jobs",
+    "cd",
+    "command",
+    "fc",
+    "getopts",
+    "hash",
+    "read",
+    "type",
+    "ulimit",
+    "umask",
+    "wait",
+    // bash and other common shells.
+    "source",
+    "local",
+    "declare",
+    "typeset",
+    "let",
+    "shopt",
+    "builtin",
+    "enable",
+    "caller",
+    "mapfile",
+    "readarray",
+    "pushd",
+    "popd",
+    "dirs",
+    "disown",
+    "suspend",
+    "logout",
+    "history",
+    "help",
+    "bind",
+    "complete",
+    "compgen",
+    "compopt",
+    // Reserved words.
+    "if",
+    "then",
+    "else",
+    "elif",
+    "fi",
+    "for",
+    "while",
+    "until",
+    "do",
+    "done",
+    "case",
+    "esac",
+    "in",
+    "function",
+    "select",
+    "coproc",
+    "time",
+    "{",
+    "}",
+    "!",
+    "[[",
+    "]]",
+];
+
+/// Splits `line` into words the way `sh` would, when it is nothing but words: `None` as soon as
+/// the shell would do anything more with it (see [`SPECIAL`] and [`SHELL_ONLY`]), and for an
+/// empty line, a newline, an assignment or an unterminated quote.
+///
+/// Quoted segments join the text around them into one word, so `a'b c'd` is `ab cd`. Outside
+/// quotes, the only backslash accepted is `\'`, the escape [`quote`] itself writes, so that
+/// everything `quote` produces can be run directly.
+pub fn direct_argv(line: &str) -> Option<Vec<String>> {
+    // A newline separates commands; leave every multi-line script to the shell.
+    if line.contains('\n') {
+        return None;
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    // Whether a word has started: `''` is an empty word, not nothing.
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        // Expansions and escapes still work inside double quotes.
+                        '$' | '`' | '\\' => return None,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                if chars.next()? != '\'' {
+                    return None;
+                }
+                in_word = true;
+                word.push('\'');
+            }
+            c if SPECIAL.contains(c) => return None,
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    let first = words.first()?;
+    // `=` in the first word may be an assignment (`FOO=1 cmd`); quoting it would make it a
+    // program name, but such names are not worth telling apart.
+    if first.contains('=') || SHELL_ONLY.contains(&first.as_str()) {
+        return None;
+    }
+    Some(words)
+}
+
+/// Runs the request to completion (or to its timeout) and reports what happened. Never panics
+/// on account of the command: every failure becomes `Outcome::error`.
+pub fn run(request: &Request) -> Outcome {
+    let argv = match &request.command {
+        Command::Args(argv) if argv.is_empty() => {
+            return Outcome {
+                error: Some("empty `args`".into()),
+                ..Outcome::default()
+            };
+        }
+        Command::Args(argv) => argv.clone(),
+        Command::Line(line) => {
+            direct_argv(line).unwrap_or_else(|| vec![SHELL.into(), "-c".into(), line.clone()])
+        }
+    };
+    let program = &argv[0];
+
+    // `std` would pass `A=B=C` as `A` = `B=C`; say so instead of guessing.
+    if let Some((name, _)) = request
+        .env
+        .iter()
+        .find(|(name, _)| name.is_empty() || name.contains('='))
+    {
+        return cannot_run(
+            program,
+            format!("invalid environment variable name {name:?}"),
+        );
+    }
+
+    let mut command = process::Command::new(program);
+    command
+        .args(&argv[1..])
+        .envs(request.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if request.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own, whose id is the child's pid, so a timeout can kill everything the
+        // child started and nothing else.
+        .process_group(0);
+    if let Some(cwd) = &request.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => return cannot_run(program, spawn_error(request, err)),
+    };
+    let pid = child.id();
+
+    let shared = Arc::new(Shared::default());
+    if let Err(err) = start_threads(&mut child, request, &shared) {
+        abort(&mut child, pid);
+        return cannot_run(program, format!("cannot start a thread: {err}"));
+    }
+    let deadline = request
+        .timeout
+        .and_then(|timeout| Instant::now().checked_add(timeout));
+    let watchdog = match deadline {
+        Some(deadline) => {
+            let shared = Arc::clone(&shared);
+            let spawned = thread::Builder::new()
+                .name("kairos-shell-timeout".into())
+                .spawn(move || watch(&shared, deadline, pid));
+            match spawned {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    abort(&mut child, pid);
+                    return cannot_run(program, format!("cannot start a thread: {err}"));
+                }
+            }
+        }
+        None => None,
+    };
+
+    // Block in `wait` rather than polling: a fast command costs no extra latency, and the
+    // watchdog thread is the one that wakes up at the deadline.
+    let status = child.wait();
+    let mut state = shared.lock();
+    state.exited = true;
+    shared.changed.notify_all();
+    // The output is complete only once both pipes are closed: a background process may still
+    // be writing after the child itself exited.
+    while !(state.streams_closed() || state.gave_up) {
+        state = shared
+            .changed
+            .wait(state)
+            .expect("shell state lock poisoned");
+    }
+    let timed_out = state.timed_out;
+    let stdout = state.streams[0].finish();
+    let stderr = state.streams[1].finish();
+    drop(state);
+    if let Some(handle) = watchdog {
+        // It returns as soon as it sees the state above; a panic in it changes nothing here.
+        let _ = handle.join();
+    }
+
+    let (exit_code, error) = match status {
+        _ if timed_out => (
+            None,
+            Some(format!(
+                "timed out after {}",
+                duration::format(request.timeout.unwrap_or_default())
+            )),
+        ),
+        Ok(status) => describe(status),
+        Err(err) => (None, Some(format!("cannot wait for `{program}`: {err}"))),
+    };
+    Outcome {
+        output: serde_json::Value::String(stdout.text.trim().to_owned()),
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+        exit_code,
+        error,
+    }
+}
+
+/// The exit code and error for a child that exited on its own.
+fn describe(status: ExitStatus) -> (Option<i32>, Option<String>) {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => (Some(0), None),
+        (Some(code), _) => (Some(code), Some(format!("exit code {code}"))),
+        (None, Some(signal)) => (None, Some(format!("killed by signal {signal}"))),
+        (None, None) => (None, Some(format!("ended abnormally ({status})"))),
+    }
+}
+
+/// The outcome of a command that could not be started: 127, as `sh` reports a command it
+/// cannot find.
+fn cannot_run(program: &str, reason: impl std::fmt::Display) -> Outcome {
+    Outcome {
+        output: serde_json::Value::String(String::new()),
+        stdout: Some(Captured::default()),
+        stderr: Some(Captured::default()),
+        exit_code: Some(127),
+        error: Some(format!("cannot run `{program}`: {reason}")),
+    }
+}
+
+/// Explains a failed spawn. A missing working directory fails the spawn with the same "No such
+/// file or directory" as a missing program, so name the directory when it is the culprit.
+fn spawn_error(request: &Request, err: io::Error) -> String {
+    if let Some(cwd) = &request.cwd {
+        match std::fs::metadata(cwd) {
+            Err(dir_err) => return format!("working directory `{}`: {dir_err}", cwd.display()),
+            Ok(meta) if !meta.is_dir() => {
+                return format!("working directory `{}` is not a directory", cwd.display());
+            }
+            Ok(_) => {}
+        }
+    }
+    err.to_string()
+}
+
+/// Starts the threads that feed stdin and drain stdout and stderr.
+fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> io::Result<()> {
+    if let Some(out) = child.stdout.take() {
+        let shared = Arc::clone(shared);
+        thread::Builder::new()
+            .name("kairos-shell-stdout".into())
+            .spawn(move || drain(out, &shared, 0))?;
+    } else {
+        shared.close(0);
+    }
+    if let Some(err) = child.stderr.take() {
+        let shared = Arc::clone(shared);
+        thread::Builder::new()
+            .name("kairos-shell-stderr".into())
+            .spawn(move || drain(err, &shared, 1))?;
+    } else {
+        shared.close(1);
+    }
+    if let (Some(mut input), Some(text)) = (child.stdin.take(), request.stdin.clone()) {
+        // A thread of its own, so that a child that writes before it reads cannot deadlock with
+        // us. It is not joined: a child that never reads would hold it up, and the write fails
+        // (EPIPE) once the child is gone anyway. Dropping `input` closes the pipe, i.e. EOF.
+        thread::Builder::new()
+            .name("kairos-shell-stdin".into())
+            .spawn(move || {
+                let _ = input.write_all(text.as_bytes());
+            })?;
+    }
+    Ok(())
+}
+
+/// Reads one stream to its end into `shared.streams[index]`.
+fn drain(mut source: impl Read, shared: &Shared, index: usize) {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => shared.lock().streams[index].push(&buf[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // Nothing more can be read; what was read stands.
+            Err(_) => break,
+        }
+    }
+    shared.close(index);
+}
+
+/// Waits until the command is done or `deadline` passes; then kills its process group and, if
+/// the pipes still do not close, tells `run` to stop waiting for them.
+fn watch(shared: &Shared, deadline: Instant, pid: u32) {
+    let mut state = shared.lock();
+    loop {
+        if state.done() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        state = shared
+            .changed
+            .wait_timeout(state, deadline - now)
+            .expect("shell state lock poisoned")
+            .0;
+    }
+    state.timed_out = true;
+    // The child itself is signalled by pid too, in case it left the group (`setsid`). That pid
+    // is safe to use only while the child is unreaped, i.e. before `run` sets `exited`.
+    let leader = (!state.exited).then_some(pid);
+    drop(state);
+    kill_group(pid, leader);
+
+    let grace_end = Instant::now() + KILL_GRACE;
+    let mut state = shared.lock();
+    loop {
+        if state.done() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= grace_end {
+            state.gave_up = true;
+            shared.changed.notify_all();
+            return;
+        }
+        state = shared
+            .changed
+            .wait_timeout(state, grace_end - now)
+            .expect("shell state lock poisoned")
+            .0;
+    }
+}
+
+/// Sends SIGKILL to process group `pgid` (and to `leader`). Through `kill(1)`: `libc::killpg`
+/// would need `unsafe`, which the crate forbids, and `std` has no process-group kill.
+fn kill_group(pgid: u32, leader: Option<u32>) {
+    let mut targets = vec![format!("-{pgid}")];
+    targets.extend(leader.map(|pid| pid.to_string()));
+    let status = process::Command::new("/bin/kill")
+        .args(["-KILL", "--"])
+        .args(&targets)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if status.is_err() {
+        // No `/bin/kill` here: the shell's builtin does the same. A non-zero status above only
+        // means a target was already gone, which is fine.
+        let _ = process::Command::new(SHELL)
+            .args(["-c", "kill -s KILL -- \"$@\"", "sh"])
+            .args(&targets)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Kills and reaps a child whose threads could not all be started.
+fn abort(child: &mut Child, pid: u32) {
+    kill_group(pid, None);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// What the threads of one `run` share, behind one lock; `changed` is signalled on every
+/// change that could end a wait.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("shell state lock poisoned")
+    }
+
+    /// Marks stream `index` as read to its end.
+    fn close(&self, index: usize) {
+        self.lock().streams[index].closed = true;
+        self.changed.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// stdout and stderr.
+    streams: [Stream; 2],
+    /// The child has been reaped.
+    exited: bool,
+    /// The watchdog killed the process group.
+    timed_out: bool,
+    /// The pipes stayed open after the kill; `run` returns without waiting for them.
+    gave_up: bool,
+}
+
+impl State {
+    fn streams_closed(&self) -> bool {
+        self.streams.iter().all(|s| s.closed)
+    }
+
+    fn done(&self) -> bool {
+        self.exited && self.streams_closed()
+    }
+}
+
+/// One output stream as read so far.
+#[derive(Default)]
+struct Stream {
+    /// The first `CAPTURE_LIMIT` bytes.
+    kept: Vec<u8>,
+    /// All bytes read.
+    bytes: u64,
+    /// Hash of everything read, started only once the stream outgrows `kept`: most output
+    /// never does, and then the hash is not needed.
+    hasher: Option<Sha256>,
+    closed: bool,
+}
+
+impl Stream {
+    fn push(&mut self, chunk: &[u8]) {
+        let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
+        let (keep, rest) = chunk.split_at(room.min(chunk.len()));
+        self.kept.extend_from_slice(keep);
+        if !rest.is_empty() {
+            // The first overflow finds `kept` full, i.e. holding exactly the stream's prefix.
+            let hasher = self
+                .hasher
+                .get_or_insert_with(|| Sha256::new_with_prefix(&self.kept));
+            hasher.update(rest);
+        }
+        self.bytes += chunk.len() as u64;
+    }
+
+    /// What was read, taken out of the shared state. `closed` stays as it is: the watchdog
+    /// still reads it to see that the command is done.
+    fn finish(&mut self) -> Captured {
+        let kept = std::mem::take(&mut self.kept);
+        Captured {
+            text: String::from_utf8_lossy(&kept).into_owned(),
+            bytes: self.bytes,
+            truncated: self.bytes > CAPTURE_LIMIT as u64,
+            sha256: self.hasher.take().map(|h| hex::encode(h.finalize())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn words(list: &[&str]) -> Option<Vec<String>> {
+        Some(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn line(text: &str) -> Request {
+        Request {
+            command: Command::Line(text.into()),
+            env: Vec::new(),
+            cwd: None,
+            stdin: None,
+            timeout: None,
+        }
+    }
+
+    fn args(list: &[&str]) -> Request {
+        Request {
+            command: Command::Args(list.iter().map(|s| s.to_string()).collect()),
+            ..line("")
+        }
+    }
+
+    /// Whether `pid` is a live process (a zombie waiting for its reaper counts as dead).
+    fn alive(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the parenthesised command name.
+            Ok(stat) => {
+                !matches!(stat.rsplit(')').next().map(str::trim_start), Some(s) if s.starts_with('Z'))
+            }
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn splits_plain_words() {
+        assert_eq!(
+            direct_argv("echo hello world"),
+            words(&["echo", "hello", "world"])
+        );
+        assert_eq!(
+            direct_argv("  ls\t-l  /tmp  "),
+            words(&["ls", "-l", "/tmp"])
+        );
+        assert_eq!(direct_argv("a'b c'd"), words(&["ab cd"]));
+        assert_eq!(
+            direct_argv("echo 'a | b' \"c d\" ''"),
+            words(&["echo", "a | b", "c d", ""])
+        );
+        assert_eq!(
+            direct_argv("echo \"it's\" 'say \"hi\"'"),
+            words(&["echo", "it's", "say \"hi\""])
+        );
+        assert_eq!(
+            direct_argv("echo '$HOME' 'a\\b'"),
+            words(&["echo", "$HOME", "a\\b"])
+        );
+        assert_eq!(
+            direct_argv("env A=1 B=2 printenv A"),
+            words(&["env", "A=1", "B=2", "printenv", "A"])
+        );
+        assert_eq!(direct_argv("echo 'it'\\''s'"), words(&["echo", "it's"]));
+        assert_eq!(
+            direct_argv("./run.sh --x=1 a,b 50% é"),
+            words(&["./run.sh", "--x=1", "a,b", "50%", "é"])
+        );
+    }
+
+    #[test]
+    fn leaves_special_lines_to_the_shell() {
+        for c in "|&;<>()$`\\*?[]#~{}!".chars() {
+            let text = format!("echo a{c}b");
+            assert_eq!(direct_argv(&text), None, "{text:?}");
+        }
+        for text in [
+            "",
+            "   ",
+            "echo a\nb",
+            "echo 'a\nb'",
+            "echo 'open",
+            "echo \"open",
+            "echo \"$HOME\"",
+            "echo \"`id`\"",
+            "echo \"a\\\"b\"",
+            "echo a\\",
+            "echo ~",
+            "echo # comment",
+            "FOO=1 env",
+            "FOO=1",
+            "'a=b' c",
+        ] {
+            assert_eq!(direct_argv(text), None, "{text:?}");
+        }
+        for builtin in [
+            "cd", "export", "unset", "set", "exit", "source", ".", "eval", "exec", "alias", "read",
+            "wait", "trap", "ulimit", "umask", "shift", "return", "local", "if", "then", "else",
+            "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "function",
+            "time", "[[",
+        ] {
+            let text = format!("{builtin} x");
+            assert_eq!(direct_argv(&text), None, "{text:?}");
+            assert_eq!(direct_argv(&format!("'{builtin}' x")), None, "{text:?}");
+        }
+    }
+
+    const NASTY: &[&str] = &[
+        "",
+        "plain",
+        "a b",
+        "$(touch pwned)",
+        "`id`",
+        "$HOME",
+        "it's",
+        "'",
+        "''",
+        "'\\''",
+        "\"",
+        "\\",
+        "a\\nb",
+        "*",
+        "?[a]",
+        "~",
+        "~root",
+        "#",
+        "a=b",
+        "-n",
+        "-e",
+        "!",
+        "{a,b}",
+        "a;b|c&d",
+        "<>",
+        "\t",
+        " leading and trailing ",
+        "é ünïcödé ✓",
+        "a\rb",
+        "line\nbreak",
+        "\n",
+        "'\n'",
+    ];
+
+    #[test]
+    fn quote_examples() {
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("abc-1.2_x/y:z@w%+,"), "abc-1.2_x/y:z@w%+,");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote("a=b"), "'a=b'");
+    }
+
+    #[test]
+    fn quote_round_trips_through_direct_argv() {
+        for &s in NASTY {
+            let text = format!("echo {}", quote(s));
+            match direct_argv(&text) {
+                Some(argv) => assert_eq!(argv, ["echo", s], "{text:?}"),
+                None => assert!(s.contains('\n'), "{text:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn quote_round_trips_through_sh() {
+        // One process for all: each value is printed between markers by `sh` itself.
+        let script: String = NASTY
+            .iter()
+            .map(|s| format!("printf '<%s>' {}\n", quote(s)))
+            .collect();
+        let outcome = run(&Request {
+            command: Command::Args(vec![SHELL.into(), "-c".into(), script]),
+            ..line("")
+        });
+        assert_eq!(outcome.error, None);
+        let expected: String = NASTY.iter().map(|s| format!("<{s}>")).collect();
+        assert_eq!(outcome.stdout.unwrap().text, expected);
+    }
+
+    #[test]
+    fn interpolated_values_are_not_executed() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = format!("$(touch {}/pwned)", dir.path().display());
+        let outcome = run(&line(&format!("echo {}", quote(&payload))));
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.output, serde_json::Value::String(payload));
+        assert!(!dir.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn args_are_passed_verbatim() {
+        let outcome = run(&args(&["printf", "%s|", "a b", "$HOME", "*"]));
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.exit_code, Some(0));
+        assert_eq!(outcome.stdout.unwrap().text, "a b|$HOME|*|");
+    }
+
+    #[test]
+    fn empty_args_fail() {
+        let outcome = run(&args(&[]));
+        assert_eq!(outcome.error.as_deref(), Some("empty `args`"));
+        assert_eq!(outcome.exit_code, None);
+    }
+
+    #[test]
+    fn output_is_trimmed_and_streams_are_separate() {
+        let outcome = run(&line("printf '  hi\\n\\n'; echo oops >&2"));
+        assert_eq!(outcome.output, serde_json::Value::String("hi".into()));
+        assert_eq!(outcome.stdout.unwrap().text, "  hi\n\n");
+        let stderr = outcome.stderr.unwrap();
+        assert_eq!(stderr.text, "oops\n");
+        assert_eq!(stderr.bytes, 5);
+        assert!(!stderr.truncated);
+        assert_eq!(stderr.sha256, None);
+    }
+
+    #[test]
+    fn stdin_is_written() {
+        let outcome = run(&Request {
+            stdin: Some("one\ntwo\n".into()),
+            ..line("cat")
+        });
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.stdout.unwrap().text, "one\ntwo\n");
+        // Without `stdin`, the child reads /dev/null instead of waiting on ours.
+        assert_eq!(
+            run(&line("cat")).output,
+            serde_json::Value::String(String::new())
+        );
+    }
+
+    #[test]
+    fn env_is_added() {
+        for text in ["sh -c 'echo $FOO'", "echo $FOO"] {
+            let outcome = run(&Request {
+                env: vec![("FOO".into(), "bar baz".into())],
+                ..line(text)
+            });
+            assert_eq!(
+                outcome.output,
+                serde_json::Value::String("bar baz".into()),
+                "{text}"
+            );
+        }
+        let outcome = run(&Request {
+            env: vec![("A=B".into(), "x".into())],
+            ..line("true")
+        });
+        assert_eq!(outcome.exit_code, Some(127));
+    }
+
+    #[test]
+    fn cwd_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let outcome = run(&Request {
+            cwd: Some(dir.path().to_owned()),
+            ..line("pwd")
+        });
+        assert_eq!(outcome.error, None);
+        let printed = outcome.output.as_str().unwrap().to_owned();
+        assert_eq!(
+            Path::new(&printed).canonicalize().unwrap(),
+            dir.path().canonicalize().unwrap()
+        );
+
+        let missing = dir.path().join("missing");
+        let outcome = run(&Request {
+            cwd: Some(missing.clone()),
+            ..line("pwd")
+        });
+        assert_eq!(outcome.exit_code, Some(127));
+        let error = outcome.error.unwrap();
+        assert!(
+            error.starts_with("cannot run `pwd`: working directory"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn exit_codes_and_signals() {
+        let outcome = run(&line("sh -c 'exit 3'"));
+        assert_eq!(outcome.exit_code, Some(3));
+        assert_eq!(outcome.error.as_deref(), Some("exit code 3"));
+
+        let outcome = run(&line("kill -TERM $$"));
+        assert_eq!(outcome.exit_code, None);
+        assert_eq!(outcome.error.as_deref(), Some("killed by signal 15"));
+    }
+
+    #[test]
+    fn missing_program_is_127() {
+        for request in [
+            line("kairos-no-such-program --flag"),
+            args(&["kairos-no-such-program"]),
+        ] {
+            let outcome = run(&request);
+            assert_eq!(outcome.exit_code, Some(127));
+            let error = outcome.error.unwrap();
+            assert!(
+                error.starts_with("cannot run `kairos-no-such-program`: "),
+                "{error}"
+            );
+            assert_eq!(outcome.stdout, Some(Captured::default()));
+            assert_eq!(outcome.stderr, Some(Captured::default()));
+        }
+        // Through the shell, the shell reports it.
+        let outcome = run(&line("kairos-no-such-program; exit $?"));
+        assert_eq!(outcome.exit_code, Some(127));
+    }
+
+    #[test]
+    fn large_output_is_truncated_and_hashed() {
+        let size = 1_200_000;
+        let outcome = run(&line(&format!("head -c {size} /dev/zero | tr '\\0' a")));
+        assert_eq!(outcome.error, None);
+        let stdout = outcome.stdout.unwrap();
+        assert_eq!(stdout.bytes, size as u64);
+        assert!(stdout.truncated);
+        assert_eq!(stdout.text.len(), CAPTURE_LIMIT);
+        assert!(stdout.text.bytes().all(|b| b == b'a'));
+        let expected = hex::encode(Sha256::digest(vec![b'a'; size]));
+        assert_eq!(stdout.sha256, Some(expected));
+    }
+
+    #[test]
+    fn output_of_exactly_the_limit_is_kept_whole() {
+        let outcome = run(&line(&format!("head -c {CAPTURE_LIMIT} /dev/zero")));
+        let stdout = outcome.stdout.unwrap();
+        assert_eq!(stdout.bytes, CAPTURE_LIMIT as u64);
+        assert!(!stdout.truncated);
+        assert_eq!(stdout.sha256, None);
+    }
+
+    #[test]
+    fn timeout_kills_the_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pids");
+        let script = format!(
+            "echo $$ > {pf}; sleep 100 & echo $! >> {pf}; wait",
+            pf = quote(&pidfile.display().to_string())
+        );
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_millis(300)),
+            ..line(&script)
+        });
+        assert_eq!(outcome.error.as_deref(), Some("timed out after 300ms"));
+        assert_eq!(outcome.exit_code, None);
+
+        let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 2);
+        for _ in 0..20 {
+            if !pids.iter().any(|&pid| alive(pid)) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("still alive: {pids:?}");
+    }
+
+    #[test]
+    fn timeout_with_background_job() {
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_millis(300)),
+            ..line("sleep 100 & sleep 100")
+        });
+        assert_eq!(outcome.error.as_deref(), Some("timed out after 300ms"));
+        assert_eq!(outcome.exit_code, None);
+        assert!(outcome.stdout.is_some());
+    }
+
+    #[test]
+    fn timeout_covers_a_background_job_holding_the_pipe() {
+        // `sh` exits at once, but the `sleep` it left behind keeps stdout open.
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_millis(200)),
+            ..line("echo started; sleep 100 &")
+        });
+        assert_eq!(outcome.error.as_deref(), Some("timed out after 200ms"));
+        assert_eq!(outcome.output, serde_json::Value::String("started".into()));
+    }
+
+    #[test]
+    fn timeout_returns_even_when_a_process_escapes_the_group() {
+        // `setsid` forks (the child leads its group) and the grandchild starts a new session,
+        // out of reach of the group kill, holding stdout open: `run` must return anyway.
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_millis(200)),
+            ..args(&["setsid", "sleep", "2"])
+        });
+        assert_eq!(outcome.error.as_deref(), Some("timed out after 200ms"));
+    }
+
+    #[test]
+    fn fast_command_with_timeout_succeeds() {
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_secs(60)),
+            ..line("echo fast")
+        });
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.exit_code, Some(0));
+        assert_eq!(outcome.output, serde_json::Value::String("fast".into()));
+    }
+}

@@ -28,6 +28,23 @@ pub fn environment() -> &'static minijinja::Environment<'static> {
     })
 }
 
+/// The environment for `run:` lines: like [`environment`], but every value interpolated
+/// with `{{ }}` is shell-quoted, so a node's output can never inject a command (SPEC 2).
+pub fn shell_environment() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = environment().clone();
+        env.set_formatter(|out, _state, value| {
+            let text = value.to_string();
+            out.write_str(&crate::tools::shell::quote(&text))
+                .map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")
+                })
+        });
+        env
+    })
+}
+
 /// Whether a string is an expression or a template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {

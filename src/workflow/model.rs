@@ -27,6 +27,8 @@ pub struct Workflow {
     pub policy: PolicySpec,
     pub nodes: Vec<Node>,
     pub outputs: Vec<(String, Sp<String>)>,
+    /// Nodes the output templates read.
+    pub output_reads: Vec<NodeIdx>,
 }
 
 #[derive(Debug)]
@@ -66,6 +68,8 @@ pub struct Node {
     /// Nodes whose values this node's expressions read but does not otherwise depend on:
     /// it waits for them to resolve, without being skipped when they are. Sorted.
     pub after: Vec<NodeIdx>,
+    /// Every node this one's expressions read (whether or not also in `deps`). Sorted.
+    pub reads: Vec<NodeIdx>,
     pub condition: Option<Sp<String>>,
     pub timeout: Option<Duration>,
     pub retry: Option<Retry>,

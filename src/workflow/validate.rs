@@ -188,7 +188,7 @@ impl Checker<'_, '_> {
         for head in &heads {
             nodes.push(self.node(head, &ids, &input_names, &defaults));
         }
-        let outputs = f
+        let (outputs, output_reads) = f
             .get("outputs")
             .map(|n| self.outputs(n, &ids, &input_names))
             .unwrap_or_default();
@@ -222,6 +222,7 @@ impl Checker<'_, '_> {
             policy,
             nodes,
             outputs,
+            output_reads,
         })
     }
 
@@ -568,6 +569,7 @@ impl Checker<'_, '_> {
             kind: kind.unwrap_or(NodeKind::Fork(Vec::new())),
             deps: needs.clone(),
             needs,
+            reads: used.clone(),
             after: used,
             condition,
             timeout,
@@ -810,13 +812,13 @@ impl Checker<'_, '_> {
         n: &yaml::Node,
         ids: &HashMap<&str, NodeIdx>,
         inputs: &[&str],
-    ) -> Vec<(String, Sp<String>)> {
+    ) -> (Vec<(String, Sp<String>)>, Vec<NodeIdx>) {
         let Value::Map(entries) = &n.value else {
             self.errors.push(read::wrong_type(
                 n,
                 "a mapping of output names to templates",
             ));
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let scope = Scope {
             nodes: ids,
@@ -824,6 +826,7 @@ impl Checker<'_, '_> {
             loop_vars: false,
         };
         let mut outputs = Vec::new();
+        let mut reads = Vec::new();
         for (key, value) in entries {
             let (Some(name), Some(template)) = (
                 read::scalar_text(key, self.errors),
@@ -831,10 +834,12 @@ impl Checker<'_, '_> {
             ) else {
                 continue;
             };
-            self.expr(&template, Form::Template, &scope, &mut Vec::new());
+            self.expr(&template, Form::Template, &scope, &mut reads);
             outputs.push((name.value, template));
         }
-        outputs
+        reads.sort_unstable();
+        reads.dedup();
+        (outputs, reads)
     }
 
     fn max_call_keys(&mut self, policy: &PolicySpec, ids: &HashMap<&str, NodeIdx>) {
@@ -938,6 +943,7 @@ fn placeholder(head: &Head<'_>) -> Node {
         needs: Vec::new(),
         deps: Vec::new(),
         after: Vec::new(),
+        reads: Vec::new(),
         condition: None,
         timeout: None,
         retry: None,

@@ -1,0 +1,192 @@
+//! `kairos run FILE`
+
+use super::OutputFormat;
+use crate::engine::{self, RunOptions, RunStatus};
+use crate::exit;
+use crate::workflow::{self, LoadError};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Workflow file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Worker threads for waiting work (default: the number of CPUs, at least 4).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// RNG seed (overrides the workflow's `seed`).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Set an input (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub inputs: Vec<(String, String)>,
+    /// Where to write the ledger; must not exist
+    /// (default: .kairos/runs/NAME/NNNN.jsonl, the next free number).
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))
+}
+
+/// At most this many rows in the summary table; `--format json` has them all.
+const TABLE_ROWS: usize = 200;
+
+pub fn run(args: &Args) -> i32 {
+    let wf = match workflow::load_file(&args.file) {
+        Ok(w) => w,
+        Err(LoadError::Invalid(d)) => {
+            let mut out = String::new();
+            d.render(&mut out);
+            eprint!("{out}");
+            return exit::BAD_INPUT;
+        }
+        Err(e) => {
+            super::report_error(e);
+            return exit::BAD_INPUT;
+        }
+    };
+    if let Err(e) =
+        engine::check_tools(&wf).and_then(|()| engine::resolve_inputs(&wf, &args.inputs).map(drop))
+    {
+        super::report_error(e);
+        return exit::BAD_INPUT;
+    }
+    let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
+        Ok(x) => x,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let options = RunOptions {
+        jobs: args.jobs.unwrap_or(0),
+        seed: args.seed,
+        inputs: args.inputs.clone(),
+    };
+    let report = match engine::run(&wf, &options, file) {
+        Ok(r) => r,
+        Err(e) => {
+            super::report_error(e);
+            return exit::BAD_INPUT;
+        }
+    };
+    let code = match report.status {
+        RunStatus::Succeeded => exit::SUCCESS,
+        RunStatus::Failed => exit::NEGATIVE,
+        RunStatus::Paused => exit::PAUSED,
+    };
+    if args.quiet {
+        return code;
+    }
+    match args.format {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "status": report.status.name(),
+                "ledger": path.display().to_string(),
+                "events": report.ledger_lines,
+                "chain_head": report.chain_head,
+                "counts": {
+                    "succeeded": report.counts[0], "failed": report.counts[1],
+                    "skipped": report.counts[2], "denied": report.counts[3],
+                },
+                "outputs": report.outputs,
+                "pending_approvals": report.pending_approvals,
+                "nodes": report.nodes,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("JSON serializes")
+            );
+        }
+        OutputFormat::Table => {
+            let mut table = comfy_table::Table::new();
+            table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+            table.set_header(["node", "kind", "status", "attempts", "output"]);
+            for n in report.nodes.iter().take(TABLE_ROWS) {
+                table.add_row([
+                    n.node.as_str(),
+                    n.kind,
+                    n.status,
+                    &n.attempts.to_string(),
+                    n.output.as_str(),
+                ]);
+            }
+            println!("{table}");
+            if report.nodes.len() > TABLE_ROWS {
+                println!(
+                    "... and {} more nodes (--format json lists them all)",
+                    report.nodes.len() - TABLE_ROWS
+                );
+            }
+            for (name, value) in &report.outputs {
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string);
+                println!("output {name}: {text}");
+            }
+            let c = report.counts;
+            println!(
+                "run {}: {} succeeded, {} failed, {} skipped, {} denied",
+                report.status.name(),
+                c[0],
+                c[1],
+                c[2],
+                c[3]
+            );
+            if !report.pending_approvals.is_empty() {
+                println!(
+                    "waiting for approval: {}",
+                    report.pending_approvals.join(", ")
+                );
+            }
+            println!(
+                "ledger: {} ({} events)",
+                path.display(),
+                report.ledger_lines
+            );
+        }
+    }
+    code
+}
+
+/// Creates the ledger file without ever replacing one: an explicit path must not exist; the
+/// default is the next free `.kairos/runs/NAME/NNNN.jsonl`, claimed atomically.
+fn open_ledger(explicit: Option<&Path>, name: &str) -> Result<(PathBuf, File), String> {
+    let create = |p: &Path| File::options().write(true).create_new(true).open(p);
+    if let Some(path) = explicit {
+        return match create(path) {
+            Ok(f) => Ok((path.to_path_buf(), f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+                "ledger {} already exists; kairos never overwrites a ledger (choose another --ledger path)",
+                path.display()
+            )),
+            Err(e) => Err(format!("cannot create ledger {}: {e}", path.display())),
+        };
+    }
+    let dir = Path::new(".kairos").join("runs").join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut next = 1 + std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str()?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    loop {
+        let path = dir.join(format!("{next:04}.jsonl"));
+        match create(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
+            Err(e) => return Err(format!("cannot create ledger {}: {e}", path.display())),
+        }
+    }
+}

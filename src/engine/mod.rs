@@ -1,0 +1,1335 @@
+//! The engine: runs a validated workflow and commits its events to the ledger in the
+//! canonical order of SPEC section 5, whatever the number of workers.
+//!
+//! Two orders are kept apart. *Execution* may start a node as soon as every node it waits for
+//! has a result; long-running tools (shell, sleep, files) go to a pool of `--jobs` worker
+//! threads, pure computations (echo, template, random, assert, structure) run at once on the
+//! scheduler thread. *Commit* follows a simulated single-worker run: a node becomes
+//! committable when everything it waits for has committed, and the committable node taken next
+//! is the one with the highest priority, then the earliest declared (approvals last). Because
+//! a node's result depends only on the results it reads, its own RNG stream and its inputs,
+//! never on timing, the commit order and the ledger bytes are the same at any `--jobs`.
+//!
+//! Everything is iterative (work lists, a heap, counters): a 1,000,000-node chain runs without
+//! recursion.
+
+pub mod render;
+mod rng;
+
+use crate::ledger::event::Event;
+use crate::ledger::writer::{ChainState, Writer};
+use crate::ledger::{self, FORMAT};
+use crate::tools::{self, Outcome, ToolSpec, builtin};
+use crate::workflow::model::Retry;
+use crate::workflow::{ForEach, NodeIdx, NodeKind, Workflow};
+use rand::RngExt;
+use rand_chacha::ChaCha20Rng;
+use render::{Locals, NodeValues, Renderer};
+use serde_json::{Map, Value};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Worker threads for waiting work; 0 means the default.
+    pub jobs: usize,
+    /// Overrides the workflow's seed.
+    pub seed: Option<u64>,
+    /// `--input key=value` pairs.
+    pub inputs: Vec<(String, String)>,
+}
+
+/// The default `--jobs`: the number of CPUs, at least 4 (SPEC 5).
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, usize::from)
+        .max(4)
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum EngineError {
+    #[error("unknown input `{name}`")]
+    #[diagnostic(code(kairos::unknown_input), help("{help}"))]
+    UnknownInput { name: String, help: String },
+    #[error("input `{name}` has no default and was not given")]
+    #[diagnostic(
+        code(kairos::missing_input),
+        help("pass it with `--input {name}=VALUE`")
+    )]
+    MissingInput { name: String },
+    #[error("node `{node}` uses tool `{tool}`, which this version of kairos cannot run yet")]
+    #[diagnostic(code(kairos::tool_unavailable))]
+    ToolUnavailable { node: String, tool: String },
+    #[error("cannot write the ledger: {0}")]
+    #[diagnostic(code(kairos::ledger_io))]
+    Ledger(#[from] std::io::Error),
+}
+
+/// A node's final status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Skipped,
+    Denied,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Denied => "denied",
+        }
+    }
+}
+
+/// How the run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    /// Stopped at an approval nobody has decided yet.
+    Paused,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Paused => "paused",
+        }
+    }
+}
+
+/// One row of the run summary.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeSummary {
+    pub node: String,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub attempts: u32,
+    pub output: String,
+}
+
+/// What a finished (or paused) run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    pub status: RunStatus,
+    pub nodes: Vec<NodeSummary>,
+    pub counts: [u64; 4],
+    pub outputs: Map<String, Value>,
+    pub pending_approvals: Vec<String>,
+    pub ledger_lines: u64,
+    pub chain_head: String,
+}
+
+/// One attempt at a tool call.
+#[derive(Clone, Debug)]
+struct Attempt {
+    outcome: Outcome,
+    /// Backoff before the next attempt, when there is one.
+    delay_ms: Option<u64>,
+}
+
+/// A task's run (or one `for_each` instance's).
+#[derive(Debug, Default)]
+struct TaskRun {
+    skipped: Option<String>,
+    /// The rendered arguments (absent when rendering failed).
+    input: Option<Value>,
+    /// Failure before the tool ran (rendering, a condition).
+    error: Option<String>,
+    attempts: Vec<Attempt>,
+}
+
+impl TaskRun {
+    fn status(&self) -> Status {
+        if self.skipped.is_some() {
+            Status::Skipped
+        } else if self.error.is_some()
+            || self
+                .attempts
+                .last()
+                .is_some_and(|a| a.outcome.error.is_some())
+        {
+            Status::Failed
+        } else {
+            Status::Succeeded
+        }
+    }
+
+    fn outcome(&self) -> Option<&Outcome> {
+        self.attempts.last().map(|a| &a.outcome)
+    }
+}
+
+/// A node's result, from the moment it is known until it is committed.
+#[derive(Debug, Default)]
+enum Res {
+    #[default]
+    Pending,
+    Skipped(String),
+    Failed(String),
+    Task(TaskRun),
+    /// Handed to a worker; becomes `Task` when the result comes back.
+    Running(TaskRun),
+    ForEach {
+        runs: Vec<Option<TaskRun>>,
+        remaining: usize,
+    },
+    Branch {
+        value: bool,
+    },
+    Fork,
+    Join {
+        succeeded: Vec<NodeIdx>,
+    },
+    AwaitingApproval {
+        prompt: String,
+    },
+    /// Committed; only the status is kept.
+    Done(Status),
+}
+
+/// Work for a worker thread: one task, or one `for_each` instance.
+struct Job {
+    key: (Reverse<i64>, u32, u32),
+    node: NodeIdx,
+    instance: Option<u32>,
+    tool: &'static ToolSpec,
+    args: Map<String, Value>,
+    timeout: Option<Duration>,
+    retry: Option<Retry>,
+    rng: ChaCha20Rng,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    // The heap pops the greatest; the canonical first (highest priority, earliest declared)
+    // must be the greatest, so compare reversed.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key.cmp(&self.key)
+    }
+}
+
+type JobResult = (NodeIdx, Option<u32>, Vec<Attempt>);
+
+/// Long-lived worker threads fed from one priority queue.
+struct Pool {
+    shared: Arc<(Mutex<(BinaryHeap<Job>, bool)>, Condvar)>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(jobs: usize, results: &Sender<JobResult>) -> Self {
+        let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
+        let threads = (0..jobs)
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                let results = results.clone();
+                std::thread::Builder::new()
+                    .name(format!("kairos-worker-{i}"))
+                    .spawn(move || worker(&shared, &results))
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        Self { shared, threads }
+    }
+
+    fn push(&self, job: Job) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().expect("queue lock").0.push(job);
+        cv.notify_one();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().expect("queue lock").1 = true;
+        cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn worker(shared: &(Mutex<(BinaryHeap<Job>, bool)>, Condvar), results: &Sender<JobResult>) {
+    let (lock, cv) = shared;
+    loop {
+        let mut job = {
+            let mut state = lock.lock().expect("queue lock");
+            loop {
+                if let Some(job) = state.0.pop() {
+                    break job;
+                }
+                if state.1 {
+                    return;
+                }
+                state = cv.wait(state).expect("queue lock");
+            }
+        };
+        let attempts = execute(
+            job.tool,
+            &job.args,
+            job.timeout,
+            job.retry.as_ref(),
+            &mut job.rng,
+        );
+        if results.send((job.node, job.instance, attempts)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
+/// schedule is the same on every run.
+fn execute(
+    tool: &ToolSpec,
+    args: &Map<String, Value>,
+    timeout: Option<Duration>,
+    retry: Option<&Retry>,
+    rng: &mut ChaCha20Rng,
+) -> Vec<Attempt> {
+    let attempts = retry.map_or(1, |r| r.attempts.max(1));
+    let mut out = Vec::with_capacity(1);
+    for k in 0..attempts {
+        let outcome = builtin::run(tool, &mut builtin::Call { args, rng, timeout });
+        let failed = outcome.error.is_some();
+        match retry.filter(|_| failed && k + 1 < attempts) {
+            Some(r) => {
+                let base = r.backoff.as_secs_f64() * r.factor.powi(k as i32);
+                let capped = r.max_backoff.map_or(base, |m| base.min(m.as_secs_f64()));
+                // Half fixed, half jitter: spreads retries, never waits less than half.
+                let delay = capped * (0.5 + 0.5 * rng.random::<f64>());
+                let delay_ms = (delay * 1000.0).round() as u64;
+                out.push(Attempt {
+                    outcome,
+                    delay_ms: Some(delay_ms),
+                });
+                std::thread::sleep(Duration::from_millis(delay_ms));
+            }
+            None => {
+                out.push(Attempt {
+                    outcome,
+                    delay_ms: None,
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Reads `--input` values: YAML scalars (`5` is a number, `true` a boolean), else text.
+fn parse_input_value(text: &str) -> Value {
+    match crate::workflow::yaml::parse(text) {
+        Ok(node)
+            if !matches!(
+                node.value,
+                crate::workflow::yaml::Value::Seq(_) | crate::workflow::yaml::Value::Map(_)
+            ) =>
+        {
+            match node.value {
+                crate::workflow::yaml::Value::Null => Value::String(text.to_string()),
+                _ => node.to_json(),
+            }
+        }
+        _ => Value::String(text.to_string()),
+    }
+}
+
+/// The run's inputs: declared defaults, overridden by `--input`.
+pub fn resolve_inputs(
+    workflow: &Workflow,
+    given: &[(String, String)],
+) -> Result<Map<String, Value>, EngineError> {
+    let mut inputs = Map::new();
+    for (name, _) in given {
+        if !workflow.inputs.iter().any(|i| &i.name == name) {
+            let names: Vec<&str> = workflow.inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(EngineError::UnknownInput {
+                name: name.clone(),
+                help: if names.is_empty() {
+                    "this workflow declares no inputs".into()
+                } else {
+                    format!("declared inputs: {}", names.join(", "))
+                },
+            });
+        }
+    }
+    for input in &workflow.inputs {
+        let value = match given.iter().rev().find(|(n, _)| n == &input.name) {
+            Some((_, v)) => parse_input_value(v),
+            None => input
+                .default
+                .clone()
+                .ok_or_else(|| EngineError::MissingInput {
+                    name: input.name.clone(),
+                })?,
+        };
+        inputs.insert(input.name.clone(), value);
+    }
+    Ok(inputs)
+}
+
+/// Checks that every tool the workflow uses can run here.
+pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
+    for node in &workflow.nodes {
+        if let NodeKind::Task(t) = &node.kind {
+            if !builtin::is_available(t.tool) {
+                return Err(EngineError::ToolUnavailable {
+                    node: node.id.clone(),
+                    tool: t.tool.name.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `RunStart` body.
+fn run_start(workflow: &Workflow, inputs: &Map<String, Value>, seed: u64) -> String {
+    let policy = workflow.policy.to_json();
+    let policy_text = serde_json::to_string(&policy).unwrap_or_default();
+    Event::new("RunStart", 0)
+        .str("format", FORMAT)
+        .str("kairos_version", env!("CARGO_PKG_VERSION"))
+        .str("workflow", &workflow.name)
+        .str(
+            "workflow_sha256",
+            &ledger::sha256_hex(workflow.source.as_bytes()),
+        )
+        .str("workflow_source", &workflow.source)
+        .json("inputs", &Value::Object(inputs.clone()))
+        .u64("seed", seed)
+        .json("policy", &policy)
+        .str("policy_sha256", &ledger::sha256_hex(policy_text.as_bytes()))
+        .finish()
+}
+
+/// Runs `workflow`, writing the ledger to `file`.
+pub fn run(
+    workflow: &Workflow,
+    options: &RunOptions,
+    file: File,
+) -> Result<RunReport, EngineError> {
+    check_tools(workflow)?;
+    let inputs = resolve_inputs(workflow, &options.inputs)?;
+    let seed = options.seed.unwrap_or(workflow.seed);
+    let jobs = if options.jobs == 0 {
+        default_jobs()
+    } else {
+        options.jobs
+    };
+    let writer = Writer::start(file, ChainState::default());
+    writer.send(vec![run_start(workflow, &inputs, seed)])?;
+    Engine::new(workflow, &inputs, seed, jobs, writer).run()
+}
+
+struct Engine<'w> {
+    wf: &'w Workflow,
+    seed: u64,
+    jobs: usize,
+    succ_start: Vec<u32>,
+    succ: Vec<NodeIdx>,
+    pending_results: Vec<u32>,
+    pending_commits: Vec<u32>,
+    res: Vec<Res>,
+    /// Whether some expression reads the node (only then is its value kept).
+    read: Vec<bool>,
+    end_clock: Vec<u64>,
+    /// Branch decisions, kept after the branch commits (its arms may begin later).
+    decisions: Vec<Option<bool>>,
+    attempts: Vec<u32>,
+    short: Vec<String>,
+    heap: BinaryHeap<Reverse<(bool, Reverse<i64>, NodeIdx)>>,
+    values: Arc<NodeValues>,
+    renderer: Renderer,
+    pool: Option<Pool>,
+    outstanding: usize,
+    tx: Sender<JobResult>,
+    rx: Receiver<JobResult>,
+    writer: Writer,
+    committed: usize,
+    counts: [u64; 4],
+    worklist: Vec<NodeIdx>,
+}
+
+impl<'w> Engine<'w> {
+    fn new(
+        wf: &'w Workflow,
+        inputs: &Map<String, Value>,
+        seed: u64,
+        jobs: usize,
+        writer: Writer,
+    ) -> Self {
+        let n = wf.nodes.len();
+        let preds = |i: usize| wf.nodes[i].deps.iter().chain(&wf.nodes[i].after);
+        let mut succ_start = vec![0u32; n + 1];
+        for i in 0..n {
+            for &p in preds(i) {
+                succ_start[p as usize + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            succ_start[i + 1] += succ_start[i];
+        }
+        let mut fill = succ_start.clone();
+        let mut succ = vec![0; succ_start[n] as usize];
+        for i in 0..n {
+            for &p in preds(i) {
+                succ[fill[p as usize] as usize] = i as NodeIdx;
+                fill[p as usize] += 1;
+            }
+        }
+        let pending: Vec<u32> = (0..n).map(|i| preds(i).count() as u32).collect();
+        let mut read = vec![false; n];
+        for node in &wf.nodes {
+            for &r in &node.reads {
+                read[r as usize] = true;
+            }
+        }
+        for &r in &wf.output_reads {
+            read[r as usize] = true;
+        }
+        let values = Arc::new(NodeValues::new(wf.nodes.iter().map(|n| n.id.as_str())));
+        let renderer = Renderer::new(
+            &Value::Object(inputs.clone()),
+            &wf.name,
+            seed,
+            Arc::clone(&values),
+        );
+        let (tx, rx) = mpsc::channel();
+        Self {
+            wf,
+            seed,
+            jobs,
+            succ_start,
+            succ,
+            pending_results: pending.clone(),
+            pending_commits: pending,
+            res: (0..n).map(|_| Res::Pending).collect(),
+            read,
+            end_clock: vec![0; n],
+            decisions: vec![None; n],
+            attempts: vec![0; n],
+            short: vec![String::new(); n],
+            heap: BinaryHeap::new(),
+            values,
+            renderer,
+            pool: None,
+            outstanding: 0,
+            tx,
+            rx,
+            writer,
+            committed: 0,
+            counts: [0; 4],
+            worklist: Vec::new(),
+        }
+    }
+
+    fn heap_key(&self, i: NodeIdx) -> Reverse<(bool, Reverse<i64>, NodeIdx)> {
+        let node = &self.wf.nodes[i as usize];
+        Reverse((
+            matches!(node.kind, NodeKind::Approval { .. }),
+            Reverse(node.priority),
+            i,
+        ))
+    }
+
+    fn run(mut self) -> Result<RunReport, EngineError> {
+        let n = self.wf.nodes.len();
+        for i in 0..n as NodeIdx {
+            if self.pending_commits[i as usize] == 0 {
+                self.heap.push(self.heap_key(i));
+            }
+            if self.pending_results[i as usize] == 0 {
+                self.worklist.push(i);
+            }
+        }
+        // Roots start in declaration order; `begin` pushes what they unblock.
+        self.worklist.reverse();
+        self.drain_worklist();
+        let mut pending_approvals = Vec::new();
+        loop {
+            while let Some(&Reverse((_, _, top))) = self.heap.peek() {
+                match &self.res[top as usize] {
+                    Res::Pending | Res::Running(_) | Res::ForEach { remaining: 1.., .. } => break,
+                    Res::AwaitingApproval { .. } => break,
+                    _ => {
+                        self.heap.pop();
+                        self.commit(top)?;
+                    }
+                }
+            }
+            if self.committed == n {
+                break;
+            }
+            if let Some(&Reverse((_, _, top))) = self.heap.peek() {
+                if let Res::AwaitingApproval { prompt } = &self.res[top as usize] {
+                    let clock = self.start_clock(top as usize);
+                    let id = &self.wf.nodes[top as usize].id;
+                    self.writer.send(vec![
+                        Event::new("ApprovalRequested", clock)
+                            .node(id)
+                            .str("prompt", prompt)
+                            .finish(),
+                        Event::new("RunPaused", clock + 1)
+                            .str("reason", "approval")
+                            .strs("pending", [id.as_str()])
+                            .finish(),
+                    ])?;
+                    pending_approvals.push(id.clone());
+                    break;
+                }
+            }
+            if self.outstanding == 0 {
+                return Err(EngineError::Ledger(std::io::Error::other(
+                    "internal error: the scheduler has nothing to commit and nothing running",
+                )));
+            }
+            let Ok((node, instance, attempts)) = self.rx.recv() else {
+                break;
+            };
+            self.outstanding -= 1;
+            self.job_done(node, instance, attempts);
+            while let Ok((node, instance, attempts)) = self.rx.try_recv() {
+                self.outstanding -= 1;
+                self.job_done(node, instance, attempts);
+            }
+            self.drain_worklist();
+        }
+        self.pool = None;
+        let paused = !pending_approvals.is_empty();
+        let outputs = if paused { Map::new() } else { self.outputs() };
+        let status = if paused {
+            RunStatus::Paused
+        } else if (0..n)
+            .any(|i| self.status_of(i) == Status::Failed && !self.wf.nodes[i].continue_on_error)
+        {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        if !paused {
+            let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
+            let counts = serde_json::json!({
+                "succeeded": self.counts[0], "failed": self.counts[1], "skipped": self.counts[2], "denied": self.counts[3],
+            });
+            self.writer.send(vec![
+                Event::new("RunEnd", clock)
+                    .str("status", status.name())
+                    .json("counts", &counts)
+                    .json("outputs", &Value::Object(outputs.clone()))
+                    .finish(),
+            ])?;
+        }
+        let nodes = self
+            .wf
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| matches!(self.res[*i], Res::Done(_)))
+            .map(|(i, node)| NodeSummary {
+                node: node.id.clone(),
+                kind: node.label(),
+                status: self.status_of(i).name(),
+                attempts: self.attempts[i],
+                output: self.short[i].clone(),
+            })
+            .collect();
+        let written = self.writer.finish()?;
+        Ok(RunReport {
+            status,
+            nodes,
+            counts: self.counts,
+            outputs,
+            pending_approvals,
+            ledger_lines: written.lines,
+            chain_head: written.head,
+        })
+    }
+
+    fn status_of(&self, i: usize) -> Status {
+        match &self.res[i] {
+            Res::Done(s) => *s,
+            Res::Pending | Res::Running(_) | Res::AwaitingApproval { .. } => Status::Skipped,
+            Res::Skipped(_) => Status::Skipped,
+            Res::Failed(_) => Status::Failed,
+            Res::Task(t) => t.status(),
+            Res::ForEach { runs, .. } => {
+                if runs.iter().flatten().any(|r| r.status() == Status::Failed) {
+                    Status::Failed
+                } else {
+                    Status::Succeeded
+                }
+            }
+            Res::Branch { .. } | Res::Fork | Res::Join { .. } => Status::Succeeded,
+        }
+    }
+
+    /// Whether dependents of `i` run: it succeeded, or failed under `continue_on_error`.
+    fn lets_dependents_run(&self, i: usize) -> bool {
+        match self.status_of(i) {
+            Status::Succeeded => true,
+            Status::Failed => self.wf.nodes[i].continue_on_error,
+            Status::Skipped | Status::Denied => false,
+        }
+    }
+
+    fn drain_worklist(&mut self) {
+        while let Some(i) = self.worklist.pop() {
+            if matches!(self.res[i as usize], Res::Pending) {
+                self.begin(i);
+            }
+            if self.result_complete(i as usize) {
+                self.resolved(i);
+            }
+        }
+    }
+
+    fn result_complete(&self, i: usize) -> bool {
+        !matches!(
+            self.res[i],
+            Res::Pending
+                | Res::Running(_)
+                | Res::AwaitingApproval { .. }
+                | Res::ForEach { remaining: 1.., .. }
+        )
+    }
+
+    /// `i` has its result: record its value and unblock what waits for it.
+    fn resolved(&mut self, i: NodeIdx) {
+        let iu = i as usize;
+        if self.read[iu] {
+            let value = self.node_value(iu);
+            self.values.set(i, &value);
+        }
+        for k in self.succ_start[iu]..self.succ_start[iu + 1] {
+            let s = self.succ[k as usize];
+            self.pending_results[s as usize] -= 1;
+            if self.pending_results[s as usize] == 0 {
+                self.worklist.push(s);
+            }
+        }
+    }
+
+    fn node_value(&self, i: usize) -> Value {
+        let status = self.status_of(i).name();
+        let mut v = serde_json::json!({ "output": null, "stdout": null, "stderr": null, "exit_code": null, "status": status });
+        match &self.res[i] {
+            Res::Task(run) => {
+                if let Some(o) = run.outcome() {
+                    v["output"] = o.output.clone();
+                    v["stdout"] = o
+                        .stdout
+                        .as_ref()
+                        .map_or(Value::Null, |c| Value::String(c.text.clone()));
+                    v["stderr"] = o
+                        .stderr
+                        .as_ref()
+                        .map_or(Value::Null, |c| Value::String(c.text.clone()));
+                    v["exit_code"] = o.exit_code.map_or(Value::Null, Value::from);
+                }
+            }
+            Res::ForEach { runs, .. } => {
+                v["output"] = Value::Array(
+                    runs.iter()
+                        .map(|r| {
+                            r.as_ref()
+                                .and_then(TaskRun::outcome)
+                                .map_or(Value::Null, |o| o.output.clone())
+                        })
+                        .collect(),
+                );
+            }
+            Res::Branch { value } => v["output"] = Value::Bool(*value),
+            _ => {}
+        }
+        v
+    }
+
+    /// Every node `i` waits for has a result: decide whether it runs, and run or dispatch it.
+    fn begin(&mut self, i: NodeIdx) {
+        let iu = i as usize;
+        let node = &self.wf.nodes[iu];
+        if let Some(reason) = self.skip_reason(iu) {
+            self.res[iu] = Res::Skipped(reason);
+            return;
+        }
+        if node.for_each.is_none() {
+            if let Some(cond) = &node.condition {
+                match self.renderer.condition(cond, None) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.res[iu] = Res::Skipped("`if` is false".into());
+                        return;
+                    }
+                    Err(e) => {
+                        self.res[iu] = Res::Failed(format!("`if`: {e}"));
+                        return;
+                    }
+                }
+            }
+        }
+        self.res[iu] = match &node.kind {
+            NodeKind::Branch { condition, .. } => match self.renderer.condition(condition, None) {
+                Ok(value) => {
+                    self.decisions[iu] = Some(value);
+                    Res::Branch { value }
+                }
+                Err(e) => Res::Failed(format!("branch condition: {e}")),
+            },
+            NodeKind::Fork(_) => Res::Fork,
+            NodeKind::Join(parents) => {
+                let succeeded = parents
+                    .iter()
+                    .copied()
+                    .filter(|&p| self.status_of(p as usize) == Status::Succeeded)
+                    .collect();
+                Res::Join { succeeded }
+            }
+            NodeKind::Approval { prompt } => match self.renderer.template(prompt, None) {
+                Ok(prompt) => Res::AwaitingApproval { prompt },
+                Err(e) => Res::Failed(format!("prompt: {e}")),
+            },
+            NodeKind::Task(_) => match &node.for_each {
+                None => self.start_task(i, None),
+                Some(each) => self.start_for_each(i, each),
+            },
+        };
+    }
+
+    fn skip_reason(&self, i: usize) -> Option<String> {
+        let node = &self.wf.nodes[i];
+        let joined: &[NodeIdx] = match &node.kind {
+            NodeKind::Join(parents) => parents,
+            _ => &[],
+        };
+        for &d in &node.deps {
+            let du = d as usize;
+            if let (
+                NodeKind::Branch {
+                    then, otherwise, ..
+                },
+                Some(value),
+            ) = (&self.wf.nodes[du].kind, self.decisions[du])
+            {
+                let (arm, other) = if value {
+                    (then, otherwise)
+                } else {
+                    (otherwise, then)
+                };
+                if other.contains(&(i as NodeIdx)) && !arm.contains(&(i as NodeIdx)) {
+                    return Some(format!(
+                        "branch `{}` chose `{}`",
+                        self.wf.nodes[du].id,
+                        if value { "then" } else { "else" }
+                    ));
+                }
+            }
+            if joined.contains(&d) {
+                continue;
+            }
+            if !self.lets_dependents_run(du) {
+                return Some(format!(
+                    "`{}` {}",
+                    self.wf.nodes[du].id,
+                    self.status_of(du).name()
+                ));
+            }
+        }
+        if !joined.is_empty()
+            && !joined
+                .iter()
+                .any(|&p| self.status_of(p as usize) == Status::Succeeded)
+        {
+            return Some("no joined node succeeded".into());
+        }
+        None
+    }
+
+    /// Renders a task's arguments and runs it inline or hands it to a worker.
+    fn start_task(&mut self, i: NodeIdx, instance: Option<(u32, Locals)>) -> Res {
+        let node = &self.wf.nodes[i as usize];
+        let NodeKind::Task(task) = &node.kind else {
+            unreachable!("tasks only")
+        };
+        let locals = instance.as_ref().map(|(_, l)| l);
+        let mut run = TaskRun::default();
+        if instance.is_some() {
+            if let Some(cond) = &node.condition {
+                match self.renderer.condition(cond, locals) {
+                    Ok(true) => {}
+                    Ok(false) => run.skipped = Some("`if` is false".into()),
+                    Err(e) => run.error = Some(format!("`if`: {e}")),
+                }
+                if run.skipped.is_some() || run.error.is_some() {
+                    return Res::Task(run);
+                }
+            }
+        }
+        let mut args = Map::new();
+        for (key, value) in &task.with {
+            let kind = task.tool.key(key).map(|k| k.kind);
+            let rendered = match (key.as_str(), kind) {
+                ("run", _) => value
+                    .as_str()
+                    .map(|s| self.renderer.shell_line(s, locals).map(Value::String))
+                    .unwrap_or_else(|| Ok(value.to_json())),
+                (_, Some(tools::KeyKind::Expression)) => value.as_str().map_or_else(
+                    || Ok(value.to_json()),
+                    |s| {
+                        self.renderer
+                            .expression(s, locals)
+                            .and_then(|v| render::to_json(&v))
+                    },
+                ),
+                _ => self.renderer.value(value, locals),
+            };
+            match rendered {
+                Ok(v) => {
+                    args.insert(key.clone(), v);
+                }
+                Err(e) => {
+                    run.error = Some(format!("`{key}`: {e}"));
+                    return Res::Task(run);
+                }
+            }
+        }
+        run.input = Some(Value::Object(args.clone()));
+        let instance_id = match &instance {
+            Some((k, _)) => format!("{}[{k}]", node.id),
+            None => node.id.clone(),
+        };
+        let mut rng = rng::for_node(self.seed, &instance_id);
+        let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
+        if builtin::is_inline(task.tool) && !retries {
+            run.attempts = execute(task.tool, &args, node.timeout, None, &mut rng);
+            return Res::Task(run);
+        }
+        let pool = self
+            .pool
+            .get_or_insert_with(|| Pool::start(self.jobs, &self.tx));
+        pool.push(Job {
+            key: (
+                Reverse(node.priority),
+                i,
+                instance.as_ref().map_or(0, |(k, _)| *k),
+            ),
+            node: i,
+            instance: instance.as_ref().map(|(k, _)| *k),
+            tool: task.tool,
+            args,
+            timeout: node.timeout,
+            retry: node.retry.clone(),
+            rng,
+        });
+        self.outstanding += 1;
+        Res::Running(run)
+    }
+
+    fn start_for_each(&mut self, i: NodeIdx, each: &ForEach) -> Res {
+        let items: Vec<Value> = match each {
+            ForEach::Items(items) => items.clone(),
+            ForEach::Expression(text) => match self
+                .renderer
+                .expression(text, None)
+                .and_then(|v| render::to_json(&v))
+            {
+                Ok(Value::Array(items)) => items,
+                Ok(other) => {
+                    return Res::Failed(format!("`for_each` must give a list, gave {other}"));
+                }
+                Err(e) => return Res::Failed(format!("`for_each`: {e}")),
+            },
+        };
+        let mut runs = Vec::with_capacity(items.len());
+        let mut remaining = 0;
+        // Mark the node as in progress before starting instances: each may finish at once.
+        for (k, item) in items.into_iter().enumerate() {
+            let res = self.start_task(i, Some((k as u32, Locals { item, index: k })));
+            match res {
+                Res::Task(run) => runs.push(Some(run)),
+                Res::Running(run) => {
+                    remaining += 1;
+                    runs.push(Some(run));
+                }
+                _ => unreachable!("start_task gives a task result"),
+            }
+        }
+        Res::ForEach { runs, remaining }
+    }
+
+    fn job_done(&mut self, node: NodeIdx, instance: Option<u32>, attempts: Vec<Attempt>) {
+        let iu = node as usize;
+        match (&mut self.res[iu], instance) {
+            (Res::Running(run), None) => {
+                run.attempts = attempts;
+                self.res[iu] = match std::mem::take(&mut self.res[iu]) {
+                    Res::Running(run) => Res::Task(run),
+                    _ => unreachable!(),
+                };
+                self.worklist.push(node);
+            }
+            (Res::ForEach { runs, remaining }, Some(k)) => {
+                if let Some(Some(run)) = runs.get_mut(k as usize) {
+                    run.attempts = attempts;
+                }
+                *remaining -= 1;
+                if *remaining == 0 {
+                    self.worklist.push(node);
+                }
+            }
+            _ => debug_assert!(false, "a job result for a node that is not waiting for one"),
+        }
+    }
+
+    fn start_clock(&self, i: usize) -> u64 {
+        let node = &self.wf.nodes[i];
+        node.deps
+            .iter()
+            .chain(&node.after)
+            .map(|&d| self.end_clock[d as usize])
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// Writes `i`'s events and unblocks the commits that wait for it.
+    fn commit(&mut self, i: NodeIdx) -> Result<(), EngineError> {
+        let iu = i as usize;
+        let status = self.status_of(iu);
+        let node = &self.wf.nodes[iu];
+        let mut clock = self.start_clock(iu);
+        let mut events = Vec::with_capacity(3);
+        let res = std::mem::replace(&mut self.res[iu], Res::Done(status));
+        match res {
+            Res::Skipped(reason) => {
+                events.push(
+                    Event::new("Skipped", clock)
+                        .node(&node.id)
+                        .str("reason", &reason)
+                        .finish(),
+                );
+                self.short[iu] = reason;
+            }
+            Res::Failed(message) => {
+                events.push(
+                    Event::new("Error", clock)
+                        .node(&node.id)
+                        .str("message", &message)
+                        .finish(),
+                );
+                clock += 1;
+                events.push(
+                    Event::new("End", clock)
+                        .node(&node.id)
+                        .str("status", "failed")
+                        .finish(),
+                );
+                self.short[iu] = message;
+            }
+            Res::Task(run) => {
+                let tool = match &node.kind {
+                    NodeKind::Task(t) => t.tool,
+                    _ => unreachable!("task result of a task node"),
+                };
+                self.attempts[iu] = run.attempts.len() as u32;
+                self.short[iu] = short(&run);
+                task_events(&mut events, &mut clock, &node.id, tool, &run);
+            }
+            Res::ForEach { runs, .. } => {
+                let tool = match &node.kind {
+                    NodeKind::Task(t) => t.tool,
+                    _ => unreachable!("for_each on a task node"),
+                };
+                events.push(
+                    Event::new("Start", clock)
+                        .node(&node.id)
+                        .str("tool", tool.name)
+                        .u64("for_each", runs.len() as u64)
+                        .finish(),
+                );
+                for (k, run) in runs.iter().enumerate() {
+                    let run = run.as_ref().expect("every instance has a result at commit");
+                    clock += 1;
+                    task_events(
+                        &mut events,
+                        &mut clock,
+                        &format!("{}[{k}]", node.id),
+                        tool,
+                        run,
+                    );
+                    self.attempts[iu] += run.attempts.len() as u32;
+                }
+                clock += 1;
+                events.push(
+                    Event::new("End", clock)
+                        .node(&node.id)
+                        .str("status", status.name())
+                        .u64("instances", runs.len() as u64)
+                        .finish(),
+                );
+                self.short[iu] = format!("{} instances", runs.len());
+            }
+            Res::Branch { value } => {
+                let NodeKind::Branch {
+                    condition,
+                    then,
+                    otherwise,
+                } = &node.kind
+                else {
+                    unreachable!()
+                };
+                let (arm, chosen, skipped) = if value {
+                    ("then", then, otherwise)
+                } else {
+                    ("else", otherwise, then)
+                };
+                let ids = |v: &Vec<NodeIdx>| {
+                    v.iter()
+                        .map(|&c| self.wf.nodes[c as usize].id.as_str())
+                        .collect::<Vec<_>>()
+                };
+                events.push(
+                    Event::new("BranchDecision", clock)
+                        .node(&node.id)
+                        .str("if", condition)
+                        .bool("value", value)
+                        .str("arm", arm)
+                        .strs("chosen", ids(chosen))
+                        .strs("skipped", ids(skipped))
+                        .finish(),
+                );
+                clock += 1;
+                events.push(
+                    Event::new("End", clock)
+                        .node(&node.id)
+                        .str("status", "succeeded")
+                        .finish(),
+                );
+                self.short[iu] = arm.to_string();
+            }
+            Res::Fork => {
+                let NodeKind::Fork(children) = &node.kind else {
+                    unreachable!()
+                };
+                let ids: Vec<&str> = children
+                    .iter()
+                    .map(|&c| self.wf.nodes[c as usize].id.as_str())
+                    .collect();
+                events.push(
+                    Event::new("ForkSpawn", clock)
+                        .node(&node.id)
+                        .strs("children", ids)
+                        .finish(),
+                );
+                clock += 1;
+                events.push(
+                    Event::new("End", clock)
+                        .node(&node.id)
+                        .str("status", "succeeded")
+                        .finish(),
+                );
+            }
+            Res::Join { succeeded } => {
+                let NodeKind::Join(parents) = &node.kind else {
+                    unreachable!()
+                };
+                let ids = |v: &Vec<NodeIdx>| {
+                    v.iter()
+                        .map(|&c| self.wf.nodes[c as usize].id.as_str())
+                        .collect::<Vec<_>>()
+                };
+                events.push(
+                    Event::new("JoinComplete", clock)
+                        .node(&node.id)
+                        .strs("joined", ids(parents))
+                        .strs("succeeded", ids(&succeeded))
+                        .finish(),
+                );
+                clock += 1;
+                events.push(
+                    Event::new("End", clock)
+                        .node(&node.id)
+                        .str("status", "succeeded")
+                        .finish(),
+                );
+            }
+            Res::Pending | Res::Running(_) | Res::AwaitingApproval { .. } | Res::Done(_) => {
+                unreachable!("only resolved nodes commit")
+            }
+        }
+        self.end_clock[iu] = clock;
+        self.counts[match status {
+            Status::Succeeded => 0,
+            Status::Failed => 1,
+            Status::Skipped => 2,
+            Status::Denied => 3,
+        }] += 1;
+        self.committed += 1;
+        self.writer.send(events)?;
+        for k in self.succ_start[iu]..self.succ_start[iu + 1] {
+            let s = self.succ[k as usize];
+            self.pending_commits[s as usize] -= 1;
+            if self.pending_commits[s as usize] == 0 {
+                self.heap.push(self.heap_key(s));
+            }
+        }
+        Ok(())
+    }
+
+    fn outputs(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (name, template) in &self.wf.outputs {
+            let value = match self.renderer.template(template, None) {
+                Ok(text) => Value::String(text),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+            out.insert(name.clone(), value);
+        }
+        out
+    }
+}
+
+/// A short, one-line form of a task's result for the summary table.
+fn short(run: &TaskRun) -> String {
+    if let Some(reason) = &run.skipped {
+        return reason.clone();
+    }
+    if let Some(e) = &run.error {
+        return e.clone();
+    }
+    let Some(o) = run.outcome() else {
+        return String::new();
+    };
+    if let Some(e) = &o.error {
+        return e.clone();
+    }
+    let text = match &o.output {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let line = text.lines().next().unwrap_or_default();
+    let mut s: String = line.chars().take(60).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// The events of one task run: `Start`, then per attempt `ToolOutput` (and `Retry` before
+/// the next), then `End`; or `Skipped`; or `Start`, `Error`, `End` when it could not run.
+fn task_events(
+    events: &mut Vec<String>,
+    clock: &mut u64,
+    id: &str,
+    tool: &ToolSpec,
+    run: &TaskRun,
+) {
+    if let Some(reason) = &run.skipped {
+        events.push(
+            Event::new("Skipped", *clock)
+                .node(id)
+                .str("reason", reason)
+                .finish(),
+        );
+        return;
+    }
+    let mut start = Event::new("Start", *clock).node(id).str("tool", tool.name);
+    if let Some(input) = &run.input {
+        let digest_source = serde_json::json!({ "tool": tool.name, "input": input });
+        start = start
+            .str(
+                "input_sha256",
+                &ledger::sha256_hex(
+                    serde_json::to_string(&digest_source)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                ),
+            )
+            .json("input", input);
+    }
+    events.push(start.finish());
+    if let Some(message) = &run.error {
+        *clock += 1;
+        events.push(
+            Event::new("Error", *clock)
+                .node(id)
+                .str("message", message)
+                .finish(),
+        );
+    }
+    for (k, attempt) in run.attempts.iter().enumerate() {
+        let o = &attempt.outcome;
+        if tool.name != "noop" || o.error.is_some() {
+            *clock += 1;
+            let mut e = Event::new("ToolOutput", *clock)
+                .node(id)
+                .u64("attempt", k as u64 + 1)
+                .json("output", &o.output);
+            for (name, captured) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+                if let Some(c) = captured {
+                    e = e.str(name, &c.text);
+                    if c.truncated {
+                        e = e
+                            .u64(&format!("{name}_bytes"), c.bytes)
+                            .opt_str(&format!("{name}_sha256"), c.sha256.as_deref());
+                    }
+                }
+            }
+            if let Some(code) = o.exit_code {
+                e = e.i64("exit_code", i64::from(code));
+            }
+            events.push(e.opt_str("error", o.error.as_deref()).finish());
+        }
+        if let Some(delay) = attempt.delay_ms {
+            *clock += 1;
+            events.push(
+                Event::new("Retry", *clock)
+                    .node(id)
+                    .u64("attempt", k as u64 + 2)
+                    .u64("delay_ms", delay)
+                    .opt_str("reason", o.error.as_deref())
+                    .finish(),
+            );
+        }
+    }
+    *clock += 1;
+    let status = run.status();
+    let error = run
+        .error
+        .as_deref()
+        .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
+    events.push(
+        Event::new("End", *clock)
+            .node(id)
+            .str("status", status.name())
+            .u64("attempts", run.attempts.len() as u64)
+            .opt_str("error", error)
+            .finish(),
+    );
+}

@@ -1,0 +1,227 @@
+//! Evaluating expressions and rendering templates at run time.
+//!
+//! The `nodes` variable is a lazy object over the results committed so far, so building a
+//! context costs the same for a node in a 10-node and a 1,000,000-node workflow. Validation
+//! has already checked that every reference names a node this one waits for.
+
+use crate::workflow::expr;
+use crate::workflow::yaml::{Node as Yaml, Value as YamlValue};
+use minijinja::value::{Object, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// The values of `nodes.ID`, filled in as nodes resolve.
+#[derive(Debug)]
+pub struct NodeValues {
+    ids: HashMap<String, u32>,
+    slots: Vec<OnceLock<Value>>,
+}
+
+impl NodeValues {
+    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        let ids: HashMap<String, u32> = ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id.to_string(), i as u32))
+            .collect();
+        let slots = (0..ids.len()).map(|_| OnceLock::new()).collect();
+        Self { ids, slots }
+    }
+
+    /// Records node `i`'s value (once).
+    pub fn set(&self, i: u32, value: &serde_json::Value) {
+        let _ = self.slots[i as usize].set(Value::from(minijinja::value::Serde(value)));
+    }
+}
+
+impl Object for NodeValues {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let i = *self.ids.get(key.as_str()?)?;
+        self.slots[i as usize].get().cloned()
+    }
+}
+
+/// Loop variables of a `for_each` instance.
+#[derive(Clone, Debug)]
+pub struct Locals {
+    pub item: serde_json::Value,
+    pub index: usize,
+}
+
+/// Renders against one run's inputs and node values.
+pub struct Renderer {
+    inputs: Value,
+    run: Value,
+    nodes: Value,
+}
+
+impl Renderer {
+    pub fn new(inputs: &serde_json::Value, name: &str, seed: u64, nodes: Arc<NodeValues>) -> Self {
+        Self {
+            inputs: Value::from(minijinja::value::Serde(inputs)),
+            run: Value::from(minijinja::value::Serde(
+                serde_json::json!({ "seed": seed, "name": name }),
+            )),
+            nodes: Value::from_dyn_object(nodes),
+        }
+    }
+
+    fn context(&self, locals: Option<&Locals>) -> Value {
+        let mut ctx = std::collections::BTreeMap::new();
+        ctx.insert("inputs", self.inputs.clone());
+        ctx.insert("nodes", self.nodes.clone());
+        ctx.insert("run", self.run.clone());
+        if let Some(l) = locals {
+            ctx.insert("item", Value::from(minijinja::value::Serde(&l.item)));
+            ctx.insert("index", Value::from(l.index));
+        }
+        Value::from(ctx)
+    }
+
+    /// Evaluates a bare expression.
+    pub fn expression(&self, text: &str, locals: Option<&Locals>) -> Result<Value, String> {
+        let env = expr::environment();
+        let compiled = env.compile_expression(text).map_err(|e| describe(&e))?;
+        compiled
+            .eval(self.context(locals))
+            .map_err(|e| describe(&e))
+    }
+
+    /// Evaluates a bare expression for its truth.
+    pub fn condition(&self, text: &str, locals: Option<&Locals>) -> Result<bool, String> {
+        self.expression(text, locals).map(|v| v.is_true())
+    }
+
+    /// Renders a template to text.
+    pub fn template(&self, text: &str, locals: Option<&Locals>) -> Result<String, String> {
+        if !has_markup(text) {
+            return Ok(text.to_string());
+        }
+        let env = expr::environment();
+        env.render_str(text, self.context(locals))
+            .map_err(|e| describe(&e))
+    }
+
+    /// Renders a `run:` line: every interpolated value is shell-quoted.
+    pub fn shell_line(&self, text: &str, locals: Option<&Locals>) -> Result<String, String> {
+        if !has_markup(text) {
+            return Ok(text.to_string());
+        }
+        expr::shell_environment()
+            .render_str(text, self.context(locals))
+            .map_err(|e| describe(&e))
+    }
+
+    /// Renders a structured argument: every string inside is a template, and a string that
+    /// is exactly one `{{ expression }}` keeps the expression's type (a list stays a list).
+    pub fn value(&self, node: &Yaml, locals: Option<&Locals>) -> Result<serde_json::Value, String> {
+        Ok(match &node.value {
+            YamlValue::Str(s) => match single_expression(s) {
+                Some(inner) => to_json(&self.expression(inner, locals)?)?,
+                None => serde_json::Value::String(self.template(s, locals)?),
+            },
+            YamlValue::Seq(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.value(i, locals))
+                    .collect::<Result<_, _>>()?,
+            ),
+            YamlValue::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    map.insert(k.scalar_text(), self.value(v, locals)?);
+                }
+                serde_json::Value::Object(map)
+            }
+            _ => node.to_json(),
+        })
+    }
+}
+
+/// Converts an evaluated value to JSON.
+pub fn to_json(value: &Value) -> Result<serde_json::Value, String> {
+    serde_json::to_value(value).map_err(|e| format!("value cannot be recorded: {e}"))
+}
+
+fn has_markup(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// The inner expression of a string that is exactly one `{{ ... }}`.
+fn single_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
+        .then_some(inner.trim())
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        msg.push_str(": ");
+        msg.push_str(detail);
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renderer() -> (Renderer, Arc<NodeValues>) {
+        let values = Arc::new(NodeValues::new(["a", "b"]));
+        values.set(
+            0,
+            &serde_json::json!({"output": "$(touch pwned)", "status": "succeeded"}),
+        );
+        (
+            Renderer::new(&serde_json::json!({"n": 3}), "t", 7, values.clone()),
+            values,
+        )
+    }
+
+    #[test]
+    fn templates_read_nodes_inputs_and_run() {
+        let (r, _) = renderer();
+        assert_eq!(
+            r.template("{{ nodes.a.status }} {{ inputs.n }} {{ run.seed }}", None)
+                .unwrap(),
+            "succeeded 3 7"
+        );
+    }
+
+    #[test]
+    fn undefined_values_are_errors() {
+        let (r, _) = renderer();
+        assert!(r.template("{{ nodes.b.output }}", None).is_err());
+        assert!(r.template("{{ inputs.missing }}", None).is_err());
+    }
+
+    #[test]
+    fn shell_lines_quote_interpolated_values() {
+        let (r, _) = renderer();
+        assert_eq!(
+            r.shell_line("echo {{ nodes.a.output }}", None).unwrap(),
+            "echo '$(touch pwned)'"
+        );
+    }
+
+    #[test]
+    fn a_single_expression_keeps_its_type() {
+        let (r, _) = renderer();
+        let yaml =
+            crate::workflow::yaml::parse("v: \"{{ [1, inputs.n] }}\"\nw: \"n={{ inputs.n }}\"")
+                .unwrap();
+        let YamlValue::Map(entries) = &yaml.value else {
+            panic!()
+        };
+        assert_eq!(
+            r.value(&entries[0].1, None).unwrap(),
+            serde_json::json!([1, 3])
+        );
+        assert_eq!(
+            r.value(&entries[1].1, None).unwrap(),
+            serde_json::json!("n=3")
+        );
+    }
+}

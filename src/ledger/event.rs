@@ -1,0 +1,152 @@
+//! Event bodies, written straight to JSON text.
+//!
+//! A ledger line is `{"seq":N,"prev":"...",` + body + `}`. Bodies start with `"event"` and
+//! `"clock"`, then `"node"` where the event is a node's, then the event's own fields in a
+//! fixed order, so the same run always gives the same bytes.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+/// An event body under construction.
+pub struct Event {
+    body: String,
+}
+
+impl Event {
+    pub fn new(kind: &str, clock: u64) -> Self {
+        let mut body = String::with_capacity(96);
+        body.push_str("\"event\":\"");
+        body.push_str(kind);
+        body.push_str("\",\"clock\":");
+        let _ = write!(body, "{clock}");
+        Self { body }
+    }
+
+    pub fn node(self, id: &str) -> Self {
+        self.str("node", id)
+    }
+
+    pub fn str(mut self, key: &str, value: &str) -> Self {
+        self.key(key);
+        push_json_str(&mut self.body, value);
+        self
+    }
+
+    pub fn opt_str(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self,
+        }
+    }
+
+    pub fn u64(mut self, key: &str, value: u64) -> Self {
+        self.key(key);
+        let _ = write!(self.body, "{value}");
+        self
+    }
+
+    pub fn i64(mut self, key: &str, value: i64) -> Self {
+        self.key(key);
+        let _ = write!(self.body, "{value}");
+        self
+    }
+
+    pub fn bool(mut self, key: &str, value: bool) -> Self {
+        self.key(key);
+        self.body.push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    /// A JSON value, serialized compactly (object keys in their map's order).
+    pub fn json(mut self, key: &str, value: &Value) -> Self {
+        self.key(key);
+        // Serializing a serde_json::Value into a String cannot fail.
+        self.body
+            .push_str(&serde_json::to_string(value).unwrap_or_default());
+        self
+    }
+
+    pub fn strs<'a>(mut self, key: &str, values: impl IntoIterator<Item = &'a str>) -> Self {
+        self.key(key);
+        self.body.push('[');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.body.push(',');
+            }
+            push_json_str(&mut self.body, v);
+        }
+        self.body.push(']');
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        self.body.push_str(",\"");
+        self.body.push_str(key);
+        self.body.push_str("\":");
+    }
+
+    pub fn finish(self) -> String {
+        self.body
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "line\nbreak\r\t",
+            "\u{1}\u{1f}",
+            "ünï😀",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn body_is_a_json_object_fragment() {
+        let body = Event::new("Start", 3)
+            .node("a[1]")
+            .u64("attempt", 1)
+            .json("input", &serde_json::json!({"b": [1, "x"]}))
+            .finish();
+        let v: Value = serde_json::from_str(&format!("{{{body}}}")).unwrap();
+        assert_eq!(v["event"], "Start");
+        assert_eq!(v["clock"], 3);
+        assert_eq!(v["node"], "a[1]");
+        assert_eq!(v["input"]["b"][1], "x");
+    }
+}

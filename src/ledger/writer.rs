@@ -1,0 +1,174 @@
+//! The ledger writer: one thread that owns the file.
+//!
+//! The engine sends the bodies of each node's events as one batch when the node commits.
+//! The writer numbers the lines, prepends the hash of the previous line, hashes the new one,
+//! and writes through a buffer. It flushes whenever it has caught up with the engine and
+//! syncs to disk at least every 100 ms and at the end, so a crash leaves a valid chain prefix
+//! (at most the last line torn) without paying for an fsync per event.
+
+use super::GENESIS;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What the writer wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Number of lines.
+    pub lines: u64,
+    /// SHA-256 of the last line (the chain head).
+    pub head: String,
+}
+
+/// Where the chain continues from (a fresh file, or the end of an existing prefix).
+#[derive(Clone, Debug)]
+pub struct ChainState {
+    pub next_seq: u64,
+    pub prev: String,
+}
+
+impl Default for ChainState {
+    fn default() -> Self {
+        Self {
+            next_seq: 0,
+            prev: GENESIS.to_string(),
+        }
+    }
+}
+
+pub struct Writer {
+    tx: Option<SyncSender<Vec<String>>>,
+    handle: Option<JoinHandle<io::Result<Written>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an open file positioned where lines are to be appended.
+    pub fn start(file: File, chain: ChainState) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Vec<String>>(1024);
+        let handle = std::thread::Builder::new()
+            .name("kairos-ledger".into())
+            .spawn(move || write_loop(file, chain, &rx))
+            .expect("spawn the ledger writer thread");
+        Self {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queues the events of one commit.
+    pub fn send(&self, bodies: Vec<String>) -> io::Result<()> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .as_ref()
+            .expect("writer is open")
+            .send(bodies)
+            .map_err(|_| io::Error::other("the ledger writer stopped (see the error it reported)"))
+    }
+
+    /// Writes what is queued, syncs, and returns the totals.
+    pub fn finish(mut self) -> io::Result<Written> {
+        drop(self.tx.take());
+        match self.handle.take().expect("writer joined once").join() {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("the ledger writer thread panicked")),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_loop(file: File, chain: ChainState, rx: &Receiver<Vec<String>>) -> io::Result<Written> {
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let mut seq = chain.next_seq;
+    let mut prev = [0u8; 64];
+    prev.copy_from_slice(chain.prev.as_bytes());
+    let mut line = Vec::with_capacity(512);
+    let mut last_sync = Instant::now();
+    let mut batch = match rx.recv() {
+        Ok(b) => Some(b),
+        Err(_) => None,
+    };
+    while let Some(bodies) = batch {
+        for body in bodies {
+            line.clear();
+            line.extend_from_slice(b"{\"seq\":");
+            line.extend_from_slice(itoa(seq).as_bytes());
+            line.extend_from_slice(b",\"prev\":\"");
+            line.extend_from_slice(&prev);
+            line.extend_from_slice(b"\",");
+            line.extend_from_slice(body.as_bytes());
+            line.push(b'}');
+            let digest = Sha256::digest(&line);
+            hex::encode_to_slice(digest, &mut prev).expect("64 hex digits fit");
+            line.push(b'\n');
+            out.write_all(&line)?;
+            seq += 1;
+        }
+        batch = match rx.try_recv() {
+            Ok(b) => Some(b),
+            Err(TryRecvError::Empty) => {
+                out.flush()?;
+                if last_sync.elapsed() >= SYNC_INTERVAL {
+                    out.get_ref().sync_data()?;
+                    last_sync = Instant::now();
+                }
+                rx.recv().ok()
+            }
+            Err(TryRecvError::Disconnected) => None,
+        };
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    Ok(Written {
+        lines: seq,
+        head: String::from_utf8_lossy(&prev).into_owned(),
+    })
+}
+
+fn itoa(n: u64) -> String {
+    n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::sha256_hex;
+
+    #[test]
+    fn lines_are_numbered_and_chained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let w = Writer::start(File::create(&path).unwrap(), ChainState::default());
+        w.send(vec![
+            "\"event\":\"A\",\"clock\":0".into(),
+            "\"event\":\"B\",\"clock\":1".into(),
+        ])
+        .unwrap();
+        w.send(vec!["\"event\":\"C\",\"clock\":2".into()]).unwrap();
+        let written = w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(written.lines, 3);
+        assert_eq!(
+            lines[0],
+            format!("{{\"seq\":0,\"prev\":\"{GENESIS}\",\"event\":\"A\",\"clock\":0}}")
+        );
+        assert!(lines[1].contains(&format!("\"prev\":\"{}\"", sha256_hex(lines[0].as_bytes()))));
+        assert!(lines[2].starts_with("{\"seq\":2,"));
+        assert_eq!(written.head, sha256_hex(lines[2].as_bytes()));
+    }
+}
