@@ -25,10 +25,27 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a workflow and write its ledger')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Parse a workflow and run every static check, without running anything')
             [CompletionResult]::new('graph', 'graph', [CompletionResultType]::ParameterValue, 'Print the workflow graph as Mermaid or Graphviz DOT')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions, man pages and JSON Schemas (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kairos;run' {
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Worker threads for waiting work (default: the number of CPUs, at least 4)')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Worker threads for waiting work (default: the number of CPUs, at least 4)')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'RNG seed (overrides the workflow''s `seed`)')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Set an input (repeatable)')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Set an input (repeatable)')
+            [CompletionResult]::new('--ledger', '--ledger', [CompletionResultType]::ParameterName, 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'kairos;validate' {
@@ -56,10 +73,14 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             break
         }
         'kairos;help' {
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a workflow and write its ledger')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Parse a workflow and run every static check, without running anything')
             [CompletionResult]::new('graph', 'graph', [CompletionResultType]::ParameterValue, 'Print the workflow graph as Mermaid or Graphviz DOT')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions, man pages and JSON Schemas (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kairos;help;run' {
             break
         }
         'kairos;help;validate' {

@@ -25,6 +25,9 @@ _kairos() {
             kairos,help)
                 cmd="kairos__subcmd__help"
                 ;;
+            kairos,run)
+                cmd="kairos__subcmd__run"
+                ;;
             kairos,validate)
                 cmd="kairos__subcmd__validate"
                 ;;
@@ -37,6 +40,9 @@ _kairos() {
             kairos__subcmd__help,help)
                 cmd="kairos__subcmd__help__subcmd__help"
                 ;;
+            kairos__subcmd__help,run)
+                cmd="kairos__subcmd__help__subcmd__run"
+                ;;
             kairos__subcmd__help,validate)
                 cmd="kairos__subcmd__help__subcmd__validate"
                 ;;
@@ -47,7 +53,7 @@ _kairos() {
 
     case "${cmd}" in
         kairos)
-            opts="-h -V --help --version validate graph generate help"
+            opts="-h -V --help --version run validate graph generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,7 +103,7 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__help)
-            opts="validate graph generate help"
+            opts="run validate graph generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -152,6 +158,20 @@ _kairos() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kairos__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kairos__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -159,6 +179,48 @@ _kairos() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__run)
+            opts="-j -i -q -h -V --jobs --seed --input --ledger --format --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -22,10 +22,26 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand run 'Run a workflow and write its ledger'
             cand validate 'Parse a workflow and run every static check, without running anything'
             cand graph 'Print the workflow graph as Mermaid or Graphviz DOT'
             cand generate 'Write completions, man pages and JSON Schemas (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kairos;run'= {
+            cand -j 'Worker threads for waiting work (default: the number of CPUs, at least 4)'
+            cand --jobs 'Worker threads for waiting work (default: the number of CPUs, at least 4)'
+            cand --seed 'RNG seed (overrides the workflow''s `seed`)'
+            cand -i 'Set an input (repeatable)'
+            cand --input 'Set an input (repeatable)'
+            cand --ledger 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)'
+            cand --format 'Output format'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
         }
         &'kairos;validate'= {
             cand --format 'Output format'
@@ -49,10 +65,13 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --version 'Print version'
         }
         &'kairos;help'= {
+            cand run 'Run a workflow and write its ledger'
             cand validate 'Parse a workflow and run every static check, without running anything'
             cand graph 'Print the workflow graph as Mermaid or Graphviz DOT'
             cand generate 'Write completions, man pages and JSON Schemas (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kairos;help;run'= {
         }
         &'kairos;help;validate'= {
         }

@@ -26,10 +26,20 @@ end
 
 complete -c kairos -n "__fish_kairos_needs_command" -s h -l help -d 'Print help'
 complete -c kairos -n "__fish_kairos_needs_command" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "run" -d 'Run a workflow and write its ledger'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kairos -n "__fish_kairos_using_subcommand run" -s j -l jobs -d 'Worker threads for waiting work (default: the number of CPUs, at least 4)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l seed -d 'RNG seed (overrides the workflow\'s `seed`)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -s i -l input -d 'Set an input (repeatable)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l ledger -d 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand run" -s q -l quiet -d 'Print nothing but errors'
+complete -c kairos -n "__fish_kairos_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kairos -n "__fish_kairos_using_subcommand run" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'JSON for machines'"
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -41,7 +51,8 @@ complete -c kairos -n "__fish_kairos_using_subcommand graph" -s V -l version -d 
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -l out -d 'Directory that receives `completions/`, `man/` and `schemas/`' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from validate graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "run" -d 'Run a workflow and write its ledger'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -13,6 +13,8 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The test's directory lives as long as its output, so files can be read afterwards.
+    _dir: tempfile::TempDir,
 }
 
 /// The project root (where `workflows/` lives).
@@ -57,10 +59,16 @@ impl Test {
     }
 
     pub fn run(self) -> Output {
+        let dir = self.dir.path().to_path_buf();
+        self.run_in(&dir)
+    }
+
+    /// Runs in `dir` instead of the test's own directory.
+    pub fn run_in(self, dir: &Path) -> Output {
         let out = Command::cargo_bin("kairos")
             .expect("kairos binary")
             .args(&self.args)
-            .current_dir(self.dir.path())
+            .current_dir(dir)
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
             .output()
@@ -69,6 +77,7 @@ impl Test {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
             stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+            _dir: self.dir,
         }
     }
 }

@@ -4,5 +4,6 @@ mod common;
 mod generated;
 mod graph;
 mod properties;
+mod run;
 mod validate;
 mod workflows;

@@ -234,9 +234,12 @@ impl Ord for Job {
 
 type JobResult = (NodeIdx, Option<u32>, Vec<Attempt>);
 
+/// The job queue and whether it is closed, with the condition workers wait on.
+type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
+
 /// Long-lived worker threads fed from one priority queue.
 struct Pool {
-    shared: Arc<(Mutex<(BinaryHeap<Job>, bool)>, Condvar)>,
+    shared: Arc<Queue>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -274,7 +277,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: &(Mutex<(BinaryHeap<Job>, bool)>, Condvar), results: &Sender<JobResult>) {
+fn worker(shared: &Queue, results: &Sender<JobResult>) {
     let (lock, cv) = shared;
     loop {
         let mut job = {
@@ -396,13 +399,13 @@ pub fn resolve_inputs(
 /// Checks that every tool the workflow uses can run here.
 pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
     for node in &workflow.nodes {
-        if let NodeKind::Task(t) = &node.kind {
-            if !builtin::is_available(t.tool) {
-                return Err(EngineError::ToolUnavailable {
-                    node: node.id.clone(),
-                    tool: t.tool.name.to_string(),
-                });
-            }
+        if let NodeKind::Task(t) = &node.kind
+            && !builtin::is_available(t.tool)
+        {
+            return Err(EngineError::ToolUnavailable {
+                node: node.id.clone(),
+                tool: t.tool.name.to_string(),
+            });
         }
     }
     Ok(())
@@ -586,23 +589,23 @@ impl<'w> Engine<'w> {
             if self.committed == n {
                 break;
             }
-            if let Some(&Reverse((_, _, top))) = self.heap.peek() {
-                if let Res::AwaitingApproval { prompt } = &self.res[top as usize] {
-                    let clock = self.start_clock(top as usize);
-                    let id = &self.wf.nodes[top as usize].id;
-                    self.writer.send(vec![
-                        Event::new("ApprovalRequested", clock)
-                            .node(id)
-                            .str("prompt", prompt)
-                            .finish(),
-                        Event::new("RunPaused", clock + 1)
-                            .str("reason", "approval")
-                            .strs("pending", [id.as_str()])
-                            .finish(),
-                    ])?;
-                    pending_approvals.push(id.clone());
-                    break;
-                }
+            if let Some(&Reverse((_, _, top))) = self.heap.peek()
+                && let Res::AwaitingApproval { prompt } = &self.res[top as usize]
+            {
+                let clock = self.start_clock(top as usize);
+                let id = &self.wf.nodes[top as usize].id;
+                self.writer.send(vec![
+                    Event::new("ApprovalRequested", clock)
+                        .node(id)
+                        .str("prompt", prompt)
+                        .finish(),
+                    Event::new("RunPaused", clock + 1)
+                        .str("reason", "approval")
+                        .strs("pending", [id.as_str()])
+                        .finish(),
+                ])?;
+                pending_approvals.push(id.clone());
+                break;
             }
             if self.outstanding == 0 {
                 return Err(EngineError::Ledger(std::io::Error::other(
@@ -778,18 +781,18 @@ impl<'w> Engine<'w> {
             self.res[iu] = Res::Skipped(reason);
             return;
         }
-        if node.for_each.is_none() {
-            if let Some(cond) = &node.condition {
-                match self.renderer.condition(cond, None) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.res[iu] = Res::Skipped("`if` is false".into());
-                        return;
-                    }
-                    Err(e) => {
-                        self.res[iu] = Res::Failed(format!("`if`: {e}"));
-                        return;
-                    }
+        if node.for_each.is_none()
+            && let Some(cond) = &node.condition
+        {
+            match self.renderer.condition(cond, None) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.res[iu] = Res::Skipped("`if` is false".into());
+                    return;
+                }
+                Err(e) => {
+                    self.res[iu] = Res::Failed(format!("`if`: {e}"));
+                    return;
                 }
             }
         }
@@ -878,16 +881,16 @@ impl<'w> Engine<'w> {
         };
         let locals = instance.as_ref().map(|(_, l)| l);
         let mut run = TaskRun::default();
-        if instance.is_some() {
-            if let Some(cond) = &node.condition {
-                match self.renderer.condition(cond, locals) {
-                    Ok(true) => {}
-                    Ok(false) => run.skipped = Some("`if` is false".into()),
-                    Err(e) => run.error = Some(format!("`if`: {e}")),
-                }
-                if run.skipped.is_some() || run.error.is_some() {
-                    return Res::Task(run);
-                }
+        if instance.is_some()
+            && let Some(cond) = &node.condition
+        {
+            match self.renderer.condition(cond, locals) {
+                Ok(true) => {}
+                Ok(false) => run.skipped = Some("`if` is false".into()),
+                Err(e) => run.error = Some(format!("`if`: {e}")),
+            }
+            if run.skipped.is_some() || run.error.is_some() {
+                return Res::Task(run);
             }
         }
         let mut args = Map::new();

@@ -98,10 +98,7 @@ fn write_loop(file: File, chain: ChainState, rx: &Receiver<Vec<String>>) -> io::
     prev.copy_from_slice(chain.prev.as_bytes());
     let mut line = Vec::with_capacity(512);
     let mut last_sync = Instant::now();
-    let mut batch = match rx.recv() {
-        Ok(b) => Some(b),
-        Err(_) => None,
-    };
+    let mut batch = rx.recv().ok();
     while let Some(bodies) = batch {
         for body in bodies {
             line.clear();

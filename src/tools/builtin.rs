@@ -114,7 +114,7 @@ fn random(call: &mut Call<'_>) -> Result<Value, String> {
         let (Some(lo), Some(hi)) = (lo.as_f64(), hi.as_f64()) else {
             return Err("`float` bounds must be numbers".into());
         };
-        if !(lo < hi) {
+        if lo >= hi || lo.is_nan() || hi.is_nan() {
             return Err(format!("empty range [{lo}, {hi})"));
         }
         Ok(Value::from(call.rng.random_range(lo..hi)))
