@@ -466,3 +466,37 @@ fn a_long_chain_runs_without_recursion() {
     assert_eq!(events.len(), 2 * n + 2);
     assert_eq!(events.last().unwrap()["counts"]["succeeded"], n as u64);
 }
+
+#[test]
+fn kill_9_leaves_a_valid_chain_prefix() {
+    let mut yaml = String::from("version: 1\nname: crash\nnodes:\n");
+    for i in 0..400 {
+        // 400 x 10 ms on 2 workers: at least 2 s, so the kill lands mid-run.
+        yaml.push_str(&format!("  - id: s{i}\n    run: sleep 0.01\n"));
+    }
+    for delay_ms in [150u64, 400] {
+        let t = Test::new().workflow(&yaml);
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
+            .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "2"])
+            .current_dir(t.path())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let text = std::fs::read_to_string(t.path().join("l.jsonl")).unwrap();
+        // Every complete line parses and chains; only the last may be torn.
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        let torn = &text[complete.len()..];
+        assert!(torn.is_empty() || serde_json::from_str::<Value>(torn).is_err() || !torn.ends_with('}'));
+        std::fs::write(t.path().join("prefix.jsonl"), complete).unwrap();
+        let events = if complete.is_empty() { Vec::new() } else { read_ledger(&t.path().join("prefix.jsonl")) };
+        if let Some(first) = events.first() {
+            assert_eq!(first["event"], "RunStart");
+        }
+        assert!(events.iter().all(|e| e["event"] != "RunEnd"), "the run was killed before it ended");
+    }
+}
