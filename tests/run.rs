@@ -491,12 +491,21 @@ fn kill_9_leaves_a_valid_chain_prefix() {
             None => "",
         };
         let torn = &text[complete.len()..];
-        assert!(torn.is_empty() || serde_json::from_str::<Value>(torn).is_err() || !torn.ends_with('}'));
+        assert!(
+            torn.is_empty() || serde_json::from_str::<Value>(torn).is_err() || !torn.ends_with('}')
+        );
         std::fs::write(t.path().join("prefix.jsonl"), complete).unwrap();
-        let events = if complete.is_empty() { Vec::new() } else { read_ledger(&t.path().join("prefix.jsonl")) };
+        let events = if complete.is_empty() {
+            Vec::new()
+        } else {
+            read_ledger(&t.path().join("prefix.jsonl"))
+        };
         if let Some(first) = events.first() {
             assert_eq!(first["event"], "RunStart");
         }
-        assert!(events.iter().all(|e| e["event"] != "RunEnd"), "the run was killed before it ended");
+        assert!(
+            events.iter().all(|e| e["event"] != "RunEnd"),
+            "the run was killed before it ended"
+        );
     }
 }

@@ -73,6 +73,7 @@ pub fn run(args: &Args) -> i32 {
         jobs: args.jobs.unwrap_or(0),
         seed: args.seed,
         inputs: args.inputs.clone(),
+        summary: !args.quiet,
     };
     let report = match engine::run(&wf, &options, file) {
         Ok(r) => r,

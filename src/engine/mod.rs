@@ -23,7 +23,6 @@ use crate::tools::{self, Outcome, ToolSpec, builtin};
 use crate::workflow::model::Retry;
 use crate::workflow::{ForEach, NodeIdx, NodeKind, Workflow};
 use rand::RngExt;
-use rand_chacha::ChaCha20Rng;
 use render::{Locals, NodeValues, Renderer};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
@@ -43,6 +42,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// `--input key=value` pairs.
     pub inputs: Vec<(String, String)>,
+    /// Collect a per-node summary for [`RunReport::nodes`] (off for `--quiet` and benchmarks).
+    pub summary: bool,
 }
 
 /// The default `--jobs`: the number of CPUs, at least 4 (SPEC 5).
@@ -210,7 +211,8 @@ struct Job {
     args: Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<Retry>,
-    rng: ChaCha20Rng,
+    seed: u64,
+    instance_id: String,
 }
 
 impl PartialEq for Job {
@@ -280,7 +282,7 @@ impl Drop for Pool {
 fn worker(shared: &Queue, results: &Sender<JobResult>) {
     let (lock, cv) = shared;
     loop {
-        let mut job = {
+        let job = {
             let mut state = lock.lock().expect("queue lock");
             loop {
                 if let Some(job) = state.0.pop() {
@@ -297,7 +299,8 @@ fn worker(shared: &Queue, results: &Sender<JobResult>) {
             &job.args,
             job.timeout,
             job.retry.as_ref(),
-            &mut job.rng,
+            job.seed,
+            &job.instance_id,
         );
         if results.send((job.node, job.instance, attempts)).is_err() {
             return;
@@ -312,19 +315,31 @@ fn execute(
     args: &Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<&Retry>,
-    rng: &mut ChaCha20Rng,
+    seed: u64,
+    instance_id: &str,
 ) -> Vec<Attempt> {
+    // The RNG is derived only for the calls that draw from it.
+    let mut rng = (tool.name == "random" || retry.is_some_and(|r| r.attempts > 1))
+        .then(|| rng::for_node(seed, instance_id));
     let attempts = retry.map_or(1, |r| r.attempts.max(1));
     let mut out = Vec::with_capacity(1);
     for k in 0..attempts {
-        let outcome = builtin::run(tool, &mut builtin::Call { args, rng, timeout });
+        let outcome = builtin::run(
+            tool,
+            &mut builtin::Call {
+                args,
+                rng: rng.as_mut(),
+                timeout,
+            },
+        );
         let failed = outcome.error.is_some();
         match retry.filter(|_| failed && k + 1 < attempts) {
             Some(r) => {
                 let base = r.backoff.as_secs_f64() * r.factor.powi(k as i32);
                 let capped = r.max_backoff.map_or(base, |m| base.min(m.as_secs_f64()));
                 // Half fixed, half jitter: spreads retries, never waits less than half.
-                let delay = capped * (0.5 + 0.5 * rng.random::<f64>());
+                let draw = rng.as_mut().map_or(0.5, |r| r.random::<f64>());
+                let delay = capped * (0.5 + 0.5 * draw);
                 let delay_ms = (delay * 1000.0).round() as u64;
                 out.push(Attempt {
                     outcome,
@@ -415,7 +430,8 @@ pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
 fn run_start(workflow: &Workflow, inputs: &Map<String, Value>, seed: u64) -> String {
     let policy = workflow.policy.to_json();
     let policy_text = serde_json::to_string(&policy).unwrap_or_default();
-    Event::new("RunStart", 0)
+    let mut out = String::new();
+    Event::new(&mut out, "RunStart", 0)
         .str("format", FORMAT)
         .str("kairos_version", env!("CARGO_PKG_VERSION"))
         .str("workflow", &workflow.name)
@@ -428,7 +444,8 @@ fn run_start(workflow: &Workflow, inputs: &Map<String, Value>, seed: u64) -> Str
         .u64("seed", seed)
         .json("policy", &policy)
         .str("policy_sha256", &ledger::sha256_hex(policy_text.as_bytes()))
-        .finish()
+        .finish();
+    out
 }
 
 /// Runs `workflow`, writing the ledger to `file`.
@@ -446,8 +463,8 @@ pub fn run(
         options.jobs
     };
     let writer = Writer::start(file, ChainState::default());
-    writer.send(vec![run_start(workflow, &inputs, seed)])?;
-    Engine::new(workflow, &inputs, seed, jobs, writer).run()
+    writer.send(run_start(workflow, &inputs, seed))?;
+    Engine::new(workflow, &inputs, seed, jobs, options.summary, writer).run()
 }
 
 struct Engine<'w> {
@@ -464,8 +481,11 @@ struct Engine<'w> {
     end_clock: Vec<u64>,
     /// Branch decisions, kept after the branch commits (its arms may begin later).
     decisions: Vec<Option<bool>>,
+    /// Whether each resolved node lets its dependents run (see `lets_dependents_run`).
+    ok: Vec<bool>,
     attempts: Vec<u32>,
     short: Vec<String>,
+    summary: bool,
     heap: BinaryHeap<Reverse<(bool, Reverse<i64>, NodeIdx)>>,
     values: Arc<NodeValues>,
     renderer: Renderer,
@@ -475,6 +495,8 @@ struct Engine<'w> {
     rx: Receiver<JobResult>,
     writer: Writer,
     committed: usize,
+    /// Event bodies committed but not yet handed to the writer (sent in batches).
+    outbox: String,
     counts: [u64; 4],
     worklist: Vec<NodeIdx>,
 }
@@ -485,6 +507,7 @@ impl<'w> Engine<'w> {
         inputs: &Map<String, Value>,
         seed: u64,
         jobs: usize,
+        summary: bool,
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();
@@ -536,8 +559,14 @@ impl<'w> Engine<'w> {
             read,
             end_clock: vec![0; n],
             decisions: vec![None; n],
+            ok: vec![false; n],
             attempts: vec![0; n],
-            short: vec![String::new(); n],
+            short: if summary {
+                vec![String::new(); n]
+            } else {
+                Vec::new()
+            },
+            summary,
             heap: BinaryHeap::new(),
             values,
             renderer,
@@ -547,6 +576,7 @@ impl<'w> Engine<'w> {
             rx,
             writer,
             committed: 0,
+            outbox: String::new(),
             counts: [0; 4],
             worklist: Vec::new(),
         }
@@ -592,21 +622,24 @@ impl<'w> Engine<'w> {
             if let Some(&Reverse((_, _, top))) = self.heap.peek()
                 && let Res::AwaitingApproval { prompt } = &self.res[top as usize]
             {
+                self.writer.send(std::mem::take(&mut self.outbox))?;
                 let clock = self.start_clock(top as usize);
                 let id = &self.wf.nodes[top as usize].id;
-                self.writer.send(vec![
-                    Event::new("ApprovalRequested", clock)
-                        .node(id)
-                        .str("prompt", prompt)
-                        .finish(),
-                    Event::new("RunPaused", clock + 1)
-                        .str("reason", "approval")
-                        .strs("pending", [id.as_str()])
-                        .finish(),
-                ])?;
+                let mut out = String::new();
+                Event::new(&mut out, "ApprovalRequested", clock)
+                    .node(id)
+                    .str("prompt", prompt)
+                    .finish();
+                Event::new(&mut out, "RunPaused", clock + 1)
+                    .str("reason", "approval")
+                    .strs("pending", [id.as_str()])
+                    .finish();
+                self.writer.send(out)?;
                 pending_approvals.push(id.clone());
                 break;
             }
+            // About to wait for workers: hand what is committed to the writer first.
+            self.writer.send(std::mem::take(&mut self.outbox))?;
             if self.outstanding == 0 {
                 return Err(EngineError::Ledger(std::io::Error::other(
                     "internal error: the scheduler has nothing to commit and nothing running",
@@ -624,6 +657,7 @@ impl<'w> Engine<'w> {
             self.drain_worklist();
         }
         self.pool = None;
+        self.writer.send(std::mem::take(&mut self.outbox))?;
         let paused = !pending_approvals.is_empty();
         let outputs = if paused { Map::new() } else { self.outputs() };
         let status = if paused {
@@ -640,20 +674,20 @@ impl<'w> Engine<'w> {
             let counts = serde_json::json!({
                 "succeeded": self.counts[0], "failed": self.counts[1], "skipped": self.counts[2], "denied": self.counts[3],
             });
-            self.writer.send(vec![
-                Event::new("RunEnd", clock)
-                    .str("status", status.name())
-                    .json("counts", &counts)
-                    .json("outputs", &Value::Object(outputs.clone()))
-                    .finish(),
-            ])?;
+            let mut out = String::new();
+            Event::new(&mut out, "RunEnd", clock)
+                .str("status", status.name())
+                .json("counts", &counts)
+                .json("outputs", &Value::Object(outputs.clone()))
+                .finish();
+            self.writer.send(out)?;
         }
         let nodes = self
             .wf
             .nodes
             .iter()
             .enumerate()
-            .filter(|(i, _)| matches!(self.res[*i], Res::Done(_)))
+            .filter(|(i, _)| self.summary && matches!(self.res[*i], Res::Done(_)))
             .map(|(i, node)| NodeSummary {
                 node: node.id.clone(),
                 kind: node.label(),
@@ -725,6 +759,7 @@ impl<'w> Engine<'w> {
     /// `i` has its result: record its value and unblock what waits for it.
     fn resolved(&mut self, i: NodeIdx) {
         let iu = i as usize;
+        self.ok[iu] = self.lets_dependents_run(iu);
         if self.read[iu] {
             let value = self.node_value(iu);
             self.values.set(i, &value);
@@ -832,12 +867,11 @@ impl<'w> Engine<'w> {
         };
         for &d in &node.deps {
             let du = d as usize;
-            if let (
-                NodeKind::Branch {
+            // Dense arrays first: most dependencies are neither branches nor failures.
+            if let Some(value) = self.decisions[du]
+                && let NodeKind::Branch {
                     then, otherwise, ..
-                },
-                Some(value),
-            ) = (&self.wf.nodes[du].kind, self.decisions[du])
+                } = &self.wf.nodes[du].kind
             {
                 let (arm, other) = if value {
                     (then, otherwise)
@@ -855,7 +889,7 @@ impl<'w> Engine<'w> {
             if joined.contains(&d) {
                 continue;
             }
-            if !self.lets_dependents_run(du) {
+            if !self.ok[du] {
                 return Some(format!(
                     "`{}` {}",
                     self.wf.nodes[du].id,
@@ -921,17 +955,25 @@ impl<'w> Engine<'w> {
                 }
             }
         }
-        run.input = Some(Value::Object(args.clone()));
-        let instance_id = match &instance {
-            Some((k, _)) => format!("{}[{k}]", node.id),
-            None => node.id.clone(),
+        let instance_id: std::borrow::Cow<'_, str> = match &instance {
+            Some((k, _)) => format!("{}[{k}]", node.id).into(),
+            None => node.id.as_str().into(),
         };
-        let mut rng = rng::for_node(self.seed, &instance_id);
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
         if builtin::is_inline(task.tool) && !retries {
-            run.attempts = execute(task.tool, &args, node.timeout, None, &mut rng);
+            run.attempts = execute(
+                task.tool,
+                &args,
+                node.timeout,
+                None,
+                self.seed,
+                &instance_id,
+            );
+            run.input = Some(Value::Object(args));
             return Res::Task(run);
         }
+        run.input = Some(Value::Object(args.clone()));
+        let instance_id = instance_id.into_owned();
         let pool = self
             .pool
             .get_or_insert_with(|| Pool::start(self.jobs, &self.tx));
@@ -947,7 +989,8 @@ impl<'w> Engine<'w> {
             args,
             timeout: node.timeout,
             retry: node.retry.clone(),
-            rng,
+            seed: self.seed,
+            instance_id,
         });
         self.outstanding += 1;
         Res::Running(run)
@@ -1026,33 +1069,32 @@ impl<'w> Engine<'w> {
         let status = self.status_of(iu);
         let node = &self.wf.nodes[iu];
         let mut clock = self.start_clock(iu);
-        let mut events = Vec::with_capacity(3);
+        let mut buf = std::mem::take(&mut self.outbox);
+        let events = &mut buf;
         let res = std::mem::replace(&mut self.res[iu], Res::Done(status));
         match res {
             Res::Skipped(reason) => {
-                events.push(
-                    Event::new("Skipped", clock)
-                        .node(&node.id)
-                        .str("reason", &reason)
-                        .finish(),
-                );
-                self.short[iu] = reason;
+                Event::new(events, "Skipped", clock)
+                    .node(&node.id)
+                    .str("reason", &reason)
+                    .finish();
+                if self.summary {
+                    self.short[iu] = reason;
+                }
             }
             Res::Failed(message) => {
-                events.push(
-                    Event::new("Error", clock)
-                        .node(&node.id)
-                        .str("message", &message)
-                        .finish(),
-                );
+                Event::new(events, "Error", clock)
+                    .node(&node.id)
+                    .str("message", &message)
+                    .finish();
                 clock += 1;
-                events.push(
-                    Event::new("End", clock)
-                        .node(&node.id)
-                        .str("status", "failed")
-                        .finish(),
-                );
-                self.short[iu] = message;
+                Event::new(events, "End", clock)
+                    .node(&node.id)
+                    .str("status", "failed")
+                    .finish();
+                if self.summary {
+                    self.short[iu] = message;
+                }
             }
             Res::Task(run) => {
                 let tool = match &node.kind {
@@ -1060,42 +1102,36 @@ impl<'w> Engine<'w> {
                     _ => unreachable!("task result of a task node"),
                 };
                 self.attempts[iu] = run.attempts.len() as u32;
-                self.short[iu] = short(&run);
-                task_events(&mut events, &mut clock, &node.id, tool, &run);
+                if self.summary {
+                    self.short[iu] = short(&run);
+                }
+                task_events(events, &mut clock, &node.id, tool, &run);
             }
             Res::ForEach { runs, .. } => {
                 let tool = match &node.kind {
                     NodeKind::Task(t) => t.tool,
                     _ => unreachable!("for_each on a task node"),
                 };
-                events.push(
-                    Event::new("Start", clock)
-                        .node(&node.id)
-                        .str("tool", tool.name)
-                        .u64("for_each", runs.len() as u64)
-                        .finish(),
-                );
+                Event::new(events, "Start", clock)
+                    .node(&node.id)
+                    .str("tool", tool.name)
+                    .u64("for_each", runs.len() as u64)
+                    .finish();
                 for (k, run) in runs.iter().enumerate() {
                     let run = run.as_ref().expect("every instance has a result at commit");
                     clock += 1;
-                    task_events(
-                        &mut events,
-                        &mut clock,
-                        &format!("{}[{k}]", node.id),
-                        tool,
-                        run,
-                    );
+                    task_events(events, &mut clock, &format!("{}[{k}]", node.id), tool, run);
                     self.attempts[iu] += run.attempts.len() as u32;
                 }
                 clock += 1;
-                events.push(
-                    Event::new("End", clock)
-                        .node(&node.id)
-                        .str("status", status.name())
-                        .u64("instances", runs.len() as u64)
-                        .finish(),
-                );
-                self.short[iu] = format!("{} instances", runs.len());
+                Event::new(events, "End", clock)
+                    .node(&node.id)
+                    .str("status", status.name())
+                    .u64("instances", runs.len() as u64)
+                    .finish();
+                if self.summary {
+                    self.short[iu] = format!("{} instances", runs.len());
+                }
             }
             Res::Branch { value } => {
                 let NodeKind::Branch {
@@ -1116,24 +1152,22 @@ impl<'w> Engine<'w> {
                         .map(|&c| self.wf.nodes[c as usize].id.as_str())
                         .collect::<Vec<_>>()
                 };
-                events.push(
-                    Event::new("BranchDecision", clock)
-                        .node(&node.id)
-                        .str("if", condition)
-                        .bool("value", value)
-                        .str("arm", arm)
-                        .strs("chosen", ids(chosen))
-                        .strs("skipped", ids(skipped))
-                        .finish(),
-                );
+                Event::new(events, "BranchDecision", clock)
+                    .node(&node.id)
+                    .str("if", condition)
+                    .bool("value", value)
+                    .str("arm", arm)
+                    .strs("chosen", ids(chosen))
+                    .strs("skipped", ids(skipped))
+                    .finish();
                 clock += 1;
-                events.push(
-                    Event::new("End", clock)
-                        .node(&node.id)
-                        .str("status", "succeeded")
-                        .finish(),
-                );
-                self.short[iu] = arm.to_string();
+                Event::new(events, "End", clock)
+                    .node(&node.id)
+                    .str("status", "succeeded")
+                    .finish();
+                if self.summary {
+                    self.short[iu] = arm.to_string();
+                }
             }
             Res::Fork => {
                 let NodeKind::Fork(children) = &node.kind else {
@@ -1143,19 +1177,15 @@ impl<'w> Engine<'w> {
                     .iter()
                     .map(|&c| self.wf.nodes[c as usize].id.as_str())
                     .collect();
-                events.push(
-                    Event::new("ForkSpawn", clock)
-                        .node(&node.id)
-                        .strs("children", ids)
-                        .finish(),
-                );
+                Event::new(events, "ForkSpawn", clock)
+                    .node(&node.id)
+                    .strs("children", ids)
+                    .finish();
                 clock += 1;
-                events.push(
-                    Event::new("End", clock)
-                        .node(&node.id)
-                        .str("status", "succeeded")
-                        .finish(),
-                );
+                Event::new(events, "End", clock)
+                    .node(&node.id)
+                    .str("status", "succeeded")
+                    .finish();
             }
             Res::Join { succeeded } => {
                 let NodeKind::Join(parents) = &node.kind else {
@@ -1166,20 +1196,16 @@ impl<'w> Engine<'w> {
                         .map(|&c| self.wf.nodes[c as usize].id.as_str())
                         .collect::<Vec<_>>()
                 };
-                events.push(
-                    Event::new("JoinComplete", clock)
-                        .node(&node.id)
-                        .strs("joined", ids(parents))
-                        .strs("succeeded", ids(&succeeded))
-                        .finish(),
-                );
+                Event::new(events, "JoinComplete", clock)
+                    .node(&node.id)
+                    .strs("joined", ids(parents))
+                    .strs("succeeded", ids(&succeeded))
+                    .finish();
                 clock += 1;
-                events.push(
-                    Event::new("End", clock)
-                        .node(&node.id)
-                        .str("status", "succeeded")
-                        .finish(),
-                );
+                Event::new(events, "End", clock)
+                    .node(&node.id)
+                    .str("status", "succeeded")
+                    .finish();
             }
             Res::Pending | Res::Running(_) | Res::AwaitingApproval { .. } | Res::Done(_) => {
                 unreachable!("only resolved nodes commit")
@@ -1193,7 +1219,10 @@ impl<'w> Engine<'w> {
             Status::Denied => 3,
         }] += 1;
         self.committed += 1;
-        self.writer.send(events)?;
+        self.outbox = buf;
+        if self.outbox.len() >= 256 * 1024 {
+            self.writer.send(std::mem::take(&mut self.outbox))?;
+        }
         for k in self.succ_start[iu]..self.succ_start[iu + 1] {
             let s = self.succ[k as usize];
             self.pending_commits[s as usize] -= 1;
@@ -1215,6 +1244,19 @@ impl<'w> Engine<'w> {
         }
         out
     }
+}
+
+/// The digest that identifies a tool invocation: SHA-256 of the compact JSON
+/// `{"tool":NAME,"input":INPUT}` (in that key order), so a replay can tell a changed
+/// invocation from the same one.
+pub fn input_digest(tool: &str, input_json: &str) -> String {
+    let mut text = String::with_capacity(input_json.len() + tool.len() + 20);
+    text.push_str("{\"tool\":");
+    crate::ledger::event::push_json_str(&mut text, tool);
+    text.push_str(",\"input\":");
+    text.push_str(input_json);
+    text.push('}');
+    ledger::sha256_hex(text.as_bytes())
 }
 
 /// A short, one-line form of a task's result for the summary table.
@@ -1246,51 +1288,37 @@ fn short(run: &TaskRun) -> String {
 
 /// The events of one task run: `Start`, then per attempt `ToolOutput` (and `Retry` before
 /// the next), then `End`; or `Skipped`; or `Start`, `Error`, `End` when it could not run.
-fn task_events(
-    events: &mut Vec<String>,
-    clock: &mut u64,
-    id: &str,
-    tool: &ToolSpec,
-    run: &TaskRun,
-) {
+fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, run: &TaskRun) {
     if let Some(reason) = &run.skipped {
-        events.push(
-            Event::new("Skipped", *clock)
-                .node(id)
-                .str("reason", reason)
-                .finish(),
-        );
+        Event::new(events, "Skipped", *clock)
+            .node(id)
+            .str("reason", reason)
+            .finish();
         return;
     }
-    let mut start = Event::new("Start", *clock).node(id).str("tool", tool.name);
-    if let Some(input) = &run.input {
-        let digest_source = serde_json::json!({ "tool": tool.name, "input": input });
+    let mut start = Event::new(events, "Start", *clock)
+        .node(id)
+        .str("tool", tool.name);
+    // A tool without arguments (noop) has no invocation to tell apart: no input is recorded.
+    if let Some(input) = run.input.as_ref().filter(|_| !tool.keys.is_empty()) {
+        let text = serde_json::to_string(input).unwrap_or_default();
         start = start
-            .str(
-                "input_sha256",
-                &ledger::sha256_hex(
-                    serde_json::to_string(&digest_source)
-                        .unwrap_or_default()
-                        .as_bytes(),
-                ),
-            )
-            .json("input", input);
+            .str("input_sha256", &input_digest(tool.name, &text))
+            .raw("input", &text);
     }
-    events.push(start.finish());
+    start.finish();
     if let Some(message) = &run.error {
         *clock += 1;
-        events.push(
-            Event::new("Error", *clock)
-                .node(id)
-                .str("message", message)
-                .finish(),
-        );
+        Event::new(events, "Error", *clock)
+            .node(id)
+            .str("message", message)
+            .finish();
     }
     for (k, attempt) in run.attempts.iter().enumerate() {
         let o = &attempt.outcome;
         if tool.name != "noop" || o.error.is_some() {
             *clock += 1;
-            let mut e = Event::new("ToolOutput", *clock)
+            let mut e = Event::new(events, "ToolOutput", *clock)
                 .node(id)
                 .u64("attempt", k as u64 + 1)
                 .json("output", &o.output);
@@ -1307,18 +1335,16 @@ fn task_events(
             if let Some(code) = o.exit_code {
                 e = e.i64("exit_code", i64::from(code));
             }
-            events.push(e.opt_str("error", o.error.as_deref()).finish());
+            e.opt_str("error", o.error.as_deref()).finish();
         }
         if let Some(delay) = attempt.delay_ms {
             *clock += 1;
-            events.push(
-                Event::new("Retry", *clock)
-                    .node(id)
-                    .u64("attempt", k as u64 + 2)
-                    .u64("delay_ms", delay)
-                    .opt_str("reason", o.error.as_deref())
-                    .finish(),
-            );
+            Event::new(events, "Retry", *clock)
+                .node(id)
+                .u64("attempt", k as u64 + 2)
+                .u64("delay_ms", delay)
+                .opt_str("reason", o.error.as_deref())
+                .finish();
         }
     }
     *clock += 1;
@@ -1327,12 +1353,10 @@ fn task_events(
         .error
         .as_deref()
         .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
-    events.push(
-        Event::new("End", *clock)
-            .node(id)
-            .str("status", status.name())
-            .u64("attempts", run.attempts.len() as u64)
-            .opt_str("error", error)
-            .finish(),
-    );
+    Event::new(events, "End", *clock)
+        .node(id)
+        .str("status", status.name())
+        .u64("attempts", run.attempts.len() as u64)
+        .opt_str("error", error)
+        .finish();
 }

@@ -2,19 +2,19 @@
 //!
 //! A ledger line is `{"seq":N,"prev":"...",` + body + `}`. Bodies start with `"event"` and
 //! `"clock"`, then `"node"` where the event is a node's, then the event's own fields in a
-//! fixed order, so the same run always gives the same bytes.
+//! fixed order, so the same run always gives the same bytes. Bodies are appended to a batch
+//! buffer, one per line (JSON strings escape newlines, so `\n` separates them safely).
 
 use serde_json::Value;
 use std::fmt::Write;
 
-/// An event body under construction.
-pub struct Event {
-    body: String,
+/// An event body under construction, written straight into a batch buffer.
+pub struct Event<'a> {
+    body: &'a mut String,
 }
 
-impl Event {
-    pub fn new(kind: &str, clock: u64) -> Self {
-        let mut body = String::with_capacity(96);
+impl<'a> Event<'a> {
+    pub fn new(body: &'a mut String, kind: &str, clock: u64) -> Self {
         body.push_str("\"event\":\"");
         body.push_str(kind);
         body.push_str("\",\"clock\":");
@@ -28,7 +28,7 @@ impl Event {
 
     pub fn str(mut self, key: &str, value: &str) -> Self {
         self.key(key);
-        push_json_str(&mut self.body, value);
+        push_json_str(self.body, value);
         self
     }
 
@@ -66,14 +66,21 @@ impl Event {
         self
     }
 
-    pub fn strs<'a>(mut self, key: &str, values: impl IntoIterator<Item = &'a str>) -> Self {
+    /// Already-serialized JSON.
+    pub fn raw(mut self, key: &str, json: &str) -> Self {
+        self.key(key);
+        self.body.push_str(json);
+        self
+    }
+
+    pub fn strs<'v>(mut self, key: &str, values: impl IntoIterator<Item = &'v str>) -> Self {
         self.key(key);
         self.body.push('[');
         for (i, v) in values.into_iter().enumerate() {
             if i > 0 {
                 self.body.push(',');
             }
-            push_json_str(&mut self.body, v);
+            push_json_str(self.body, v);
         }
         self.body.push(']');
         self
@@ -85,8 +92,9 @@ impl Event {
         self.body.push_str("\":");
     }
 
-    pub fn finish(self) -> String {
-        self.body
+    /// Ends the body (a newline separates it from the next in the batch).
+    pub fn finish(self) {
+        self.body.push('\n');
     }
 }
 
@@ -138,12 +146,13 @@ mod tests {
 
     #[test]
     fn body_is_a_json_object_fragment() {
-        let body = Event::new("Start", 3)
+        let mut body = String::new();
+        Event::new(&mut body, "Start", 3)
             .node("a[1]")
             .u64("attempt", 1)
             .json("input", &serde_json::json!({"b": [1, "x"]}))
             .finish();
-        let v: Value = serde_json::from_str(&format!("{{{body}}}")).unwrap();
+        let v: Value = serde_json::from_str(&format!("{{{}}}", body.trim_end())).unwrap();
         assert_eq!(v["event"], "Start");
         assert_eq!(v["clock"], 3);
         assert_eq!(v["node"], "a[1]");

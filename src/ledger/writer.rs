@@ -1,6 +1,6 @@
 //! The ledger writer: one thread that owns the file.
 //!
-//! The engine sends the bodies of each node's events as one batch when the node commits.
+//! The engine sends event bodies in batches: one string, each body ended by a newline.
 //! The writer numbers the lines, prepends the hash of the previous line, hashes the new one,
 //! and writes through a buffer. It flushes whenever it has caught up with the engine and
 //! syncs to disk at least every 100 ms and at the end, so a crash leaves a valid chain prefix
@@ -42,14 +42,14 @@ impl Default for ChainState {
 }
 
 pub struct Writer {
-    tx: Option<SyncSender<Vec<String>>>,
+    tx: Option<SyncSender<String>>,
     handle: Option<JoinHandle<io::Result<Written>>>,
 }
 
 impl Writer {
     /// Starts the writer thread on an open file positioned where lines are to be appended.
     pub fn start(file: File, chain: ChainState) -> Self {
-        let (tx, rx) = mpsc::sync_channel::<Vec<String>>(1024);
+        let (tx, rx) = mpsc::sync_channel::<String>(1024);
         let handle = std::thread::Builder::new()
             .name("kairos-ledger".into())
             .spawn(move || write_loop(file, chain, &rx))
@@ -61,7 +61,7 @@ impl Writer {
     }
 
     /// Queues the events of one commit.
-    pub fn send(&self, bodies: Vec<String>) -> io::Result<()> {
+    pub fn send(&self, bodies: String) -> io::Result<()> {
         if bodies.is_empty() {
             return Ok(());
         }
@@ -91,7 +91,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(file: File, chain: ChainState, rx: &Receiver<Vec<String>>) -> io::Result<Written> {
+fn write_loop(file: File, chain: ChainState, rx: &Receiver<String>) -> io::Result<Written> {
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut seq = chain.next_seq;
     let mut prev = [0u8; 64];
@@ -100,10 +100,10 @@ fn write_loop(file: File, chain: ChainState, rx: &Receiver<Vec<String>>) -> io::
     let mut last_sync = Instant::now();
     let mut batch = rx.recv().ok();
     while let Some(bodies) = batch {
-        for body in bodies {
+        for body in bodies.split_terminator('\n') {
             line.clear();
             line.extend_from_slice(b"{\"seq\":");
-            line.extend_from_slice(itoa(seq).as_bytes());
+            let _ = write!(line, "{seq}");
             line.extend_from_slice(b",\"prev\":\"");
             line.extend_from_slice(&prev);
             line.extend_from_slice(b"\",");
@@ -136,10 +136,6 @@ fn write_loop(file: File, chain: ChainState, rx: &Receiver<Vec<String>>) -> io::
     })
 }
 
-fn itoa(n: u64) -> String {
-    n.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,12 +146,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.jsonl");
         let w = Writer::start(File::create(&path).unwrap(), ChainState::default());
-        w.send(vec![
-            "\"event\":\"A\",\"clock\":0".into(),
-            "\"event\":\"B\",\"clock\":1".into(),
-        ])
-        .unwrap();
-        w.send(vec!["\"event\":\"C\",\"clock\":2".into()]).unwrap();
+        w.send("\"event\":\"A\",\"clock\":0\n\"event\":\"B\",\"clock\":1\n".into())
+            .unwrap();
+        w.send("\"event\":\"C\",\"clock\":2\n".into()).unwrap();
         let written = w.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

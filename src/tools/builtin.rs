@@ -28,7 +28,8 @@ pub fn is_available(tool: &ToolSpec) -> bool {
 
 pub struct Call<'a> {
     pub args: &'a Map<String, Value>,
-    pub rng: &'a mut ChaCha20Rng,
+    /// The node's RNG; present for the tools that draw from it.
+    pub rng: Option<&'a mut ChaCha20Rng>,
     pub timeout: Option<Duration>,
 }
 
@@ -100,6 +101,9 @@ fn list(args: &Map<String, Value>, key: &str) -> Result<Vec<Value>, String> {
 
 fn random(call: &mut Call<'_>) -> Result<Value, String> {
     let args = call.args;
+    let Some(rng) = call.rng.as_deref_mut() else {
+        return Err("internal error: no RNG for `random`".into());
+    };
     if args.contains_key("int") {
         let (lo, hi) = pair(args, "int")?;
         let (Some(lo), Some(hi)) = (lo.as_i64(), hi.as_i64()) else {
@@ -108,7 +112,7 @@ fn random(call: &mut Call<'_>) -> Result<Value, String> {
         if lo > hi {
             return Err(format!("empty range [{lo}, {hi}]"));
         }
-        Ok(Value::from(call.rng.random_range(lo..=hi)))
+        Ok(Value::from(rng.random_range(lo..=hi)))
     } else if args.contains_key("float") {
         let (lo, hi) = pair(args, "float")?;
         let (Some(lo), Some(hi)) = (lo.as_f64(), hi.as_f64()) else {
@@ -117,16 +121,16 @@ fn random(call: &mut Call<'_>) -> Result<Value, String> {
         if lo >= hi || lo.is_nan() || hi.is_nan() {
             return Err(format!("empty range [{lo}, {hi})"));
         }
-        Ok(Value::from(call.rng.random_range(lo..hi)))
+        Ok(Value::from(rng.random_range(lo..hi)))
     } else if args.contains_key("choice") {
         let items = list(args, "choice")?;
         items
-            .choose(call.rng)
+            .choose(rng)
             .cloned()
             .ok_or_else(|| "`choice` is empty".to_string())
     } else {
         let mut items = list(args, "shuffle")?;
-        items.shuffle(call.rng);
+        items.shuffle(rng);
         Ok(Value::Array(items))
     }
 }
