@@ -18,7 +18,8 @@ pub fn workflow(shape: &str, n: usize, body: &str) -> String {
     for i in 0..count {
         let _ = writeln!(y, "  - id: t{i}");
         let deps: Vec<usize> = match shape {
-            "chain" => (i > 0).then(|| vec![i - 1]).unwrap_or_default(),
+            "chain" if i > 0 => vec![i - 1],
+            "chain" => vec![],
             "fanout" if i == 0 => vec![],
             "fanout" if i == n + 1 => (1..=n).collect(),
             "fanout" => vec![0],
