@@ -1,39 +1,106 @@
 #!/usr/bin/env bash
-# Reproduces the README's benchmark table with one command: bash bench/run.sh
+# Reproduces the README's benchmark tables with one command: bash bench/run.sh [--quick]
 #
-# Builds kairos in release mode, generates workloads with ../shared/bench/gen.py (the same
-# DAG shapes the peers are measured on), and times whole `kairos validate` processes on them
-# (best of 5 runs, wall clock). `cargo bench` has the in-process criterion numbers.
+# Builds kairos in release mode, generates workloads with ../shared/bench/gen.py (the same DAG
+# shapes the peers are measured on) and times whole processes (best of several runs, wall
+# clock; peak RSS from the kernel's accounting of each child):
+#   1. `kairos validate` on chain, fan-out and random DAG workflows of 10k and 100k nodes;
+#   2. `kairos run` on the same no-op workflows (and 1M nodes), with `kairos validate` timed on
+#      the same file so that parsing is reported apart from running;
+#   3. a 10k-node random DAG of /bin/true shell nodes, `kairos run --jobs 2` against
+#      `make -j2` on the identical graph;
+#   4. a fork of 8 nodes sleeping 200 ms with `--jobs 8`.
+# `cargo bench` has the in-process criterion numbers (benches/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gen=${KAIROS_GEN:-../shared/bench/gen.py}
+quick=${1:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release --quiet
-bin=target/release/kairos
+bin=$PWD/target/release/kairos
 
-best_of_5() {
+# measure RUNS DIR CMD...: prints "best_seconds peak_rss_kib" over RUNS runs (in DIR).
+measure() {
   python3 - "$@" <<'PY'
-import subprocess, sys, time
-best = None
-for _ in range(5):
+import os, sys, time
+runs, cwd, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+best, rss = None, 0
+for i in range(runs):
+    for f in os.listdir(cwd):
+        if f.endswith(".jsonl"):
+            os.remove(os.path.join(cwd, f))
     t = time.perf_counter()
-    subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.execvp(cmd[0], cmd)
+    _, status, usage = os.wait4(pid, 0)
     d = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit("command failed: %s" % " ".join(cmd))
     best = d if best is None else min(best, d)
-print("%.3f" % best)
+    rss = max(rss, usage.ru_maxrss)
+print("%.3f %d" % (best, rss))
 PY
 }
 
-printf '%-28s %10s %10s %12s\n' "workload" "nodes" "size" "validate (s)"
+workload() { # shape n tool -> path of the workflow
+  local dir="$work/$1-$2"
+  [ -f "$dir/graph.json" ] || python3 "$gen" "$1" "$2" --out "$work" --formats json,make >/dev/null
+  python3 bench/graph2yaml.py "$dir/graph.json" "$dir/$3.yaml" --tool "$3"
+  echo "$dir/$3.yaml"
+}
+
+sizes="10000 100000 1000000"
+[ "$quick" = "--quick" ] && sizes="10000 100000"
+
+echo "## kairos run, no-op nodes (whole process; parse = kairos validate on the same file)"
+printf '| %-18s | %9s | %9s | %9s | %13s | %12s | %10s |\n' workload nodes "run (s)" "parse (s)" "run-parse (s)" "nodes/s" "RSS/node"
 for shape in chain fanout random-dag; do
-  for n in 10000 100000; do
-    python3 "$gen" "$shape" "$n" --out "$work" --formats json >/dev/null
-    dir="$work/$shape-$n"
-    python3 bench/graph2yaml.py "$dir/graph.json" "$dir/wf.yaml"
-    size=$(du -h "$dir/wf.yaml" | cut -f1)
-    nodes=$(grep -c '^  - id:' "$dir/wf.yaml")
-    printf '%-28s %10s %10s %12s\n' "$shape-$n" "$nodes" "$size" "$(best_of_5 "$bin" validate "$dir/wf.yaml")"
+  for n in $sizes; do
+    wf=$(workload "$shape" "$n" noop)
+    runs=5; [ "$n" -ge 1000000 ] && runs=1
+    read -r t_run rss < <(measure "$runs" "$work" "$bin" run -q --ledger l.jsonl "$wf")
+    read -r t_val _ < <(measure "$runs" "$work" "$bin" validate "$wf")
+    nodes=$(grep -c '^  - id:' "$wf")
+    python3 - "$shape-$n" "$nodes" "$t_run" "$t_val" "$rss" <<'PY'
+import sys
+name, nodes, run, val, rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+engine = max(run - val, 1e-9)
+print("| %-18s | %9d | %9.3f | %9.3f | %13.3f | %12s | %8.0f B |" % (name, nodes, run, val, engine, format(int(nodes / engine), ","), rss * 1024 / nodes))
+PY
   done
 done
+
+echo
+echo "## 10k-node random DAG of /bin/true, 2 workers"
+wf=$(workload random-dag 10000 shell)
+dir=$(dirname "$wf")
+read -r t_k _ < <(measure 3 "$work" "$bin" run -q --jobs 2 --ledger l.jsonl "$wf")
+read -r t_m _ < <(measure 3 "$dir" make -s -j2 all)
+printf '| %-22s | %8s | %10s |\n' tool "time (s)" "tasks/s"
+python3 - "$t_k" "$t_m" <<'PY'
+import sys
+k, m = float(sys.argv[1]), float(sys.argv[2])
+print("| %-22s | %8.3f | %10s |" % ("kairos run --jobs 2", k, format(int(10000 / k), ",")))
+print("| %-22s | %8.3f | %10s |" % ("make -j2", m, format(int(10000 / m), ",")))
+PY
+
+echo
+echo "## fork of 8 nodes sleeping 200 ms, --jobs 8"
+cat > "$work/sleepy.yaml" <<'YAML'
+version: 1
+name: sleepy
+nodes:
+  - id: start
+    fork: [s0, s1, s2, s3, s4, s5, s6, s7]
+YAML
+for i in 0 1 2 3 4 5 6 7; do
+  printf '  - id: s%s\n    tool: sleep\n    with: { duration: 200ms }\n' "$i" >> "$work/sleepy.yaml"
+done
+read -r t_s _ < <(measure 3 "$work" "$bin" run -q --jobs 8 --ledger l.jsonl "$work/sleepy.yaml")
+echo "whole process: ${t_s} s"

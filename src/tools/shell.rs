@@ -243,6 +243,10 @@ pub fn direct_argv(line: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
+/// Stack size of the helper threads (pipe readers, stdin writer, watchdog): they only move
+/// bytes, and a small stack makes starting one, which happens for every command, cheaper.
+const HELPER_STACK: usize = 64 * 1024;
+
 /// Runs the request to completion (or to its timeout) and reports what happened. Never panics
 /// on account of the command: every failure becomes `Outcome::error`.
 pub fn run(request: &Request) -> Outcome {
@@ -307,6 +311,7 @@ pub fn run(request: &Request) -> Outcome {
         Some(deadline) => {
             let shared = Arc::clone(&shared);
             let spawned = thread::Builder::new()
+            .stack_size(HELPER_STACK)
                 .name("kairos-shell-timeout".into())
                 .spawn(move || watch(&shared, deadline, pid));
             match spawned {
@@ -405,6 +410,7 @@ fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> 
     if let Some(out) = child.stdout.take() {
         let shared = Arc::clone(shared);
         thread::Builder::new()
+            .stack_size(HELPER_STACK)
             .name("kairos-shell-stdout".into())
             .spawn(move || drain(out, &shared, 0))?;
     } else {
@@ -413,6 +419,7 @@ fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> 
     if let Some(err) = child.stderr.take() {
         let shared = Arc::clone(shared);
         thread::Builder::new()
+            .stack_size(HELPER_STACK)
             .name("kairos-shell-stderr".into())
             .spawn(move || drain(err, &shared, 1))?;
     } else {
@@ -423,6 +430,7 @@ fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> 
         // us. It is not joined: a child that never reads would hold it up, and the write fails
         // (EPIPE) once the child is gone anyway. Dropping `input` closes the pipe, i.e. EOF.
         thread::Builder::new()
+            .stack_size(HELPER_STACK)
             .name("kairos-shell-stdin".into())
             .spawn(move || {
                 let _ = input.write_all(text.as_bytes());
@@ -433,7 +441,7 @@ fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> 
 
 /// Reads one stream to its end into `shared.streams[index]`.
 fn drain(mut source: impl Read, shared: &Shared, index: usize) {
-    let mut buf = vec![0; 64 * 1024];
+    let mut buf = vec![0; 16 * 1024];
     loop {
         match source.read(&mut buf) {
             Ok(0) => break,
