@@ -509,3 +509,68 @@ fn kill_9_leaves_a_valid_chain_prefix() {
         );
     }
 }
+
+#[test]
+fn readme_chain_check_accepts_a_ledger_and_rejects_an_edit() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("```python\n")
+        .expect("README has the chain check")
+        + "```python\n".len();
+    let script = &readme[start..start + readme[start..].find("```").unwrap()];
+    let t = Test::new()
+        .workflow(&format!(
+            "{HEAD}nodes:\n  - id: a\n    tool: echo\n    with: {{ message: hi }}\n"
+        ))
+        .file("check.py", script);
+    let dir = t.path().to_path_buf();
+    let _out = t
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    let check = |file: &str| {
+        std::process::Command::new("python3")
+            .arg("check.py")
+            .arg(file)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let ok = check("l.jsonl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "chain ok");
+    let edited = std::fs::read_to_string(dir.join("l.jsonl"))
+        .unwrap()
+        .replacen("\"hi\"", "\"ho\"", 1);
+    std::fs::write(dir.join("edited.jsonl"), edited).unwrap();
+    assert!(
+        !check("edited.jsonl").status.success(),
+        "an edited ledger must fail the check"
+    );
+}
+
+#[test]
+fn readme_quickstart_runs_twice_in_a_row() {
+    let t = Test::new();
+    let dir = t.path().to_path_buf();
+    for f in std::fs::read_dir(root().join("workflows")).unwrap() {
+        let f = f.unwrap();
+        if f.path().is_file() {
+            std::fs::create_dir_all(dir.join("workflows")).unwrap();
+            std::fs::copy(f.path(), dir.join("workflows").join(f.file_name())).unwrap();
+        }
+    }
+    for n in 1..=2 {
+        Test::new()
+            .args(["run", "workflows/quickstart.yaml"])
+            .run_in(&dir)
+            .code(0)
+            .stdout_contains("run succeeded")
+            .stdout_contains(&format!(".kairos/runs/quickstart/000{n}.jsonl"));
+    }
+    drop(t);
+}

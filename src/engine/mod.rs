@@ -181,9 +181,9 @@ enum Res {
     Pending,
     Skipped(String),
     Failed(String),
-    Task(TaskRun),
+    Task(Box<TaskRun>),
     /// Handed to a worker; becomes `Task` when the result comes back.
-    Running(TaskRun),
+    Running(Box<TaskRun>),
     ForEach {
         runs: Vec<Option<TaskRun>>,
         remaining: usize,
@@ -924,7 +924,7 @@ impl<'w> Engine<'w> {
                 Err(e) => run.error = Some(format!("`if`: {e}")),
             }
             if run.skipped.is_some() || run.error.is_some() {
-                return Res::Task(run);
+                return Res::Task(Box::new(run));
             }
         }
         let mut args = Map::new();
@@ -951,7 +951,7 @@ impl<'w> Engine<'w> {
                 }
                 Err(e) => {
                     run.error = Some(format!("`{key}`: {e}"));
-                    return Res::Task(run);
+                    return Res::Task(Box::new(run));
                 }
             }
         }
@@ -970,7 +970,7 @@ impl<'w> Engine<'w> {
                 &instance_id,
             );
             run.input = Some(Value::Object(args));
-            return Res::Task(run);
+            return Res::Task(Box::new(run));
         }
         run.input = Some(Value::Object(args.clone()));
         let instance_id = instance_id.into_owned();
@@ -993,7 +993,7 @@ impl<'w> Engine<'w> {
             instance_id,
         });
         self.outstanding += 1;
-        Res::Running(run)
+        Res::Running(Box::new(run))
     }
 
     fn start_for_each(&mut self, i: NodeIdx, each: &ForEach) -> Res {
@@ -1017,10 +1017,10 @@ impl<'w> Engine<'w> {
         for (k, item) in items.into_iter().enumerate() {
             let res = self.start_task(i, Some((k as u32, Locals { item, index: k })));
             match res {
-                Res::Task(run) => runs.push(Some(run)),
+                Res::Task(run) => runs.push(Some(*run)),
                 Res::Running(run) => {
                     remaining += 1;
-                    runs.push(Some(run));
+                    runs.push(Some(*run));
                 }
                 _ => unreachable!("start_task gives a task result"),
             }

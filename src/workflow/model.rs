@@ -76,7 +76,7 @@ pub struct Node {
     pub continue_on_error: bool,
     pub priority: i64,
     pub for_each: Option<ForEach>,
-    pub policy: Option<PolicySpec>,
+    pub policy: Option<Box<PolicySpec>>,
     pub description: Option<String>,
 }
 

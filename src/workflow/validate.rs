@@ -184,23 +184,18 @@ impl Checker<'_, '_> {
 
         // Pass two: every node.
         let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        // A node that could not be read stands in as a kind-less placeholder so that the
+        // graph checks still run and report their errors too; a Workflow with errors is
+        // never returned.
         let mut nodes = Vec::with_capacity(heads.len());
         for head in &heads {
-            nodes.push(self.node(head, &ids, &input_names, &defaults));
+            let node = self.node(head, &ids, &input_names, &defaults);
+            nodes.push(node.unwrap_or_else(|| placeholder(head)));
         }
         let (outputs, output_reads) = f
             .get("outputs")
             .map(|n| self.outputs(n, &ids, &input_names))
             .unwrap_or_default();
-
-        // A node that could not be read stands in as a kind-less placeholder so that the
-        // graph checks still run and report their errors too; a Workflow with errors is
-        // never returned.
-        let mut nodes: Vec<Node> = nodes
-            .into_iter()
-            .zip(&heads)
-            .map(|(node, head)| node.unwrap_or_else(|| placeholder(head)))
-            .collect();
         self.max_call_keys(&policy, &ids);
         for node in &nodes {
             if let Some(p) = &node.policy {
@@ -517,7 +512,9 @@ impl Checker<'_, '_> {
             .get("priority")
             .and_then(|n| read::integer(n, self.errors))
             .map_or(0, |p| p.value);
-        let policy = f.get("policy").map(|n| PolicySpec::read(n, self.errors));
+        let policy = f
+            .get("policy")
+            .map(|n| Box::new(PolicySpec::read(n, self.errors)));
         let description = f
             .get("description")
             .and_then(|n| read::string(n, self.errors))

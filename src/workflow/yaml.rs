@@ -254,6 +254,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(item) = seq.next_element::<Spanned<Value>>()? {
             items.push(node_from(item, usize::MAX));
         }
+        // Trees of large workflows hold hundreds of thousands of small collections.
+        items.shrink_to_fit();
         Ok(Value::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
@@ -262,6 +264,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             let value = map.next_value::<Spanned<Value>>()?;
             entries.push((node_from(key, usize::MAX), node_from(value, usize::MAX)));
         }
+        entries.shrink_to_fit();
         Ok(Value::Map(entries))
     }
 }
