@@ -574,3 +574,20 @@ fn readme_quickstart_runs_twice_in_a_row() {
     }
     drop(t);
 }
+
+#[test]
+fn a_wide_fan_out_runs() {
+    let n = 100_000;
+    let mut yaml = String::from("version: 1\nname: fan\nnodes:\n  - id: root\n    tool: noop\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - id: c{i}\n    needs: [root]\n    tool: noop\n"
+        ));
+    }
+    let (code, events, _) = run(&yaml, &["-q"]);
+    assert_eq!(code, 0);
+    assert_eq!(events.len(), 2 * (n + 1) + 2);
+    // Ready children commit in declaration order.
+    assert_eq!(events[3]["node"], "c0");
+    assert_eq!(events[events.len() - 2]["node"], format!("c{}", n - 1));
+}
