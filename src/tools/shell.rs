@@ -9,14 +9,18 @@
 //! that it never blocks on a full pipe; only the first [`CAPTURE_LIMIT`] bytes of each are kept,
 //! and past that the full size and SHA-256 are recorded instead.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{self, Child, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
 use sha2::{Digest, Sha256};
 
 use super::{CAPTURE_LIMIT, Captured, Outcome};
@@ -243,12 +247,18 @@ pub fn direct_argv(line: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
-/// Stack size of the helper threads (pipe readers, stdin writer, watchdog): they only move
-/// bytes, and a small stack makes starting one, which happens for every command, cheaper.
-const HELPER_STACK: usize = 64 * 1024;
+/// Stack size of the thread that writes `stdin`: it only moves bytes.
+const STDIN_STACK: usize = 64 * 1024;
+
+/// The most one `read` takes from a pipe: a whole default pipe buffer.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Runs the request to completion (or to its timeout) and reports what happened. Never panics
 /// on account of the command: every failure becomes `Outcome::error`.
+///
+/// The calling thread does all the waiting: it `poll`s the output pipes, reading whatever is
+/// ready, until both are closed or the deadline passes, and only then reaps the child. No thread
+/// is started for a command, except one to write `stdin` when there is any.
 pub fn run(request: &Request) -> Outcome {
     let argv = match &request.command {
         Command::Args(argv) if argv.is_empty() => {
@@ -297,56 +307,40 @@ pub fn run(request: &Request) -> Outcome {
         Ok(child) => child,
         Err(err) => return cannot_run(program, spawn_error(request, err)),
     };
-    let pid = child.id();
 
-    let shared = Arc::new(Shared::default());
-    if let Err(err) = start_threads(&mut child, request, &shared) {
-        abort(&mut child, pid);
+    if let Err(err) = feed_stdin(&mut child, request) {
+        abort(&mut child);
         return cannot_run(program, format!("cannot start a thread: {err}"));
     }
     let deadline = request
         .timeout
         .and_then(|timeout| Instant::now().checked_add(timeout));
-    let watchdog = match deadline {
-        Some(deadline) => {
-            let shared = Arc::clone(&shared);
-            let spawned = thread::Builder::new()
-            .stack_size(HELPER_STACK)
-                .name("kairos-shell-timeout".into())
-                .spawn(move || watch(&shared, deadline, pid));
-            match spawned {
-                Ok(handle) => Some(handle),
-                Err(err) => {
-                    abort(&mut child, pid);
-                    return cannot_run(program, format!("cannot start a thread: {err}"));
-                }
-            }
-        }
-        None => None,
-    };
 
-    // Block in `wait` rather than polling: a fast command costs no extra latency, and the
-    // watchdog thread is the one that wakes up at the deadline.
-    let status = child.wait();
-    let mut state = shared.lock();
-    state.exited = true;
-    shared.changed.notify_all();
     // The output is complete only once both pipes are closed: a background process may still
-    // be writing after the child itself exited.
-    while !(state.streams_closed() || state.gave_up) {
-        state = shared
-            .changed
-            .wait(state)
-            .expect("shell state lock poisoned");
+    // be writing after the child itself exited. The child is not reaped before that, so its pid
+    // (which is also the group's id) cannot be reused by the time it is signalled.
+    let mut pipes = Pipes::new(&mut child);
+    let timed_out = match deadline {
+        None => {
+            pipes.drain(None);
+            false
+        }
+        // A child may also close its outputs and keep running.
+        Some(deadline) => !(pipes.drain(Some(deadline)) && exits_by(&mut child, deadline)),
+    };
+    if timed_out {
+        kill_group(&mut child);
+        // The group's members die at once and the pipes then close. They stay open only when a
+        // process escaped the group (e.g. through `setsid`), and the call must return anyway:
+        // what was read by then is all there is.
+        pipes.drain(Some(
+            Instant::now()
+                .checked_add(KILL_GRACE)
+                .unwrap_or_else(Instant::now),
+        ));
     }
-    let timed_out = state.timed_out;
-    let stdout = state.streams[0].finish();
-    let stderr = state.streams[1].finish();
-    drop(state);
-    if let Some(handle) = watchdog {
-        // It returns as soon as it sees the state above; a panic in it changes nothing here.
-        let _ = handle.join();
-    }
+    let [stdout, stderr] = pipes.finish();
+    let status = child.wait();
 
     let (exit_code, error) = match status {
         _ if timed_out => (
@@ -405,32 +399,15 @@ fn spawn_error(request: &Request, err: io::Error) -> String {
     err.to_string()
 }
 
-/// Starts the threads that feed stdin and drain stdout and stderr.
-fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> io::Result<()> {
-    if let Some(out) = child.stdout.take() {
-        let shared = Arc::clone(shared);
-        thread::Builder::new()
-            .stack_size(HELPER_STACK)
-            .name("kairos-shell-stdout".into())
-            .spawn(move || drain(out, &shared, 0))?;
-    } else {
-        shared.close(0);
-    }
-    if let Some(err) = child.stderr.take() {
-        let shared = Arc::clone(shared);
-        thread::Builder::new()
-            .stack_size(HELPER_STACK)
-            .name("kairos-shell-stderr".into())
-            .spawn(move || drain(err, &shared, 1))?;
-    } else {
-        shared.close(1);
-    }
+/// Starts the thread that writes `request.stdin`, if there is one.
+///
+/// A thread of its own, so that a child that writes before it reads cannot deadlock with us. It
+/// is not joined: a child that never reads would hold it up, and the write fails (EPIPE) once
+/// the child is gone anyway. Dropping `input` closes the pipe, i.e. EOF.
+fn feed_stdin(child: &mut Child, request: &Request) -> io::Result<()> {
     if let (Some(mut input), Some(text)) = (child.stdin.take(), request.stdin.clone()) {
-        // A thread of its own, so that a child that writes before it reads cannot deadlock with
-        // us. It is not joined: a child that never reads would hold it up, and the write fails
-        // (EPIPE) once the child is gone anyway. Dropping `input` closes the pipe, i.e. EOF.
         thread::Builder::new()
-            .stack_size(HELPER_STACK)
+            .stack_size(STDIN_STACK)
             .name("kairos-shell-stdin".into())
             .spawn(move || {
                 let _ = input.write_all(text.as_bytes());
@@ -439,138 +416,149 @@ fn start_threads(child: &mut Child, request: &Request, shared: &Arc<Shared>) -> 
     Ok(())
 }
 
-/// Reads one stream to its end into `shared.streams[index]`.
-fn drain(mut source: impl Read, shared: &Shared, index: usize) {
-    let mut buf = vec![0; 16 * 1024];
-    loop {
-        match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => shared.lock().streams[index].push(&buf[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            // Nothing more can be read; what was read stands.
-            Err(_) => break,
-        }
-    }
-    shared.close(index);
-}
-
-/// Waits until the command is done or `deadline` passes; then kills its process group and, if
-/// the pipes still do not close, tells `run` to stop waiting for them.
-fn watch(shared: &Shared, deadline: Instant, pid: u32) {
-    let mut state = shared.lock();
-    loop {
-        if state.done() {
-            return;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        state = shared
-            .changed
-            .wait_timeout(state, deadline - now)
-            .expect("shell state lock poisoned")
-            .0;
-    }
-    state.timed_out = true;
-    // The child itself is signalled by pid too, in case it left the group (`setsid`). That pid
-    // is safe to use only while the child is unreaped, i.e. before `run` sets `exited`.
-    let leader = (!state.exited).then_some(pid);
-    drop(state);
-    kill_group(pid, leader);
-
-    let grace_end = Instant::now() + KILL_GRACE;
-    let mut state = shared.lock();
-    loop {
-        if state.done() {
-            return;
-        }
-        let now = Instant::now();
-        if now >= grace_end {
-            state.gave_up = true;
-            shared.changed.notify_all();
-            return;
-        }
-        state = shared
-            .changed
-            .wait_timeout(state, grace_end - now)
-            .expect("shell state lock poisoned")
-            .0;
-    }
-}
-
-/// Sends SIGKILL to process group `pgid` (and to `leader`). Through `kill(1)`: `libc::killpg`
-/// would need `unsafe`, which the crate forbids, and `std` has no process-group kill.
-fn kill_group(pgid: u32, leader: Option<u32>) {
-    let mut targets = vec![format!("-{pgid}")];
-    targets.extend(leader.map(|pid| pid.to_string()));
-    let status = process::Command::new("/bin/kill")
-        .args(["-KILL", "--"])
-        .args(&targets)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if status.is_err() {
-        // No `/bin/kill` here: the shell's builtin does the same. A non-zero status above only
-        // means a target was already gone, which is fine.
-        let _ = process::Command::new(SHELL)
-            .args(["-c", "kill -s KILL -- \"$@\"", "sh"])
-            .args(&targets)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Kills and reaps a child whose threads could not all be started.
-fn abort(child: &mut Child, pid: u32) {
-    kill_group(pid, None);
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// What the threads of one `run` share, behind one lock; `changed` is signalled on every
-/// change that could end a wait.
-#[derive(Default)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("shell state lock poisoned")
-    }
-
-    /// Marks stream `index` as read to its end.
-    fn close(&self, index: usize) {
-        self.lock().streams[index].closed = true;
-        self.changed.notify_all();
-    }
-}
-
-#[derive(Default)]
-struct State {
-    /// stdout and stderr.
+/// The read ends of the child's stdout and stderr, and what was read from them.
+struct Pipes {
+    /// stdout and stderr; `None` once read to the end (or unreadable).
+    fds: [Option<OwnedFd>; 2],
     streams: [Stream; 2],
-    /// The child has been reaped.
-    exited: bool,
-    /// The watchdog killed the process group.
-    timed_out: bool,
-    /// The pipes stayed open after the kill; `run` returns without waiting for them.
-    gave_up: bool,
 }
 
-impl State {
-    fn streams_closed(&self) -> bool {
-        self.streams.iter().all(|s| s.closed)
+impl Pipes {
+    fn new(child: &mut Child) -> Self {
+        Self {
+            fds: [
+                child.stdout.take().map(OwnedFd::from),
+                child.stderr.take().map(OwnedFd::from),
+            ],
+            streams: Default::default(),
+        }
     }
 
-    fn done(&self) -> bool {
-        self.exited && self.streams_closed()
+    /// Reads both pipes until both are closed (`true`) or `deadline` passes (`false`).
+    fn drain(&mut self, deadline: Option<Instant>) -> bool {
+        let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        loop {
+            if self.fds.iter().all(Option::is_none) {
+                return true;
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    // Only a timeout of billions of years does not fit; that is no timeout.
+                    Timespec::try_from(left).ok()
+                }
+            };
+            let ready = match self.poll(timeout.as_ref()) {
+                Ok(ready) => ready,
+                Err(Errno::INTR) => continue,
+                Err(_) => {
+                    // Cannot wait for the pipes (out of memory): stop reading them, which is
+                    // what a read error does too. What was read stands.
+                    self.fds = [None, None];
+                    return true;
+                }
+            };
+            for (index, ready) in ready.into_iter().enumerate() {
+                let Some(fd) = self.fds[index].as_ref().filter(|_| ready) else {
+                    continue;
+                };
+                // The pipe is ready (data, end of file or an error), so this does not block:
+                // nobody else reads it.
+                match rustix::io::read(fd, &mut buf) {
+                    Ok(([], _)) => self.fds[index] = None,
+                    Ok((chunk, _)) => self.streams[index].push(chunk),
+                    Err(Errno::INTR | Errno::AGAIN) => {}
+                    // Nothing more can be read; what was read stands.
+                    Err(_) => self.fds[index] = None,
+                }
+            }
+        }
     }
+
+    /// Waits (at most `timeout`, or for ever) until one of the open pipes is ready, and tells
+    /// which are.
+    fn poll(&self, timeout: Option<&Timespec>) -> rustix::io::Result<[bool; 2]> {
+        let ready = |fd: &PollFd<'_>| !fd.revents().is_empty();
+        match &self.fds {
+            [Some(out), Some(err)] => {
+                let mut set = [
+                    PollFd::new(out, PollFlags::IN),
+                    PollFd::new(err, PollFlags::IN),
+                ];
+                poll(&mut set, timeout)?;
+                Ok([ready(&set[0]), ready(&set[1])])
+            }
+            [Some(fd), None] | [None, Some(fd)] => {
+                let mut set = [PollFd::new(fd, PollFlags::IN)];
+                poll(&mut set, timeout)?;
+                let ready = ready(&set[0]);
+                Ok([
+                    ready && self.fds[0].is_some(),
+                    ready && self.fds[1].is_some(),
+                ])
+            }
+            [None, None] => Ok([false, false]),
+        }
+    }
+
+    /// What was read from stdout and stderr. Closes the pipes that are still open.
+    fn finish(self) -> [Captured; 2] {
+        self.streams.map(Stream::finish)
+    }
+}
+
+/// Waits until the child exits (`true`) or `deadline` passes (`false`), without reaping it.
+///
+/// Called once its pipes are closed, which they usually are because it exited, but a child
+/// that closed them itself may run on; and the pipes close a moment before an exiting child can
+/// be reaped. A pidfd becomes readable when its process exits; without one (Linux before 5.3),
+/// the child is checked on at growing intervals.
+fn exits_by(child: &mut Child, deadline: Instant) -> bool {
+    let exited = |child: &mut Child| !matches!(child.try_wait(), Ok(None));
+    if exited(child) {
+        // An error here is `wait`'s to report.
+        return true;
+    }
+    let mut pidfd = pidfd_open(Pid::from_child(child), PidfdFlags::empty()).ok();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if let Some(fd) = &pidfd {
+            let mut set = [PollFd::new(fd, PollFlags::IN)];
+            match poll(&mut set, Timespec::try_from(left).ok().as_ref()) {
+                Ok(0) | Err(Errno::INTR) => {}
+                Ok(_) => return true,
+                Err(_) => pidfd = None,
+            }
+        } else {
+            thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(50));
+            if exited(child) {
+                return true;
+            }
+        }
+    }
+}
+
+/// Sends SIGKILL to the child's process group, and to the child itself in case it left the
+/// group (`setsid`). The child must not have been reaped: its pid is the group's id.
+fn kill_group(child: &mut Child) {
+    // An error only means that nothing is left in the group.
+    let _ = kill_process_group(Pid::from_child(child), Signal::KILL);
+    let _ = child.kill();
+}
+
+/// Kills and reaps a child whose stdin thread could not be started.
+fn abort(child: &mut Child) {
+    kill_group(child);
+    let _ = child.wait();
 }
 
 /// One output stream as read so far.
@@ -583,7 +571,6 @@ struct Stream {
     /// Hash of everything read, started only once the stream outgrows `kept`: most output
     /// never does, and then the hash is not needed.
     hasher: Option<Sha256>,
-    closed: bool,
 }
 
 impl Stream {
@@ -601,15 +588,16 @@ impl Stream {
         self.bytes += chunk.len() as u64;
     }
 
-    /// What was read, taken out of the shared state. `closed` stays as it is: the watchdog
-    /// still reads it to see that the command is done.
-    fn finish(&mut self) -> Captured {
-        let kept = std::mem::take(&mut self.kept);
+    /// What was read.
+    fn finish(self) -> Captured {
         Captured {
-            text: String::from_utf8_lossy(&kept).into_owned(),
+            text: match String::from_utf8(self.kept) {
+                Ok(text) => text,
+                Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+            },
             bytes: self.bytes,
             truncated: self.bytes > CAPTURE_LIMIT as u64,
-            sha256: self.hasher.take().map(|h| hex::encode(h.finalize())),
+            sha256: self.hasher.map(|h| hex::encode(h.finalize())),
         }
     }
 }
@@ -936,6 +924,56 @@ mod tests {
         assert!(stdout.text.bytes().all(|b| b == b'a'));
         let expected = hex::encode(Sha256::digest(vec![b'a'; size]));
         assert_eq!(stdout.sha256, Some(expected));
+    }
+
+    #[test]
+    fn large_interleaved_stdout_and_stderr_are_both_captured() {
+        // Far more than a pipe holds on each stream, written in alternation by one process: it
+        // blocks on whichever pipe is full unless both are read as it goes.
+        let rounds = 150;
+        let pad = "x".repeat(1000);
+        let script = format!(
+            "s=$(printf '%01000d' 0 | tr 0 x); i=0; while [ $i -lt {rounds} ]; do \
+             printf 'o%s%s\\n' $i \"$s\"; printf 'e%s%s\\n' $i \"$s\" >&2; i=$((i+1)); done"
+        );
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_secs(60)),
+            ..line(&script)
+        });
+        assert_eq!(outcome.error, None);
+        let expected =
+            |tag: char| -> String { (0..rounds).map(|i| format!("{tag}{i}{pad}\n")).collect() };
+        for (captured, tag) in [
+            (outcome.stdout.unwrap(), 'o'),
+            (outcome.stderr.unwrap(), 'e'),
+        ] {
+            let text = expected(tag);
+            assert!(text.len() > 128 * 1024);
+            assert_eq!(captured.bytes, text.len() as u64);
+            assert!(!captured.truncated);
+            assert!(
+                captured.text == text,
+                "{tag}: {} bytes differ",
+                captured.text.len()
+            );
+        }
+        // The same without a timeout.
+        let outcome = run(&line(&script));
+        assert_eq!(outcome.error, None);
+        assert!(outcome.stdout.unwrap().text == expected('o'));
+        assert!(outcome.stderr.unwrap().text == expected('e'));
+    }
+
+    #[test]
+    fn timeout_covers_a_child_that_closed_its_outputs() {
+        // The pipes close at once, but the child runs on: the deadline still applies.
+        let start = Instant::now();
+        let outcome = run(&Request {
+            timeout: Some(Duration::from_millis(200)),
+            ..line("exec >&- 2>&-; sleep 100")
+        });
+        assert_eq!(outcome.error.as_deref(), Some("timed out after 200ms"));
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
