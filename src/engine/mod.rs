@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub summary: bool,
 }
 
+/// How long committed events may wait for the writer while workers run.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The default `--jobs`: the number of CPUs, at least 4 (SPEC 5).
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
@@ -605,6 +608,7 @@ impl<'w> Engine<'w> {
         self.worklist.reverse();
         self.drain_worklist();
         let mut pending_approvals = Vec::new();
+        let mut last_flush = std::time::Instant::now();
         loop {
             while let Some(&Reverse((_, _, top))) = self.heap.peek() {
                 match &self.res[top as usize] {
@@ -638,15 +642,35 @@ impl<'w> Engine<'w> {
                 pending_approvals.push(id.clone());
                 break;
             }
-            // About to wait for workers: hand what is committed to the writer first.
-            self.writer.send(std::mem::take(&mut self.outbox))?;
             if self.outstanding == 0 {
                 return Err(EngineError::Ledger(std::io::Error::other(
                     "internal error: the scheduler has nothing to commit and nothing running",
                 )));
             }
-            let Ok((node, instance, attempts)) = self.rx.recv() else {
-                break;
+            // Committed events reach the writer at least every FLUSH_INTERVAL while workers
+            // run, not after every node: waking the writer per node costs more than the node
+            // when commands are short, and the writer syncs every 100 ms anyway.
+            let (node, instance, attempts) = loop {
+                let since = last_flush.elapsed();
+                if !self.outbox.is_empty() && since >= FLUSH_INTERVAL {
+                    self.writer.send(std::mem::take(&mut self.outbox))?;
+                    last_flush = std::time::Instant::now();
+                    continue;
+                }
+                let wait = if self.outbox.is_empty() {
+                    Duration::from_secs(3600)
+                } else {
+                    FLUSH_INTERVAL - since
+                };
+                match self.rx.recv_timeout(wait) {
+                    Ok(result) => break result,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err(EngineError::Ledger(std::io::Error::other(
+                            "internal error: the workers stopped",
+                        )));
+                    }
+                }
             };
             self.outstanding -= 1;
             self.job_done(node, instance, attempts);
