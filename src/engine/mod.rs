@@ -484,6 +484,9 @@ struct Engine<'w> {
     end_clock: Vec<u64>,
     /// Branch decisions, kept after the branch commits (its arms may begin later).
     decisions: Vec<Option<bool>>,
+    /// (is an approval, priority) per node: the commit order's keys, kept dense because
+    /// they are read for every edge.
+    rank: Vec<(bool, i64)>,
     /// Whether each resolved node lets its dependents run (see `lets_dependents_run`).
     ok: Vec<bool>,
     attempts: Vec<u32>,
@@ -562,6 +565,11 @@ impl<'w> Engine<'w> {
             read,
             end_clock: vec![0; n],
             decisions: vec![None; n],
+            rank: wf
+                .nodes
+                .iter()
+                .map(|n| (matches!(n.kind, NodeKind::Approval { .. }), n.priority))
+                .collect(),
             ok: vec![false; n],
             attempts: vec![0; n],
             short: if summary {
@@ -586,12 +594,8 @@ impl<'w> Engine<'w> {
     }
 
     fn heap_key(&self, i: NodeIdx) -> Reverse<(bool, Reverse<i64>, NodeIdx)> {
-        let node = &self.wf.nodes[i as usize];
-        Reverse((
-            matches!(node.kind, NodeKind::Approval { .. }),
-            Reverse(node.priority),
-            i,
-        ))
+        let (approval, priority) = self.rank[i as usize];
+        Reverse((approval, Reverse(priority), i))
     }
 
     fn run(mut self) -> Result<RunReport, EngineError> {
