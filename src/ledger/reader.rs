@@ -1,0 +1,253 @@
+//! The ledger reader shared by every command that reads ledgers (replay, diff, later verify
+//! and resume).
+//!
+//! It streams the file line by line and checks, for each line: that it is complete (ends with
+//! `\n`), that it is a JSON object, that `seq` counts 0, 1, 2, ..., that `prev` is the SHA-256
+//! of the previous line, and on line 0 that it is a `RunStart` of a format this kairos reads.
+//! Only the fields every reader needs are parsed here; a caller parses more of a line only if
+//! it needs to. Memory does not grow with the number of lines.
+
+use super::{FORMAT, GENESIS};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::io::{self, BufRead};
+
+/// Why a ledger cannot be read. `line` is 1-based, as editors count.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    #[diagnostic(code(kairos::io))]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is empty: a ledger has at least a RunStart line")]
+    #[diagnostic(code(kairos::ledger_empty))]
+    Empty { path: String },
+    #[error("{path}:{line}: not a JSON object: {message}")]
+    #[diagnostic(code(kairos::ledger_syntax))]
+    NotJson { path: String, line: u64, message: String },
+    #[error("{path}:{line}: the last line is incomplete (no newline at its end): the run was cut off while writing it")]
+    #[diagnostic(code(kairos::ledger_torn), help("a crash can leave a torn last line; everything before it is intact"))]
+    Torn { path: String, line: u64 },
+    #[error("{path}:1: not a kairos ledger: {why}")]
+    #[diagnostic(code(kairos::not_a_ledger))]
+    NotLedger { path: String, why: String },
+    #[error("{path}:1: unsupported ledger format `{found}`")]
+    #[diagnostic(code(kairos::ledger_format), help("this kairos reads `{FORMAT}`"))]
+    UnknownFormat { path: String, found: String },
+    #[error("{path}:{line}: expected seq {expected}, found {found}")]
+    #[diagnostic(code(kairos::ledger_seq), help("lines were removed, duplicated or reordered"))]
+    BadSeq { path: String, line: u64, expected: u64, found: String },
+    #[error("{path}:{line}: broken chain: `prev` is not the SHA-256 of line {previous}")]
+    #[diagnostic(code(kairos::ledger_chain), help("a line before this one was changed, or this one was moved"))]
+    BrokenChain { path: String, line: u64, previous: u64 },
+}
+
+impl ReadError {
+    /// Exit code (SPEC 9): a broken chain or sequence is a negative verification result (1);
+    /// anything that is not a readable ledger at all is bad input (2).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ReadError::BadSeq { .. } | ReadError::BrokenChain { .. } => crate::exit::NEGATIVE,
+            _ => crate::exit::BAD_INPUT,
+        }
+    }
+}
+
+/// The fields every line has.
+#[derive(Debug, Deserialize)]
+pub struct Head<'a> {
+    pub seq: u64,
+    #[serde(borrow)]
+    pub prev: &'a str,
+    #[serde(borrow)]
+    pub event: &'a str,
+    #[serde(borrow, default)]
+    pub node: Option<&'a str>,
+    #[serde(default)]
+    pub clock: u64,
+}
+
+/// One checked line.
+pub struct Line<'a> {
+    /// 0-based line number (= `seq`).
+    pub seq: u64,
+    /// The line's bytes, without the newline.
+    pub text: &'a str,
+    pub head: Head<'a>,
+}
+
+/// Streams and checks a ledger.
+pub struct Reader<R> {
+    source: R,
+    path: String,
+    buf: String,
+    next_seq: u64,
+    prev: String,
+    done: bool,
+}
+
+impl<R: BufRead> Reader<R> {
+    pub fn new(source: R, path: impl Into<String>) -> Self {
+        Self { source, path: path.into(), buf: String::new(), next_seq: 0, prev: GENESIS.to_string(), done: false }
+    }
+
+    /// Number of lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// SHA-256 of the last line read (the chain head).
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+
+    /// Reads and checks the next line; `Ok(None)` at the end of the file.
+    pub fn next_line(&mut self) -> Result<Option<Line<'_>>, ReadError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.buf.clear();
+        let n = self
+            .source
+            .read_line(&mut self.buf)
+            .map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
+        let line_no = self.next_seq + 1;
+        if n == 0 {
+            self.done = true;
+            if self.next_seq == 0 {
+                return Err(ReadError::Empty { path: self.path.clone() });
+            }
+            return Ok(None);
+        }
+        if !self.buf.ends_with('\n') {
+            self.done = true;
+            return Err(ReadError::Torn { path: self.path.clone(), line: line_no });
+        }
+        let text = &self.buf[..self.buf.len() - 1];
+        let head: Head<'_> = match serde_json::from_str(text) {
+            Ok(h) => h,
+            Err(e) => {
+                self.done = true;
+                // A line that is JSON but lacks the ledger fields is "not a ledger" on line 1.
+                if self.next_seq == 0 && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+                    return Err(ReadError::NotLedger { path: self.path.clone(), why: format!("{e}") });
+                }
+                return Err(ReadError::NotJson { path: self.path.clone(), line: line_no, message: e.to_string() });
+            }
+        };
+        if self.next_seq == 0 {
+            if head.event != "RunStart" {
+                self.done = true;
+                return Err(ReadError::NotLedger {
+                    path: self.path.clone(),
+                    why: format!("the first event is `{}`, not `RunStart`", head.event),
+                });
+            }
+            #[derive(Deserialize)]
+            struct Format<'a> {
+                #[serde(borrow)]
+                format: Option<&'a str>,
+            }
+            let format = serde_json::from_str::<Format<'_>>(text).ok().and_then(|f| f.format);
+            match format {
+                Some(FORMAT) => {}
+                Some(other) => {
+                    self.done = true;
+                    return Err(ReadError::UnknownFormat { path: self.path.clone(), found: other.to_string() });
+                }
+                None => {
+                    self.done = true;
+                    return Err(ReadError::NotLedger { path: self.path.clone(), why: "RunStart has no `format`".into() });
+                }
+            }
+        }
+        if head.seq != self.next_seq {
+            self.done = true;
+            return Err(ReadError::BadSeq {
+                path: self.path.clone(),
+                line: line_no,
+                expected: self.next_seq,
+                found: head.seq.to_string(),
+            });
+        }
+        if head.prev != self.prev {
+            self.done = true;
+            return Err(ReadError::BrokenChain { path: self.path.clone(), line: line_no, previous: self.next_seq });
+        }
+        let digest = Sha256::digest(text.as_bytes());
+        self.prev = hex::encode(digest);
+        self.next_seq += 1;
+        Ok(Some(Line { seq: head.seq, text, head }))
+    }
+}
+
+/// Opens a ledger file for reading.
+pub fn open(path: &std::path::Path) -> Result<Reader<io::BufReader<std::fs::File>>, ReadError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io { path: name.clone(), source })?;
+    Ok(Reader::new(io::BufReader::with_capacity(1 << 16, file), name))
+}
+
+/// Strips `{"seq":N,"prev":"...",` from a line written by kairos, leaving the event body;
+/// used to compare events of two ledgers whatever their position.
+pub fn body(text: &str) -> &str {
+    // Lines are `{"seq":N,"prev":"<64 hex>",<body>}`.
+    text.find(",\"prev\":\"").map_or(text, |i| {
+        let rest = &text[i + 9..];
+        rest.get(66..rest.len().saturating_sub(1)).unwrap_or(rest)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &str) -> Result<u64, ReadError> {
+        let mut r = Reader::new(text.as_bytes(), "t.jsonl");
+        while r.next_line()?.is_some() {}
+        Ok(r.lines())
+    }
+
+    fn ledger(events: &[&str]) -> String {
+        let mut prev = GENESIS.to_string();
+        let mut out = String::new();
+        for (i, body) in events.iter().enumerate() {
+            let line = format!("{{\"seq\":{i},\"prev\":\"{prev}\",{body}}}");
+            prev = hex::encode(Sha256::digest(line.as_bytes()));
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    const START: &str = "\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/1\"";
+
+    #[test]
+    fn reads_a_valid_ledger() {
+        let text = ledger(&[START, "\"event\":\"End\",\"clock\":1,\"node\":\"a\""]);
+        assert_eq!(read_all(&text).unwrap(), 2);
+        let line = text.lines().nth(1).unwrap();
+        assert_eq!(body(line), "\"event\":\"End\",\"clock\":1,\"node\":\"a\"");
+    }
+
+    #[test]
+    fn rejects_each_kind_of_damage() {
+        let good = ledger(&[START, "\"event\":\"A\",\"clock\":1", "\"event\":\"B\",\"clock\":2"]);
+        let lines: Vec<&str> = good.lines().collect();
+        assert!(matches!(read_all(""), Err(ReadError::Empty { .. })));
+        assert!(matches!(read_all("not json\n"), Err(ReadError::NotJson { line: 1, .. })));
+        assert!(matches!(read_all("{\"a\":1}\n"), Err(ReadError::NotLedger { .. })));
+        assert!(matches!(read_all(&good[..good.len() - 1]), Err(ReadError::Torn { line: 3, .. })));
+        let swapped = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
+        assert!(matches!(read_all(&swapped), Err(ReadError::BadSeq { line: 2, .. })));
+        let edited = good.replace("\"event\":\"A\"", "\"event\":\"X\"");
+        assert!(matches!(read_all(&edited), Err(ReadError::BrokenChain { line: 3, .. })));
+        let foreign = ledger(&["\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/9\""]);
+        assert!(matches!(read_all(&foreign), Err(ReadError::UnknownFormat { .. })));
+        let not_start = ledger(&["\"event\":\"End\",\"clock\":0"]);
+        assert!(matches!(read_all(&not_start), Err(ReadError::NotLedger { .. })));
+    }
+}
