@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exit;
 pub mod ledger;
 pub mod policy;
+pub mod replay;
 pub mod report;
 pub mod tools;
 pub mod workflow;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary that drives the real `kairos` executable.
 
 mod common;
+mod diff;
 mod determinism;
 mod generated;
 mod graph;

@@ -2,8 +2,10 @@
 //! imports clap; each sub-command turns its arguments into calls on the library and returns
 //! an exit code from [`crate::exit`].
 
+pub mod diff;
 pub mod generate;
 pub mod graph;
+pub mod replay;
 pub mod run;
 pub mod validate;
 
@@ -24,6 +26,10 @@ pub enum Command {
     Run(run::Args),
     /// Parse a workflow and run every static check, without running anything.
     Validate(validate::Args),
+    /// Rebuild a run's state from its ledger, or re-drive a workflow on the recorded results.
+    Replay(replay::Args),
+    /// Show where and how two ledgers differ.
+    Diff(diff::Args),
     /// Print the workflow graph as Mermaid or Graphviz DOT.
     Graph(graph::Args),
     /// Write completions, man pages and JSON Schemas (for maintainers).
@@ -58,6 +64,8 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Generate(args) => generate::run(&args),
     }

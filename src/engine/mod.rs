@@ -14,10 +14,11 @@
 //! recursion.
 
 pub mod render;
+pub mod replay;
 mod rng;
 
 use crate::ledger::event::Event;
-use crate::ledger::writer::{ChainState, Writer};
+use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::ledger::{self, FORMAT};
 use crate::tools::{self, Outcome, ToolSpec, builtin};
 use crate::workflow::model::Retry;
@@ -135,6 +136,8 @@ pub struct RunReport {
     pub pending_approvals: Vec<String>,
     pub ledger_lines: u64,
     pub chain_head: String,
+    /// Replay: the calls the recording could not answer, in commit order of their nodes.
+    pub divergences: Vec<replay::Divergence>,
 }
 
 /// One attempt at a tool call.
@@ -459,19 +462,36 @@ pub fn run(
 ) -> Result<RunReport, EngineError> {
     check_tools(workflow)?;
     let inputs = resolve_inputs(workflow, &options.inputs)?;
+    run_to(workflow, options, &inputs, file, None)
+}
+
+/// Runs `workflow` with resolved `inputs`, writing the ledger to `sink`; with a recording,
+/// tools are not called: their results come from the recording (replay).
+pub fn run_to(
+    workflow: &Workflow,
+    options: &RunOptions,
+    inputs: &Map<String, Value>,
+    sink: impl Sink,
+    recording: Option<&replay::Recording>,
+) -> Result<RunReport, EngineError> {
     let seed = options.seed.unwrap_or(workflow.seed);
     let jobs = if options.jobs == 0 {
         default_jobs()
     } else {
         options.jobs
     };
-    let writer = Writer::start(file, ChainState::default());
-    writer.send(run_start(workflow, &inputs, seed))?;
-    Engine::new(workflow, &inputs, seed, jobs, options.summary, writer).run()
+    let writer = Writer::start(sink, ChainState::default());
+    writer.send(run_start(workflow, inputs, seed))?;
+    let mut engine = Engine::new(workflow, inputs, seed, jobs, options.summary, writer);
+    engine.recording = recording;
+    engine.run()
 }
 
 struct Engine<'w> {
     wf: &'w Workflow,
+    /// Replay: where tool results come from instead of the tools.
+    recording: Option<&'w replay::Recording>,
+    divergences: Vec<replay::Divergence>,
     seed: u64,
     jobs: usize,
     succ_start: Vec<u32>,
@@ -555,6 +575,8 @@ impl<'w> Engine<'w> {
         let (tx, rx) = mpsc::channel();
         Self {
             wf,
+            recording: None,
+            divergences: Vec::new(),
             seed,
             jobs,
             succ_start,
@@ -733,6 +755,7 @@ impl<'w> Engine<'w> {
             pending_approvals,
             ledger_lines: written.lines,
             chain_head: written.head,
+            divergences: self.divergences,
         })
     }
 
@@ -987,6 +1010,32 @@ impl<'w> Engine<'w> {
             Some((k, _)) => format!("{}[{k}]", node.id).into(),
             None => node.id.as_str().into(),
         };
+        if let Some(recording) = self.recording {
+            let input = Value::Object(args);
+            let digest = (!task.tool.keys.is_empty()).then(|| {
+                input_digest(
+                    task.tool.name,
+                    &serde_json::to_string(&input).unwrap_or_default(),
+                )
+            });
+            run.attempts =
+                match recording.answer(&instance_id, task.tool.name, digest.as_deref(), &input) {
+                    Ok(attempts) => attempts,
+                    Err(divergence) => {
+                        let error = format!("replay diverged: {}", divergence.reason);
+                        self.divergences.push(divergence);
+                        vec![Attempt {
+                            outcome: Outcome {
+                                error: Some(error),
+                                ..Outcome::default()
+                            },
+                            delay_ms: None,
+                        }]
+                    }
+                };
+            run.input = Some(input);
+            return Res::Task(Box::new(run));
+        }
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
         if builtin::is_inline(task.tool) && !retries {
             run.attempts = execute(

@@ -6,6 +6,8 @@
 //! chains them, writes them and syncs them to disk in groups.
 
 pub mod event;
+pub mod reader;
+pub mod state;
 pub mod writer;
 
 /// The ledger format this kairos writes and reads.

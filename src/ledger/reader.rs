@@ -27,9 +27,18 @@ pub enum ReadError {
     Empty { path: String },
     #[error("{path}:{line}: not a JSON object: {message}")]
     #[diagnostic(code(kairos::ledger_syntax))]
-    NotJson { path: String, line: u64, message: String },
-    #[error("{path}:{line}: the last line is incomplete (no newline at its end): the run was cut off while writing it")]
-    #[diagnostic(code(kairos::ledger_torn), help("a crash can leave a torn last line; everything before it is intact"))]
+    NotJson {
+        path: String,
+        line: u64,
+        message: String,
+    },
+    #[error(
+        "{path}:{line}: the last line is incomplete (no newline at its end): the run was cut off while writing it"
+    )]
+    #[diagnostic(
+        code(kairos::ledger_torn),
+        help("a crash can leave a torn last line; everything before it is intact")
+    )]
     Torn { path: String, line: u64 },
     #[error("{path}:1: not a kairos ledger: {why}")]
     #[diagnostic(code(kairos::not_a_ledger))]
@@ -38,11 +47,26 @@ pub enum ReadError {
     #[diagnostic(code(kairos::ledger_format), help("this kairos reads `{FORMAT}`"))]
     UnknownFormat { path: String, found: String },
     #[error("{path}:{line}: expected seq {expected}, found {found}")]
-    #[diagnostic(code(kairos::ledger_seq), help("lines were removed, duplicated or reordered"))]
-    BadSeq { path: String, line: u64, expected: u64, found: String },
+    #[diagnostic(
+        code(kairos::ledger_seq),
+        help("lines were removed, duplicated or reordered")
+    )]
+    BadSeq {
+        path: String,
+        line: u64,
+        expected: u64,
+        found: String,
+    },
     #[error("{path}:{line}: broken chain: `prev` is not the SHA-256 of line {previous}")]
-    #[diagnostic(code(kairos::ledger_chain), help("a line before this one was changed, or this one was moved"))]
-    BrokenChain { path: String, line: u64, previous: u64 },
+    #[diagnostic(
+        code(kairos::ledger_chain),
+        help("a line before this one was changed, or this one was moved")
+    )]
+    BrokenChain {
+        path: String,
+        line: u64,
+        previous: u64,
+    },
 }
 
 impl ReadError {
@@ -91,7 +115,14 @@ pub struct Reader<R> {
 
 impl<R: BufRead> Reader<R> {
     pub fn new(source: R, path: impl Into<String>) -> Self {
-        Self { source, path: path.into(), buf: String::new(), next_seq: 0, prev: GENESIS.to_string(), done: false }
+        Self {
+            source,
+            path: path.into(),
+            buf: String::new(),
+            next_seq: 0,
+            prev: GENESIS.to_string(),
+            done: false,
+        }
     }
 
     /// Number of lines read so far.
@@ -113,18 +144,26 @@ impl<R: BufRead> Reader<R> {
         let n = self
             .source
             .read_line(&mut self.buf)
-            .map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
+            .map_err(|source| ReadError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         let line_no = self.next_seq + 1;
         if n == 0 {
             self.done = true;
             if self.next_seq == 0 {
-                return Err(ReadError::Empty { path: self.path.clone() });
+                return Err(ReadError::Empty {
+                    path: self.path.clone(),
+                });
             }
             return Ok(None);
         }
         if !self.buf.ends_with('\n') {
             self.done = true;
-            return Err(ReadError::Torn { path: self.path.clone(), line: line_no });
+            return Err(ReadError::Torn {
+                path: self.path.clone(),
+                line: line_no,
+            });
         }
         let text = &self.buf[..self.buf.len() - 1];
         let head: Head<'_> = match serde_json::from_str(text) {
@@ -132,10 +171,18 @@ impl<R: BufRead> Reader<R> {
             Err(e) => {
                 self.done = true;
                 // A line that is JSON but lacks the ledger fields is "not a ledger" on line 1.
-                if self.next_seq == 0 && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
-                    return Err(ReadError::NotLedger { path: self.path.clone(), why: format!("{e}") });
+                if self.next_seq == 0 && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+                {
+                    return Err(ReadError::NotLedger {
+                        path: self.path.clone(),
+                        why: format!("{e}"),
+                    });
                 }
-                return Err(ReadError::NotJson { path: self.path.clone(), line: line_no, message: e.to_string() });
+                return Err(ReadError::NotJson {
+                    path: self.path.clone(),
+                    line: line_no,
+                    message: e.to_string(),
+                });
             }
         };
         if self.next_seq == 0 {
@@ -151,16 +198,24 @@ impl<R: BufRead> Reader<R> {
                 #[serde(borrow)]
                 format: Option<&'a str>,
             }
-            let format = serde_json::from_str::<Format<'_>>(text).ok().and_then(|f| f.format);
+            let format = serde_json::from_str::<Format<'_>>(text)
+                .ok()
+                .and_then(|f| f.format);
             match format {
                 Some(FORMAT) => {}
                 Some(other) => {
                     self.done = true;
-                    return Err(ReadError::UnknownFormat { path: self.path.clone(), found: other.to_string() });
+                    return Err(ReadError::UnknownFormat {
+                        path: self.path.clone(),
+                        found: other.to_string(),
+                    });
                 }
                 None => {
                     self.done = true;
-                    return Err(ReadError::NotLedger { path: self.path.clone(), why: "RunStart has no `format`".into() });
+                    return Err(ReadError::NotLedger {
+                        path: self.path.clone(),
+                        why: "RunStart has no `format`".into(),
+                    });
                 }
             }
         }
@@ -175,20 +230,34 @@ impl<R: BufRead> Reader<R> {
         }
         if head.prev != self.prev {
             self.done = true;
-            return Err(ReadError::BrokenChain { path: self.path.clone(), line: line_no, previous: self.next_seq });
+            return Err(ReadError::BrokenChain {
+                path: self.path.clone(),
+                line: line_no,
+                previous: self.next_seq,
+            });
         }
         let digest = Sha256::digest(text.as_bytes());
         self.prev = hex::encode(digest);
         self.next_seq += 1;
-        Ok(Some(Line { seq: head.seq, text, head }))
+        Ok(Some(Line {
+            seq: head.seq,
+            text,
+            head,
+        }))
     }
 }
 
 /// Opens a ledger file for reading.
 pub fn open(path: &std::path::Path) -> Result<Reader<io::BufReader<std::fs::File>>, ReadError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io { path: name.clone(), source })?;
-    Ok(Reader::new(io::BufReader::with_capacity(1 << 16, file), name))
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    Ok(Reader::new(
+        io::BufReader::with_capacity(1 << 16, file),
+        name,
+    ))
 }
 
 /// Strips `{"seq":N,"prev":"...",` from a line written by kairos, leaving the event body;
@@ -235,19 +304,45 @@ mod tests {
 
     #[test]
     fn rejects_each_kind_of_damage() {
-        let good = ledger(&[START, "\"event\":\"A\",\"clock\":1", "\"event\":\"B\",\"clock\":2"]);
+        let good = ledger(&[
+            START,
+            "\"event\":\"A\",\"clock\":1",
+            "\"event\":\"B\",\"clock\":2",
+        ]);
         let lines: Vec<&str> = good.lines().collect();
         assert!(matches!(read_all(""), Err(ReadError::Empty { .. })));
-        assert!(matches!(read_all("not json\n"), Err(ReadError::NotJson { line: 1, .. })));
-        assert!(matches!(read_all("{\"a\":1}\n"), Err(ReadError::NotLedger { .. })));
-        assert!(matches!(read_all(&good[..good.len() - 1]), Err(ReadError::Torn { line: 3, .. })));
+        assert!(matches!(
+            read_all("not json\n"),
+            Err(ReadError::NotJson { line: 1, .. })
+        ));
+        assert!(matches!(
+            read_all("{\"a\":1}\n"),
+            Err(ReadError::NotLedger { .. })
+        ));
+        assert!(matches!(
+            read_all(&good[..good.len() - 1]),
+            Err(ReadError::Torn { line: 3, .. })
+        ));
         let swapped = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
-        assert!(matches!(read_all(&swapped), Err(ReadError::BadSeq { line: 2, .. })));
+        assert!(matches!(
+            read_all(&swapped),
+            Err(ReadError::BadSeq { line: 2, .. })
+        ));
         let edited = good.replace("\"event\":\"A\"", "\"event\":\"X\"");
-        assert!(matches!(read_all(&edited), Err(ReadError::BrokenChain { line: 3, .. })));
-        let foreign = ledger(&["\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/9\""]);
-        assert!(matches!(read_all(&foreign), Err(ReadError::UnknownFormat { .. })));
+        assert!(matches!(
+            read_all(&edited),
+            Err(ReadError::BrokenChain { line: 3, .. })
+        ));
+        let foreign =
+            ledger(&["\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/9\""]);
+        assert!(matches!(
+            read_all(&foreign),
+            Err(ReadError::UnknownFormat { .. })
+        ));
         let not_start = ledger(&["\"event\":\"End\",\"clock\":0"]);
-        assert!(matches!(read_all(&not_start), Err(ReadError::NotLedger { .. })));
+        assert!(matches!(
+            read_all(&not_start),
+            Err(ReadError::NotLedger { .. })
+        ));
     }
 }

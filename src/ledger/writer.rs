@@ -16,6 +16,49 @@ use std::time::{Duration, Instant};
 
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Where a ledger goes: a file (synced to disk), or memory (a replay's regenerated ledger).
+pub trait Sink: Write + Send + 'static {
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+impl Sink for File {
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
+
+/// An in-memory ledger, readable once the writer has finished.
+#[derive(Clone, Default)]
+pub struct Memory(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Memory {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("memory sink poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Memory {
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Memory {
+    pub fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
 /// What the writer wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
@@ -48,7 +91,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on an open file positioned where lines are to be appended.
-    pub fn start(file: File, chain: ChainState) -> Self {
+    pub fn start(file: impl Sink, chain: ChainState) -> Self {
         let (tx, rx) = mpsc::sync_channel::<String>(1024);
         let handle = std::thread::Builder::new()
             .name("kairos-ledger".into())
@@ -91,7 +134,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(file: File, chain: ChainState, rx: &Receiver<String>) -> io::Result<Written> {
+fn write_loop(file: impl Sink, chain: ChainState, rx: &Receiver<String>) -> io::Result<Written> {
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut seq = chain.next_seq;
     let mut prev = [0u8; 64];
@@ -120,7 +163,7 @@ fn write_loop(file: File, chain: ChainState, rx: &Receiver<String>) -> io::Resul
             Err(TryRecvError::Empty) => {
                 out.flush()?;
                 if last_sync.elapsed() >= SYNC_INTERVAL {
-                    out.get_ref().sync_data()?;
+                    out.get_mut().sync()?;
                     last_sync = Instant::now();
                 }
                 rx.recv().ok()
@@ -129,7 +172,7 @@ fn write_loop(file: File, chain: ChainState, rx: &Receiver<String>) -> io::Resul
         };
     }
     out.flush()?;
-    out.get_ref().sync_all()?;
+    out.get_mut().sync()?;
     Ok(Written {
         lines: seq,
         head: String::from_utf8_lossy(&prev).into_owned(),

@@ -1,0 +1,194 @@
+//! The state of a run, rebuilt from its ledger without executing anything: per node its
+//! status, attempts and last output, the branch decisions, the run status and the final clock.
+
+use super::reader::{ReadError, Reader};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::BufRead;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeState {
+    pub node: String,
+    /// `running` until the node's `End` (or `Skipped`), then its status.
+    pub status: String,
+    pub attempts: u64,
+    pub output: Value,
+    pub error: Option<String>,
+    pub reason: Option<String>,
+    /// `seq` of the node's last event.
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Decision {
+    pub node: String,
+    pub arm: String,
+    pub value: bool,
+    pub seq: u64,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RunState {
+    pub workflow: String,
+    pub workflow_sha256: String,
+    pub seed: u64,
+    pub inputs: Value,
+    /// `succeeded`, `failed`, `denied` (from `RunEnd`), `paused` (a `RunPaused` trailer), or
+    /// `incomplete` (the ledger stops before either, or `--until` stopped reading).
+    pub status: String,
+    pub clock: u64,
+    /// Events read.
+    pub events: u64,
+    pub nodes: Vec<NodeState>,
+    pub decisions: Vec<Decision>,
+    pub outputs: Value,
+    pub pending_approvals: Vec<String>,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+struct Fields {
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    workflow_sha256: Option<String>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    inputs: Option<Value>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    attempts: Option<u64>,
+    #[serde(default)]
+    output: Option<Value>,
+    #[serde(default)]
+    outputs: Option<Value>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    arm: Option<String>,
+    #[serde(default)]
+    value: Option<bool>,
+    #[serde(default)]
+    pending: Option<Vec<String>>,
+}
+
+impl RunState {
+    fn node(&mut self, id: &str, seq: u64) -> &mut NodeState {
+        let i = *self.index.entry(id.to_string()).or_insert_with(|| {
+            self.nodes.push(NodeState {
+                node: id.to_string(),
+                status: "running".into(),
+                attempts: 0,
+                output: Value::Null,
+                error: None,
+                reason: None,
+                seq,
+            });
+            self.nodes.len() - 1
+        });
+        let n = &mut self.nodes[i];
+        n.seq = seq;
+        n
+    }
+
+    pub fn get(&self, id: &str) -> Option<&NodeState> {
+        self.index.get(id).map(|&i| &self.nodes[i])
+    }
+}
+
+/// Reads the ledger up to and including event `until` (all of it without), checking it as it
+/// goes, and returns the state at that point.
+pub fn rebuild<R: BufRead>(
+    reader: &mut Reader<R>,
+    until: Option<u64>,
+) -> Result<RunState, ReadError> {
+    let mut state = RunState {
+        status: "incomplete".into(),
+        ..RunState::default()
+    };
+    while let Some(line) = reader.next_line()? {
+        let seq = line.seq;
+        let event = line.head.event;
+        state.clock = state.clock.max(line.head.clock);
+        state.events = seq + 1;
+        // Only the events that change the state are parsed beyond their head.
+        let needs_fields = !matches!(
+            event,
+            "Start" | "ForkSpawn" | "JoinComplete" | "PolicyAllow" | "ContentRedacted"
+        );
+        let f: Option<Fields> = if needs_fields {
+            serde_json::from_str(line.text).ok()
+        } else {
+            None
+        };
+        let node = line.head.node.map(str::to_string);
+        match (event, node, f) {
+            ("RunStart", _, Some(f)) => {
+                state.workflow = f.workflow.unwrap_or_default();
+                state.workflow_sha256 = f.workflow_sha256.unwrap_or_default();
+                state.seed = f.seed.unwrap_or_default();
+                state.inputs = f.inputs.unwrap_or(Value::Null);
+            }
+            ("Start", Some(id), _) => {
+                state.node(&id, seq);
+            }
+            ("ToolOutput", Some(id), Some(f)) => {
+                let n = state.node(&id, seq);
+                n.output = f.output.unwrap_or(Value::Null);
+                n.error = f.error;
+            }
+            ("End", Some(id), Some(f)) => {
+                let n = state.node(&id, seq);
+                n.status = f.status.unwrap_or_else(|| "unknown".into());
+                n.attempts = f.attempts.unwrap_or(n.attempts);
+                if f.error.is_some() {
+                    n.error = f.error;
+                }
+            }
+            ("Error", Some(id), Some(f)) => {
+                state.node(&id, seq).error = f.message;
+            }
+            ("Skipped", Some(id), Some(f)) => {
+                let n = state.node(&id, seq);
+                n.status = "skipped".into();
+                n.reason = f.reason;
+            }
+            ("BranchDecision", Some(id), Some(f)) => {
+                state.node(&id, seq).output = Value::Bool(f.value.unwrap_or_default());
+                state.decisions.push(Decision {
+                    node: id,
+                    arm: f.arm.unwrap_or_default(),
+                    value: f.value.unwrap_or_default(),
+                    seq,
+                });
+            }
+            ("ApprovalRequested", Some(id), _) => {
+                state.node(&id, seq).status = "waiting".into();
+            }
+            ("RunPaused", _, Some(f)) => {
+                state.status = "paused".into();
+                state.pending_approvals = f.pending.unwrap_or_default();
+            }
+            ("RunEnd", _, Some(f)) => {
+                state.status = f.status.unwrap_or_else(|| "unknown".into());
+                state.outputs = f.outputs.unwrap_or(Value::Null);
+            }
+            _ => {}
+        }
+        if until == Some(seq) {
+            if !matches!(event, "RunEnd" | "RunPaused") {
+                state.status = "incomplete".into();
+            }
+            break;
+        }
+    }
+    Ok(state)
+}
