@@ -6,6 +6,7 @@ mod determinism;
 mod generated;
 mod graph;
 mod properties;
+mod replay;
 mod run;
 mod validate;
 mod workflows;

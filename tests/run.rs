@@ -557,13 +557,7 @@ fn readme_chain_check_accepts_a_ledger_and_rejects_an_edit() {
 fn readme_quickstart_runs_twice_in_a_row() {
     let t = Test::new();
     let dir = t.path().to_path_buf();
-    for f in std::fs::read_dir(root().join("workflows")).unwrap() {
-        let f = f.unwrap();
-        if f.path().is_file() {
-            std::fs::create_dir_all(dir.join("workflows")).unwrap();
-            std::fs::copy(f.path(), dir.join("workflows").join(f.file_name())).unwrap();
-        }
-    }
+    crate::common::copy_dir(&root().join("workflows"), &dir.join("workflows"));
     for n in 1..=2 {
         Test::new()
             .args(["run", "workflows/quickstart.yaml"])
