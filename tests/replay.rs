@@ -282,7 +282,7 @@ fn corrupt_ledgers_are_diagnosed() {
             "torn.jsonl",
             good[..good.len() - 5].to_string(),
             2,
-            &"the last line is incomplete",
+            "the last line is incomplete",
         ),
         (
             "broken.jsonl",

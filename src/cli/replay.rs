@@ -70,7 +70,7 @@ pub fn run(args: &Args) -> i32 {
             .or(n.reason.as_deref())
             .map(str::to_string)
             .unwrap_or_else(|| short(&n.output));
-        table.add_row([n.node.as_str(), &n.status, &n.attempts.to_string(), &detail]);
+        table.add_row([n.node.as_str(), n.status, &n.attempts.to_string(), &detail]);
     }
     println!("{table}");
     for d in &state.decisions {
@@ -121,7 +121,7 @@ fn short(v: &Value) -> String {
 
 fn print_node(state: &state::RunState, id: &str) -> i32 {
     let value = match state.get(id) {
-        Some(n) if !n.output.is_null() || !instances(state, id).next().is_some() => {
+        Some(n) if !n.output.is_null() || instances(state, id).next().is_none() => {
             n.output.clone()
         }
         _ => {

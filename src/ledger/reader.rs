@@ -109,18 +109,21 @@ pub struct Reader<R> {
     path: String,
     buf: String,
     next_seq: u64,
-    prev: String,
+    /// Lowercase hex SHA-256 of the previous line.
+    prev: [u8; 64],
     done: bool,
 }
 
 impl<R: BufRead> Reader<R> {
     pub fn new(source: R, path: impl Into<String>) -> Self {
+        let mut prev = [0u8; 64];
+        prev.copy_from_slice(GENESIS.as_bytes());
         Self {
             source,
             path: path.into(),
             buf: String::new(),
             next_seq: 0,
-            prev: GENESIS.to_string(),
+            prev,
             done: false,
         }
     }
@@ -132,7 +135,7 @@ impl<R: BufRead> Reader<R> {
 
     /// SHA-256 of the last line read (the chain head).
     pub fn head(&self) -> &str {
-        &self.prev
+        std::str::from_utf8(&self.prev).unwrap_or_default()
     }
 
     /// Reads and checks the next line; `Ok(None)` at the end of the file.
@@ -228,7 +231,7 @@ impl<R: BufRead> Reader<R> {
                 found: head.seq.to_string(),
             });
         }
-        if head.prev != self.prev {
+        if head.prev.as_bytes() != self.prev {
             self.done = true;
             return Err(ReadError::BrokenChain {
                 path: self.path.clone(),
@@ -237,7 +240,7 @@ impl<R: BufRead> Reader<R> {
             });
         }
         let digest = Sha256::digest(text.as_bytes());
-        self.prev = hex::encode(digest);
+        hex::encode_to_slice(digest, &mut self.prev).expect("64 hex digits fit");
         self.next_seq += 1;
         Ok(Some(Line {
             seq: head.seq,

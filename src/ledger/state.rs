@@ -5,13 +5,36 @@ use super::reader::{ReadError, Reader};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: node ids are short, and SipHash's protection against chosen keys buys nothing for
+/// a table a command builds from one file and drops when it exits.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
 use std::io::BufRead;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NodeState {
     pub node: String,
     /// `running` until the node's `End` (or `Skipped`), then its status.
-    pub status: String,
+    pub status: &'static str,
     pub attempts: u64,
     pub output: Value,
     pub error: Option<String>,
@@ -45,11 +68,11 @@ pub struct RunState {
     pub outputs: Value,
     pub pending_approvals: Vec<String>,
     #[serde(skip)]
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, BuildHasherDefault<Fnv>>,
 }
 
 #[derive(Deserialize)]
-struct Fields {
+struct Fields<'a> {
     #[serde(default)]
     workflow: Option<String>,
     #[serde(default)]
@@ -58,8 +81,8 @@ struct Fields {
     seed: Option<u64>,
     #[serde(default)]
     inputs: Option<Value>,
-    #[serde(default)]
-    status: Option<String>,
+    #[serde(borrow, default)]
+    status: Option<&'a str>,
     #[serde(default)]
     attempts: Option<u64>,
     #[serde(default)]
@@ -82,18 +105,23 @@ struct Fields {
 
 impl RunState {
     fn node(&mut self, id: &str, seq: u64) -> &mut NodeState {
-        let i = *self.index.entry(id.to_string()).or_insert_with(|| {
-            self.nodes.push(NodeState {
-                node: id.to_string(),
-                status: "running".into(),
-                attempts: 0,
-                output: Value::Null,
-                error: None,
-                reason: None,
-                seq,
-            });
-            self.nodes.len() - 1
-        });
+        // Look up before inserting: the id is allocated once per node, not once per event.
+        let i = match self.index.get(id) {
+            Some(&i) => i,
+            None => {
+                self.nodes.push(NodeState {
+                    node: id.to_string(),
+                    status: "running",
+                    attempts: 0,
+                    output: Value::Null,
+                    error: None,
+                    reason: None,
+                    seq,
+                });
+                self.index.insert(id.to_string(), self.nodes.len() - 1);
+                self.nodes.len() - 1
+            }
+        };
         let n = &mut self.nodes[i];
         n.seq = seq;
         n
@@ -101,6 +129,17 @@ impl RunState {
 
     pub fn get(&self, id: &str) -> Option<&NodeState> {
         self.index.get(id).map(|&i| &self.nodes[i])
+    }
+}
+
+/// A status as a static name (statuses repeat on every node; no allocation per event).
+fn status_name(status: Option<&str>) -> &'static str {
+    match status {
+        Some("succeeded") => "succeeded",
+        Some("failed") => "failed",
+        Some("skipped") => "skipped",
+        Some("denied") => "denied",
+        _ => "unknown",
     }
 }
 
@@ -124,12 +163,12 @@ pub fn rebuild<R: BufRead>(
             event,
             "Start" | "ForkSpawn" | "JoinComplete" | "PolicyAllow" | "ContentRedacted"
         );
-        let f: Option<Fields> = if needs_fields {
+        let f: Option<Fields<'_>> = if needs_fields {
             serde_json::from_str(line.text).ok()
         } else {
             None
         };
-        let node = line.head.node.map(str::to_string);
+        let node = line.head.node;
         match (event, node, f) {
             ("RunStart", _, Some(f)) => {
                 state.workflow = f.workflow.unwrap_or_default();
@@ -138,47 +177,47 @@ pub fn rebuild<R: BufRead>(
                 state.inputs = f.inputs.unwrap_or(Value::Null);
             }
             ("Start", Some(id), _) => {
-                state.node(&id, seq);
+                state.node(id, seq);
             }
             ("ToolOutput", Some(id), Some(f)) => {
-                let n = state.node(&id, seq);
+                let n = state.node(id, seq);
                 n.output = f.output.unwrap_or(Value::Null);
                 n.error = f.error;
             }
             ("End", Some(id), Some(f)) => {
-                let n = state.node(&id, seq);
-                n.status = f.status.unwrap_or_else(|| "unknown".into());
+                let n = state.node(id, seq);
+                n.status = status_name(f.status);
                 n.attempts = f.attempts.unwrap_or(n.attempts);
                 if f.error.is_some() {
                     n.error = f.error;
                 }
             }
             ("Error", Some(id), Some(f)) => {
-                state.node(&id, seq).error = f.message;
+                state.node(id, seq).error = f.message;
             }
             ("Skipped", Some(id), Some(f)) => {
-                let n = state.node(&id, seq);
-                n.status = "skipped".into();
+                let n = state.node(id, seq);
+                n.status = "skipped";
                 n.reason = f.reason;
             }
             ("BranchDecision", Some(id), Some(f)) => {
-                state.node(&id, seq).output = Value::Bool(f.value.unwrap_or_default());
+                state.node(id, seq).output = Value::Bool(f.value.unwrap_or_default());
                 state.decisions.push(Decision {
-                    node: id,
+                    node: id.to_string(),
                     arm: f.arm.unwrap_or_default(),
                     value: f.value.unwrap_or_default(),
                     seq,
                 });
             }
             ("ApprovalRequested", Some(id), _) => {
-                state.node(&id, seq).status = "waiting".into();
+                state.node(id, seq).status = "waiting";
             }
             ("RunPaused", _, Some(f)) => {
                 state.status = "paused".into();
                 state.pending_approvals = f.pending.unwrap_or_default();
             }
             ("RunEnd", _, Some(f)) => {
-                state.status = f.status.unwrap_or_else(|| "unknown".into());
+                state.status = status_name(f.status).to_string();
                 state.outputs = f.outputs.unwrap_or(Value::Null);
             }
             _ => {}
