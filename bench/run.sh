@@ -29,7 +29,7 @@ runs, cwd, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 best, rss = None, 0
 for i in range(runs):
     for f in os.listdir(cwd):
-        if f.endswith(".jsonl"):
+        if f.endswith(".jsonl"):  # fresh ledger paths for every run
             os.remove(os.path.join(cwd, f))
     t = time.perf_counter()
     pid = os.fork()
@@ -104,3 +104,15 @@ for i in 0 1 2 3 4 5 6 7; do
 done
 read -r t_s _ < <(measure 3 "$work" "$bin" run -q --jobs 8 --ledger l.jsonl "$work/sleepy.yaml")
 echo "whole process: ${t_s} s"
+
+echo
+echo "## kairos replay: chain check and state rebuild of a 1M-event ledger (500k no-op nodes)"
+wf=$(workload chain 500000 noop)
+(cd "$work" && "$bin" run -q --ledger replay-bench.jsonl "$wf")
+cp "$work/replay-bench.jsonl" "$work/replay-bench.keep"
+read -r t_r rss_r < <(measure 3 "$work" "$bin" replay replay-bench.keep)
+python3 - "$t_r" "$rss_r" "$(wc -l < "$work/replay-bench.keep")" <<'PY'
+import sys
+t, rss, lines = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+print("%d lines in %.3f s: %s lines/s (whole process, peak RSS %d MiB)" % (lines, t, format(int(lines / t), ","), rss // 1024))
+PY

@@ -32,6 +32,9 @@ pub struct Args {
     pub format: OutputFormat,
 }
 
+/// At most this many rows in the state table.
+const TABLE_ROWS: usize = 200;
+
 pub fn run(args: &Args) -> i32 {
     if args.check || args.against.is_some() {
         return redrive(args);
@@ -63,7 +66,7 @@ pub fn run(args: &Args) -> i32 {
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["node", "status", "attempts", "output"]);
-    for n in &state.nodes {
+    for n in state.nodes.iter().take(TABLE_ROWS) {
         let detail = n
             .error
             .as_deref()
@@ -73,6 +76,9 @@ pub fn run(args: &Args) -> i32 {
         table.add_row([n.node.as_str(), n.status, &n.attempts.to_string(), &detail]);
     }
     println!("{table}");
+    if state.nodes.len() > TABLE_ROWS {
+        println!("... and {} more nodes (--format json lists them all)", state.nodes.len() - TABLE_ROWS);
+    }
     for d in &state.decisions {
         println!("branch {} took {} (seq {})", d.node, d.arm, d.seq);
     }
