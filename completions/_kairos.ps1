@@ -27,6 +27,8 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a workflow and write its ledger')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Parse a workflow and run every static check, without running anything')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show where and how two ledgers differ')
             [CompletionResult]::new('graph', 'graph', [CompletionResultType]::ParameterValue, 'Print the workflow graph as Mermaid or Graphviz DOT')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions, man pages and JSON Schemas (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -56,6 +58,26 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'kairos;replay' {
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'The state as of this event (its `seq`)')
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Print this node''s full recorded output, raw (text as is, other values as JSON)')
+            [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Re-drive this (changed) workflow on the recorded results and report the first divergence from the recorded run')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Re-drive the embedded workflow on the recorded results (no tool runs) and require the regenerated ledger to be byte-identical')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kairos;diff' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'kairos;graph' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -75,6 +97,8 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
         'kairos;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a workflow and write its ledger')
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Parse a workflow and run every static check, without running anything')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show where and how two ledgers differ')
             [CompletionResult]::new('graph', 'graph', [CompletionResultType]::ParameterValue, 'Print the workflow graph as Mermaid or Graphviz DOT')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions, man pages and JSON Schemas (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -84,6 +108,12 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             break
         }
         'kairos;help;validate' {
+            break
+        }
+        'kairos;help;replay' {
+            break
+        }
+        'kairos;help;diff' {
             break
         }
         'kairos;help;graph' {

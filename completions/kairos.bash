@@ -16,6 +16,9 @@ _kairos() {
             ",$1")
                 cmd="kairos"
                 ;;
+            kairos,diff)
+                cmd="kairos__subcmd__diff"
+                ;;
             kairos,generate)
                 cmd="kairos__subcmd__generate"
                 ;;
@@ -25,11 +28,17 @@ _kairos() {
             kairos,help)
                 cmd="kairos__subcmd__help"
                 ;;
+            kairos,replay)
+                cmd="kairos__subcmd__replay"
+                ;;
             kairos,run)
                 cmd="kairos__subcmd__run"
                 ;;
             kairos,validate)
                 cmd="kairos__subcmd__validate"
+                ;;
+            kairos__subcmd__help,diff)
+                cmd="kairos__subcmd__help__subcmd__diff"
                 ;;
             kairos__subcmd__help,generate)
                 cmd="kairos__subcmd__help__subcmd__generate"
@@ -39,6 +48,9 @@ _kairos() {
                 ;;
             kairos__subcmd__help,help)
                 cmd="kairos__subcmd__help__subcmd__help"
+                ;;
+            kairos__subcmd__help,replay)
+                cmd="kairos__subcmd__help__subcmd__replay"
                 ;;
             kairos__subcmd__help,run)
                 cmd="kairos__subcmd__help__subcmd__run"
@@ -53,12 +65,30 @@ _kairos() {
 
     case "${cmd}" in
         kairos)
-            opts="-h -V --help --version run validate graph generate help"
+            opts="-h -V --help --version run validate replay diff graph generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__diff)
+            opts="-h -V --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -103,8 +133,22 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__help)
-            opts="run validate graph generate help"
+            opts="run validate replay diff graph generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -158,6 +202,20 @@ _kairos() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kairos__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kairos__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -179,6 +237,36 @@ _kairos() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__replay)
+            opts="-h -V --until --node --check --against --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --against)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -24,6 +24,8 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --version 'Print version'
             cand run 'Run a workflow and write its ledger'
             cand validate 'Parse a workflow and run every static check, without running anything'
+            cand replay 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results'
+            cand diff 'Show where and how two ledgers differ'
             cand graph 'Print the workflow graph as Mermaid or Graphviz DOT'
             cand generate 'Write completions, man pages and JSON Schemas (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -50,6 +52,24 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'kairos;replay'= {
+            cand --until 'The state as of this event (its `seq`)'
+            cand --node 'Print this node''s full recorded output, raw (text as is, other values as JSON)'
+            cand --against 'Re-drive this (changed) workflow on the recorded results and report the first divergence from the recorded run'
+            cand --format 'Output format'
+            cand --check 'Re-drive the embedded workflow on the recorded results (no tool runs) and require the regenerated ledger to be byte-identical'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kairos;diff'= {
+            cand --format 'Output format'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kairos;graph'= {
             cand --format 'Output format'
             cand -h 'Print help (see more with ''--help'')'
@@ -67,6 +87,8 @@ set edit:completion:arg-completer[kairos] = {|@words|
         &'kairos;help'= {
             cand run 'Run a workflow and write its ledger'
             cand validate 'Parse a workflow and run every static check, without running anything'
+            cand replay 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results'
+            cand diff 'Show where and how two ledgers differ'
             cand graph 'Print the workflow graph as Mermaid or Graphviz DOT'
             cand generate 'Write completions, man pages and JSON Schemas (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -74,6 +96,10 @@ set edit:completion:arg-completer[kairos] = {|@words|
         &'kairos;help;run'= {
         }
         &'kairos;help;validate'= {
+        }
+        &'kairos;help;replay'= {
+        }
+        &'kairos;help;diff'= {
         }
         &'kairos;help;graph'= {
         }

@@ -28,6 +28,8 @@ complete -c kairos -n "__fish_kairos_needs_command" -s h -l help -d 'Print help'
 complete -c kairos -n "__fish_kairos_needs_command" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "run" -d 'Run a workflow and write its ledger'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "replay" -d 'Rebuild a run\'s state from its ledger, or re-drive a workflow on the recorded results'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "diff" -d 'Show where and how two ledgers differ'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -44,6 +46,18 @@ complete -c kairos -n "__fish_kairos_using_subcommand validate" -l format -d 'Ou
 json\t'JSON for machines'"
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -l until -d 'The state as of this event (its `seq`)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -l node -d 'Print this node\'s full recorded output, raw (text as is, other values as JSON)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -l against -d 'Re-drive this (changed) workflow on the recorded results and report the first divergence from the recorded run' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -l check -d 'Re-drive the embedded workflow on the recorded results (no tool runs) and require the regenerated ledger to be byte-identical'
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand diff" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kairos -n "__fish_kairos_using_subcommand diff" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -l format -d 'Output format' -r -f -a "mermaid\t'Mermaid flowchart (renders on GitHub and GitLab)'
 dot\t'Graphviz DOT (`| dot -Tsvg`)'"
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -51,8 +65,10 @@ complete -c kairos -n "__fish_kairos_using_subcommand graph" -s V -l version -d 
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -l out -d 'Directory that receives `completions/`, `man/` and `schemas/`' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "run" -d 'Run a workflow and write its ledger'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "run" -d 'Run a workflow and write its ledger'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "replay" -d 'Rebuild a run\'s state from its ledger, or re-drive a workflow on the recorded results'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "diff" -d 'Show where and how two ledgers differ'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

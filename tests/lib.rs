@@ -1,8 +1,8 @@
 //! Integration tests: one binary that drives the real `kairos` executable.
 
 mod common;
-mod diff;
 mod determinism;
+mod diff;
 mod generated;
 mod graph;
 mod properties;

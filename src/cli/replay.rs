@@ -77,7 +77,10 @@ pub fn run(args: &Args) -> i32 {
     }
     println!("{table}");
     if state.nodes.len() > TABLE_ROWS {
-        println!("... and {} more nodes (--format json lists them all)", state.nodes.len() - TABLE_ROWS);
+        println!(
+            "... and {} more nodes (--format json lists them all)",
+            state.nodes.len() - TABLE_ROWS
+        );
     }
     for d in &state.decisions {
         println!("branch {} took {} (seq {})", d.node, d.arm, d.seq);
@@ -127,9 +130,7 @@ fn short(v: &Value) -> String {
 
 fn print_node(state: &state::RunState, id: &str) -> i32 {
     let value = match state.get(id) {
-        Some(n) if !n.output.is_null() || instances(state, id).next().is_none() => {
-            n.output.clone()
-        }
+        Some(n) if !n.output.is_null() || instances(state, id).next().is_none() => n.output.clone(),
         _ => {
             let outputs: Vec<Value> = instances(state, id).map(|n| n.output.clone()).collect();
             if outputs.is_empty() {

@@ -5,6 +5,7 @@
 //! through a JSON tree; [`writer::Writer`] is the single writer thread that numbers the lines,
 //! chains them, writes them and syncs them to disk in groups.
 
+pub mod diff;
 pub mod event;
 pub mod reader;
 pub mod state;
