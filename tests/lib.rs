@@ -8,5 +8,6 @@ mod graph;
 mod properties;
 mod replay;
 mod run;
+mod sign;
 mod validate;
 mod workflows;

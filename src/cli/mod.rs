@@ -5,9 +5,12 @@
 pub mod diff;
 pub mod generate;
 pub mod graph;
+pub mod keygen;
 pub mod replay;
 pub mod run;
+pub mod sign;
 pub mod validate;
+pub mod verify;
 
 use crate::exit;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -30,6 +33,12 @@ pub enum Command {
     Replay(replay::Args),
     /// Show where and how two ledgers differ.
     Diff(diff::Args),
+    /// Make an Ed25519 signing key pair.
+    Keygen(keygen::Args),
+    /// Write a signature envelope (in-toto/DSSE) for a ledger.
+    Sign(sign::Args),
+    /// Check a ledger's format, chain and signatures.
+    Verify(verify::Args),
     /// Print the workflow graph as Mermaid or Graphviz DOT.
     Graph(graph::Args),
     /// Write completions, man pages and JSON Schemas (for maintainers).
@@ -66,6 +75,9 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Sign(args) => sign::run(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Generate(args) => generate::run(&args),
     }
