@@ -29,6 +29,9 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Parse a workflow and run every static check, without running anything')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results')
             [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show where and how two ledgers differ')
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make an Ed25519 signing key pair')
+            [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Write a signature envelope (in-toto/DSSE) for a ledger')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a ledger''s format, chain and signatures')
             [CompletionResult]::new('graph', 'graph', [CompletionResultType]::ParameterValue, 'Print the workflow graph as Mermaid or Graphviz DOT')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions, man pages and JSON Schemas (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -42,6 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Set an input (repeatable)')
             [CompletionResult]::new('--ledger', '--ledger', [CompletionResultType]::ParameterName, 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'An organisation policy (a YAML file holding one policy mapping): the run gets what both it and the workflow allow')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -52,6 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
         }
         'kairos;validate' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'An organisation policy to check the workflows against (as `kairos run --policy`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -78,6 +83,27 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'kairos;keygen' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kairos;sign' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kairos;verify' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'kairos;graph' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -99,6 +125,9 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Parse a workflow and run every static check, without running anything')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results')
             [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show where and how two ledgers differ')
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make an Ed25519 signing key pair')
+            [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Write a signature envelope (in-toto/DSSE) for a ledger')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a ledger''s format, chain and signatures')
             [CompletionResult]::new('graph', 'graph', [CompletionResultType]::ParameterValue, 'Print the workflow graph as Mermaid or Graphviz DOT')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions, man pages and JSON Schemas (for maintainers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -114,6 +143,15 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             break
         }
         'kairos;help;diff' {
+            break
+        }
+        'kairos;help;keygen' {
+            break
+        }
+        'kairos;help;sign' {
+            break
+        }
+        'kairos;help;verify' {
             break
         }
         'kairos;help;graph' {

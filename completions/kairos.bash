@@ -28,14 +28,23 @@ _kairos() {
             kairos,help)
                 cmd="kairos__subcmd__help"
                 ;;
+            kairos,keygen)
+                cmd="kairos__subcmd__keygen"
+                ;;
             kairos,replay)
                 cmd="kairos__subcmd__replay"
                 ;;
             kairos,run)
                 cmd="kairos__subcmd__run"
                 ;;
+            kairos,sign)
+                cmd="kairos__subcmd__sign"
+                ;;
             kairos,validate)
                 cmd="kairos__subcmd__validate"
+                ;;
+            kairos,verify)
+                cmd="kairos__subcmd__verify"
                 ;;
             kairos__subcmd__help,diff)
                 cmd="kairos__subcmd__help__subcmd__diff"
@@ -49,14 +58,23 @@ _kairos() {
             kairos__subcmd__help,help)
                 cmd="kairos__subcmd__help__subcmd__help"
                 ;;
+            kairos__subcmd__help,keygen)
+                cmd="kairos__subcmd__help__subcmd__keygen"
+                ;;
             kairos__subcmd__help,replay)
                 cmd="kairos__subcmd__help__subcmd__replay"
                 ;;
             kairos__subcmd__help,run)
                 cmd="kairos__subcmd__help__subcmd__run"
                 ;;
+            kairos__subcmd__help,sign)
+                cmd="kairos__subcmd__help__subcmd__sign"
+                ;;
             kairos__subcmd__help,validate)
                 cmd="kairos__subcmd__help__subcmd__validate"
+                ;;
+            kairos__subcmd__help,verify)
+                cmd="kairos__subcmd__help__subcmd__verify"
                 ;;
             *)
                 ;;
@@ -65,7 +83,7 @@ _kairos() {
 
     case "${cmd}" in
         kairos)
-            opts="-h -V --help --version run validate replay diff graph generate help"
+            opts="-h -V --help --version run validate replay diff keygen sign verify graph generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,7 +151,7 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__help)
-            opts="run validate replay diff graph generate help"
+            opts="run validate replay diff keygen sign verify graph generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -202,6 +220,20 @@ _kairos() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kairos__subcmd__help__subcmd__keygen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kairos__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -230,9 +262,51 @@ _kairos() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kairos__subcmd__help__subcmd__sign)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kairos__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__keygen)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -275,7 +349,7 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__run)
-            opts="-j -i -q -h -V --jobs --seed --input --ledger --format --quiet --help --version"
+            opts="-j -i -q -h -V --jobs --seed --input --ledger --format --quiet --policy --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -309,6 +383,24 @@ _kairos() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__sign)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -317,7 +409,7 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__validate)
-            opts="-h -V --format --help --version"
+            opts="-h -V --format --policy --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -327,6 +419,24 @@ _kairos() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kairos__subcmd__verify)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

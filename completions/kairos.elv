@@ -26,6 +26,9 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand validate 'Parse a workflow and run every static check, without running anything'
             cand replay 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results'
             cand diff 'Show where and how two ledgers differ'
+            cand keygen 'Make an Ed25519 signing key pair'
+            cand sign 'Write a signature envelope (in-toto/DSSE) for a ledger'
+            cand verify 'Check a ledger''s format, chain and signatures'
             cand graph 'Print the workflow graph as Mermaid or Graphviz DOT'
             cand generate 'Write completions, man pages and JSON Schemas (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -38,6 +41,7 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --input 'Set an input (repeatable)'
             cand --ledger 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)'
             cand --format 'Output format'
+            cand --policy 'An organisation policy (a YAML file holding one policy mapping): the run gets what both it and the workflow allow'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -h 'Print help (see more with ''--help'')'
@@ -47,6 +51,7 @@ set edit:completion:arg-completer[kairos] = {|@words|
         }
         &'kairos;validate'= {
             cand --format 'Output format'
+            cand --policy 'An organisation policy to check the workflows against (as `kairos run --policy`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -70,6 +75,24 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'kairos;keygen'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kairos;sign'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kairos;verify'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kairos;graph'= {
             cand --format 'Output format'
             cand -h 'Print help (see more with ''--help'')'
@@ -89,6 +112,9 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand validate 'Parse a workflow and run every static check, without running anything'
             cand replay 'Rebuild a run''s state from its ledger, or re-drive a workflow on the recorded results'
             cand diff 'Show where and how two ledgers differ'
+            cand keygen 'Make an Ed25519 signing key pair'
+            cand sign 'Write a signature envelope (in-toto/DSSE) for a ledger'
+            cand verify 'Check a ledger''s format, chain and signatures'
             cand graph 'Print the workflow graph as Mermaid or Graphviz DOT'
             cand generate 'Write completions, man pages and JSON Schemas (for maintainers)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -100,6 +126,12 @@ set edit:completion:arg-completer[kairos] = {|@words|
         &'kairos;help;replay'= {
         }
         &'kairos;help;diff'= {
+        }
+        &'kairos;help;keygen'= {
+        }
+        &'kairos;help;sign'= {
+        }
+        &'kairos;help;verify'= {
         }
         &'kairos;help;graph'= {
         }

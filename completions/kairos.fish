@@ -30,6 +30,9 @@ complete -c kairos -n "__fish_kairos_needs_command" -f -a "run" -d 'Run a workfl
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "replay" -d 'Rebuild a run\'s state from its ledger, or re-drive a workflow on the recorded results'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "diff" -d 'Show where and how two ledgers differ'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "keygen" -d 'Make an Ed25519 signing key pair'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "sign" -d 'Write a signature envelope (in-toto/DSSE) for a ledger'
+complete -c kairos -n "__fish_kairos_needs_command" -f -a "verify" -d 'Check a ledger\'s format, chain and signatures'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -39,11 +42,13 @@ complete -c kairos -n "__fish_kairos_using_subcommand run" -s i -l input -d 'Set
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l ledger -d 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l policy -d 'An organisation policy (a YAML file holding one policy mapping): the run gets what both it and the workflow allow' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s q -l quiet -d 'Print nothing but errors'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand validate" -l policy -d 'An organisation policy to check the workflows against (as `kairos run --policy`)' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand replay" -l until -d 'The state as of this event (its `seq`)' -r
@@ -58,6 +63,12 @@ complete -c kairos -n "__fish_kairos_using_subcommand diff" -l format -d 'Output
 json\t'JSON for machines'"
 complete -c kairos -n "__fish_kairos_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand diff" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand keygen" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand keygen" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -s V -l version -d 'Print version'
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -l format -d 'Output format' -r -f -a "mermaid\t'Mermaid flowchart (renders on GitHub and GitLab)'
 dot\t'Graphviz DOT (`| dot -Tsvg`)'"
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -65,10 +76,13 @@ complete -c kairos -n "__fish_kairos_using_subcommand graph" -s V -l version -d 
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -l out -d 'Directory that receives `completions/`, `man/` and `schemas/`' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "run" -d 'Run a workflow and write its ledger'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "replay" -d 'Rebuild a run\'s state from its ledger, or re-drive a workflow on the recorded results'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "diff" -d 'Show where and how two ledgers differ'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
-complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "run" -d 'Run a workflow and write its ledger'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "validate" -d 'Parse a workflow and run every static check, without running anything'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "replay" -d 'Rebuild a run\'s state from its ledger, or re-drive a workflow on the recorded results'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "diff" -d 'Show where and how two ledgers differ'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "keygen" -d 'Make an Ed25519 signing key pair'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "sign" -d 'Write a signature envelope (in-toto/DSSE) for a ledger'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "verify" -d 'Check a ledger\'s format, chain and signatures'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "graph" -d 'Print the workflow graph as Mermaid or Graphviz DOT'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
+complete -c kairos -n "__fish_kairos_using_subcommand help; and not __fish_seen_subcommand_from run validate replay diff keygen sign verify graph generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

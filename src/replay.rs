@@ -62,6 +62,8 @@ pub struct Outcome {
 struct Start {
     workflow_source: String,
     #[serde(default)]
+    policy: Value,
+    #[serde(default)]
     inputs: Map<String, Value>,
     seed: u64,
 }
@@ -102,6 +104,29 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         }
         Some(w) => (w, inputs_against(w, &start)?),
     };
+    // The same effective policy as the recorded run: the organisation policy it recorded, and
+    // the workflow's own.
+    let org = match start
+        .policy
+        .get("organisation_source")
+        .and_then(Value::as_str)
+    {
+        Some(source) => {
+            let node = crate::workflow::yaml::parse(source).map_err(|e| {
+                ReplayError::Input(format!("the recorded organisation policy: {}", e.message))
+            })?;
+            let mut errors = Vec::new();
+            let spec = crate::policy::PolicySpec::read(&node, &mut errors);
+            Some((spec, source.to_string()))
+        }
+        None => None,
+    };
+    let layers = crate::policy::layers(
+        workflow,
+        org.as_ref()
+            .map(|(s, src)| ("organisation policy", s, src.as_str())),
+    );
+    let policy = crate::policy::effective::Effective::new(layers);
     let memory = Memory::default();
     let options = RunOptions {
         jobs: 1,
@@ -112,6 +137,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     let report = engine::run_to(
         workflow,
         &options,
+        &policy,
         &inputs,
         memory.clone(),
         Some(&recording),

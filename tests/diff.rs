@@ -521,7 +521,10 @@ nodes:
     let events = difference(&doc, "flaky", "events");
     assert_eq!(events["a"]["count"], events["b"]["count"]);
     assert_ne!(events["a"]["sha256"], events["b"]["sha256"]);
-    assert_eq!(doc["first_divergent_seq"], 2);
+    assert_eq!(
+        doc["first_divergent_seq"], 3,
+        "RunStart, Start, PolicyAllow, then the first ToolOutput"
+    );
     assert_eq!(doc["first_divergence"]["a"]["stdout"], "first");
     assert_eq!(doc["first_divergence"]["b"]["stdout"], "second");
 }

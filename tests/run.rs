@@ -91,7 +91,15 @@ fn ledger_starts_with_run_start_and_ends_with_run_end() {
             start["workflow_source"].as_str().unwrap().as_bytes()
         ))
     );
-    assert_eq!(start["policy"]["preset"], "permissive");
+    assert_eq!(
+        start["policy"]["granted"].as_array().unwrap().len(),
+        8,
+        "permissive grants every capability"
+    );
+    assert_eq!(
+        start["policy"]["layers"][0]["policy"]["preset"],
+        "permissive"
+    );
     assert_eq!(start["policy_sha256"].as_str().unwrap().len(), 64);
     let end = events.last().unwrap();
     assert_eq!(end["event"], "RunEnd");
@@ -353,7 +361,7 @@ fn interpolated_values_cannot_inject_shell_commands() {
 fn ledgers_do_not_depend_on_directory_or_jobs() {
     let yaml = std::fs::read_to_string(root().join("workflows/quickstart.yaml"))
         .unwrap()
-        .replace("ls workflows", "echo one two");
+        .replace("ls workflows", "wc -c wf.yaml");
     let mut ledgers = Vec::new();
     for jobs in ["1", "2", "8"] {
         let t = Test::new().workflow(&yaml);
@@ -469,7 +477,8 @@ fn a_long_chain_runs_without_recursion() {
 
 #[test]
 fn kill_9_leaves_a_valid_chain_prefix() {
-    let mut yaml = String::from("version: 1\nname: crash\nnodes:\n");
+    let mut yaml =
+        String::from("version: 1\nname: crash\npolicy: { preset: permissive }\nnodes:\n");
     for i in 0..400 {
         // 400 x 10 ms on 2 workers: at least 2 s, so the kill lands mid-run.
         yaml.push_str(&format!("  - id: s{i}\n    run: sleep 0.01\n"));

@@ -603,11 +603,11 @@ fn graph_errors_are_reported_alongside_other_errors() {
 #[test]
 fn valid_file_gets_a_one_line_summary() {
     Test::new()
-        .workflow(&wf("  - id: a\n    run: echo hi\n  - id: b\n    needs: [a]\n    tool: file.read\n    with: { path: x }\n"))
+        .workflow(&format!("{HEAD}policy: {{ allow: [fs_read, subprocess] }}\nnodes:\n  - id: a\n    run: echo hi\n  - id: b\n    needs: [a]\n    tool: file.read\n    with: {{ path: x }}\n"))
         .args(["validate", "wf.yaml"])
         .run()
         .code(0)
-        .stdout_contains("ok wf.yaml: 2 nodes, 1 edges, needs fs_read, subprocess");
+        .stdout_contains("ok wf.yaml: 2 nodes, 1 edges, needs fs_read, subprocess; granted fs_read, subprocess");
 }
 
 #[test]

@@ -83,6 +83,36 @@ pub fn main() -> i32 {
     }
 }
 
+/// Loads `--policy ORG.yaml` (if given) and combines it with the workflow's policy. On a bad
+/// organisation file, prints its diagnostics and returns the exit code.
+pub fn effective_policy(
+    wf: &crate::workflow::Workflow,
+    org: Option<&std::path::Path>,
+) -> Result<crate::policy::effective::Effective, i32> {
+    let org = match org {
+        Some(path) => match crate::policy::load_file(path) {
+            Ok((spec, source)) => Some((path.display().to_string(), spec, source)),
+            Err(crate::workflow::LoadError::Invalid(d)) => {
+                let mut out = String::new();
+                d.render(&mut out);
+                eprint!("{out}");
+                return Err(exit::BAD_INPUT);
+            }
+            Err(e) => {
+                report_error(e);
+                return Err(exit::BAD_INPUT);
+            }
+        },
+        None => None,
+    };
+    let layers = crate::policy::layers(
+        wf,
+        org.as_ref()
+            .map(|(f, s, src)| (f.as_str(), s, src.as_str())),
+    );
+    Ok(crate::policy::effective::Effective::new(layers))
+}
+
 /// Prints an error as a miette report on stderr.
 pub fn report_error(error: impl miette::Diagnostic + Send + Sync + 'static) {
     eprintln!("{:?}", miette::Report::new(error));

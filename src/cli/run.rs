@@ -31,6 +31,10 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// An organisation policy (a YAML file holding one policy mapping): the run gets what both
+    /// it and the workflow allow.
+    #[arg(long, value_name = "ORG.yaml")]
+    pub policy: Option<PathBuf>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -62,6 +66,31 @@ pub fn run(args: &Args) -> i32 {
         super::report_error(e);
         return exit::BAD_INPUT;
     }
+    let policy = match super::effective_policy(&wf, args.policy.as_deref()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    // The static check: under `enforce`, a tool the policy does not allow refuses the run
+    // before anything starts.
+    let violations = crate::policy::check_capabilities(&wf, &policy);
+    if !violations.is_empty() && policy.enforcement == crate::policy::Enforcement::Enforce {
+        let n = violations.len();
+        let d = crate::workflow::Diagnostics {
+            source: std::sync::Arc::new(miette::NamedSource::new(
+                wf.file.clone(),
+                wf.source.clone(),
+            )),
+            errors: violations,
+        };
+        let mut out = String::new();
+        d.render(&mut out);
+        eprint!("{out}");
+        eprintln!(
+            "error: the policy refuses this run ({n} capability violation{}); nothing was run",
+            if n == 1 { "" } else { "s" }
+        );
+        return exit::POLICY;
+    }
     let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
         Ok(x) => x,
         Err(message) => {
@@ -75,7 +104,7 @@ pub fn run(args: &Args) -> i32 {
         inputs: args.inputs.clone(),
         summary: !args.quiet,
     };
-    let report = match engine::run(&wf, &options, file) {
+    let report = match engine::run(&wf, &options, &policy, file) {
         Ok(r) => r,
         Err(e) => {
             super::report_error(e);
@@ -85,6 +114,7 @@ pub fn run(args: &Args) -> i32 {
     let code = match report.status {
         RunStatus::Succeeded => exit::SUCCESS,
         RunStatus::Failed => exit::NEGATIVE,
+        RunStatus::Denied => exit::POLICY,
         RunStatus::Paused => exit::PAUSED,
     };
     if args.quiet {

@@ -13,6 +13,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+    /// An organisation policy to check the workflows against (as `kairos run --policy`).
+    #[arg(long, value_name = "ORG.yaml")]
+    pub policy: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -23,15 +26,44 @@ pub fn run(args: &Args) -> i32 {
         if result.is_err() {
             code = exit::BAD_INPUT;
         }
+        let checked = result.as_ref().ok().map(|w| {
+            let policy = super::effective_policy(w, args.policy.as_deref());
+            policy.map(|p| {
+                let violations = crate::policy::check_capabilities(w, &p);
+                let enforced = p.enforcement == crate::policy::Enforcement::Enforce;
+                (p.granted, violations, enforced)
+            })
+        });
+        let (granted, violations) = match checked {
+            Some(Err(c)) => return c,
+            Some(Ok((granted, violations, enforced))) => {
+                if !violations.is_empty() && enforced && code == exit::SUCCESS {
+                    code = exit::POLICY;
+                }
+                (Some(granted), violations)
+            }
+            None => (None, Vec::new()),
+        };
         match (args.format, result) {
             (OutputFormat::Table, Ok(w)) => {
                 println!(
-                    "ok {}: {} nodes, {} edges, needs {}",
+                    "{} {}: {} nodes, {} edges, needs {}; granted {}",
+                    if violations.is_empty() { "ok" } else { "policy" },
                     path.display(),
                     w.nodes.len(),
                     w.edge_count(),
-                    w.capabilities_needed()
+                    w.capabilities_needed(),
+                    granted.unwrap_or_default()
                 );
+                if !violations.is_empty() {
+                    let d = crate::workflow::Diagnostics {
+                        source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.clone())),
+                        errors: violations,
+                    };
+                    let mut out = String::new();
+                    d.render(&mut out);
+                    eprint!("{out}");
+                }
             }
             (OutputFormat::Table, Err(LoadError::Invalid(d))) => {
                 let mut out = String::new();
@@ -48,7 +80,11 @@ pub fn run(args: &Args) -> i32 {
                 "nodes": w.nodes.len(),
                 "edges": w.edge_count(),
                 "capabilities": w.capabilities_needed().iter().map(|c| c.name()).collect::<Vec<_>>(),
-                "diagnostics": [],
+                "granted": granted.unwrap_or_default().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                "diagnostics": crate::workflow::Diagnostics {
+                    source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.clone())),
+                    errors: violations,
+                }.records(),
             })),
             (OutputFormat::Json, Err(LoadError::Invalid(d))) => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),

@@ -20,6 +20,9 @@ mod rng;
 use crate::ledger::event::Event;
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::ledger::{self, FORMAT};
+use crate::policy::effective::{self, Effective};
+use crate::policy::redact::Redactor;
+use crate::policy::{CapSet, Enforcement};
 use crate::tools::{self, Outcome, ToolSpec, builtin};
 use crate::workflow::model::Retry;
 use crate::workflow::{ForEach, NodeIdx, NodeKind, Workflow};
@@ -28,6 +31,7 @@ use render::{Locals, NodeValues, Renderer};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use std::fs::File;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -102,6 +106,8 @@ impl Status {
 pub enum RunStatus {
     Succeeded,
     Failed,
+    /// An enforced policy denied a call.
+    Denied,
     /// Stopped at an approval nobody has decided yet.
     Paused,
 }
@@ -111,6 +117,7 @@ impl RunStatus {
         match self {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Denied => "denied",
             RunStatus::Paused => "paused",
         }
     }
@@ -157,12 +164,38 @@ struct TaskRun {
     /// Failure before the tool ran (rendering, a condition).
     error: Option<String>,
     attempts: Vec<Attempt>,
+    /// Policy decisions about this call, in the order they were made.
+    decisions: Vec<Decision>,
+    /// An enforced denial: the tool did not run.
+    denied: bool,
+    /// Redactions applied to the call's input and results: (field, count).
+    redactions: Vec<(String, u64)>,
+}
+
+/// One policy decision about a call (SPEC 4), recorded as an event.
+#[derive(Clone, Debug)]
+pub(crate) enum Decision {
+    Allow {
+        checks: Vec<&'static str>,
+    },
+    Deny {
+        code: &'static str,
+        detail: String,
+        enforced: bool,
+    },
+    Limit {
+        key: String,
+        limit: u64,
+        enforced: bool,
+    },
 }
 
 impl TaskRun {
     fn status(&self) -> Status {
         if self.skipped.is_some() {
             Status::Skipped
+        } else if self.denied {
+            Status::Denied
         } else if self.error.is_some()
             || self
                 .attempts
@@ -204,6 +237,9 @@ enum Res {
     AwaitingApproval {
         prompt: String,
     },
+    /// A call subject to `max_calls`: decided when it is next in commit order, so that the
+    /// same calls are allowed whatever the timing.
+    AwaitingTurn,
     /// Committed; only the status is kept.
     Done(Status),
 }
@@ -433,8 +469,17 @@ pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
 }
 
 /// The `RunStart` body.
-fn run_start(workflow: &Workflow, inputs: &Map<String, Value>, seed: u64) -> String {
-    let policy = workflow.policy.to_json();
+fn run_start(
+    workflow: &Workflow,
+    inputs: &Map<String, Value>,
+    seed: u64,
+    effective: &Effective,
+) -> String {
+    let mut policy = effective.to_json();
+    // The organisation policy's text, so a replay can rebuild the same effective policy.
+    if let Some(org) = effective.layers.iter().find(|l| l.narrows) {
+        policy["organisation_source"] = Value::String(org.source.clone());
+    }
     let policy_text = serde_json::to_string(&policy).unwrap_or_default();
     let mut out = String::new();
     Event::new(&mut out, "RunStart", 0)
@@ -458,11 +503,12 @@ fn run_start(workflow: &Workflow, inputs: &Map<String, Value>, seed: u64) -> Str
 pub fn run(
     workflow: &Workflow,
     options: &RunOptions,
+    policy: &Effective,
     file: File,
 ) -> Result<RunReport, EngineError> {
     check_tools(workflow)?;
     let inputs = resolve_inputs(workflow, &options.inputs)?;
-    run_to(workflow, options, &inputs, file, None)
+    run_to(workflow, options, policy, &inputs, file, None)
 }
 
 /// Runs `workflow` with resolved `inputs`, writing the ledger to `sink`; with a recording,
@@ -470,6 +516,7 @@ pub fn run(
 pub fn run_to(
     workflow: &Workflow,
     options: &RunOptions,
+    policy: &Effective,
     inputs: &Map<String, Value>,
     sink: impl Sink,
     recording: Option<&replay::Recording>,
@@ -481,14 +528,28 @@ pub fn run_to(
         options.jobs
     };
     let writer = Writer::start(sink, ChainState::default());
-    writer.send(run_start(workflow, inputs, seed))?;
-    let mut engine = Engine::new(workflow, inputs, seed, jobs, options.summary, writer);
+    writer.send(run_start(workflow, inputs, seed, policy))?;
+    let mut engine = Engine::new(
+        workflow,
+        inputs,
+        seed,
+        jobs,
+        options.summary,
+        policy,
+        writer,
+    );
     engine.recording = recording;
     engine.run()
 }
 
 struct Engine<'w> {
     wf: &'w Workflow,
+    policy: &'w Effective,
+    redactor: Redactor,
+    /// Calls counted so far per `max_calls` key, in commit order.
+    calls: HashMap<String, u64>,
+    /// Whether an enforced denial stopped part of the run.
+    denied: bool,
     /// Replay: where tool results come from instead of the tools.
     recording: Option<&'w replay::Recording>,
     divergences: Vec<replay::Divergence>,
@@ -534,6 +595,7 @@ impl<'w> Engine<'w> {
         seed: u64,
         jobs: usize,
         summary: bool,
+        policy: &'w Effective,
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();
@@ -573,8 +635,13 @@ impl<'w> Engine<'w> {
             Arc::clone(&values),
         );
         let (tx, rx) = mpsc::channel();
+        let (patterns, secrets) = policy.redaction();
         Self {
             wf,
+            policy,
+            redactor: Redactor::new(&patterns, &secrets),
+            calls: HashMap::new(),
+            denied: false,
             recording: None,
             divergences: Vec::new(),
             seed,
@@ -640,6 +707,12 @@ impl<'w> Engine<'w> {
                 match &self.res[top as usize] {
                     Res::Pending | Res::Running(_) | Res::ForEach { remaining: 1.., .. } => break,
                     Res::AwaitingApproval { .. } => break,
+                    Res::AwaitingTurn => {
+                        // Its turn in commit order: now its call limits can be counted.
+                        self.res[top as usize] = self.start_node(top);
+                        self.worklist.push(top);
+                        self.drain_worklist();
+                    }
                     _ => {
                         self.heap.pop();
                         self.commit(top)?;
@@ -712,6 +785,8 @@ impl<'w> Engine<'w> {
         let outputs = if paused { Map::new() } else { self.outputs() };
         let status = if paused {
             RunStatus::Paused
+        } else if self.denied {
+            RunStatus::Denied
         } else if (0..n)
             .any(|i| self.status_of(i) == Status::Failed && !self.wf.nodes[i].continue_on_error)
         {
@@ -762,7 +837,9 @@ impl<'w> Engine<'w> {
     fn status_of(&self, i: usize) -> Status {
         match &self.res[i] {
             Res::Done(s) => *s,
-            Res::Pending | Res::Running(_) | Res::AwaitingApproval { .. } => Status::Skipped,
+            Res::Pending | Res::Running(_) | Res::AwaitingApproval { .. } | Res::AwaitingTurn => {
+                Status::Skipped
+            }
             Res::Skipped(_) => Status::Skipped,
             Res::Failed(_) => Status::Failed,
             Res::Task(t) => t.status(),
@@ -803,6 +880,7 @@ impl<'w> Engine<'w> {
             Res::Pending
                 | Res::Running(_)
                 | Res::AwaitingApproval { .. }
+                | Res::AwaitingTurn
                 | Res::ForEach { remaining: 1.., .. }
         )
     }
@@ -903,10 +981,15 @@ impl<'w> Engine<'w> {
                 Ok(prompt) => Res::AwaitingApproval { prompt },
                 Err(e) => Res::Failed(format!("prompt: {e}")),
             },
-            NodeKind::Task(_) => match &node.for_each {
-                None => self.start_task(i, None),
-                Some(each) => self.start_for_each(i, each),
-            },
+            NodeKind::Task(task)
+                if !self
+                    .policy
+                    .limits(task.tool.name, &node.id, node.policy.as_deref())
+                    .is_empty() =>
+            {
+                Res::AwaitingTurn
+            }
+            NodeKind::Task(_) => self.start_node(i),
         };
     }
 
@@ -1010,8 +1093,15 @@ impl<'w> Engine<'w> {
             Some((k, _)) => format!("{}[{k}]", node.id).into(),
             None => node.id.as_str().into(),
         };
+        // Policy, decided before anything runs (SPEC 4); a denial under `enforce` stops here.
+        self.decide(i, task.tool, &args, &mut run);
+        if run.denied {
+            run.input = Some(self.recorded_input(&args, &mut run));
+            return Res::Task(Box::new(run));
+        }
         if let Some(recording) = self.recording {
-            let input = Value::Object(args);
+            let input = self.recorded_input(&args, &mut run);
+            run.redactions.extend(recording.redactions(&instance_id));
             let digest = (!task.tool.keys.is_empty()).then(|| {
                 input_digest(
                     task.tool.name,
@@ -1046,10 +1136,11 @@ impl<'w> Engine<'w> {
                 self.seed,
                 &instance_id,
             );
-            run.input = Some(Value::Object(args));
+            run.input = Some(self.recorded_input(&args, &mut run));
+            redact_results(&self.redactor, &mut run);
             return Res::Task(Box::new(run));
         }
-        run.input = Some(Value::Object(args.clone()));
+        run.input = Some(self.recorded_input(&args, &mut run));
         let instance_id = instance_id.into_owned();
         let pool = self
             .pool
@@ -1071,6 +1162,14 @@ impl<'w> Engine<'w> {
         });
         self.outstanding += 1;
         Res::Running(Box::new(run))
+    }
+
+    /// Starts a task node: one call, or one per `for_each` item.
+    fn start_node(&mut self, i: NodeIdx) -> Res {
+        match &self.wf.nodes[i as usize].for_each {
+            None => self.start_task(i, None),
+            Some(each) => self.start_for_each(i, each),
+        }
     }
 
     fn start_for_each(&mut self, i: NodeIdx, each: &ForEach) -> Res {
@@ -1110,6 +1209,7 @@ impl<'w> Engine<'w> {
         match (&mut self.res[iu], instance) {
             (Res::Running(run), None) => {
                 run.attempts = attempts;
+                redact_results(&self.redactor, run);
                 self.res[iu] = match std::mem::take(&mut self.res[iu]) {
                     Res::Running(run) => Res::Task(run),
                     _ => unreachable!(),
@@ -1119,6 +1219,7 @@ impl<'w> Engine<'w> {
             (Res::ForEach { runs, remaining }, Some(k)) => {
                 if let Some(Some(run)) = runs.get_mut(k as usize) {
                     run.attempts = attempts;
+                    redact_results(&self.redactor, run);
                 }
                 *remaining -= 1;
                 if *remaining == 0 {
@@ -1284,7 +1385,11 @@ impl<'w> Engine<'w> {
                     .str("status", "succeeded")
                     .finish();
             }
-            Res::Pending | Res::Running(_) | Res::AwaitingApproval { .. } | Res::Done(_) => {
+            Res::Pending
+            | Res::Running(_)
+            | Res::AwaitingApproval { .. }
+            | Res::AwaitingTurn
+            | Res::Done(_) => {
                 unreachable!("only resolved nodes commit")
             }
         }
@@ -1384,6 +1489,42 @@ fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, 
             .raw("input", &text);
     }
     start.finish();
+    for decision in &run.decisions {
+        *clock += 1;
+        match decision {
+            Decision::Allow { checks } => {
+                Event::new(events, "PolicyAllow", *clock)
+                    .node(id)
+                    .strs("checks", checks.iter().copied())
+                    .finish();
+            }
+            Decision::Deny {
+                code,
+                detail,
+                enforced,
+            } => {
+                Event::new(events, "PolicyDeny", *clock)
+                    .node(id)
+                    .str("reason", code)
+                    .str("detail", detail)
+                    .bool("enforced", *enforced)
+                    .finish();
+            }
+            Decision::Limit {
+                key,
+                limit,
+                enforced,
+            } => {
+                Event::new(events, "CallLimitExceeded", *clock)
+                    .node(id)
+                    .str("reason", effective::codes::CALL_LIMIT_EXCEEDED)
+                    .str("key", key)
+                    .u64("limit", *limit)
+                    .bool("enforced", *enforced)
+                    .finish();
+            }
+        }
+    }
     if let Some(message) = &run.error {
         *clock += 1;
         Event::new(events, "Error", *clock)
@@ -1424,11 +1565,31 @@ fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, 
                 .finish();
         }
     }
+    for (field, count) in &run.redactions {
+        *clock += 1;
+        Event::new(events, "ContentRedacted", *clock)
+            .node(id)
+            .str("field", field)
+            .u64("count", *count)
+            .finish();
+    }
     *clock += 1;
     let status = run.status();
-    let error = run
-        .error
+    let denial = run.decisions.iter().find_map(|d| match d {
+        Decision::Deny {
+            code,
+            enforced: true,
+            ..
+        } => Some(format!("denied by policy: {code}")),
+        Decision::Limit { enforced: true, .. } => Some(format!(
+            "denied by policy: {}",
+            effective::codes::CALL_LIMIT_EXCEEDED
+        )),
+        _ => None,
+    });
+    let error = denial
         .as_deref()
+        .or(run.error.as_deref())
         .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
     Event::new(events, "End", *clock)
         .node(id)
@@ -1436,4 +1597,146 @@ fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, 
         .u64("attempts", run.attempts.len() as u64)
         .opt_str("error", error)
         .finish();
+}
+
+/// Redacts a call's results in place (before they are recorded or read by another node) and
+/// notes how many replacements each field got.
+fn redact_results(redactor: &Redactor, run: &mut TaskRun) {
+    if !redactor.is_active() {
+        return;
+    }
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut add = |field: &str, n: usize| {
+        if n > 0 {
+            match counts.iter_mut().find(|(f, _)| f == field) {
+                Some((_, c)) => *c += n as u64,
+                None => counts.push((field.to_string(), n as u64)),
+            }
+        }
+    };
+    for attempt in &mut run.attempts {
+        let o = &mut attempt.outcome;
+        add("output", redactor.redact_json(&mut o.output));
+        for (field, stream) in [("stdout", &mut o.stdout), ("stderr", &mut o.stderr)] {
+            if let Some(c) = stream {
+                let (text, n) = redactor.redact(&c.text);
+                if n > 0 {
+                    c.text = text;
+                }
+                add(field, n);
+            }
+        }
+        if let Some(e) = &mut o.error {
+            let (text, n) = redactor.redact(e);
+            if n > 0 {
+                *e = text;
+            }
+            add("error", n);
+        }
+    }
+    run.redactions.extend(counts);
+}
+
+impl Engine<'_> {
+    /// The rendered input as the ledger records it: redacted.
+    fn recorded_input(&self, args: &Map<String, Value>, run: &mut TaskRun) -> Value {
+        let mut input = Value::Object(args.clone());
+        let n = self.redactor.redact_json(&mut input);
+        if n > 0 {
+            run.redactions.push(("input".into(), n as u64));
+        }
+        input
+    }
+
+    /// The policy decisions about one call: capabilities, paths, commands, hosts and call
+    /// limits. Call limits are counted here, and this runs in commit order for the calls they
+    /// apply to (see `Res::AwaitingTurn`).
+    fn decide(
+        &mut self,
+        i: NodeIdx,
+        tool: &'static crate::tools::ToolSpec,
+        args: &Map<String, Value>,
+        run: &mut TaskRun,
+    ) {
+        let node = &self.wf.nodes[i as usize];
+        let enforced = self.policy.enforcement == Enforcement::Enforce;
+        let mut checks = Vec::new();
+        let mut denials = Vec::new();
+        let needed = CapSet::of(tool.capabilities);
+        if !needed.is_empty() {
+            checks.push("capability");
+            let granted = self.policy.granted_for(node.policy.as_deref());
+            for cap in needed.iter().filter(|c| !granted.contains(*c)) {
+                denials.push(effective::Denial {
+                    code: effective::codes::CAPABILITY_NOT_GRANTED,
+                    detail: self.policy.withheld_by(cap, node.policy.as_deref(), false),
+                });
+            }
+        }
+        let text = |k: &str| args.get(k).and_then(Value::as_str);
+        match tool.name {
+            "file.read" | "file.write" => {
+                checks.push("path");
+                if let Err(d) = self
+                    .policy
+                    .check_path(text("path").unwrap_or_default(), tool.name == "file.write")
+                {
+                    denials.push(d);
+                }
+            }
+            "shell" => {
+                checks.push("command");
+                let argv: Option<Vec<String>> =
+                    args.get("args").and_then(Value::as_array).map(|a| {
+                        a.iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                            .collect()
+                    });
+                let programs = effective::programs(text("run"), argv.as_deref());
+                if let Err(d) = self.policy.check_commands(programs.as_deref()) {
+                    denials.push(d);
+                }
+            }
+            "http" | "llm" => {
+                checks.push("host");
+                let url = text("url").or_else(|| text("base_url")).unwrap_or_default();
+                if !url.is_empty()
+                    && let Err(d) = self.policy.check_host(url)
+                {
+                    denials.push(d);
+                }
+            }
+            _ => {}
+        }
+        for d in denials {
+            run.decisions.push(Decision::Deny {
+                code: d.code,
+                detail: d.detail,
+                enforced,
+            });
+            run.denied |= enforced;
+        }
+        let limits = self
+            .policy
+            .limits(tool.name, &node.id, node.policy.as_deref());
+        if !limits.is_empty() && !run.denied {
+            checks.push("max_calls");
+            for (key, limit) in limits {
+                let count = self.calls.entry(key.clone()).or_insert(0);
+                *count += 1;
+                if *count > limit {
+                    run.decisions.push(Decision::Limit {
+                        key,
+                        limit,
+                        enforced,
+                    });
+                    run.denied |= enforced;
+                }
+            }
+        }
+        if run.decisions.is_empty() && !checks.is_empty() {
+            run.decisions.push(Decision::Allow { checks });
+        }
+        self.denied |= run.denied;
+    }
 }

@@ -26,6 +26,9 @@ pub struct RecordedCall {
 #[derive(Debug, Default)]
 pub struct Recording {
     pub calls: HashMap<String, RecordedCall>,
+    /// `ContentRedacted` per node: the recorded results are already redacted, so a replay
+    /// takes the counts from the recording.
+    redactions: HashMap<String, Vec<(String, u64)>>,
 }
 
 /// A call the recording cannot answer.
@@ -84,6 +87,23 @@ impl Recording {
     /// Adds one ledger line (its event type, node and full text) to the recording.
     pub fn add(&mut self, event: &str, node: Option<&str>, text: &str) -> Result<(), String> {
         let Some(node) = node else { return Ok(()) };
+        if event == "ContentRedacted" {
+            #[derive(Deserialize)]
+            struct Redacted {
+                field: String,
+                count: u64,
+            }
+            let r: Redacted = serde_json::from_str(text)
+                .map_err(|e| format!("ContentRedacted of `{node}`: {e}"))?;
+            // The input's redaction is recomputed from the re-rendered input.
+            if r.field != "input" {
+                self.redactions
+                    .entry(node.to_string())
+                    .or_default()
+                    .push((r.field, r.count));
+            }
+            return Ok(());
+        }
         if !matches!(event, "Start" | "ToolOutput" | "Retry" | "End") {
             return Ok(());
         }
@@ -133,6 +153,11 @@ impl Recording {
             }
         }
         Ok(())
+    }
+
+    /// The recorded redactions of `id`'s results.
+    pub(super) fn redactions(&self, id: &str) -> Vec<(String, u64)> {
+        self.redactions.get(id).cloned().unwrap_or_default()
     }
 
     /// The recorded attempts of `id` if its input digest is `digest`.

@@ -265,6 +265,18 @@ pub enum WorkflowError {
         span: SourceSpan,
     },
 
+    #[error("node `{id}` needs `{capability}`, which the policy does not grant")]
+    #[diagnostic(code(kairos::capability_not_granted))]
+    CapabilityNotGranted {
+        id: String,
+        capability: String,
+        #[label("`{tool}` needs `{capability}`")]
+        span: SourceSpan,
+        tool: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("{message}")]
     #[diagnostic(code(kairos::invalid_value))]
     InvalidValue {

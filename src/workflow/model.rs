@@ -102,6 +102,8 @@ pub struct Task {
     pub shorthand: bool,
     /// The tool's arguments, `run:` included for the shorthand.
     pub with: Vec<(String, yaml::Node)>,
+    /// The span of the `run:` or `tool:` value, for policy diagnostics.
+    pub span: Span,
 }
 
 #[derive(Debug)]

@@ -601,6 +601,7 @@ impl Checker<'_, '_> {
                     tool,
                     shorthand: true,
                     with: args,
+                    span: value.span,
                 }))
             }
             "tool" => {
@@ -624,6 +625,7 @@ impl Checker<'_, '_> {
                     tool,
                     shorthand: false,
                     with,
+                    span: name.span,
                 }))
             }
             "branch" => {

@@ -1,0 +1,549 @@
+//! The effective policy of a run: the organisation policy (`--policy ORG.yaml`), the
+//! workflow's `policy:` and a node's own `policy:`, each of which can only narrow the one around
+//! it.
+//!
+//! Capabilities intersect. Constraints (`paths`, `hosts`, `commands`, `approvers`) are kept per
+//! layer and a value must satisfy every layer that constrains it, so no layer can widen another.
+//! `max_calls` takes the smallest limit; `redact`, `secrets` and `require_approval` add up;
+//! `enforcement` is `audit` only if every layer says so.
+//!
+//! A layer's grant is its `preset`, plus `allow`, minus `deny` (deny wins). Without a preset, a
+//! workflow starts from nothing (`restrictive`); an organisation policy or a node's policy starts
+//! from what the layer around it grants, so `deny: [net]` alone narrows by `net`.
+
+use super::{CapSet, Capability, Enforcement, PolicySpec};
+use crate::workflow::read::Sp;
+use globset::{GlobBuilder, GlobMatcher};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// Where a policy layer comes from, for messages.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    /// "the organisation policy ORG.yaml", "the workflow policy", ...
+    pub name: String,
+    pub spec: PolicySpec,
+    /// Line of each span's start, for "withheld by FILE:LINE" messages.
+    pub file: String,
+    pub source: String,
+    /// Without a preset, start from everything (an organisation policy narrows what it does
+    /// not list) rather than from nothing (a workflow grants only what it lists).
+    pub narrows: bool,
+}
+
+/// What a run may do.
+#[derive(Debug)]
+pub struct Effective {
+    pub layers: Vec<Layer>,
+    pub granted: CapSet,
+    pub enforcement: Enforcement,
+    pub max_calls: BTreeMap<String, u64>,
+    pub require_approval: CapSet,
+    read: Vec<Vec<GlobMatcher>>,
+    write: Vec<Vec<GlobMatcher>>,
+    hosts: Vec<Vec<GlobMatcher>>,
+    commands: Vec<Vec<String>>,
+}
+
+/// Reason codes of policy decisions (SPEC 4).
+pub mod codes {
+    pub const CAPABILITY_NOT_GRANTED: &str = "CAPABILITY_NOT_GRANTED";
+    pub const PATH_NOT_PERMITTED: &str = "PATH_NOT_PERMITTED";
+    pub const HOST_NOT_PERMITTED: &str = "HOST_NOT_PERMITTED";
+    pub const COMMAND_NOT_PERMITTED: &str = "COMMAND_NOT_PERMITTED";
+    pub const CALL_LIMIT_EXCEEDED: &str = "CALL_LIMIT_EXCEEDED";
+}
+
+/// A denied check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+fn grant(spec: &PolicySpec, base: CapSet) -> CapSet {
+    let start = spec
+        .preset
+        .as_ref()
+        .map_or(base, |p| p.value.capabilities());
+    let allowed = spec.allow.iter().fold(start, |s, c| s.with(c.value));
+    spec.deny.iter().fold(allowed, |s, c| s.without(c.value))
+}
+
+/// Globs are written relative to the working directory (`./data/**`); they are matched against
+/// canonical absolute paths.
+fn path_globs(list: &[Sp<String>], cwd: &Path) -> Vec<GlobMatcher> {
+    list.iter()
+        .filter_map(|g| {
+            let pattern = g.value.strip_prefix("./").unwrap_or(&g.value);
+            let full = if Path::new(pattern).is_absolute() {
+                pattern.to_string()
+            } else {
+                format!("{}/{pattern}", cwd.display())
+            };
+            GlobBuilder::new(&full)
+                .literal_separator(true)
+                .build()
+                .ok()
+                .map(|g| g.compile_matcher())
+        })
+        .collect()
+}
+
+impl Effective {
+    /// Combines the layers, outermost first (organisation, then workflow).
+    pub fn new(layers: Vec<Layer>) -> Self {
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|d| d.canonicalize().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut granted = CapSet::ALL;
+        let mut enforcement = Enforcement::Audit;
+        let mut max_calls: BTreeMap<String, u64> = BTreeMap::new();
+        let mut require_approval = CapSet::EMPTY;
+        let (mut read, mut write, mut hosts, mut commands) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for layer in &layers {
+            let spec = &layer.spec;
+            let base = if layer.narrows {
+                CapSet::ALL
+            } else {
+                CapSet::EMPTY
+            };
+            granted = granted.intersect(grant(spec, base));
+            if spec
+                .enforcement
+                .as_ref()
+                .is_none_or(|e| e.value == Enforcement::Enforce)
+            {
+                enforcement = Enforcement::Enforce;
+            }
+            for (key, limit) in &spec.max_calls {
+                let slot = max_calls.entry(key.value.clone()).or_insert(limit.value);
+                *slot = (*slot).min(limit.value);
+            }
+            require_approval = spec
+                .require_approval
+                .iter()
+                .fold(require_approval, |s, c| s.with(c.value));
+            if !spec.paths_read.is_empty() {
+                read.push(path_globs(&spec.paths_read, &cwd));
+            }
+            if !spec.paths_write.is_empty() {
+                write.push(path_globs(&spec.paths_write, &cwd));
+            }
+            if !spec.hosts.is_empty() {
+                hosts.push(
+                    spec.hosts
+                        .iter()
+                        .filter_map(|h| {
+                            globset::Glob::new(&h.value)
+                                .ok()
+                                .map(|g| g.compile_matcher())
+                        })
+                        .collect(),
+                );
+            }
+            if !spec.commands.is_empty() {
+                commands.push(spec.commands.iter().map(|c| c.value.clone()).collect());
+            }
+        }
+        Self {
+            layers,
+            granted,
+            enforcement,
+            max_calls,
+            require_approval,
+            read,
+            write,
+            hosts,
+            commands,
+        }
+    }
+
+    /// What a node may use: the run's grant, narrowed by the node's own policy.
+    pub fn granted_for(&self, node: Option<&PolicySpec>) -> CapSet {
+        match node {
+            Some(spec) => self.granted.intersect(grant(spec, self.granted)),
+            None => self.granted,
+        }
+    }
+
+    /// Why `cap` is not granted to a node: the layer (and line) that withholds it. With
+    /// `files`, lines are given as FILE:LINE (for diagnostics); without, as "line N" (for the
+    /// ledger, which must not depend on paths).
+    pub fn withheld_by(&self, cap: Capability, node: Option<&PolicySpec>, files: bool) -> String {
+        if let Some(spec) = node
+            && !grant(spec, self.granted).contains(cap)
+        {
+            return format!(
+                "the node's own policy withholds `{cap}`{}",
+                deny_site(spec, cap, None)
+            );
+        }
+        for layer in &self.layers {
+            let base = if layer.narrows {
+                CapSet::ALL
+            } else {
+                CapSet::EMPTY
+            };
+            if !grant(&layer.spec, base).contains(cap) {
+                let place = files.then_some(layer.file.as_str());
+                let site = deny_site(&layer.spec, cap, Some((&layer.source, place)));
+                let name = if files && layer.narrows {
+                    format!("{} {}", layer.name, layer.file)
+                } else {
+                    layer.name.clone()
+                };
+                return format!("{name} withholds `{cap}`{site}");
+            }
+        }
+        format!("`{cap}` is not granted")
+    }
+
+    /// Checks a file path against `paths.read` / `paths.write` of every layer.
+    pub fn check_path(&self, path: &str, write: bool) -> Result<(), Denial> {
+        let layers = if write { &self.write } else { &self.read };
+        if layers.is_empty() {
+            return Ok(());
+        }
+        let resolved = resolve(Path::new(path));
+        let ok = resolved.as_ref().is_some_and(|p| {
+            layers
+                .iter()
+                .all(|globs| globs.iter().any(|g| g.is_match(p)))
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(Denial {
+                code: codes::PATH_NOT_PERMITTED,
+                detail: match resolved {
+                    Some(p) => format!(
+                        "{} `{path}` (resolved to {}) is outside the permitted paths",
+                        if write { "writing" } else { "reading" },
+                        p.display()
+                    ),
+                    None => format!("`{path}` cannot be resolved"),
+                },
+            })
+        }
+    }
+
+    /// Checks a URL's host against `hosts` of every layer.
+    pub fn check_host(&self, url: &str) -> Result<(), Denial> {
+        if self.hosts.is_empty() {
+            return Ok(());
+        }
+        let host = host_of(url);
+        if host.as_deref().is_some_and(|h| {
+            self.hosts
+                .iter()
+                .all(|globs| globs.iter().any(|g| g.is_match(h)))
+        }) {
+            Ok(())
+        } else {
+            Err(Denial {
+                code: codes::HOST_NOT_PERMITTED,
+                detail: format!("host of `{url}` is not permitted"),
+            })
+        }
+    }
+
+    /// Checks the programs a shell call would run against `commands` of every layer.
+    pub fn check_commands(&self, programs: Option<&[String]>) -> Result<(), Denial> {
+        if self.commands.is_empty() {
+            return Ok(());
+        }
+        let Some(programs) = programs else {
+            return Err(Denial {
+                code: codes::COMMAND_NOT_PERMITTED,
+                detail: "the commands this line runs cannot be determined (command substitution, `eval`, ...)".into(),
+            });
+        };
+        // Names match names exactly; a program given by path must be listed by that path.
+        for program in programs {
+            if !self
+                .commands
+                .iter()
+                .all(|list| list.iter().any(|c| c == program))
+            {
+                return Err(Denial {
+                    code: codes::COMMAND_NOT_PERMITTED,
+                    detail: format!("`{program}` is not a permitted command"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits that apply to a call of `tool` by node `id`: (key, limit).
+    pub fn limits(&self, tool: &str, id: &str, node: Option<&PolicySpec>) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for key in [tool, id] {
+            let mut limit = self.max_calls.get(key).copied();
+            if let Some(spec) = node {
+                for (k, v) in &spec.max_calls {
+                    if k.value == key {
+                        limit = Some(limit.map_or(v.value, |l| l.min(v.value)));
+                    }
+                }
+            }
+            if let Some(l) = limit {
+                out.push((key.to_string(), l));
+            }
+        }
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
+    /// The effective policy as recorded in `RunStart`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "granted": self.granted.iter().map(Capability::name).collect::<Vec<_>>(),
+            "enforcement": if self.enforcement == Enforcement::Audit { "audit" } else { "enforce" },
+            "max_calls": self.max_calls,
+            "require_approval": self.require_approval.iter().map(Capability::name).collect::<Vec<_>>(),
+            "layers": self.layers.iter().map(|l| serde_json::json!({ "name": l.name, "policy": l.spec.to_json() })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `redact` patterns and `secrets` names of every layer.
+    pub fn redaction(&self) -> (Vec<String>, Vec<String>) {
+        let mut patterns = Vec::new();
+        let mut secrets = Vec::new();
+        for l in &self.layers {
+            patterns.extend(l.spec.redact.iter().map(|p| p.value.clone()));
+            secrets.extend(l.spec.secrets.iter().map(|s| s.value.clone()));
+        }
+        (patterns, secrets)
+    }
+}
+
+/// " (`deny` at FILE:LINE)" when a deny entry withholds `cap`, or the preset's line;
+/// `at` is the layer's source and, for diagnostics, its file name.
+fn deny_site(spec: &PolicySpec, cap: Capability, at: Option<(&str, Option<&str>)>) -> String {
+    let place = |offset: usize| match at {
+        Some((source, file)) => {
+            let line = source[..offset.min(source.len())].matches('\n').count() + 1;
+            match file {
+                Some(f) => format!(" at {f}:{line}"),
+                None => format!(" at line {line}"),
+            }
+        }
+        None => String::new(),
+    };
+    if let Some(d) = spec.deny.iter().find(|d| d.value == cap) {
+        return format!(" (`deny`{})", place(d.span.offset));
+    }
+    match &spec.preset {
+        Some(p) => format!(
+            " (preset `{}`{} does not include it)",
+            p.value.name(),
+            place(p.span.offset)
+        ),
+        None => " (no preset and no `allow` grants it)".to_string(),
+    }
+}
+
+/// The canonical absolute form of `path`, following symlinks; for a path that does not exist
+/// yet (a file to write), its longest existing ancestor is canonicalized and the rest appended
+/// after removing `.` and `..` lexically, so neither `..` nor a symlink can escape a glob.
+pub fn resolve(path: &Path) -> Option<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    if let Ok(p) = abs.canonicalize() {
+        return Some(p);
+    }
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?.to_path_buf();
+    }
+    let mut out = existing.canonicalize().ok()?;
+    for part in rest.iter().rev() {
+        match Path::new(part).components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::CurDir) | None => {}
+            _ => out.push(part),
+        }
+    }
+    Some(out)
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| &h[1..])
+    } else {
+        host.split(':').next()
+    }?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// The programs a shell call runs, when they can all be determined: `args[0]`, the first word of
+/// a plain `run:` line, or the first word of every command of a line with pipes, lists and
+/// redirections. `None` when the line runs code that cannot be seen statically (command
+/// substitution, `eval`, a nested shell).
+pub fn programs(run: Option<&str>, args: Option<&[String]>) -> Option<Vec<String>> {
+    if let Some(args) = args {
+        return args.first().map(|p| vec![p.clone()]);
+    }
+    let line = run?;
+    if let Some(argv) = crate::tools::shell::direct_argv(line) {
+        return argv.into_iter().next().map(|p| vec![p]);
+    }
+    if line.contains("$(") || line.contains('`') || line.contains("<(") || line.contains(">(") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for segment in line.split(['|', ';', '&', '\n']) {
+        let mut words = segment
+            .split_whitespace()
+            .filter(|w| !w.contains('=') || w.starts_with('-'));
+        let Some(first) = words.next() else { continue };
+        let first = first.trim_matches(['(', ')', '{', '}']);
+        if first.is_empty()
+            || first.starts_with(['<', '>'])
+            || first.chars().next().is_some_and(|c| c.is_ascii_digit()) && first.contains('>')
+        {
+            continue;
+        }
+        if matches!(
+            first,
+            "eval"
+                | "exec"
+                | "source"
+                | "."
+                | "sh"
+                | "bash"
+                | "zsh"
+                | "dash"
+                | "env"
+                | "xargs"
+                | "sudo"
+                | "command"
+                | "builtin"
+        ) {
+            return None;
+        }
+        if first.contains('$') || first.contains('"') || first.contains('\'') {
+            return None;
+        }
+        out.push(first.to_string());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> PolicySpec {
+        let node = crate::workflow::yaml::parse(yaml).unwrap();
+        let mut errors = Vec::new();
+        let s = PolicySpec::read(&node, &mut errors);
+        assert!(errors.is_empty());
+        s
+    }
+
+    fn layer(name: &str, yaml: &str) -> Layer {
+        Layer {
+            name: name.into(),
+            spec: spec(yaml),
+            file: "f.yaml".into(),
+            source: yaml.into(),
+            narrows: name.contains("organisation"),
+        }
+    }
+
+    #[test]
+    fn organisation_narrows_and_workflow_cannot_widen() {
+        let e = Effective::new(vec![
+            layer("the organisation policy org.yaml", "deny: [net]\n"),
+            layer("the workflow policy", "preset: permissive\n"),
+        ]);
+        assert!(!e.granted.contains(Capability::Net));
+        assert!(e.granted.contains(Capability::Subprocess));
+        assert!(
+            e.withheld_by(Capability::Net, None, true)
+                .contains("organisation")
+        );
+        let node = spec("allow: [net]\n");
+        assert!(
+            !e.granted_for(Some(&node)).contains(Capability::Net),
+            "a node cannot widen"
+        );
+        let narrow = spec("deny: [subprocess]\n");
+        assert!(
+            !e.granted_for(Some(&narrow))
+                .contains(Capability::Subprocess)
+        );
+    }
+
+    #[test]
+    fn programs_of_shell_lines() {
+        assert_eq!(
+            programs(Some("git log --oneline"), None),
+            Some(vec!["git".into()])
+        );
+        assert_eq!(
+            programs(Some("git log | wc -l"), None),
+            Some(vec!["git".into(), "wc".into()])
+        );
+        assert_eq!(
+            programs(Some("A=1 make && echo ok > out"), None),
+            Some(vec!["make".into(), "echo".into()])
+        );
+        assert_eq!(programs(Some("echo $(rm -rf x)"), None), None);
+        assert_eq!(programs(Some("eval \"$X\""), None), None);
+        assert_eq!(
+            programs(None, Some(&["wc".to_string(), "-l".to_string()])),
+            Some(vec!["wc".into()])
+        );
+    }
+
+    #[test]
+    fn hosts_are_parsed_from_urls() {
+        assert_eq!(
+            host_of("https://user@API.example.com:443/x?y").as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(host_of("http://[::1]:8080/").as_deref(), Some("::1"));
+        let e = Effective::new(vec![layer(
+            "the workflow policy",
+            "preset: permissive\nhosts: [\"*.example.com\"]\n",
+        )]);
+        assert!(e.check_host("https://api.example.com/v1").is_ok());
+        assert_eq!(
+            e.check_host("https://evil.test/").unwrap_err().code,
+            codes::HOST_NOT_PERMITTED
+        );
+    }
+
+    #[test]
+    fn call_limits_take_the_smallest() {
+        let e = Effective::new(vec![
+            layer(
+                "the organisation policy org.yaml",
+                "max_calls: { shell: 5 }\n",
+            ),
+            layer(
+                "the workflow policy",
+                "preset: permissive\nmax_calls: { shell: 9, step: 1 }\n",
+            ),
+        ]);
+        assert_eq!(
+            e.limits("shell", "step", None),
+            vec![("shell".to_string(), 5), ("step".to_string(), 1)]
+        );
+    }
+}
