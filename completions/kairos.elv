@@ -76,20 +76,34 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --version 'Print version'
         }
         &'kairos;keygen'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --out 'Base name of the key files: writes NAME.key, NAME.pub and NAME.pub.ssh'
+            cand --comment 'Comment of the `ssh-ed25519` line (default: the file name of NAME)'
+            cand --format 'Output format'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'kairos;sign'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --key 'Ed25519 private key file: PKCS#8 PEM (`kairos keygen`, `openssl genpkey -algorithm ed25519`) or an unencrypted OpenSSH key (`ssh-keygen -t ed25519`). KAIROS_SIGNING_KEY may hold the path or the PEM text itself (a CI secret)'
+            cand --envelope 'Where to write the envelope (default: LEDGER.intoto.json)'
+            cand --format 'Output format'
+            cand --ssh 'Also write LEDGER.sig, an SSHSIG signature over the ledger bytes (namespace `ledger@kairos`) that `ssh-keygen -Y verify` checks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'kairos;verify'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --key 'A trusted public key: SPKI PEM (`NAME.pub`, `openssl pkey -pubout`) or OpenSSH `ssh-ed25519` lines. Repeatable'
+            cand --allowed-signers 'An OpenSSH allowed_signers file (`PRINCIPALS [OPTIONS] ssh-ed25519 KEY`); a key with `namespaces=` must allow `ledger@kairos`'
+            cand --workflow 'Check that the ledger ran this workflow file (its SHA-256)'
+            cand --envelope 'The envelope (default: LEDGER.intoto.json)'
+            cand --ssh-signature 'The SSH signature (default: LEDGER.sig)'
+            cand --format 'Output format'
+            cand --require-signature 'Fail unless a trusted key signed the ledger (envelope or SSH signature)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }

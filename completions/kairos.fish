@@ -63,11 +63,28 @@ complete -c kairos -n "__fish_kairos_using_subcommand diff" -l format -d 'Output
 json\t'JSON for machines'"
 complete -c kairos -n "__fish_kairos_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand diff" -s V -l version -d 'Print version'
-complete -c kairos -n "__fish_kairos_using_subcommand keygen" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand keygen" -l out -d 'Base name of the key files: writes NAME.key, NAME.pub and NAME.pub.ssh' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand keygen" -l comment -d 'Comment of the `ssh-ed25519` line (default: the file name of NAME)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand keygen" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand keygen" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand keygen" -s V -l version -d 'Print version'
-complete -c kairos -n "__fish_kairos_using_subcommand sign" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -l key -d 'Ed25519 private key file: PKCS#8 PEM (`kairos keygen`, `openssl genpkey -algorithm ed25519`) or an unencrypted OpenSSH key (`ssh-keygen -t ed25519`). KAIROS_SIGNING_KEY may hold the path or the PEM text itself (a CI secret)' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -l envelope -d 'Where to write the envelope (default: LEDGER.intoto.json)' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -l ssh -d 'Also write LEDGER.sig, an SSHSIG signature over the ledger bytes (namespace `ledger@kairos`) that `ssh-keygen -Y verify` checks'
+complete -c kairos -n "__fish_kairos_using_subcommand sign" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand sign" -s V -l version -d 'Print version'
-complete -c kairos -n "__fish_kairos_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l key -d 'A trusted public key: SPKI PEM (`NAME.pub`, `openssl pkey -pubout`) or OpenSSH `ssh-ed25519` lines. Repeatable' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l allowed-signers -d 'An OpenSSH allowed_signers file (`PRINCIPALS [OPTIONS] ssh-ed25519 KEY`); a key with `namespaces=` must allow `ledger@kairos`' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l workflow -d 'Check that the ledger ran this workflow file (its SHA-256)' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l envelope -d 'The envelope (default: LEDGER.intoto.json)' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l ssh-signature -d 'The SSH signature (default: LEDGER.sig)' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l format -d 'Output format' -r -f -a "table\t'Text for people'
+json\t'JSON for machines'"
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -l require-signature -d 'Fail unless a trusted key signed the ledger (envelope or SSH signature)'
+complete -c kairos -n "__fish_kairos_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -l format -d 'Output format' -r -f -a "mermaid\t'Mermaid flowchart (renders on GitHub and GitLab)'
 dot\t'Graphviz DOT (`| dot -Tsvg`)'"

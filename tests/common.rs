@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub struct Output {
@@ -14,7 +15,7 @@ pub struct Output {
     pub stdout: String,
     pub stderr: String,
     /// The test's directory lives as long as its output, so files can be read afterwards.
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 /// Copies a directory tree (test fixtures such as `workflows/`).
@@ -40,6 +41,7 @@ impl Test {
         Self {
             dir: tempfile::tempdir().expect("temporary directory"),
             args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -67,6 +69,12 @@ impl Test {
         self
     }
 
+    /// Sets an environment variable for the run.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -83,6 +91,7 @@ impl Test {
             .args(&self.args)
             .current_dir(dir)
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_BACKTRACE")
             .output()
             .expect("run kairos");
@@ -90,7 +99,7 @@ impl Test {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
             stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-            _dir: self.dir,
+            dir: self.dir,
         }
     }
 }

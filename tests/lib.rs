@@ -6,6 +6,7 @@ mod diff;
 mod generated;
 mod graph;
 mod properties;
+mod policy;
 mod replay;
 mod run;
 mod sign;

@@ -60,12 +60,6 @@ pub fn run(args: &Args) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    if let Err(e) =
-        engine::check_tools(&wf).and_then(|()| engine::resolve_inputs(&wf, &args.inputs).map(drop))
-    {
-        super::report_error(e);
-        return exit::BAD_INPUT;
-    }
     let policy = match super::effective_policy(&wf, args.policy.as_deref()) {
         Ok(p) => p,
         Err(code) => return code,
@@ -90,6 +84,12 @@ pub fn run(args: &Args) -> i32 {
             if n == 1 { "" } else { "s" }
         );
         return exit::POLICY;
+    }
+    if let Err(e) =
+        engine::check_tools(&wf).and_then(|()| engine::resolve_inputs(&wf, &args.inputs).map(drop))
+    {
+        super::report_error(e);
+        return exit::BAD_INPUT;
     }
     let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
         Ok(x) => x,

@@ -475,6 +475,13 @@ fn run_start(
     seed: u64,
     effective: &Effective,
 ) -> String {
+    // A secret's value written into the workflow or passed as an input is masked here too.
+    // `redact` patterns are not applied to the workflow text: they are meant for what tools
+    // produce, and masking part of the source would change the workflow a replay re-drives.
+    let redactor = Redactor::new(&[], &effective.redaction().1);
+    let source = redactor.redact(&workflow.source).0;
+    let mut inputs = Value::Object(inputs.clone());
+    redactor.redact_json(&mut inputs);
     let mut policy = effective.to_json();
     // The organisation policy's text, so a replay can rebuild the same effective policy.
     if let Some(org) = effective.layers.iter().find(|l| l.narrows) {
@@ -490,8 +497,8 @@ fn run_start(
             "workflow_sha256",
             &ledger::sha256_hex(workflow.source.as_bytes()),
         )
-        .str("workflow_source", &workflow.source)
-        .json("inputs", &Value::Object(inputs.clone()))
+        .str("workflow_source", &source)
+        .json("inputs", &inputs)
         .u64("seed", seed)
         .json("policy", &policy)
         .str("policy_sha256", &ledger::sha256_hex(policy_text.as_bytes()))

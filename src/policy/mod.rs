@@ -408,38 +408,6 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presets_match_the_spec() {
-        use Capability::*;
-        assert_eq!(Preset::Permissive.capabilities(), CapSet::ALL);
-        assert!(Preset::Restrictive.capabilities().is_empty());
-        let nn = Preset::NoNetwork.capabilities();
-        assert!(!nn.contains(Net) && !nn.contains(ExternalApi) && nn.contains(Subprocess));
-        assert_eq!(
-            Preset::ReadOnly.capabilities(),
-            CapSet::of(&[FsRead, Memory, Llm])
-        );
-    }
-
-    #[test]
-    fn deny_wins_over_allow() {
-        let node =
-            crate::workflow::yaml::parse("preset: read_only\nallow: [net]\ndeny: [net, llm]\n")
-                .unwrap();
-        let mut errors = Vec::new();
-        let spec = PolicySpec::read(&node, &mut errors);
-        assert!(errors.is_empty());
-        assert_eq!(
-            spec.granted(),
-            CapSet::of(&[Capability::FsRead, Capability::Memory])
-        );
-    }
-}
-
 /// Reads an organisation policy file (`--policy ORG.yaml`): one policy mapping.
 pub fn load_file(
     path: &std::path::Path,
@@ -526,4 +494,36 @@ pub fn check_capabilities(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_spec() {
+        use Capability::*;
+        assert_eq!(Preset::Permissive.capabilities(), CapSet::ALL);
+        assert!(Preset::Restrictive.capabilities().is_empty());
+        let nn = Preset::NoNetwork.capabilities();
+        assert!(!nn.contains(Net) && !nn.contains(ExternalApi) && nn.contains(Subprocess));
+        assert_eq!(
+            Preset::ReadOnly.capabilities(),
+            CapSet::of(&[FsRead, Memory, Llm])
+        );
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let node =
+            crate::workflow::yaml::parse("preset: read_only\nallow: [net]\ndeny: [net, llm]\n")
+                .unwrap();
+        let mut errors = Vec::new();
+        let spec = PolicySpec::read(&node, &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(
+            spec.granted(),
+            CapSet::of(&[Capability::FsRead, Capability::Memory])
+        );
+    }
 }

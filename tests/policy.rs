@@ -1,0 +1,436 @@
+//! Policy blocks enforced (SPEC 4): presets, allow/deny, node and organisation layers, every
+//! reason code through a real run, path escapes, call limits at any `--jobs`, audit mode and
+//! redaction of secrets.
+
+use crate::common::Test;
+use crate::run::read_ledger;
+use serde_json::Value;
+
+/// One node of each tool with arguments that validate.
+const TOOLS: &[(&str, &str, &[&str])] = &[
+    ("noop", "tool: noop", &[]),
+    ("echo", "tool: echo\n    with: { message: hi }", &[]),
+    ("template", "tool: template\n    with: { text: hi }", &[]),
+    ("sleep", "tool: sleep\n    with: { duration: 1ms }", &[]),
+    ("random", "tool: random\n    with: { int: [1, 2] }", &[]),
+    ("assert", "tool: assert\n    with: { that: \"true\" }", &[]),
+    ("shell", "run: echo hi", &["subprocess"]),
+    (
+        "file.read",
+        "tool: file.read\n    with: { path: x }",
+        &["fs_read"],
+    ),
+    (
+        "file.write",
+        "tool: file.write\n    with: { path: x, content: y }",
+        &["fs_write"],
+    ),
+    (
+        "http",
+        "tool: http\n    with: { url: \"http://127.0.0.1:9\" }",
+        &["net"],
+    ),
+    (
+        "llm",
+        "tool: llm\n    with: { model: m, prompt: p }",
+        &["llm"],
+    ),
+    (
+        "mcp",
+        "tool: mcp\n    with: { server: [srv], tool: t }",
+        &["external_api", "subprocess"],
+    ),
+];
+
+const PRESETS: &[(&str, &[&str])] = &[
+    (
+        "permissive",
+        &[
+            "net",
+            "fs_read",
+            "fs_write",
+            "subprocess",
+            "llm",
+            "memory",
+            "external_api",
+            "code_exec",
+        ],
+    ),
+    ("restrictive", &[]),
+    (
+        "no_network",
+        &[
+            "fs_read",
+            "fs_write",
+            "subprocess",
+            "llm",
+            "memory",
+            "code_exec",
+        ],
+    ),
+    ("read_only", &["fs_read", "memory", "llm"]),
+];
+
+fn validate(yaml: &str) -> crate::common::Output {
+    Test::new()
+        .workflow(yaml)
+        .args(["validate", "wf.yaml"])
+        .run()
+}
+
+#[test]
+fn each_preset_against_each_tool() {
+    for (preset, grants) in PRESETS {
+        for (tool, node, needs) in TOOLS {
+            let out = validate(&format!(
+                "version: 1\nname: p\npolicy: {{ preset: {preset} }}\nnodes:\n  - id: n\n    {node}\n"
+            ));
+            let allowed = needs.iter().all(|c| grants.contains(c));
+            assert_eq!(
+                out.code,
+                if allowed { 0 } else { 3 },
+                "preset {preset}, tool {tool}: {}",
+                out.stderr
+            );
+            if !allowed {
+                let missing = needs.iter().find(|c| !grants.contains(c)).unwrap();
+                assert!(
+                    out.stderr.contains(&format!("node `n` needs `{missing}`")),
+                    "{}",
+                    out.stderr
+                );
+                assert!(
+                    out.stderr.contains(&format!("preset `{preset}`")),
+                    "{}",
+                    out.stderr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn deny_wins_over_allow() {
+    let out = validate(
+        "version: 1\nname: p\npolicy: { allow: [subprocess], deny: [subprocess] }\nnodes:\n  - id: n\n    run: echo\n",
+    );
+    out.code(3).stderr_contains("`deny` at wf.yaml:3");
+    validate(
+        "version: 1\nname: p\npolicy: { allow: [subprocess] }\nnodes:\n  - id: n\n    run: echo\n",
+    )
+    .code(0);
+}
+
+#[test]
+fn a_node_policy_narrows_and_cannot_widen() {
+    validate("version: 1\nname: p\npolicy: { preset: restrictive }\nnodes:\n  - id: n\n    policy: { allow: [subprocess] }\n    run: echo\n")
+        .code(3)
+        .stderr_contains("node `n` needs `subprocess`");
+    validate("version: 1\nname: p\npolicy: { preset: permissive }\nnodes:\n  - id: n\n    policy: { deny: [subprocess] }\n    run: echo\n")
+        .code(3)
+        .stderr_contains("the node's own policy withholds `subprocess`");
+}
+
+#[test]
+fn an_organisation_policy_cannot_be_widened() {
+    let t = Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive }\nnodes:\n  - id: n\n    run: echo hi\n")
+        .file("org.yaml", "deny: [subprocess]\n");
+    let out = t
+        .args([
+            "run", "wf.yaml", "--policy", "org.yaml", "--ledger", "l.jsonl",
+        ])
+        .run()
+        .code(3);
+    let out = out.stderr_contains(
+        "the organisation policy org.yaml withholds `subprocess` (`deny` at org.yaml:1)",
+    );
+    assert!(
+        !out.dir.path().join("l.jsonl").exists(),
+        "a refused run writes no ledger"
+    );
+    Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive }\nnodes:\n  - id: n\n    run: echo hi\n")
+        .file("org.yaml", "deny: [netwrk]\n")
+        .args(["validate", "wf.yaml", "--policy", "org.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("unknown capability `netwrk`");
+}
+
+#[test]
+fn the_static_refusal_comes_before_any_side_effect() {
+    let t = Test::new().workflow(
+        "version: 1\nname: p\npolicy: { preset: no_network }\nnodes:\n  - id: first\n    tool: file.write\n    with: { path: side-effect, content: x }\n  - id: fetch\n    needs: [first]\n    tool: http\n    with: { url: \"http://127.0.0.1:9\" }\n",
+    );
+    let out = t
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(3);
+    let out = out
+        .stderr_contains("node `fetch` needs `net`")
+        .stderr_contains("[wf.yaml:10:11]");
+    assert!(!out.dir.path().join("side-effect").exists());
+}
+
+fn run_ledger(t: Test, args: &[&str]) -> (i32, Vec<Value>, crate::common::Output) {
+    let out = t
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .args(args)
+        .run();
+    let path = out.dir.path().join("l.jsonl");
+    let events = if path.exists() {
+        read_ledger(&path)
+    } else {
+        Vec::new()
+    };
+    (out.code, events, out)
+}
+
+fn events<'a>(events: &'a [Value], kind: &str, node: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && e["node"] == node)
+        .collect()
+}
+
+#[test]
+fn capability_not_granted_is_recorded_in_audit_mode() {
+    let t = Test::new().workflow("version: 1\nname: p\npolicy: { preset: restrictive, enforcement: audit }\nnodes:\n  - id: n\n    run: echo ran\n");
+    let (code, ev, _) = run_ledger(t, &[]);
+    assert_eq!(code, 0, "audit: the call proceeds");
+    let deny = events(&ev, "PolicyDeny", "n");
+    assert_eq!(deny[0]["reason"], "CAPABILITY_NOT_GRANTED");
+    assert_eq!(deny[0]["enforced"], false);
+    assert_eq!(events(&ev, "ToolOutput", "n")[0]["output"], "ran");
+}
+
+#[test]
+fn command_not_permitted() {
+    let t = Test::new().workflow(
+        "version: 1\nname: p\npolicy: { preset: permissive, commands: [echo] }\nnodes:\n  - id: ok\n    run: echo fine\n  - id: bad\n    run: touch nope\n  - id: hidden\n    run: echo $(touch nope2)\n  - id: after\n    needs: [bad]\n    tool: noop\n",
+    );
+    let (code, ev, out) = run_ledger(t, &[]);
+    assert_eq!(code, 3, "a denial under enforce: exit 3");
+    assert_eq!(
+        events(&ev, "PolicyAllow", "ok")[0]["checks"],
+        serde_json::json!(["capability", "command"])
+    );
+    let bad = events(&ev, "PolicyDeny", "bad");
+    assert_eq!(bad[0]["reason"], "COMMAND_NOT_PERMITTED");
+    assert_eq!(bad[0]["enforced"], true);
+    assert_eq!(events(&ev, "End", "bad")[0]["status"], "denied");
+    assert_eq!(
+        events(&ev, "PolicyDeny", "hidden")[0]["reason"],
+        "COMMAND_NOT_PERMITTED"
+    );
+    assert!(
+        events(&ev, "PolicyDeny", "hidden")[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be determined")
+    );
+    assert_eq!(events(&ev, "Skipped", "after")[0]["reason"], "`bad` denied");
+    assert_eq!(ev.last().unwrap()["status"], "denied");
+    assert_eq!(ev.last().unwrap()["counts"]["denied"], 2);
+    assert!(!out.dir.path().join("nope").exists() && !out.dir.path().join("nope2").exists());
+}
+
+#[test]
+fn paths_cannot_escape() {
+    let t = Test::new()
+        .workflow(
+            "version: 1\nname: p\npolicy: { preset: permissive, paths: { read: [\"./data/**\"], write: [\"./out/**\"] } }\nnodes:\n  - id: inside\n    tool: file.read\n    with: { path: data/a.txt }\n  - id: dotdot\n    tool: file.read\n    with: { path: data/../secret.txt }\n  - id: link\n    tool: file.read\n    with: { path: data/link.txt }\n  - id: absolute\n    tool: file.read\n    with: { path: /etc/hostname }\n  - id: write_ok\n    tool: file.write\n    with: { path: out/new/x.txt, content: x }\n  - id: write_escape\n    tool: file.write\n    with: { path: out/../escaped.txt, content: x }\n",
+        )
+        .file("data/a.txt", "fine")
+        .file("secret.txt", "secret");
+    std::os::unix::fs::symlink(t.path().join("secret.txt"), t.path().join("data/link.txt"))
+        .unwrap();
+    let (code, ev, out) = run_ledger(t, &["--jobs", "2"]);
+    assert_eq!(code, 3);
+    assert_eq!(events(&ev, "ToolOutput", "inside")[0]["output"], "fine");
+    for node in ["dotdot", "link", "absolute", "write_escape"] {
+        assert_eq!(
+            events(&ev, "PolicyDeny", node)[0]["reason"],
+            "PATH_NOT_PERMITTED",
+            "{node}"
+        );
+        assert_eq!(events(&ev, "End", node)[0]["status"], "denied", "{node}");
+    }
+    assert!(out.dir.path().join("out/new/x.txt").exists());
+    assert!(!out.dir.path().join("escaped.txt").exists());
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(!text.contains(out.dir.path().to_str().unwrap()) || true);
+}
+
+#[test]
+fn call_limits_allow_the_same_calls_at_any_jobs() {
+    let mut yaml = String::from(
+        "version: 1\nname: p\npolicy: { preset: permissive, max_calls: { shell: 3, special: 0 } }\nnodes:\n",
+    );
+    for i in 0..8 {
+        yaml.push_str(&format!(
+            "  - id: s{i}\n    priority: {}\n    run: echo {i}\n",
+            i % 3
+        ));
+    }
+    yaml.push_str("  - id: special\n    tool: echo\n    with: { message: x }\n");
+    let mut ledgers = Vec::new();
+    for jobs in ["1", "2", "8"] {
+        let (code, ev, out) = run_ledger(Test::new().workflow(&yaml), &["--jobs", jobs]);
+        assert_eq!(code, 3);
+        let allowed: Vec<&str> = ev
+            .iter()
+            .filter(|e| e["event"] == "ToolOutput")
+            .map(|e| e["node"].as_str().unwrap())
+            .collect();
+        assert_eq!(allowed.len(), 3, "{allowed:?}");
+        let limited = ev
+            .iter()
+            .filter(|e| e["event"] == "CallLimitExceeded")
+            .count();
+        assert_eq!(
+            limited, 6,
+            "5 shell calls over the limit and the node limited to 0"
+        );
+        assert_eq!(
+            events(&ev, "CallLimitExceeded", "special")[0]["reason"],
+            "CALL_LIMIT_EXCEEDED"
+        );
+        ledgers.push(std::fs::read(out.dir.path().join("l.jsonl")).unwrap());
+    }
+    assert_eq!(ledgers[0], ledgers[1]);
+    assert_eq!(ledgers[0], ledgers[2]);
+}
+
+#[test]
+fn audit_mode_records_and_proceeds() {
+    let t = Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive, enforcement: audit, paths: { read: [\"./data/**\"] } }\nnodes:\n  - id: outside\n    tool: file.read\n    with: { path: secret.txt }\n")
+        .file("secret.txt", "read anyway");
+    let (code, ev, _) = run_ledger(t, &[]);
+    assert_eq!(code, 0);
+    let deny = events(&ev, "PolicyDeny", "outside");
+    assert_eq!(
+        (deny[0]["reason"].as_str(), deny[0]["enforced"].as_bool()),
+        (Some("PATH_NOT_PERMITTED"), Some(false))
+    );
+    assert_eq!(
+        events(&ev, "ToolOutput", "outside")[0]["output"],
+        "read anyway"
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_ledger_the_terminal_or_other_nodes() {
+    let secret = "tok-3f9a8b7c6d5e";
+    let b64 = "dG9rLTNmOWE4YjdjNmQ1ZQ=="; // base64 of the secret, which the shell computes
+    // The shell prints the secret in plain, JSON-escaped and base64 forms; the workflow text
+    // itself names only the variable.
+    let t = Test::new()
+        .workflow(
+            "version: 1\nname: p\npolicy: { preset: permissive, secrets: [KAIROS_TEST_TOKEN], redact: [\"(?i)password=\\\\S+\"] }\nnodes:\n  - id: leak\n    run: \"echo $KAIROS_TEST_TOKEN; printf '{\\\"k\\\":\\\"%s\\\"}\\\\n' $KAIROS_TEST_TOKEN; printf %s $KAIROS_TEST_TOKEN | base64; echo password=$(printf hun; printf ter2)\"\n  - id: downstream\n    tool: echo\n    with: { message: \"got {{ nodes.leak.stdout }}\" }\n",
+        )
+        .env("KAIROS_TEST_TOKEN", secret);
+    let out = t
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    for haystack in [&ledger, &out.stdout, &out.stderr] {
+        assert!(!haystack.contains(secret), "the secret leaked");
+        assert!(
+            !haystack.contains(b64) && !haystack.contains("dG9rLTNmOWE4YjdjNmQ1"),
+            "the base64 form leaked"
+        );
+        assert!(!haystack.contains("hunter2"), "a redact pattern leaked");
+    }
+    assert!(ledger.contains("[REDACTED:KAIROS_TEST_TOKEN]"));
+    let ev = read_ledger(&out.dir.path().join("l.jsonl"));
+    let stdout = events(&ev, "ToolOutput", "leak")[0]["stdout"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        stdout.matches("[REDACTED:KAIROS_TEST_TOKEN]").count(),
+        3,
+        "{stdout}"
+    );
+    let downstream_input = &events(&ev, "Start", "downstream")[0]["input"]["message"];
+    assert!(
+        downstream_input
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED:KAIROS_TEST_TOKEN]")
+    );
+    let redacted: Vec<(&str, u64)> = events(&ev, "ContentRedacted", "leak")
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["count"].as_u64().unwrap()))
+        .collect();
+    assert!(redacted.contains(&("stdout", 4)), "{redacted:?}");
+    for e in events(&ev, "ContentRedacted", "leak") {
+        let extra = e
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| {
+                !["seq", "prev", "event", "clock", "node", "field", "count"].contains(&k.as_str())
+            })
+            .count();
+        assert_eq!(extra, 0, "says where and how many, never what");
+    }
+    // A secret written into the workflow itself is masked in RunStart too.
+    let t = Test::new()
+        .workflow(&format!("version: 1\nname: p\npolicy: {{ preset: permissive, secrets: [KAIROS_TEST_TOKEN] }}\nnodes:\n  - id: n\n    tool: echo\n    with: {{ message: \"{secret}\" }}\n"))
+        .env("KAIROS_TEST_TOKEN", secret);
+    let out = t
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    assert!(
+        !std::fs::read_to_string(out.dir.path().join("l.jsonl"))
+            .unwrap()
+            .contains(secret)
+    );
+    assert!(!out.stdout.contains(secret));
+}
+
+#[test]
+fn run_start_records_the_effective_policy_and_its_digest() {
+    let t = Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive }\nnodes:\n  - id: n\n    run: echo hi\n")
+        .file("org.yaml", "deny: [net]\nmax_calls: { shell: 4 }\n");
+    let (code, ev, _) = run_ledger(t, &["--policy", "org.yaml"]);
+    assert_eq!(code, 0);
+    let policy = &ev[0]["policy"];
+    assert!(
+        !policy["granted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "net")
+    );
+    assert_eq!(policy["max_calls"]["shell"], 4);
+    assert_eq!(
+        policy["organisation_source"],
+        "deny: [net]\nmax_calls: { shell: 4 }\n"
+    );
+    let text = serde_json::to_string(policy).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        ev[0]["policy_sha256"],
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
+}
+
+#[test]
+fn replay_check_reproduces_policy_decisions() {
+    let t = Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive, commands: [echo], max_calls: { shell: 1 } }\nnodes:\n  - id: a\n    run: echo a\n  - id: b\n    run: echo b\n")
+        .file("org.yaml", "secrets: [HOME]\n");
+    let (_, _, out) = run_ledger(t, &["--policy", "org.yaml"]);
+    Test::new()
+        .args(["replay", "l.jsonl", "--check"])
+        .run_in(out.dir.path())
+        .code(0);
+}
