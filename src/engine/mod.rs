@@ -1103,11 +1103,11 @@ impl<'w> Engine<'w> {
         // Policy, decided before anything runs (SPEC 4); a denial under `enforce` stops here.
         self.decide(i, task.tool, &args, &mut run);
         if run.denied {
-            run.input = Some(self.recorded_input(&args, &mut run));
+            run.input = Some(self.recorded_input(args, &mut run));
             return Res::Task(Box::new(run));
         }
         if let Some(recording) = self.recording {
-            let input = self.recorded_input(&args, &mut run);
+            let input = self.recorded_input(args, &mut run);
             run.redactions.extend(recording.redactions(&instance_id));
             let digest = (!task.tool.keys.is_empty()).then(|| {
                 input_digest(
@@ -1143,11 +1143,11 @@ impl<'w> Engine<'w> {
                 self.seed,
                 &instance_id,
             );
-            run.input = Some(self.recorded_input(&args, &mut run));
+            run.input = Some(self.recorded_input(args, &mut run));
             redact_results(&self.redactor, &mut run);
             return Res::Task(Box::new(run));
         }
-        run.input = Some(self.recorded_input(&args, &mut run));
+        run.input = Some(self.recorded_input(args.clone(), &mut run));
         let instance_id = instance_id.into_owned();
         let pool = self
             .pool
@@ -1646,8 +1646,8 @@ fn redact_results(redactor: &Redactor, run: &mut TaskRun) {
 
 impl Engine<'_> {
     /// The rendered input as the ledger records it: redacted.
-    fn recorded_input(&self, args: &Map<String, Value>, run: &mut TaskRun) -> Value {
-        let mut input = Value::Object(args.clone());
+    fn recorded_input(&self, args: Map<String, Value>, run: &mut TaskRun) -> Value {
+        let mut input = Value::Object(args);
         let n = self.redactor.redact_json(&mut input);
         if n > 0 {
             run.redactions.push(("input".into(), n as u64));

@@ -280,6 +280,9 @@ impl Effective {
     /// The limits that apply to a call of `tool` by node `id`: (key, limit).
     pub fn limits(&self, tool: &str, id: &str, node: Option<&PolicySpec>) -> Vec<(String, u64)> {
         let mut out = Vec::new();
+        if self.max_calls.is_empty() && node.is_none_or(|n| n.max_calls.is_empty()) {
+            return out;
+        }
         for key in [tool, id] {
             let mut limit = self.max_calls.get(key).copied();
             if let Some(spec) = node {
