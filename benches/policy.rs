@@ -12,7 +12,8 @@ fn spec(yaml: &str) -> PolicySpec {
 }
 
 fn checks(c: &mut Criterion) {
-    let yaml = "preset: no_network\ncommands: [git, wc, grep, sort, echo]\nmax_calls: { shell: 100 }\n";
+    let yaml =
+        "preset: no_network\ncommands: [git, wc, grep, sort, echo]\nmax_calls: { shell: 100 }\n";
     let policy = Effective::new(vec![Layer {
         name: "the workflow policy".into(),
         spec: spec(yaml),
@@ -23,11 +24,17 @@ fn checks(c: &mut Criterion) {
     let node = spec("deny: [fs_write]\n");
     let mut group = c.benchmark_group("policy-check");
     group.bench_function("capability", |b| {
-        b.iter(|| policy.granted_for(Some(&node)).contains(Capability::Subprocess));
+        b.iter(|| {
+            policy
+                .granted_for(Some(&node))
+                .contains(Capability::Subprocess)
+        });
     });
     group.bench_function("capability+command", |b| {
         b.iter(|| {
-            let granted = policy.granted_for(Some(&node)).contains(Capability::Subprocess);
+            let granted = policy
+                .granted_for(Some(&node))
+                .contains(Capability::Subprocess);
             let p = programs(Some("git log --oneline"), None);
             granted && policy.check_commands(p.as_deref()).is_ok()
         });
@@ -36,13 +43,19 @@ fn checks(c: &mut Criterion) {
 }
 
 fn redaction(c: &mut Criterion) {
-    let text: String = (0..20_000).map(|i| format!("line {i}: user=ci token=abc{i} status ok\n")).collect();
+    let text: String = (0..20_000)
+        .map(|i| format!("line {i}: user=ci token=abc{i} status ok\n"))
+        .collect();
     let mut group = c.benchmark_group("redact");
     group.throughput(Throughput::Bytes(text.len() as u64));
     for n in [1usize, 10, 50] {
-        let patterns: Vec<String> = (0..n).map(|k| format!("(?i)secret{k}\\s*[:=]\\s*\\S+")).collect();
+        let patterns: Vec<String> = (0..n)
+            .map(|k| format!("(?i)secret{k}\\s*[:=]\\s*\\S+"))
+            .collect();
         let r = Redactor::with_values(&patterns, &[("TOKEN".into(), "abc12345".into())]);
-        group.bench_with_input(BenchmarkId::new("patterns", n), &text, |b, t| b.iter(|| r.redact(t).1));
+        group.bench_with_input(BenchmarkId::new("patterns", n), &text, |b, t| {
+            b.iter(|| r.redact(t).1)
+        });
     }
     group.finish();
 }

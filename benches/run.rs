@@ -13,13 +13,16 @@ fn run(c: &mut Criterion) {
         for n in [10_000, 100_000] {
             let yaml = shapes::workflow(shape, n, "    tool: noop\n");
             let workflow = kairos::workflow::load_str("bench.yaml", &yaml).expect("valid");
+            let policy =
+                kairos::policy::effective::Effective::new(kairos::policy::layers(&workflow, None));
             group.throughput(Throughput::Elements(workflow.nodes.len() as u64));
             group.bench_with_input(BenchmarkId::new(shape, n), &workflow, |b, wf| {
                 b.iter(|| {
                     let path = dir.path().join("ledger.jsonl");
                     let _ = std::fs::remove_file(&path);
                     let file = std::fs::File::create(&path).unwrap();
-                    kairos::engine::run(wf, &kairos::engine::RunOptions::default(), file).unwrap()
+                    kairos::engine::run(wf, &kairos::engine::RunOptions::default(), &policy, file)
+                        .unwrap()
                 });
             });
         }

@@ -216,13 +216,14 @@ impl Effective {
         if ok {
             Ok(())
         } else {
+            // The resolved absolute path stays out of the message: the ledger records it, and
+            // nothing in the ledger may depend on where the run happened.
             Err(Denial {
                 code: codes::PATH_NOT_PERMITTED,
                 detail: match resolved {
-                    Some(p) => format!(
-                        "{} `{path}` (resolved to {}) is outside the permitted paths",
-                        if write { "writing" } else { "reading" },
-                        p.display()
+                    Some(_) => format!(
+                        "{} `{path}` resolves outside the permitted paths",
+                        if write { "writing" } else { "reading" }
                     ),
                     None => format!("`{path}` cannot be resolved"),
                 },

@@ -1,0 +1,860 @@
+//! The checks of `kairos verify`, in order, as a checklist.
+//!
+//! 1. `format`, `seq`, `chain`: the shared reader, over the whole file (one streaming pass,
+//!    which also hashes the file).
+//! 2. `envelope`: `LEDGER.intoto.json` is a DSSE envelope of an in-toto statement.
+//! 3. `signature`: one of its signatures is by a trusted key, over the DSSE PAE
+//!    (`verify_strict`).
+//! 4. `statement`: the statement, parsed only from the verified payload, is an in-toto
+//!    Statement v1 with the kairos predicate and one subject.
+//! 5. `subject`: its SHA-256 is the file's; `records` and `chain head`: its count and chain
+//!    head are the file's; `run`: its workflow name, workflow digest and status are those the
+//!    ledger records.
+//! 6. `workflow` (with `--workflow`): the workflow file's SHA-256 is the one the ledger records.
+//! 7. `ssh signature`: `LEDGER.sig`, when present, is an SSHSIG by a trusted key over the file's
+//!    bytes in the namespace `ledger@kairos`.
+//!
+//! A check is `ok`, `failed`, `skipped` (it could not or need not run) or `absent` (there is
+//! nothing to check: no envelope, no SSH signature). The first failed check decides the exit
+//! code: the reader's for format, `seq` and chain problems (1 for a broken sequence or chain, 2
+//! for a file that is not a complete ledger), 1 for any other failure.
+
+use super::envelope::{self, Envelope, Statement};
+use super::keys::{self, TrustedKey};
+use super::{Facts, sshsig};
+use crate::exit;
+use crate::ledger::reader::ReadError;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What to verify, and against what.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub ledger: PathBuf,
+    /// Trusted keys (`--key`, `--allowed-signers`).
+    pub keys: Vec<TrustedKey>,
+    /// The envelope; default `LEDGER.intoto.json` (absent is fine unless it was named).
+    pub envelope: Option<PathBuf>,
+    /// The SSHSIG; default `LEDGER.sig` (absent is fine unless it was named).
+    pub ssh_signature: Option<PathBuf>,
+    /// `--workflow`: the file and the SHA-256 of its bytes.
+    pub workflow: Option<(PathBuf, String)>,
+    pub require_signature: bool,
+    /// Seconds since 1970 (for `valid-after`/`valid-before` of `allowed_signers`).
+    pub now: i64,
+}
+
+/// Input that cannot be checked at all (exit 2).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    #[diagnostic(code(kairos::io))]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a DSSE envelope: {why}")]
+    #[diagnostic(
+        code(kairos::envelope_syntax),
+        help("`kairos sign` writes `LEDGER.intoto.json`; sign the ledger again to replace it")
+    )]
+    Envelope { path: String, why: String },
+    #[error("{path}: {why}")]
+    #[diagnostic(code(kairos::ssh_signature_syntax))]
+    SshSignature { path: String, why: String },
+    #[error("--require-signature needs a trusted key: give --key PUB or --allowed-signers FILE")]
+    #[diagnostic(code(kairos::no_trusted_key))]
+    NoTrustedKey,
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Read(ReadError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Skipped,
+    Absent,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "FAILED",
+            Outcome::Skipped => "skipped",
+            Outcome::Absent => "absent",
+        }
+    }
+}
+
+/// One row of the checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub result: Outcome,
+    /// The 1-based line the failure is about, where one line is.
+    pub line: Option<u64>,
+    pub detail: String,
+}
+
+/// A key that signed the ledger and verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signer {
+    pub keyid: String,
+    pub name: String,
+    /// `dsse` (the envelope) or `sshsig` (`LEDGER.sig`).
+    pub signature: &'static str,
+}
+
+/// The verification result.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ledger: String,
+    /// Every check passed (or was absent/skipped as allowed).
+    pub verified: bool,
+    /// A signature by a trusted key verified.
+    pub signed: bool,
+    pub records: Option<u64>,
+    pub chain_head: Option<String>,
+    pub sha256: Option<String>,
+    pub workflow: Option<String>,
+    pub workflow_sha256: Option<String>,
+    pub status: Option<String>,
+    pub signers: Vec<Signer>,
+    pub first_failure: Option<Check>,
+    pub checks: Vec<Check>,
+    /// Remarks for people (an unsigned ledger, signatures by unknown keys).
+    pub notes: Vec<String>,
+    /// The reader's error, when the ledger did not read to its end.
+    #[serde(skip)]
+    pub read_error: Option<ReadError>,
+}
+
+impl Report {
+    /// Exit code (SPEC 9).
+    pub fn exit_code(&self) -> i32 {
+        match (&self.first_failure, &self.read_error) {
+            (None, _) => exit::SUCCESS,
+            (Some(c), Some(e)) if matches!(c.check, "format" | "seq" | "chain") => e.exit_code(),
+            (Some(_), _) => exit::NEGATIVE,
+        }
+    }
+}
+
+fn check(check: &'static str, result: Outcome, line: Option<u64>, detail: String) -> Check {
+    Check {
+        check,
+        result,
+        line,
+        detail,
+    }
+}
+
+fn short(hex: &str) -> &str {
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// Reads an optional file: `None` when it does not exist and was not named explicitly.
+fn read_optional(
+    explicit: Option<&Path>,
+    default: PathBuf,
+) -> Result<Option<(PathBuf, String)>, InputError> {
+    let path = explicit.map_or(default, Path::to_path_buf);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some((path, String::from_utf8_lossy(&bytes).into_owned()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => Ok(None),
+        Err(source) => Err(InputError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Runs every check. `Err` only for input that cannot be checked at all (exit 2).
+pub fn verify(options: &Options) -> Result<Report, InputError> {
+    if options.require_signature && options.keys.is_empty() {
+        return Err(InputError::NoTrustedKey);
+    }
+    let ledger = &options.ledger;
+    let envelope = read_optional(options.envelope.as_deref(), super::envelope_path(ledger))?
+        .map(|(path, text)| {
+            serde_json::from_str::<Envelope>(&text)
+                .map(|e| (path.clone(), e))
+                .map_err(|e| InputError::Envelope {
+                    path: path.display().to_string(),
+                    why: e.to_string(),
+                })
+        })
+        .transpose()?;
+    let ssh_sig = read_optional(
+        options.ssh_signature.as_deref(),
+        super::ssh_signature_path(ledger),
+    )?
+    .map(|(path, text)| {
+        sshsig::parse(&text)
+            .map(|s| (path.clone(), s))
+            .map_err(|why| InputError::SshSignature {
+                path: path.display().to_string(),
+                why,
+            })
+    })
+    .transpose()?;
+    let ssh_hash = ssh_sig.as_ref().map(|(_, s)| s.hash_alg());
+
+    let mut report = Report {
+        ledger: ledger.display().to_string(),
+        verified: false,
+        signed: false,
+        records: None,
+        chain_head: None,
+        sha256: None,
+        workflow: None,
+        workflow_sha256: None,
+        status: None,
+        signers: Vec::new(),
+        first_failure: None,
+        checks: Vec::new(),
+        notes: Vec::new(),
+        read_error: None,
+    };
+
+    // 1. Format, seq, chain (and the file's hashes).
+    let (facts, file_sha256, ssh_prehash) = match super::scan(ledger, ssh_hash) {
+        Ok(facts) => {
+            report.checks.push(check(
+                "format",
+                Outcome::Ok,
+                None,
+                format!("{}, starts with RunStart", crate::ledger::FORMAT),
+            ));
+            report.checks.push(check(
+                "seq",
+                Outcome::Ok,
+                None,
+                format!("0..{} contiguous", facts.records.saturating_sub(1)),
+            ));
+            report.checks.push(check(
+                "chain",
+                Outcome::Ok,
+                None,
+                format!(
+                    "{} lines chained, head {}",
+                    facts.records,
+                    short(&facts.head)
+                ),
+            ));
+            report.records = Some(facts.records);
+            report.chain_head = Some(facts.head.clone());
+            report.sha256 = Some(facts.sha256.clone());
+            report.workflow = Some(facts.workflow.clone());
+            report.workflow_sha256 = Some(facts.workflow_sha256.clone());
+            report.status = Some(facts.status.clone());
+            let (sha, pre) = (facts.sha256.clone(), facts.ssh_prehash.clone());
+            (Some(facts), sha, pre)
+        }
+        Err(failure) => {
+            if let ReadError::Io { .. } = failure.error {
+                return Err(InputError::Read(failure.error));
+            }
+            let (line, kind) = match &failure.error {
+                ReadError::BadSeq { line, .. } => (*line, 1),
+                ReadError::BrokenChain { line, .. } => (*line, 2),
+                ReadError::NotJson { line, .. } | ReadError::Torn { line, .. } => (*line, 0),
+                _ => (1, 0),
+            };
+            let message = failure.error.to_string();
+            let message = message
+                .strip_prefix(&format!("{}:{line}: ", ledger.display()))
+                .or_else(|| message.strip_prefix(&format!("{}: ", ledger.display())))
+                .unwrap_or(&message)
+                .to_string();
+            for (i, name) in ["format", "seq", "chain"].into_iter().enumerate() {
+                let row = match i.cmp(&kind) {
+                    std::cmp::Ordering::Less => check(
+                        name,
+                        Outcome::Ok,
+                        None,
+                        format!("lines 1-{} ok", failure.lines_ok),
+                    ),
+                    std::cmp::Ordering::Equal => {
+                        check(name, Outcome::Failed, Some(line), message.clone())
+                    }
+                    std::cmp::Ordering::Greater => check(
+                        name,
+                        Outcome::Skipped,
+                        None,
+                        format!("stopped at line {line}"),
+                    ),
+                };
+                report.checks.push(row);
+            }
+            report.read_error = Some(failure.error);
+            // Keep checking the signatures, for the record: a valid signature over a ledger
+            // whose chain is broken still fails, but the report says which is which.
+            let (sha, pre) =
+                super::hash_file(ledger, ssh_hash).map_err(|source| InputError::Io {
+                    path: ledger.display().to_string(),
+                    source,
+                })?;
+            report.sha256 = Some(sha.clone());
+            (None, sha, pre)
+        }
+    };
+    let broken = "not checked: the ledger did not read to its end";
+
+    // 2-5. The envelope.
+    let mut statement: Option<Statement> = None;
+    let mut envelope_signed = false;
+    match &envelope {
+        None => {
+            report.checks.push(check(
+                "envelope",
+                Outcome::Absent,
+                None,
+                format!("no {}", super::envelope_path(ledger).display()),
+            ));
+            let has_ssh = ssh_sig.is_some();
+            let (result, detail) = if options.require_signature && !has_ssh {
+                (
+                    Outcome::Failed,
+                    "no signature (envelope or SSH signature), and --require-signature".to_string(),
+                )
+            } else {
+                (Outcome::Absent, "no envelope".to_string())
+            };
+            report.checks.push(check("signature", result, None, detail));
+        }
+        Some((path, env)) => {
+            envelope_signed = check_envelope(&mut report, path, env, options, &mut statement);
+        }
+    }
+    let stmt_rows = ["statement", "subject", "records", "chain head", "run"];
+    match &statement {
+        None => {
+            let why = if envelope.is_none() {
+                "no envelope"
+            } else if envelope_signed {
+                "not checked: the signed statement is not a kairos statement"
+            } else {
+                "not checked: no verified signature"
+            };
+            // `statement` is already there when it failed to parse.
+            for name in stmt_rows {
+                if !report.checks.iter().any(|c| c.check == name) {
+                    let result = if envelope.is_none() {
+                        Outcome::Absent
+                    } else {
+                        Outcome::Skipped
+                    };
+                    report.checks.push(check(name, result, None, why.into()));
+                }
+            }
+        }
+        Some(st) => check_statement(&mut report, st, facts.as_ref(), &file_sha256, broken),
+    }
+
+    // 6. The workflow.
+    match (&options.workflow, &facts) {
+        (None, _) => report.checks.push(check(
+            "workflow",
+            Outcome::Skipped,
+            None,
+            "no --workflow given".into(),
+        )),
+        (Some(_), None) => {
+            report
+                .checks
+                .push(check("workflow", Outcome::Skipped, None, broken.into()))
+        }
+        (Some((path, digest)), Some(f)) => {
+            let row = if *digest == f.workflow_sha256 {
+                check(
+                    "workflow",
+                    Outcome::Ok,
+                    None,
+                    format!(
+                        "{} is the workflow `{}` the ledger ran (sha256 {})",
+                        path.display(),
+                        f.workflow,
+                        short(digest)
+                    ),
+                )
+            } else {
+                check(
+                    "workflow",
+                    Outcome::Failed,
+                    Some(1),
+                    format!(
+                        "{} has sha256 {}, the ledger ran `{}` with sha256 {}",
+                        path.display(),
+                        short(digest),
+                        f.workflow,
+                        short(&f.workflow_sha256)
+                    ),
+                )
+            };
+            report.checks.push(row);
+        }
+    }
+
+    // 7. The SSH signature.
+    let mut ssh_signed = false;
+    match &ssh_sig {
+        None => report.checks.push(check(
+            "ssh signature",
+            Outcome::Absent,
+            None,
+            format!("no {}", super::ssh_signature_path(ledger).display()),
+        )),
+        Some((path, _)) if options.keys.is_empty() => report.checks.push(check(
+            "ssh signature",
+            Outcome::Skipped,
+            None,
+            format!(
+                "{}: no trusted key given (--key, --allowed-signers)",
+                path.display()
+            ),
+        )),
+        Some((path, sig)) => {
+            let prehash = ssh_prehash.unwrap_or_default();
+            match sshsig::verify(sig, &prehash, &options.keys, options.now) {
+                Ok(key) => {
+                    ssh_signed = true;
+                    report.signers.push(Signer {
+                        keyid: key.keyid.clone(),
+                        name: key.name.clone(),
+                        signature: "sshsig",
+                    });
+                    report.checks.push(check(
+                        "ssh signature",
+                        Outcome::Ok,
+                        None,
+                        format!(
+                            "{}: signed by {} (keyid {}) over the file's bytes",
+                            path.display(),
+                            key.name,
+                            short(&key.keyid)
+                        ),
+                    ));
+                }
+                Err(why) => report.checks.push(check(
+                    "ssh signature",
+                    Outcome::Failed,
+                    None,
+                    format!("{}: {why}", path.display()),
+                )),
+            }
+        }
+    }
+
+    report.signed = envelope_signed || ssh_signed;
+    if !report.signed
+        && options.require_signature
+        && !report.checks.iter().any(|c| c.result == Outcome::Failed)
+    {
+        report.checks.push(check(
+            "signature",
+            Outcome::Failed,
+            None,
+            "no signature by a trusted key, and --require-signature".into(),
+        ));
+    }
+    if envelope.is_none() && ssh_sig.is_none() {
+        report.notes.push(if options.keys.is_empty() {
+            "the ledger is unsigned: only its format and chain were checked".into()
+        } else {
+            "the ledger is unsigned though trusted keys were given; add --require-signature to make that a failure".into()
+        });
+    } else if options.keys.is_empty() {
+        report.notes.push(
+            "no trusted key given (--key, --allowed-signers): the signatures were not checked"
+                .into(),
+        );
+    }
+    report.first_failure = report
+        .checks
+        .iter()
+        .find(|c| c.result == Outcome::Failed)
+        .cloned();
+    report.verified = report.first_failure.is_none();
+    Ok(report)
+}
+
+/// Checks the envelope and its signatures; sets `statement` from the verified payload.
+/// Returns whether a trusted signature verified.
+fn check_envelope(
+    report: &mut Report,
+    path: &Path,
+    env: &Envelope,
+    options: &Options,
+    statement: &mut Option<Statement>,
+) -> bool {
+    let name = path.display();
+    if env.payload_type != envelope::PAYLOAD_TYPE {
+        report.checks.push(check(
+            "envelope",
+            Outcome::Failed,
+            None,
+            format!(
+                "{name}: payloadType is `{}`, not `{}`",
+                env.payload_type,
+                envelope::PAYLOAD_TYPE
+            ),
+        ));
+        return false;
+    }
+    let payload = match env.payload_bytes() {
+        Ok(p) => p,
+        Err(why) => {
+            report.checks.push(check(
+                "envelope",
+                Outcome::Failed,
+                None,
+                format!("{name}: {why}"),
+            ));
+            return false;
+        }
+    };
+    if env.signatures.is_empty() {
+        report.checks.push(check(
+            "envelope",
+            Outcome::Failed,
+            None,
+            format!("{name}: no signatures"),
+        ));
+        return false;
+    }
+    report.checks.push(check(
+        "envelope",
+        Outcome::Ok,
+        None,
+        format!(
+            "{name}: DSSE, {}, {} signature{}",
+            envelope::PAYLOAD_TYPE,
+            env.signatures.len(),
+            if env.signatures.len() == 1 { "" } else { "s" }
+        ),
+    ));
+    if options.keys.is_empty() {
+        report.checks.push(check(
+            "signature",
+            Outcome::Skipped,
+            None,
+            "no trusted key given (--key, --allowed-signers)".into(),
+        ));
+        return false;
+    }
+    let pae = envelope::pae(&env.payload_type, &payload);
+    let mut verified: Vec<&TrustedKey> = Vec::new();
+    let mut problems = Vec::new();
+    for (i, sig) in env.signatures.iter().enumerate() {
+        let label = format!(
+            "signature {} (keyid {})",
+            i + 1,
+            if sig.keyid.is_empty() {
+                "none"
+            } else {
+                short(&sig.keyid)
+            }
+        );
+        let signature = match envelope::decode_signature(sig) {
+            Ok(s) => s,
+            Err(why) => {
+                problems.push(format!("{label}: {why}"));
+                continue;
+            }
+        };
+        // The keyid is a hint, not authenticated: try the named key first, then the others.
+        let mut candidates: Vec<&TrustedKey> = options.keys.iter().collect();
+        candidates.sort_by_key(|k| k.keyid != sig.keyid);
+        let mut found = None;
+        let mut refused = None;
+        for key in candidates {
+            if key.key.verify_strict(&pae, &signature).is_ok() {
+                match key.allows(sshsig::NAMESPACE, options.now) {
+                    Ok(()) => found = Some(key),
+                    Err(why) => refused = Some(format!("the key of `{}`: {why}", key.name)),
+                }
+                break;
+            }
+        }
+        match (found, refused) {
+            (Some(key), _) => {
+                if !verified.iter().any(|k| k.keyid == key.keyid) {
+                    verified.push(key);
+                }
+            }
+            (None, Some(why)) => problems.push(format!("{label}: {why}")),
+            (None, None) => {
+                let trusted = options.keys.iter().any(|k| k.keyid == sig.keyid);
+                problems.push(if trusted {
+                    format!("{label}: does not verify (the payload or the signature was changed)")
+                } else {
+                    format!("{label}: not made by a trusted key")
+                });
+            }
+        }
+    }
+    if verified.is_empty() {
+        report.checks.push(check(
+            "signature",
+            Outcome::Failed,
+            None,
+            format!("no signature by a trusted key: {}", problems.join("; ")),
+        ));
+        return false;
+    }
+    for key in &verified {
+        report.signers.push(Signer {
+            keyid: key.keyid.clone(),
+            name: key.name.clone(),
+            signature: "dsse",
+        });
+    }
+    if !problems.is_empty() {
+        report.notes.push(format!(
+            "other signatures in the envelope were not used: {}",
+            problems.join("; ")
+        ));
+    }
+    report.checks.push(check(
+        "signature",
+        Outcome::Ok,
+        None,
+        verified
+            .iter()
+            .map(|k| format!("signed by {} (keyid {})", k.name, short(&k.keyid)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    // Only now, from the verified bytes.
+    match serde_json::from_slice::<Statement>(&payload) {
+        Ok(st) if st.type_ != envelope::STATEMENT_TYPE => report.checks.push(check(
+            "statement",
+            Outcome::Failed,
+            None,
+            format!(
+                "_type is `{}`, not `{}`",
+                st.type_,
+                envelope::STATEMENT_TYPE
+            ),
+        )),
+        Ok(st) if st.predicate_type != envelope::PREDICATE_TYPE => report.checks.push(check(
+            "statement",
+            Outcome::Failed,
+            None,
+            format!(
+                "predicateType is `{}`, not `{}`",
+                st.predicate_type,
+                envelope::PREDICATE_TYPE
+            ),
+        )),
+        Ok(st) if st.subject.len() != 1 => report.checks.push(check(
+            "statement",
+            Outcome::Failed,
+            None,
+            format!("{} subjects, not one", st.subject.len()),
+        )),
+        Ok(st) => {
+            report.checks.push(check(
+                "statement",
+                Outcome::Ok,
+                None,
+                format!("in-toto Statement v1, {}", envelope::PREDICATE_TYPE),
+            ));
+            *statement = Some(st);
+        }
+        Err(e) => report.checks.push(check(
+            "statement",
+            Outcome::Failed,
+            None,
+            format!("the signed payload is not a kairos in-toto statement: {e}"),
+        )),
+    }
+    true
+}
+
+/// Compares the verified statement with the file.
+fn check_statement(
+    report: &mut Report,
+    st: &Statement,
+    facts: Option<&Facts>,
+    file_sha256: &str,
+    broken: &str,
+) {
+    let subject = &st.subject[0];
+    let p = &st.predicate;
+    let renamed = if facts.is_some_and(|f| f.name != subject.name) {
+        format!(" (signed as `{}`)", subject.name)
+    } else {
+        String::new()
+    };
+    // Where the file departs from the signed ledger, as far as the count and head tell.
+    let locate = |f: &Facts| -> (Option<u64>, String) {
+        if f.records < p.records {
+            (
+                Some(f.records + 1),
+                format!(
+                    "the file ends after {} lines, the signed ledger has {} (truncated)",
+                    f.records, p.records
+                ),
+            )
+        } else if f.records > p.records {
+            (
+                Some(p.records + 1),
+                format!(
+                    "line {} is past the signed ledger's {} lines (appended)",
+                    p.records + 1,
+                    p.records
+                ),
+            )
+        } else if f.head != p.chain_head {
+            (
+                Some(f.records),
+                format!(
+                    "line {} is not the signed one (it, or a line before it, was changed and the chain rewritten, or this is another ledger)",
+                    f.records
+                ),
+            )
+        } else {
+            (
+                None,
+                "the file has other bytes than the signed ledger".into(),
+            )
+        }
+    };
+    let row = if subject.digest.sha256 == file_sha256 {
+        check(
+            "subject",
+            Outcome::Ok,
+            None,
+            format!("sha256 {} is the file's{renamed}", short(file_sha256)),
+        )
+    } else {
+        let (line, why) = match facts {
+            Some(f) => locate(f),
+            None => (
+                None,
+                "the file has other bytes than the signed ledger".into(),
+            ),
+        };
+        check(
+            "subject",
+            Outcome::Failed,
+            line,
+            format!(
+                "the signed ledger{} has sha256 {}, the file {}: {why}",
+                if renamed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{}`", subject.name)
+                },
+                short(&subject.digest.sha256),
+                short(file_sha256)
+            ),
+        )
+    };
+    report.checks.push(row);
+    let Some(f) = facts else {
+        for name in ["records", "chain head", "run"] {
+            report
+                .checks
+                .push(check(name, Outcome::Skipped, None, broken.into()));
+        }
+        return;
+    };
+    report.checks.push(if p.records == f.records {
+        check(
+            "records",
+            Outcome::Ok,
+            None,
+            format!("{} records", f.records),
+        )
+    } else {
+        let (line, why) = locate(f);
+        check("records", Outcome::Failed, line, why)
+    });
+    report.checks.push(if p.chain_head == f.head {
+        check("chain head", Outcome::Ok, None, short(&f.head).to_string())
+    } else {
+        check(
+            "chain head",
+            Outcome::Failed,
+            Some(f.records),
+            format!(
+                "the signed chain head is {}, the file's last line hashes to {}",
+                short(&p.chain_head),
+                short(&f.head)
+            ),
+        )
+    });
+    let mut differences = Vec::new();
+    if p.format != crate::ledger::FORMAT {
+        differences.push(format!("format `{}`", p.format));
+    }
+    if p.workflow != f.workflow {
+        differences.push(format!(
+            "workflow `{}` (the ledger: `{}`)",
+            p.workflow, f.workflow
+        ));
+    }
+    if p.workflow_sha256 != f.workflow_sha256 {
+        differences.push(format!(
+            "workflow sha256 {} (the ledger: {})",
+            short(&p.workflow_sha256),
+            short(&f.workflow_sha256)
+        ));
+    }
+    if p.status != f.status {
+        differences.push(format!(
+            "status `{}` (the ledger: `{}`)",
+            p.status, f.status
+        ));
+    }
+    report.checks.push(if differences.is_empty() {
+        check(
+            "run",
+            Outcome::Ok,
+            None,
+            format!(
+                "workflow `{}` (sha256 {}), status {}",
+                f.workflow,
+                short(&f.workflow_sha256),
+                f.status
+            ),
+        )
+    } else {
+        check(
+            "run",
+            Outcome::Failed,
+            None,
+            format!("the statement says {}", differences.join(", ")),
+        )
+    });
+}
+
+/// Seconds since 1970 now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Loads `--key` files and an `--allowed-signers` file.
+pub fn load_trust(
+    key_files: &[PathBuf],
+    allowed_signers: Option<&Path>,
+) -> Result<Vec<TrustedKey>, super::KeyError> {
+    let mut trusted = Vec::new();
+    for path in key_files {
+        trusted.extend(keys::load_public_keys(path)?);
+    }
+    if let Some(path) = allowed_signers {
+        trusted.extend(keys::load_allowed_signers(path)?);
+    }
+    Ok(trusted)
+}
