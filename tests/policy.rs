@@ -233,6 +233,14 @@ fn command_not_permitted() {
     assert_eq!(events(&ev, "Skipped", "after")[0]["reason"], "`bad` denied");
     assert_eq!(ev.last().unwrap()["status"], "denied");
     assert_eq!(ev.last().unwrap()["counts"]["denied"], 2);
+    let summary = Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive, commands: [echo] }\nnodes:\n  - id: bad\n    run: touch nope\n")
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(3);
+    summary
+        .stdout_contains("denied: COMMAND_NOT_PERMITTED")
+        .stdout_contains("run denied");
     assert!(!out.dir.path().join("nope").exists() && !out.dir.path().join("nope2").exists());
 }
 

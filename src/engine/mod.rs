@@ -1453,6 +1453,18 @@ fn short(run: &TaskRun) -> String {
     if let Some(reason) = &run.skipped {
         return reason.clone();
     }
+    if run.denied {
+        let code = run.decisions.iter().find_map(|d| match d {
+            Decision::Deny {
+                code,
+                enforced: true,
+                ..
+            } => Some(*code),
+            Decision::Limit { enforced: true, .. } => Some(effective::codes::CALL_LIMIT_EXCEEDED),
+            _ => None,
+        });
+        return format!("denied: {}", code.unwrap_or("policy"));
+    }
     if let Some(e) = &run.error {
         return e.clone();
     }
