@@ -43,6 +43,10 @@ complete -c kairos -n "__fish_kairos_using_subcommand run" -l ledger -d 'Where t
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'JSON for machines'"
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l policy -d 'An organisation policy (a YAML file holding one policy mapping): the run gets what both it and the workflow allow' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l approve -d 'Approve this approval node (repeatable)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l reject -d 'Reject this approval node (repeatable)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l approver -d 'Who decides (recorded; checked against the policy\'s `approvers`)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l reason -d 'Why (recorded with the decision)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s q -l quiet -d 'Print nothing but errors'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s V -l version -d 'Print version'

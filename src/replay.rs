@@ -133,6 +133,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         seed: Some(start.seed),
         inputs: Vec::new(),
         summary: false,
+        approvals: recording.approvals.clone(),
     };
     let report = engine::run_to(
         workflow,

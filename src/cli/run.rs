@@ -35,6 +35,54 @@ pub struct Args {
     /// it and the workflow allow.
     #[arg(long, value_name = "ORG.yaml")]
     pub policy: Option<PathBuf>,
+    /// Approve this approval node (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub approve: Vec<String>,
+    /// Reject this approval node (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub reject: Vec<String>,
+    /// Who decides (recorded; checked against the policy's `approvers`).
+    #[arg(long, value_name = "NAME")]
+    pub approver: Option<String>,
+    /// Why (recorded with the decision).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// The decisions given on the command line, checked against the workflow and the policy.
+fn decisions(
+    args: &Args,
+    wf: &crate::workflow::Workflow,
+    policy: &crate::policy::effective::Effective,
+) -> Result<std::collections::BTreeMap<String, engine::ApprovalDecision>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let given = args
+        .approve
+        .iter()
+        .map(|id| (id, true))
+        .chain(args.reject.iter().map(|id| (id, false)));
+    for (id, approve) in given {
+        let is_approval = wf
+            .nodes
+            .iter()
+            .any(|n| &n.id == id && matches!(n.kind, crate::workflow::NodeKind::Approval { .. }));
+        if !is_approval {
+            return Err(format!("`{id}` is not an approval node of {}", wf.name));
+        }
+        if out.contains_key(id) {
+            return Err(format!("`{id}` is both approved and rejected"));
+        }
+        policy.check_approver(args.approver.as_deref())?;
+        out.insert(
+            id.clone(),
+            engine::ApprovalDecision {
+                approve,
+                approver: args.approver.clone(),
+                reason: args.reason.clone(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -91,6 +139,13 @@ pub fn run(args: &Args) -> i32 {
         super::report_error(e);
         return exit::BAD_INPUT;
     }
+    let approvals = match decisions(args, &wf, &policy) {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("error: {message}; no decision recorded");
+            return exit::BAD_INPUT;
+        }
+    };
     let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
         Ok(x) => x,
         Err(message) => {
@@ -103,6 +158,7 @@ pub fn run(args: &Args) -> i32 {
         seed: args.seed,
         inputs: args.inputs.clone(),
         summary: !args.quiet,
+        approvals,
     };
     let report = match engine::run(&wf, &options, &policy, file) {
         Ok(r) => r,

@@ -49,6 +49,16 @@ pub struct RunOptions {
     pub inputs: Vec<(String, String)>,
     /// Collect a per-node summary for [`RunReport::nodes`] (off for `--quiet` and benchmarks).
     pub summary: bool,
+    /// Decisions for approval nodes, by node id (`--approve` / `--reject`).
+    pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
+}
+
+/// A person's decision on an approval node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    pub approve: bool,
+    pub approver: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// How long committed events may wait for the writer while workers run.
@@ -240,6 +250,8 @@ enum Res {
     /// A call subject to `max_calls`: decided when it is next in commit order, so that the
     /// same calls are allowed whatever the timing.
     AwaitingTurn,
+    /// An approval node with its decision.
+    Approval(ApprovalDecision),
     /// Committed; only the status is kept.
     Done(Status),
 }
@@ -546,6 +558,7 @@ pub fn run_to(
         writer,
     );
     engine.recording = recording;
+    engine.approvals = options.approvals.clone();
     engine.run()
 }
 
@@ -557,6 +570,9 @@ struct Engine<'w> {
     calls: HashMap<String, u64>,
     /// Whether an enforced denial stopped part of the run.
     denied: bool,
+    /// Decisions for approval nodes, and which approvals have had `ApprovalRequested` written.
+    approvals: std::collections::BTreeMap<String, ApprovalDecision>,
+    requested: Vec<bool>,
     /// Replay: where tool results come from instead of the tools.
     recording: Option<&'w replay::Recording>,
     divergences: Vec<replay::Divergence>,
@@ -649,6 +665,8 @@ impl<'w> Engine<'w> {
             redactor: Redactor::new(&patterns, &secrets),
             calls: HashMap::new(),
             denied: false,
+            approvals: std::collections::BTreeMap::new(),
+            requested: vec![false; n],
             recording: None,
             divergences: Vec::new(),
             seed,
@@ -730,22 +748,54 @@ impl<'w> Engine<'w> {
                 break;
             }
             if let Some(&Reverse((_, _, top))) = self.heap.peek()
-                && let Res::AwaitingApproval { prompt } = &self.res[top as usize]
+                && let Res::AwaitingApproval { .. } = &self.res[top as usize]
             {
-                self.writer.send(std::mem::take(&mut self.outbox))?;
-                let clock = self.start_clock(top as usize);
+                // Nothing else is ready: every approval that is ready now is requested at
+                // once, in commit order, whether or not its decision is known (so a paused run
+                // and one given the decisions up front write the same requests).
+                let mut ready: Vec<_> = self
+                    .heap
+                    .iter()
+                    .map(|&Reverse(k)| k)
+                    .filter(|&(_, _, i)| {
+                        matches!(self.res[i as usize], Res::AwaitingApproval { .. })
+                    })
+                    .collect();
+                ready.sort_unstable();
+                for &(_, _, i) in &ready {
+                    if !self.requested[i as usize] {
+                        self.requested[i as usize] = true;
+                        let clock = self.start_clock(i as usize);
+                        if let Res::AwaitingApproval { prompt } = &self.res[i as usize] {
+                            Event::new(&mut self.outbox, "ApprovalRequested", clock)
+                                .node(&self.wf.nodes[i as usize].id)
+                                .str("prompt", prompt)
+                                .finish();
+                        }
+                    }
+                }
                 let id = &self.wf.nodes[top as usize].id;
-                let mut out = String::new();
-                Event::new(&mut out, "ApprovalRequested", clock)
-                    .node(id)
-                    .str("prompt", prompt)
-                    .finish();
-                Event::new(&mut out, "RunPaused", clock + 1)
+                if let Some(decision) = self.approvals.get(id).cloned() {
+                    self.res[top as usize] = Res::Approval(decision);
+                    self.worklist.push(top);
+                    self.drain_worklist();
+                    continue;
+                }
+                let pending: Vec<&str> = ready
+                    .iter()
+                    .map(|&(_, _, i)| self.wf.nodes[i as usize].id.as_str())
+                    .collect();
+                let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
+                Event::new(&mut self.outbox, "RunPaused", clock)
                     .str("reason", "approval")
-                    .strs("pending", [id.as_str()])
+                    .strs("pending", pending.iter().copied())
+                    .str(
+                        "resume",
+                        "kairos run WORKFLOW --resume LEDGER --approve ID --approver NAME",
+                    )
                     .finish();
-                self.writer.send(out)?;
-                pending_approvals.push(id.clone());
+                self.writer.send(std::mem::take(&mut self.outbox))?;
+                pending_approvals.extend(pending.iter().map(|s| s.to_string()));
                 break;
             }
             if self.outstanding == 0 {
@@ -858,6 +908,8 @@ impl<'w> Engine<'w> {
                 }
             }
             Res::Branch { .. } | Res::Fork | Res::Join { .. } => Status::Succeeded,
+            Res::Approval(d) if d.approve => Status::Succeeded,
+            Res::Approval(_) => Status::Failed,
         }
     }
 
@@ -939,6 +991,7 @@ impl<'w> Engine<'w> {
                 );
             }
             Res::Branch { value } => v["output"] = Value::Bool(*value),
+            Res::Approval(d) => v["output"] = Value::Bool(d.approve),
             _ => {}
         }
         v
@@ -1352,6 +1405,29 @@ impl<'w> Engine<'w> {
                     .finish();
                 if self.summary {
                     self.short[iu] = arm.to_string();
+                }
+            }
+            Res::Approval(d) => {
+                // `ApprovalRequested` took the node's first clock tick when it was written.
+                clock += 1;
+                Event::new(events, "ApprovalResolved", clock)
+                    .node(&node.id)
+                    .str("decision", if d.approve { "approved" } else { "rejected" })
+                    .opt_str("approver", d.approver.as_deref())
+                    .opt_str("reason", d.reason.as_deref())
+                    .finish();
+                clock += 1;
+                let error = (!d.approve).then(|| match &d.reason {
+                    Some(r) => format!("rejected: {r}"),
+                    None => "rejected".to_string(),
+                });
+                Event::new(events, "End", clock)
+                    .node(&node.id)
+                    .str("status", status.name())
+                    .opt_str("error", error.as_deref())
+                    .finish();
+                if self.summary {
+                    self.short[iu] = error.unwrap_or_else(|| "approved".into());
                 }
             }
             Res::Fork => {

@@ -29,6 +29,8 @@ pub struct Recording {
     /// `ContentRedacted` per node: the recorded results are already redacted, so a replay
     /// takes the counts from the recording.
     redactions: HashMap<String, Vec<(String, u64)>>,
+    /// Recorded approval decisions, by node id.
+    pub approvals: std::collections::BTreeMap<String, super::ApprovalDecision>,
 }
 
 /// A call the recording cannot answer.
@@ -87,6 +89,27 @@ impl Recording {
     /// Adds one ledger line (its event type, node and full text) to the recording.
     pub fn add(&mut self, event: &str, node: Option<&str>, text: &str) -> Result<(), String> {
         let Some(node) = node else { return Ok(()) };
+        if event == "ApprovalResolved" {
+            #[derive(Deserialize)]
+            struct Resolved {
+                decision: String,
+                #[serde(default)]
+                approver: Option<String>,
+                #[serde(default)]
+                reason: Option<String>,
+            }
+            let r: Resolved = serde_json::from_str(text)
+                .map_err(|e| format!("ApprovalResolved of `{node}`: {e}"))?;
+            self.approvals.insert(
+                node.to_string(),
+                super::ApprovalDecision {
+                    approve: r.decision == "approved",
+                    approver: r.approver,
+                    reason: r.reason,
+                },
+            );
+            return Ok(());
+        }
         if event == "ContentRedacted" {
             #[derive(Deserialize)]
             struct Redacted {

@@ -43,6 +43,7 @@ pub struct Effective {
     write: Vec<Vec<GlobMatcher>>,
     hosts: Vec<Vec<GlobMatcher>>,
     commands: Vec<Vec<String>>,
+    approvers: Vec<Vec<String>>,
 }
 
 /// Reason codes of policy decisions (SPEC 4).
@@ -103,6 +104,7 @@ impl Effective {
         let mut require_approval = CapSet::EMPTY;
         let (mut read, mut write, mut hosts, mut commands) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut approvers: Vec<Vec<String>> = Vec::new();
         for layer in &layers {
             let spec = &layer.spec;
             let base = if layer.narrows {
@@ -147,6 +149,9 @@ impl Effective {
             if !spec.commands.is_empty() {
                 commands.push(spec.commands.iter().map(|c| c.value.clone()).collect());
             }
+            if !spec.approvers.is_empty() {
+                approvers.push(spec.approvers.iter().map(|c| c.value.clone()).collect());
+            }
         }
         Self {
             layers,
@@ -158,6 +163,7 @@ impl Effective {
             write,
             hosts,
             commands,
+            approvers,
         }
     }
 
@@ -199,6 +205,33 @@ impl Effective {
             }
         }
         format!("`{cap}` is not granted")
+    }
+
+    /// Checks who decides an approval against `approvers` of every layer.
+    pub fn check_approver(&self, approver: Option<&str>) -> Result<(), String> {
+        if self.approvers.is_empty() {
+            return Ok(());
+        }
+        let Some(name) = approver else {
+            return Err("the policy lists who may approve: give `--approver NAME`".into());
+        };
+        if self
+            .approvers
+            .iter()
+            .all(|list| list.iter().any(|a| a == name))
+        {
+            Ok(())
+        } else {
+            let allowed: Vec<&str> = self
+                .approvers
+                .first()
+                .map(|l| l.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            Err(format!(
+                "`{name}` may not approve: the policy allows {}",
+                allowed.join(", ")
+            ))
+        }
     }
 
     /// Checks a file path against `paths.read` / `paths.write` of every layer.

@@ -1,0 +1,181 @@
+//! Approvals (SPEC 7): decisions up front, pauses, who may approve.
+
+use crate::common::Test;
+use crate::run::read_ledger;
+use serde_json::Value;
+
+const TWO: &str = "version: 1
+name: two
+policy: { preset: permissive, approvers: [alice, bob] }
+nodes:
+  - id: build
+    run: echo built
+  - id: ship
+    needs: [build]
+    approval: { prompt: \"ship {{ nodes.build.output }}?\" }
+  - id: announce
+    needs: [build]
+    approval: { prompt: announce? }
+  - id: shipped
+    needs: [ship]
+    tool: echo
+    with: { message: shipped }
+  - id: independent
+    tool: echo
+    with: { message: unrelated work }
+";
+
+fn run(args: &[&str]) -> (i32, Vec<Value>, crate::common::Output) {
+    let out = Test::new()
+        .workflow(TWO)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .args(args)
+        .run();
+    let path = out.dir.path().join("l.jsonl");
+    let ev = if path.exists() {
+        read_ledger(&path)
+    } else {
+        Vec::new()
+    };
+    (out.code, ev, out)
+}
+
+fn kinds(ev: &[Value]) -> Vec<String> {
+    ev.iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["node"].as_str().unwrap_or("")
+            )
+            .trim()
+            .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn without_decisions_the_run_pauses_after_everything_else() {
+    let (code, ev, _) = run(&[]);
+    assert_eq!(code, 4);
+    let k = kinds(&ev);
+    let tail = &k[k.len() - 3..];
+    assert_eq!(
+        tail,
+        [
+            "ApprovalRequested ship",
+            "ApprovalRequested announce",
+            "RunPaused"
+        ]
+    );
+    assert!(
+        k.contains(&"End independent".to_string()),
+        "independent work ran before the pause"
+    );
+    assert_eq!(
+        ev.last().unwrap()["pending"],
+        serde_json::json!(["ship", "announce"])
+    );
+    assert_eq!(ev[ev.len() - 3]["prompt"], "ship built?");
+}
+
+#[test]
+fn decisions_up_front_request_then_resolve() {
+    let (code, ev, _) = run(&[
+        "--approve",
+        "ship",
+        "--reject",
+        "announce",
+        "--approver",
+        "alice",
+        "--reason",
+        "later",
+    ]);
+    assert_eq!(code, 1, "a rejection fails its node");
+    let k = kinds(&ev);
+    let at = k
+        .iter()
+        .position(|e| e == "ApprovalRequested ship")
+        .unwrap();
+    assert_eq!(
+        k[at + 1],
+        "ApprovalRequested announce",
+        "both ready approvals are requested together"
+    );
+    assert_eq!(k[at + 2], "ApprovalResolved ship");
+    let resolved: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event"] == "ApprovalResolved")
+        .collect();
+    assert_eq!(resolved[0]["decision"], "approved");
+    assert_eq!(resolved[0]["approver"], "alice");
+    assert_eq!(resolved[1]["decision"], "rejected");
+    assert_eq!(resolved[1]["reason"], "later");
+    let end_announce = ev
+        .iter()
+        .find(|e| e["event"] == "End" && e["node"] == "announce")
+        .unwrap();
+    assert_eq!(
+        (
+            end_announce["status"].as_str(),
+            end_announce["error"].as_str()
+        ),
+        (Some("failed"), Some("rejected: later"))
+    );
+    assert!(
+        k.contains(&"End shipped".to_string()),
+        "an approval's dependents run once approved"
+    );
+}
+
+#[test]
+fn a_rejection_skips_dependents() {
+    let (_, ev, _) = run(&[
+        "--reject",
+        "ship",
+        "--approve",
+        "announce",
+        "--approver",
+        "bob",
+    ]);
+    let skipped = ev
+        .iter()
+        .find(|e| e["event"] == "Skipped" && e["node"] == "shipped")
+        .unwrap();
+    assert_eq!(skipped["reason"], "`ship` failed");
+}
+
+#[test]
+fn only_listed_approvers_decide() {
+    let (code, ev, out) = run(&["--approve", "ship", "--approver", "mallory"]);
+    assert_eq!(code, 2);
+    assert!(ev.is_empty(), "no decision recorded, nothing run");
+    assert!(
+        out.stderr
+            .contains("`mallory` may not approve: the policy allows alice, bob"),
+        "{}",
+        out.stderr
+    );
+    let (code, _, out) = run(&["--approve", "ship"]);
+    assert_eq!(code, 2);
+    assert!(out.stderr.contains("give `--approver NAME`"));
+    let (code, _, out) = run(&["--approve", "build", "--approver", "alice"]);
+    assert_eq!(code, 2);
+    assert!(out.stderr.contains("`build` is not an approval node"));
+}
+
+#[test]
+fn replay_check_reproduces_approvals() {
+    let (_, _, out) = run(&[
+        "--approve",
+        "ship",
+        "--approve",
+        "announce",
+        "--approver",
+        "bob",
+    ]);
+    Test::new()
+        .args(["replay", "l.jsonl", "--check"])
+        .run_in(out.dir.path())
+        .code(0);
+}
