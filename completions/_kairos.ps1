@@ -50,6 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
             [CompletionResult]::new('--reject', '--reject', [CompletionResultType]::ParameterName, 'Reject this approval node (repeatable)')
             [CompletionResult]::new('--approver', '--approver', [CompletionResultType]::ParameterName, 'Who decides (recorded; checked against the policy''s `approvers`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why (recorded with the decision)')
+            [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs, seed and policy); committed results are reused, the rest runs')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

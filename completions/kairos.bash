@@ -361,7 +361,7 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__run)
-            opts="-j -i -q -h -V --jobs --seed --input --ledger --format --quiet --policy --approve --reject --approver --reason --help --version"
+            opts="-j -i -q -h -V --jobs --seed --input --ledger --format --quiet --policy --approve --reject --approver --reason --resume --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -412,6 +412,10 @@ _kairos() {
                     return 0
                     ;;
                 --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resume)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -46,6 +46,7 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --reject 'Reject this approval node (repeatable)'
             cand --approver 'Who decides (recorded; checked against the policy''s `approvers`)'
             cand --reason 'Why (recorded with the decision)'
+            cand --resume 'Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs, seed and policy); committed results are reused, the rest runs'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -h 'Print help (see more with ''--help'')'

@@ -47,6 +47,7 @@ complete -c kairos -n "__fish_kairos_using_subcommand run" -l approve -d 'Approv
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l reject -d 'Reject this approval node (repeatable)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l approver -d 'Who decides (recorded; checked against the policy\'s `approvers`)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l reason -d 'Why (recorded with the decision)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l resume -d 'Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs, seed and policy); committed results are reused, the rest runs' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s q -l quiet -d 'Print nothing but errors'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s V -l version -d 'Print version'

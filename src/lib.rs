@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod policy;
 pub mod replay;
 pub mod report;
+pub mod resume;
 pub mod sign;
 pub mod tools;
 pub mod workflow;

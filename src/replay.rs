@@ -134,6 +134,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         inputs: Vec::new(),
         summary: false,
         approvals: recording.approvals.clone(),
+        resume: false,
     };
     let report = engine::run_to(
         workflow,

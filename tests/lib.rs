@@ -9,6 +9,7 @@ mod graph;
 mod policy;
 mod properties;
 mod replay;
+mod resume;
 mod run;
 mod sign;
 mod validate;

@@ -47,6 +47,10 @@ pub struct Args {
     /// Why (recorded with the decision).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs,
+    /// seed and policy); committed results are reused, the rest runs.
+    #[arg(long, value_name = "LEDGER", conflicts_with = "ledger")]
+    pub resume: Option<PathBuf>,
 }
 
 /// The decisions given on the command line, checked against the workflow and the policy.
@@ -139,28 +143,91 @@ pub fn run(args: &Args) -> i32 {
         super::report_error(e);
         return exit::BAD_INPUT;
     }
-    let approvals = match decisions(args, &wf, &policy) {
+    let mut approvals = match decisions(args, &wf, &policy) {
         Ok(d) => d,
         Err(message) => {
             eprintln!("error: {message}; no decision recorded");
             return exit::BAD_INPUT;
         }
     };
-    let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
-        Ok(x) => x,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let options = RunOptions {
+    let mut options = RunOptions {
         jobs: args.jobs.unwrap_or(0),
         seed: args.seed,
         inputs: args.inputs.clone(),
         summary: !args.quiet,
-        approvals,
+        approvals: Default::default(),
+        resume: args.resume.is_some(),
     };
-    let report = match engine::run(&wf, &options, &policy, file) {
+    let result = if let Some(ledger) = &args.resume {
+        let inputs = match engine::resolve_inputs(&wf, &args.inputs) {
+            Ok(i) => i,
+            Err(e) => {
+                super::report_error(e);
+                return exit::BAD_INPUT;
+            }
+        };
+        let seed = args.seed.unwrap_or(wf.seed);
+        let start = engine::run_start(&wf, &inputs, seed, &policy);
+        let prefix = match crate::resume::read_prefix(ledger, start.trim_end()) {
+            Ok(p) => p,
+            Err(e) => {
+                super::report_error(e);
+                return exit::BAD_INPUT;
+            }
+        };
+        for note in &prefix.notes {
+            eprintln!("resuming {}: {note}", ledger.display());
+        }
+        for (id, recorded) in &prefix.recording.approvals {
+            match approvals.get(id) {
+                Some(given) if given.approve != recorded.approve => {
+                    eprintln!(
+                        "error: `{id}` was already {} in this run; no decision recorded",
+                        if recorded.approve {
+                            "approved"
+                        } else {
+                            "rejected"
+                        }
+                    );
+                    return exit::BAD_INPUT;
+                }
+                _ => {
+                    approvals.insert(id.clone(), recorded.clone());
+                }
+            }
+        }
+        options.approvals = approvals;
+        let sink = match crate::resume::ResumeSink::open(ledger, prefix.kept.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", ledger.display());
+                return exit::BAD_INPUT;
+            }
+        };
+        (
+            ledger.clone(),
+            engine::run_to(
+                &wf,
+                &options,
+                &policy,
+                &inputs,
+                sink,
+                Some(&prefix.recording),
+            ),
+        )
+    } else {
+        options.approvals = approvals;
+        let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
+            Ok(x) => x,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return exit::BAD_INPUT;
+            }
+        };
+        (path, engine::run(&wf, &options, &policy, file))
+    };
+    let (path, result) = result;
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             super::report_error(e);
@@ -235,6 +302,12 @@ pub fn run(args: &Args) -> i32 {
                 println!(
                     "waiting for approval: {}",
                     report.pending_approvals.join(", ")
+                );
+                println!(
+                    "resume with: kairos run {} --resume {} --approve {} --approver NAME",
+                    args.file.display(),
+                    path.display(),
+                    report.pending_approvals[0]
                 );
             }
             println!(

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub summary: bool,
     /// Decisions for approval nodes, by node id (`--approve` / `--reject`).
     pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
+    /// Resuming: calls the recording has are answered from it, the others run.
+    pub resume: bool,
 }
 
 /// A person's decision on an approval node.
@@ -481,7 +483,7 @@ pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
 }
 
 /// The `RunStart` body.
-fn run_start(
+pub(crate) fn run_start(
     workflow: &Workflow,
     inputs: &Map<String, Value>,
     seed: u64,
@@ -558,6 +560,7 @@ pub fn run_to(
         writer,
     );
     engine.recording = recording;
+    engine.live_fallback = options.resume;
     engine.approvals = options.approvals.clone();
     engine.run()
 }
@@ -575,6 +578,8 @@ struct Engine<'w> {
     requested: Vec<bool>,
     /// Replay: where tool results come from instead of the tools.
     recording: Option<&'w replay::Recording>,
+    /// Resume: a call the recording does not have runs for real.
+    live_fallback: bool,
     divergences: Vec<replay::Divergence>,
     seed: u64,
     jobs: usize,
@@ -668,6 +673,7 @@ impl<'w> Engine<'w> {
             approvals: std::collections::BTreeMap::new(),
             requested: vec![false; n],
             recording: None,
+            live_fallback: false,
             divergences: Vec::new(),
             seed,
             jobs,
@@ -1159,7 +1165,10 @@ impl<'w> Engine<'w> {
             run.input = Some(self.recorded_input(args, &mut run));
             return Res::Task(Box::new(run));
         }
-        if let Some(recording) = self.recording {
+        if let Some(recording) = self
+            .recording
+            .filter(|r| !self.live_fallback || r.calls.contains_key(instance_id.as_ref()))
+        {
             let input = self.recorded_input(args, &mut run);
             run.redactions.extend(recording.redactions(&instance_id));
             let digest = (!task.tool.keys.is_empty()).then(|| {
