@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod engine;
 pub mod exit;
+pub mod interrupt;
 pub mod ledger;
 pub mod policy;
 pub mod replay;

@@ -318,3 +318,83 @@ fn kill_9_then_resume_gives_the_uninterrupted_ledger() {
     );
     drop(t);
 }
+
+#[test]
+fn ctrl_c_lets_running_nodes_finish_then_resume_completes() {
+    let yaml = "version: 1\nname: sleepy\nnodes:\n  - id: start\n    fork: [a, b]\n  - id: a\n    tool: sleep\n    with: { duration: 600ms }\n  - id: b\n    tool: sleep\n    with: { duration: 600ms }\n  - id: after\n    needs: [a, b]\n    tool: sleep\n    with: { duration: 300ms }\n  - id: last\n    needs: [after]\n    tool: echo\n    with: { message: done }\n";
+    let t = Test::new().workflow(yaml);
+    let dir = t.path().to_path_buf();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "4"])
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("resume with: kairos run wf.yaml --resume l.jsonl")
+    );
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["event"].as_str(), last["reason"].as_str()),
+        (Some("RunPaused"), Some("interrupted"))
+    );
+    assert!(
+        text.contains("\"node\":\"a\"") && text.contains("\"node\":\"b\""),
+        "running nodes finished and committed"
+    );
+    assert!(
+        !text.contains("\"node\":\"after\""),
+        "no node started after the interrupt"
+    );
+    kairos(&dir, &["run", "wf.yaml", "-q", "--resume", "l.jsonl"]).code(0);
+    kairos(&dir, &["run", "wf.yaml", "-q", "--ledger", "direct.jsonl"]).code(0);
+    assert_eq!(
+        std::fs::read(dir.join("l.jsonl")).unwrap(),
+        std::fs::read(dir.join("direct.jsonl")).unwrap()
+    );
+    drop(t);
+}
+
+#[test]
+fn a_second_ctrl_c_kills_running_commands() {
+    let yaml = "version: 1\nname: stuck\npolicy: { preset: permissive }\nnodes:\n  - id: long\n    run: sleep 30\n";
+    let t = Test::new().workflow(yaml);
+    let dir = t.path().to_path_buf();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..2 {
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    // Had the command not been killed, the first interrupt would have let it finish and commit.
+    assert!(
+        !text.contains("\"node\":\"long\""),
+        "a killed command's result is not committed"
+    );
+    drop(t);
+}

@@ -99,6 +99,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 const TABLE_ROWS: usize = 200;
 
 pub fn run(args: &Args) -> i32 {
+    crate::interrupt::install();
     let wf = match workflow::load_file(&args.file) {
         Ok(w) => w,
         Err(LoadError::Invalid(d)) => {
@@ -239,7 +240,15 @@ pub fn run(args: &Args) -> i32 {
         RunStatus::Failed => exit::NEGATIVE,
         RunStatus::Denied => exit::POLICY,
         RunStatus::Paused => exit::PAUSED,
+        RunStatus::Interrupted => exit::INTERRUPTED,
     };
+    if report.status == RunStatus::Interrupted {
+        eprintln!(
+            "interrupted; resume with: kairos run {} --resume {}",
+            args.file.display(),
+            path.display()
+        );
+    }
     if args.quiet {
         return code;
     }

@@ -122,6 +122,8 @@ pub enum RunStatus {
     Denied,
     /// Stopped at an approval nobody has decided yet.
     Paused,
+    /// Stopped by Ctrl-C (or SIGTERM).
+    Interrupted,
 }
 
 impl RunStatus {
@@ -131,6 +133,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Denied => "denied",
             RunStatus::Paused => "paused",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -290,7 +293,8 @@ impl Ord for Job {
     }
 }
 
-type JobResult = (NodeIdx, Option<u32>, Vec<Attempt>);
+/// A job's node, instance and attempts (none when it was not run because of an interrupt).
+type JobResult = (NodeIdx, Option<u32>, Option<Vec<Attempt>>);
 
 /// The job queue and whether it is closed, with the condition workers wait on.
 type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
@@ -350,14 +354,17 @@ fn worker(shared: &Queue, results: &Sender<JobResult>) {
                 state = cv.wait(state).expect("queue lock");
             }
         };
-        let attempts = execute(
-            job.tool,
-            &job.args,
-            job.timeout,
-            job.retry.as_ref(),
-            job.seed,
-            &job.instance_id,
-        );
+        // After Ctrl-C, queued jobs are handed back unrun.
+        let attempts = (!crate::interrupt::requested()).then(|| {
+            execute(
+                job.tool,
+                &job.args,
+                job.timeout,
+                job.retry.as_ref(),
+                job.seed,
+                &job.instance_id,
+            )
+        });
         if results.send((job.node, job.instance, attempts)).is_err() {
             return;
         }
@@ -732,6 +739,7 @@ impl<'w> Engine<'w> {
         self.worklist.reverse();
         self.drain_worklist();
         let mut pending_approvals = Vec::new();
+        let mut interrupted = false;
         let mut last_flush = std::time::Instant::now();
         loop {
             while let Some(&Reverse((_, _, top))) = self.heap.peek() {
@@ -751,6 +759,18 @@ impl<'w> Engine<'w> {
                 }
             }
             if self.committed == n {
+                break;
+            }
+            if crate::interrupt::requested() && self.outstanding == 0 {
+                // Everything that finished is committed; write the trailer a resume replaces.
+                let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
+                Event::new(&mut self.outbox, "RunPaused", clock)
+                    .str("reason", "interrupted")
+                    .strs("pending", [])
+                    .str("resume", "kairos run WORKFLOW --resume LEDGER")
+                    .finish();
+                self.writer.send(std::mem::take(&mut self.outbox))?;
+                interrupted = true;
                 break;
             }
             if let Some(&Reverse((_, _, top))) = self.heap.peek()
@@ -819,8 +839,9 @@ impl<'w> Engine<'w> {
                     last_flush = std::time::Instant::now();
                     continue;
                 }
+                // Wake up now and then to notice an interrupt.
                 let wait = if self.outbox.is_empty() {
-                    Duration::from_secs(3600)
+                    Duration::from_millis(100)
                 } else {
                     FLUSH_INTERVAL - since
                 };
@@ -844,9 +865,11 @@ impl<'w> Engine<'w> {
         }
         self.pool = None;
         self.writer.send(std::mem::take(&mut self.outbox))?;
-        let paused = !pending_approvals.is_empty();
+        let paused = !pending_approvals.is_empty() || interrupted;
         let outputs = if paused { Map::new() } else { self.outputs() };
-        let status = if paused {
+        let status = if interrupted {
+            RunStatus::Interrupted
+        } else if paused {
             RunStatus::Paused
         } else if self.denied {
             RunStatus::Denied
@@ -930,6 +953,10 @@ impl<'w> Engine<'w> {
 
     fn drain_worklist(&mut self) {
         while let Some(i) = self.worklist.pop() {
+            if crate::interrupt::requested() && matches!(self.res[i as usize], Res::Pending) {
+                // After Ctrl-C no node starts.
+                continue;
+            }
             if matches!(self.res[i as usize], Res::Pending) {
                 self.begin(i);
             }
@@ -1273,7 +1300,12 @@ impl<'w> Engine<'w> {
         Res::ForEach { runs, remaining }
     }
 
-    fn job_done(&mut self, node: NodeIdx, instance: Option<u32>, attempts: Vec<Attempt>) {
+    fn job_done(&mut self, node: NodeIdx, instance: Option<u32>, attempts: Option<Vec<Attempt>>) {
+        // A job not run (interrupt), or killed by a second interrupt, commits nothing: the
+        // node runs again on resume.
+        let Some(attempts) = attempts.filter(|_| crate::interrupt::count() < 2) else {
+            return;
+        };
         let iu = node as usize;
         match (&mut self.res[iu], instance) {
             (Res::Running(run), None) => {

@@ -78,7 +78,17 @@ fn sleep(call: &Call<'_>) -> Result<Value, String> {
             Err(format!("timed out after {}", duration::format(limit)))
         }
         _ => {
-            std::thread::sleep(wanted);
+            // In slices, so that a second Ctrl-C ends the wait as it kills commands.
+            let end = std::time::Instant::now() + wanted;
+            while let Some(left) = end
+                .checked_duration_since(std::time::Instant::now())
+                .filter(|d| !d.is_zero())
+            {
+                if crate::interrupt::count() >= 2 {
+                    return Err("interrupted".into());
+                }
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+            }
             Ok(Value::Null)
         }
     }
