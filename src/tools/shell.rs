@@ -603,6 +603,39 @@ impl Stream {
     }
 }
 
+/// The process groups of the commands running now, so that a second Ctrl-C can kill them.
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a running command's group for as long as it lives.
+struct Running(u32);
+
+impl Running {
+    fn register(pid: u32) -> Self {
+        if let Ok(mut r) = RUNNING.lock() {
+            r.push(pid);
+        }
+        Running(pid)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut r) = RUNNING.lock() {
+            r.retain(|&p| p != self.0);
+        }
+    }
+}
+
+/// Kills the process group of every running command (the second Ctrl-C).
+pub fn kill_all() {
+    let pids: Vec<u32> = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+    for pid in pids {
+        if let Some(pid) = Pid::from_raw(pid as i32) {
+            let _ = kill_process_group(pid, Signal::KILL);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,38 +1091,5 @@ mod tests {
         assert_eq!(outcome.error, None);
         assert_eq!(outcome.exit_code, Some(0));
         assert_eq!(outcome.output, serde_json::Value::String("fast".into()));
-    }
-}
-
-/// The process groups of the commands running now, so that a second Ctrl-C can kill them.
-static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
-
-/// Registers a running command's group for as long as it lives.
-struct Running(u32);
-
-impl Running {
-    fn register(pid: u32) -> Self {
-        if let Ok(mut r) = RUNNING.lock() {
-            r.push(pid);
-        }
-        Running(pid)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(mut r) = RUNNING.lock() {
-            r.retain(|&p| p != self.0);
-        }
-    }
-}
-
-/// Kills the process group of every running command (the second Ctrl-C).
-pub fn kill_all() {
-    let pids: Vec<u32> = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
-    for pid in pids {
-        if let Some(pid) = Pid::from_raw(pid as i32) {
-            let _ = kill_process_group(pid, Signal::KILL);
-        }
     }
 }
