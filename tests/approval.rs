@@ -179,3 +179,107 @@ fn replay_check_reproduces_approvals() {
         .run_in(out.dir.path())
         .code(0);
 }
+
+const GATED: &str = "version: 1
+name: gated
+policy: { preset: permissive, require_approval: [fs_write] }
+nodes:
+  - id: draft
+    tool: template
+    with: { text: notes }
+  - id: write
+    needs: [draft]
+    tool: file.write
+    with: { path: out.txt, content: \"{{ nodes.draft.output }}\" }
+";
+
+#[test]
+fn require_approval_gates_calls_that_need_a_capability() {
+    let t = Test::new().workflow(GATED);
+    let dir = t.path().to_path_buf();
+    let paused = Test::new()
+        .args(["run", "wf.yaml", "-q", "--ledger", "p.jsonl"])
+        .run_in(&dir)
+        .code(4);
+    drop(paused);
+    assert!(
+        !dir.join("out.txt").exists(),
+        "the call waits for its approval"
+    );
+    let ev = read_ledger(&dir.join("p.jsonl"));
+    let req = ev
+        .iter()
+        .find(|e| e["event"] == "ApprovalRequested")
+        .unwrap();
+    assert_eq!(req["node"], "write");
+    assert!(
+        req["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("`file.write`, which needs fs_write")
+    );
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--resume",
+            "p.jsonl",
+            "--approve",
+            "write",
+        ])
+        .run_in(&dir)
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "notes"
+    );
+    std::fs::remove_file(dir.join("out.txt")).unwrap();
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--ledger",
+            "direct.jsonl",
+            "--approve",
+            "write",
+        ])
+        .run_in(&dir)
+        .code(0);
+    assert_eq!(
+        std::fs::read(dir.join("p.jsonl")).unwrap(),
+        std::fs::read(dir.join("direct.jsonl")).unwrap()
+    );
+    let k = kinds(&read_ledger(&dir.join("direct.jsonl")));
+    let at = k
+        .iter()
+        .position(|e| e == "ApprovalRequested write")
+        .unwrap();
+    assert_eq!(
+        &k[at..at + 3],
+        [
+            "ApprovalRequested write",
+            "ApprovalResolved write",
+            "Start write"
+        ]
+    );
+    std::fs::remove_file(dir.join("out.txt")).unwrap();
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--ledger",
+            "rejected.jsonl",
+            "--reject",
+            "write",
+        ])
+        .run_in(&dir)
+        .code(1);
+    assert!(
+        !dir.join("out.txt").exists(),
+        "a rejected call does not run"
+    );
+    drop(t);
+}

@@ -66,12 +66,23 @@ fn decisions(
         .map(|id| (id, true))
         .chain(args.reject.iter().map(|id| (id, false)));
     for (id, approve) in given {
-        let is_approval = wf
-            .nodes
-            .iter()
-            .any(|n| &n.id == id && matches!(n.kind, crate::workflow::NodeKind::Approval { .. }));
+        let is_approval = wf.nodes.iter().any(|n| {
+            &n.id == id
+                && match &n.kind {
+                    crate::workflow::NodeKind::Approval { .. } => true,
+                    crate::workflow::NodeKind::Task(t) => {
+                        !crate::policy::CapSet::of(t.tool.capabilities)
+                            .intersect(policy.require_approval)
+                            .is_empty()
+                    }
+                    _ => false,
+                }
+        });
         if !is_approval {
-            return Err(format!("`{id}` is not an approval node of {}", wf.name));
+            return Err(format!(
+                "`{id}` is not an approval node of {} (nor a call the policy requires approval for)",
+                wf.name
+            ));
         }
         if out.contains_key(id) {
             return Err(format!("`{id}` is both approved and rejected"));

@@ -603,6 +603,8 @@ struct Engine<'w> {
     /// (is an approval, priority) per node: the commit order's keys, kept dense because
     /// they are read for every edge.
     rank: Vec<(bool, i64)>,
+    /// The decision that let a `require_approval` call run, recorded when the task commits.
+    gate_decisions: Vec<Option<ApprovalDecision>>,
     /// Whether each resolved node lets its dependents run (see `lets_dependents_run`).
     ok: Vec<bool>,
     attempts: Vec<u32>,
@@ -695,8 +697,14 @@ impl<'w> Engine<'w> {
             rank: wf
                 .nodes
                 .iter()
-                .map(|n| (matches!(n.kind, NodeKind::Approval { .. }), n.priority))
+                .map(|n| {
+                    (
+                        matches!(n.kind, NodeKind::Approval { .. }) || gated(n, policy),
+                        n.priority,
+                    )
+                })
                 .collect(),
+            gate_decisions: vec![None; n],
             ok: vec![false; n],
             attempts: vec![0; n],
             short: if summary {
@@ -802,7 +810,14 @@ impl<'w> Engine<'w> {
                 }
                 let id = &self.wf.nodes[top as usize].id;
                 if let Some(decision) = self.approvals.get(id).cloned() {
-                    self.res[top as usize] = Res::Approval(decision);
+                    let gate = matches!(self.wf.nodes[top as usize].kind, NodeKind::Task(_));
+                    self.res[top as usize] = if gate && decision.approve {
+                        // A `require_approval` call, approved: it runs now, at its turn.
+                        self.gate_decisions[top as usize] = Some(decision);
+                        self.start_node(top)
+                    } else {
+                        Res::Approval(decision)
+                    };
                     self.worklist.push(top);
                     self.drain_worklist();
                     continue;
@@ -1074,6 +1089,18 @@ impl<'w> Engine<'w> {
                 Ok(prompt) => Res::AwaitingApproval { prompt },
                 Err(e) => Res::Failed(format!("prompt: {e}")),
             },
+            NodeKind::Task(task)
+                if self.gate_decisions[iu].is_none() && gated(node, self.policy) =>
+            {
+                let caps =
+                    CapSet::of(task.tool.capabilities).intersect(self.policy.require_approval);
+                Res::AwaitingApproval {
+                    prompt: format!(
+                        "node `{}` calls `{}`, which needs {caps}: allow it?",
+                        node.id, task.tool.name
+                    ),
+                }
+            }
             NodeKind::Task(task)
                 if !self
                     .policy
@@ -1384,6 +1411,9 @@ impl<'w> Engine<'w> {
                 if self.summary {
                     self.short[iu] = short(&run);
                 }
+                if let Some(d) = &self.gate_decisions[iu] {
+                    clock = approval_resolved(events, clock, &node.id, d);
+                }
                 task_events(events, &mut clock, &node.id, tool, &run);
             }
             Res::ForEach { runs, .. } => {
@@ -1391,6 +1421,9 @@ impl<'w> Engine<'w> {
                     NodeKind::Task(t) => t.tool,
                     _ => unreachable!("for_each on a task node"),
                 };
+                if let Some(d) = &self.gate_decisions[iu] {
+                    clock = approval_resolved(events, clock, &node.id, d);
+                }
                 Event::new(events, "Start", clock)
                     .node(&node.id)
                     .str("tool", tool.name)
@@ -1449,14 +1482,7 @@ impl<'w> Engine<'w> {
                 }
             }
             Res::Approval(d) => {
-                // `ApprovalRequested` took the node's first clock tick when it was written.
-                clock += 1;
-                Event::new(events, "ApprovalResolved", clock)
-                    .node(&node.id)
-                    .str("decision", if d.approve { "approved" } else { "rejected" })
-                    .opt_str("approver", d.approver.as_deref())
-                    .opt_str("reason", d.reason.as_deref())
-                    .finish();
+                clock = approval_resolved(events, clock, &node.id, &d) - 1;
                 clock += 1;
                 let error = (!d.approve).then(|| match &d.reason {
                     Some(r) => format!("rejected: {r}"),
@@ -1875,4 +1901,26 @@ impl Engine<'_> {
         }
         self.denied |= run.denied;
     }
+}
+
+/// Whether a task's call needs a person's approval (`require_approval`).
+fn gated(node: &crate::workflow::Node, policy: &Effective) -> bool {
+    match &node.kind {
+        NodeKind::Task(t) => !CapSet::of(t.tool.capabilities)
+            .intersect(policy.require_approval)
+            .is_empty(),
+        _ => false,
+    }
+}
+
+/// Writes `ApprovalResolved` (`ApprovalRequested` took the node's first clock tick when it was
+/// written) and returns the clock for the node's next event.
+fn approval_resolved(events: &mut String, start: u64, id: &str, d: &ApprovalDecision) -> u64 {
+    Event::new(events, "ApprovalResolved", start + 1)
+        .node(id)
+        .str("decision", if d.approve { "approved" } else { "rejected" })
+        .opt_str("approver", d.approver.as_deref())
+        .opt_str("reason", d.reason.as_deref())
+        .finish();
+    start + 2
 }
