@@ -135,6 +135,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         summary: false,
         approvals: recording.approvals.clone(),
         resume: false,
+        ask: None,
     };
     let report = engine::run_to(
         workflow,

@@ -283,3 +283,52 @@ fn require_approval_gates_calls_that_need_a_capability() {
     );
     drop(t);
 }
+
+/// On a terminal, kairos asks: the prompt, approve or reject, and a name the policy accepts.
+/// Driven through a pseudo-terminal with `script` (util-linux).
+#[test]
+fn interactive_approval_through_a_pseudo_terminal() {
+    let t = Test::new().workflow(TWO);
+    let dir = t.path().to_path_buf();
+    let bin = assert_cmd::cargo::cargo_bin!("kairos");
+    let command = format!("{} run wf.yaml -q --ledger l.jsonl", bin.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the command on a pseudo-terminal");
+    use std::io::Write;
+    // ship: approve, first as someone the policy refuses, then as alice; announce: reject.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"y\nmallory\nalice\nn\nbob\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("approval `ship`: ship built?"), "{screen}");
+    assert!(screen.contains("`mallory` may not approve"), "{screen}");
+    let ev = read_ledger(&dir.join("l.jsonl"));
+    let resolved: Vec<(&str, &str, &str)> = ev
+        .iter()
+        .filter(|e| e["event"] == "ApprovalResolved")
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap(),
+                e["decision"].as_str().unwrap(),
+                e["approver"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        resolved,
+        [
+            ("ship", "approved", "alice"),
+            ("announce", "rejected", "bob")
+        ]
+    );
+    drop(t);
+}

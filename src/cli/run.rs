@@ -53,6 +53,39 @@ pub struct Args {
     pub resume: Option<PathBuf>,
 }
 
+/// Asks on the terminal: the prompt, then approve or reject, then who decides (checked
+/// against the policy's `approvers`). End of input leaves the decision open (the run pauses).
+fn ask_on_terminal(policy: &crate::policy::effective::Effective) -> engine::Ask {
+    let approvers = policy.approver_check();
+    engine::Ask(std::sync::Arc::new(move |id: &str, prompt: &str| {
+        use std::io::BufRead;
+        let mut lines = std::io::stdin().lock().lines();
+        eprintln!("approval `{id}`: {prompt}");
+        let approve = loop {
+            eprint!("approve? [y/n] ");
+            match lines.next()?.ok()?.trim() {
+                "y" | "yes" => break true,
+                "n" | "no" => break false,
+                _ => eprintln!("answer y or n"),
+            }
+        };
+        let approver = loop {
+            eprint!("your name: ");
+            let name = lines.next()?.ok()?.trim().to_string();
+            let name = (!name.is_empty()).then_some(name);
+            match approvers(name.as_deref()) {
+                Ok(()) => break name,
+                Err(e) => eprintln!("{e}"),
+            }
+        };
+        Some(engine::ApprovalDecision {
+            approve,
+            approver,
+            reason: None,
+        })
+    }))
+}
+
 /// The decisions given on the command line, checked against the workflow and the policy.
 fn decisions(
     args: &Args,
@@ -169,6 +202,7 @@ pub fn run(args: &Args) -> i32 {
         summary: !args.quiet,
         approvals: Default::default(),
         resume: args.resume.is_some(),
+        ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
     };
     let result = if let Some(ledger) = &args.resume {
         let inputs = match engine::resolve_inputs(&wf, &args.inputs) {

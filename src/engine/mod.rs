@@ -53,6 +53,18 @@ pub struct RunOptions {
     pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
     /// Resuming: calls the recording has are answered from it, the others run.
     pub resume: bool,
+    /// Asks a person for a decision the options do not hold (an interactive terminal).
+    pub ask: Option<Ask>,
+}
+
+/// A way to ask for an approval decision: given the node id and its prompt.
+#[derive(Clone)]
+pub struct Ask(pub std::sync::Arc<dyn Fn(&str, &str) -> Option<ApprovalDecision> + Send + Sync>);
+
+impl std::fmt::Debug for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ask(..)")
+    }
 }
 
 /// A person's decision on an approval node.
@@ -569,6 +581,7 @@ pub fn run_to(
     engine.recording = recording;
     engine.live_fallback = options.resume;
     engine.approvals = options.approvals.clone();
+    engine.ask = options.ask.clone();
     engine.run()
 }
 
@@ -582,6 +595,7 @@ struct Engine<'w> {
     denied: bool,
     /// Decisions for approval nodes, and which approvals have had `ApprovalRequested` written.
     approvals: std::collections::BTreeMap<String, ApprovalDecision>,
+    ask: Option<Ask>,
     requested: Vec<bool>,
     /// Replay: where tool results come from instead of the tools.
     recording: Option<&'w replay::Recording>,
@@ -680,6 +694,7 @@ impl<'w> Engine<'w> {
             calls: HashMap::new(),
             denied: false,
             approvals: std::collections::BTreeMap::new(),
+            ask: None,
             requested: vec![false; n],
             recording: None,
             live_fallback: false,
@@ -809,6 +824,16 @@ impl<'w> Engine<'w> {
                     }
                 }
                 let id = &self.wf.nodes[top as usize].id;
+                if !self.approvals.contains_key(id)
+                    && let (Some(ask), Res::AwaitingApproval { prompt }) =
+                        (&self.ask, &self.res[top as usize])
+                {
+                    // The requests are on disk before a person is asked.
+                    self.writer.send(std::mem::take(&mut self.outbox))?;
+                    if let Some(decision) = (ask.0)(id, prompt) {
+                        self.approvals.insert(id.clone(), decision);
+                    }
+                }
                 if let Some(decision) = self.approvals.get(id).cloned() {
                     let gate = matches!(self.wf.nodes[top as usize].kind, NodeKind::Task(_));
                     self.res[top as usize] = if gate && decision.approve {

@@ -207,6 +207,18 @@ impl Effective {
         format!("`{cap}` is not granted")
     }
 
+    /// A standalone copy of [`Self::check_approver`], for use from another thread.
+    pub fn approver_check(
+        &self,
+    ) -> impl Fn(Option<&str>) -> Result<(), String> + Send + Sync + 'static {
+        let copy = Effective {
+            layers: Vec::new(),
+            approvers: self.approvers.clone(),
+            ..Effective::new(Vec::new())
+        };
+        move |name| copy.check_approver(name)
+    }
+
     /// Checks who decides an approval against `approvers` of every layer.
     pub fn check_approver(&self, approver: Option<&str>) -> Result<(), String> {
         if self.approvers.is_empty() {
