@@ -59,7 +59,10 @@ pub struct RunOptions {
 
 /// A way to ask for an approval decision: given the node id and its prompt.
 #[derive(Clone)]
-pub struct Ask(pub std::sync::Arc<dyn Fn(&str, &str) -> Option<ApprovalDecision> + Send + Sync>);
+pub struct Ask(pub std::sync::Arc<AskFn>);
+
+/// Node id and prompt in, a decision out (`None`: no decision, the run pauses).
+pub type AskFn = dyn Fn(&str, &str) -> Option<ApprovalDecision> + Send + Sync;
 
 impl std::fmt::Debug for Ask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
