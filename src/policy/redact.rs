@@ -68,8 +68,13 @@ impl Redactor {
             .map(|a| format!("({a})"))
             .collect::<Vec<_>>()
             .join("|");
+        // A larger lazy-DFA cache keeps the single pass fast when there are many patterns.
+        let regex = regex::RegexBuilder::new(&pattern)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .ok();
         Self {
-            regex: Regex::new(&pattern).ok(),
+            regex,
             replacements,
         }
     }
