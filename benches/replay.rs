@@ -3,47 +3,18 @@
 //! run writes). Numbers go into the README.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kairos::ledger::event::Event;
 use kairos::ledger::reader;
 use kairos::ledger::state;
-use kairos::ledger::writer::{ChainState, Writer};
 
-const NODES: u64 = 500_000;
-
-fn ledger(path: &std::path::Path) {
-    let writer = Writer::start(std::fs::File::create(path).unwrap(), ChainState::default());
-    let mut batch = String::new();
-    Event::new(&mut batch, "RunStart", 0)
-        .str("format", kairos::ledger::FORMAT)
-        .str("workflow", "bench")
-        .u64("seed", 0)
-        .finish();
-    for i in 0..NODES {
-        let id = format!("t{i}");
-        Event::new(&mut batch, "Start", 2 * i + 1)
-            .node(&id)
-            .str("tool", "noop")
-            .finish();
-        Event::new(&mut batch, "End", 2 * i + 2)
-            .node(&id)
-            .str("status", "succeeded")
-            .u64("attempts", 1)
-            .finish();
-        if batch.len() > 1 << 20 {
-            writer.send(std::mem::take(&mut batch)).unwrap();
-        }
-    }
-    writer.send(batch).unwrap();
-    writer.finish().unwrap();
-}
+mod ledgers;
 
 fn read(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    ledger(&path);
+    ledgers::noop_run(&path);
     let mut group = c.benchmark_group("ledger-1M-events");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(2 * NODES + 1));
+    group.throughput(Throughput::Elements(2 * ledgers::NODES + 2));
     group.bench_function("chain-check", |b| {
         b.iter(|| {
             let mut r = reader::open(&path).unwrap();

@@ -18,6 +18,24 @@ pub struct Output {
     pub dir: tempfile::TempDir,
 }
 
+/// Rewrites every line's `prev` so an edited ledger chains again: tests of the checks that
+/// come after the chain (signatures, replay) need forgeries that pass it.
+pub fn rechain(text: &str) -> String {
+    use sha2::Digest;
+    let mut prev = "0".repeat(64);
+    let mut out = String::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let old = format!("\"prev\":\"{}\",", v["prev"].as_str().unwrap());
+        let body = line.split_once(&old).unwrap().1;
+        let new = format!("{{\"seq\":{},\"prev\":\"{prev}\",{body}", v["seq"]);
+        prev = hex::encode(sha2::Sha256::digest(new.as_bytes()));
+        out.push_str(&new);
+        out.push('\n');
+    }
+    out
+}
+
 /// Copies a directory tree (test fixtures such as `workflows/`).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -1,9 +1,8 @@
 //! `kairos diff`: equivalent and differing ledger pairs made by real runs, the table and JSON
 //! reports, and every kind of damaged input.
 
-use crate::common::{Output, Test};
+use crate::common::{Output, Test, rechain};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Writes `yaml` next to the ledger and runs it into `ledger` (in `dir`) with `args`.
@@ -88,22 +87,6 @@ fn run_fields(doc: &Value) -> Vec<String> {
         .iter()
         .map(|d| d["field"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Rewrites `prev` so an edited ledger chains again (to test checks beyond the chain).
-fn rechain(text: &str) -> String {
-    let mut prev = "0".repeat(64);
-    let mut out = String::new();
-    for line in text.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let old = format!("\"prev\":\"{}\",", v["prev"].as_str().unwrap());
-        let body = line.split_once(&old).unwrap().1;
-        let new = format!("{{\"seq\":{},\"prev\":\"{prev}\",{body}", v["seq"]);
-        prev = hex::encode(Sha256::digest(new.as_bytes()));
-        out.push_str(&new);
-        out.push('\n');
-    }
-    out
 }
 
 const FLOW: &str = "version: 1

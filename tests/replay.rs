@@ -1,7 +1,6 @@
 //! `kairos replay`: state rebuild, `--check` and `--against`, corrupt input.
 
-use crate::common::{Test, copy_dir, root};
-use sha2::{Digest, Sha256};
+use crate::common::{Test, copy_dir, rechain, root};
 
 /// Runs `yaml` in `t`'s directory and leaves the ledger in `rec.jsonl`.
 fn record(t: Test, args: &[&str]) -> crate::common::Output {
@@ -19,25 +18,6 @@ fn record(t: Test, args: &[&str]) -> crate::common::Output {
 
 fn kairos(dir: &std::path::Path, args: &[&str]) -> crate::common::Output {
     Test::new().args(args).run_in(dir)
-}
-
-/// Rewrites `prev` so an edited ledger chains again (to test checks beyond the chain).
-fn rechain(text: &str) -> String {
-    let mut prev = "0".repeat(64);
-    let mut out = String::new();
-    for line in text.lines() {
-        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let body = line
-            .split_once(&format!("\"prev\":\"{}\",", v["prev"].as_str().unwrap()))
-            .unwrap()
-            .1;
-        v["prev"] = prev.clone().into();
-        let new = format!("{{\"seq\":{},\"prev\":\"{prev}\",{body}", v["seq"]);
-        prev = hex::encode(Sha256::digest(new.as_bytes()));
-        out.push_str(&new);
-        out.push('\n');
-    }
-    out
 }
 
 const FLOW: &str = "version: 1

@@ -124,21 +124,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Rewrites `prev` so an edited ledger chains again.
-fn rechain(lines: &[String]) -> Vec<String> {
-    let mut prev = "0".repeat(64);
-    let mut out = Vec::new();
-    for line in lines {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let old = format!("\"prev\":\"{}\",", v["prev"].as_str().unwrap());
-        let body = line.split_once(&old).unwrap().1;
-        let new = format!("{{\"seq\":{},\"prev\":\"{prev}\",{body}", v["seq"]);
-        prev = sha256_hex(new.as_bytes());
-        out.push(new);
-    }
-    out
-}
-
 /// The DSSE pre-authentication encoding, rebuilt here independently of kairos.
 fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
@@ -1071,4 +1056,12 @@ fn kairos_accepts_an_ssh_keygen_signature() {
     let text = f.read("rec.jsonl").replace("HELLO!", "HELLO?");
     f.write("rec.jsonl", &text);
     kairos(&f.dir, &args).code(1);
+}
+
+/// [`crate::common::rechain`] over lines.
+fn rechain(lines: &[String]) -> Vec<String> {
+    crate::common::rechain(&(lines.join("\n") + "\n"))
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

@@ -1422,10 +1422,7 @@ impl<'w> Engine<'w> {
                     .str("message", &message)
                     .finish();
                 clock += 1;
-                Event::new(events, "End", clock)
-                    .node(&node.id)
-                    .str("status", "failed")
-                    .finish();
+                end_event(events, clock, &node.id, "failed");
                 if self.summary {
                     self.short[iu] = message;
                 }
@@ -1501,10 +1498,7 @@ impl<'w> Engine<'w> {
                     .strs("skipped", ids(skipped))
                     .finish();
                 clock += 1;
-                Event::new(events, "End", clock)
-                    .node(&node.id)
-                    .str("status", "succeeded")
-                    .finish();
+                end_event(events, clock, &node.id, "succeeded");
                 if self.summary {
                     self.short[iu] = arm.to_string();
                 }
@@ -1538,10 +1532,7 @@ impl<'w> Engine<'w> {
                     .strs("children", ids)
                     .finish();
                 clock += 1;
-                Event::new(events, "End", clock)
-                    .node(&node.id)
-                    .str("status", "succeeded")
-                    .finish();
+                end_event(events, clock, &node.id, "succeeded");
             }
             Res::Join { succeeded } => {
                 let NodeKind::Join(parents) = &node.kind else {
@@ -1558,10 +1549,7 @@ impl<'w> Engine<'w> {
                     .strs("succeeded", ids(&succeeded))
                     .finish();
                 clock += 1;
-                Event::new(events, "End", clock)
-                    .node(&node.id)
-                    .str("status", "succeeded")
-                    .finish();
+                end_event(events, clock, &node.id, "succeeded");
             }
             Res::Pending
             | Res::Running(_)
@@ -1951,4 +1939,12 @@ fn approval_resolved(events: &mut String, start: u64, id: &str, d: &ApprovalDeci
         .opt_str("reason", d.reason.as_deref())
         .finish();
     start + 2
+}
+
+/// The `End` of a node that has nothing to add to its status.
+fn end_event(events: &mut String, clock: u64, id: &str, status: &str) {
+    Event::new(events, "End", clock)
+        .node(id)
+        .str("status", status)
+        .finish();
 }
