@@ -36,6 +36,17 @@ pub fn rechain(text: &str) -> String {
     out
 }
 
+/// Starts `kairos ARGS` in `dir` without waiting for it (tests that signal or kill it);
+/// stderr is captured.
+pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kairos")
+}
+
 /// Copies a directory tree (test fixtures such as `workflows/`).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

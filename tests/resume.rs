@@ -267,11 +267,10 @@ fn kill_9_then_resume_gives_the_uninterrupted_ledger() {
     for trial in 0..20 {
         std::fs::remove_file(dir.join("log")).ok();
         let ledger = format!("t{trial}.jsonl");
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
-            .args(["run", "wf.yaml", "-q", "--ledger", &ledger, "-j", "2"])
-            .current_dir(&dir)
-            .spawn()
-            .unwrap();
+        let mut child = crate::common::spawn(
+            &dir,
+            &["run", "wf.yaml", "-q", "--ledger", &ledger, "-j", "2"],
+        );
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -324,12 +323,10 @@ fn ctrl_c_lets_running_nodes_finish_then_resume_completes() {
     let yaml = "version: 1\nname: sleepy\nnodes:\n  - id: start\n    fork: [a, b]\n  - id: a\n    tool: sleep\n    with: { duration: 600ms }\n  - id: b\n    tool: sleep\n    with: { duration: 600ms }\n  - id: after\n    needs: [a, b]\n    tool: sleep\n    with: { duration: 300ms }\n  - id: last\n    needs: [after]\n    tool: echo\n    with: { message: done }\n";
     let t = Test::new().workflow(yaml);
     let dir = t.path().to_path_buf();
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
-        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "4"])
-        .current_dir(&dir)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::common::spawn(
+        &dir,
+        &["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "4"],
+    );
     std::thread::sleep(std::time::Duration::from_millis(250));
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -374,12 +371,7 @@ fn a_second_ctrl_c_kills_running_commands() {
     let yaml = "version: 1\nname: stuck\npolicy: { preset: permissive }\nnodes:\n  - id: long\n    run: sleep 30\n";
     let t = Test::new().workflow(yaml);
     let dir = t.path().to_path_buf();
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
-        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
-        .current_dir(&dir)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     for _ in 0..2 {
         std::process::Command::new("kill")

@@ -485,11 +485,10 @@ fn kill_9_leaves_a_valid_chain_prefix() {
     }
     for delay_ms in [150u64, 400] {
         let t = Test::new().workflow(&yaml);
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
-            .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "2"])
-            .current_dir(t.path())
-            .spawn()
-            .unwrap();
+        let mut child = crate::common::spawn(
+            t.path(),
+            &["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "2"],
+        );
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
