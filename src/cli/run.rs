@@ -169,7 +169,7 @@ pub fn run(args: &Args) -> i32 {
         let d = crate::workflow::Diagnostics {
             source: std::sync::Arc::new(miette::NamedSource::new(
                 wf.file.clone(),
-                wf.source.clone(),
+                wf.source.to_string(),
             )),
             errors: violations,
         };

@@ -57,7 +57,7 @@ pub fn run(args: &Args) -> i32 {
                 );
                 if !violations.is_empty() {
                     let d = crate::workflow::Diagnostics {
-                        source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.clone())),
+                        source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.to_string())),
                         errors: violations,
                     };
                     let mut out = String::new();
@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> i32 {
                 "capabilities": w.capabilities_needed().iter().map(|c| c.name()).collect::<Vec<_>>(),
                 "granted": granted.unwrap_or_default().iter().map(|c| c.name()).collect::<Vec<_>>(),
                 "diagnostics": crate::workflow::Diagnostics {
-                    source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.clone())),
+                    source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.to_string())),
                     errors: violations,
                 }.records(),
             })),

@@ -243,7 +243,8 @@ impl TaskRun {
     }
 }
 
-/// A node's result, from the moment it is known until it is committed.
+/// A node's result, from the moment it is known until it is committed. There is one per
+/// node for the whole run, so rare, large variants are boxed.
 #[derive(Debug, Default)]
 enum Res {
     #[default]
@@ -271,10 +272,12 @@ enum Res {
     /// same calls are allowed whatever the timing.
     AwaitingTurn,
     /// An approval node with its decision.
-    Approval(ApprovalDecision),
+    Approval(Box<ApprovalDecision>),
     /// Committed; only the status is kept.
     Done(Status),
 }
+
+const _: () = assert!(std::mem::size_of::<Res>() <= 32);
 
 /// Work for a worker thread: one task, or one `for_each` instance.
 struct Job {
@@ -496,7 +499,7 @@ pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
             && !builtin::is_available(t.tool)
         {
             return Err(EngineError::ToolUnavailable {
-                node: node.id.clone(),
+                node: node.id.to_string(),
                 tool: t.tool.name.to_string(),
             });
         }
@@ -521,7 +524,7 @@ pub(crate) fn run_start(
     let mut policy = effective.to_json();
     // The organisation policy's text, so a replay can rebuild the same effective policy.
     if let Some(org) = effective.layers.iter().find(|l| l.narrows) {
-        policy["organisation_source"] = Value::String(org.source.clone());
+        policy["organisation_source"] = Value::String(org.source.to_string());
     }
     let policy_text = serde_json::to_string(&policy).unwrap_or_default();
     let mut out = String::new();
@@ -621,9 +624,12 @@ struct Engine<'w> {
     /// they are read for every edge.
     rank: Vec<(bool, i64)>,
     /// The decision that let a `require_approval` call run, recorded when the task commits.
-    gate_decisions: Vec<Option<ApprovalDecision>>,
+    gate_decisions: std::collections::BTreeMap<NodeIdx, ApprovalDecision>,
     /// Whether each resolved node lets its dependents run (see `lets_dependents_run`).
     ok: Vec<bool>,
+    /// Whether a node's result has been passed on to its dependents (`resolved`): only then
+    /// may it be committed, which drops the result.
+    passed_on: Vec<bool>,
     attempts: Vec<u32>,
     short: Vec<String>,
     summary: bool,
@@ -639,7 +645,9 @@ struct Engine<'w> {
     /// Event bodies committed but not yet handed to the writer (sent in batches).
     outbox: String,
     counts: [u64; 4],
-    worklist: Vec<NodeIdx>,
+    /// Nodes whose inputs have results, to begin (or to resolve) in commit order: what starts
+    /// first is what commits first, so results are written and dropped as soon as possible.
+    worklist: BinaryHeap<Reverse<(bool, Reverse<i64>, NodeIdx)>>,
 }
 
 impl<'w> Engine<'w> {
@@ -681,7 +689,11 @@ impl<'w> Engine<'w> {
         for &r in &wf.output_reads {
             read[r as usize] = true;
         }
-        let values = Arc::new(NodeValues::new(wf.nodes.iter().map(|n| n.id.as_str())));
+        let values = Arc::new(NodeValues::new(
+            (0..n)
+                .filter(|&i| read[i])
+                .map(|i| (i as NodeIdx, wf.nodes[i].id.as_str())),
+        ));
         let renderer = Renderer::new(
             &Value::Object(inputs.clone()),
             &wf.name,
@@ -722,8 +734,9 @@ impl<'w> Engine<'w> {
                     )
                 })
                 .collect(),
-            gate_decisions: vec![None; n],
+            gate_decisions: std::collections::BTreeMap::new(),
             ok: vec![false; n],
+            passed_on: vec![false; n],
             attempts: vec![0; n],
             short: if summary {
                 vec![String::new(); n]
@@ -742,7 +755,7 @@ impl<'w> Engine<'w> {
             committed: 0,
             outbox: String::new(),
             counts: [0; 4],
-            worklist: Vec::new(),
+            worklist: BinaryHeap::new(),
         }
     }
 
@@ -758,32 +771,14 @@ impl<'w> Engine<'w> {
                 self.heap.push(self.heap_key(i));
             }
             if self.pending_results[i as usize] == 0 {
-                self.worklist.push(i);
+                self.worklist.push(self.heap_key(i));
             }
         }
-        // Roots start in declaration order; `begin` pushes what they unblock.
-        self.worklist.reverse();
-        self.drain_worklist();
         let mut pending_approvals = Vec::new();
         let mut interrupted = false;
         let mut last_flush = std::time::Instant::now();
         loop {
-            while let Some(&Reverse((_, _, top))) = self.heap.peek() {
-                match &self.res[top as usize] {
-                    Res::Pending | Res::Running(_) | Res::ForEach { remaining: 1.., .. } => break,
-                    Res::AwaitingApproval { .. } => break,
-                    Res::AwaitingTurn => {
-                        // Its turn in commit order: now its call limits can be counted.
-                        self.res[top as usize] = self.start_node(top);
-                        self.worklist.push(top);
-                        self.drain_worklist();
-                    }
-                    _ => {
-                        self.heap.pop();
-                        self.commit(top)?;
-                    }
-                }
-            }
+            self.advance()?;
             if self.committed == n {
                 break;
             }
@@ -826,7 +821,7 @@ impl<'w> Engine<'w> {
                         }
                     }
                 }
-                let id = &self.wf.nodes[top as usize].id;
+                let id = self.wf.nodes[top as usize].id.as_str();
                 if !self.approvals.contains_key(id)
                     && let (Some(ask), Res::AwaitingApproval { prompt }) =
                         (&self.ask, &self.res[top as usize])
@@ -834,20 +829,19 @@ impl<'w> Engine<'w> {
                     // The requests are on disk before a person is asked.
                     self.writer.send(std::mem::take(&mut self.outbox))?;
                     if let Some(decision) = (ask.0)(id, prompt) {
-                        self.approvals.insert(id.clone(), decision);
+                        self.approvals.insert(id.to_string(), decision);
                     }
                 }
                 if let Some(decision) = self.approvals.get(id).cloned() {
                     let gate = matches!(self.wf.nodes[top as usize].kind, NodeKind::Task(_));
                     self.res[top as usize] = if gate && decision.approve {
                         // A `require_approval` call, approved: it runs now, at its turn.
-                        self.gate_decisions[top as usize] = Some(decision);
+                        self.gate_decisions.insert(top, decision);
                         self.start_node(top)
                     } else {
-                        Res::Approval(decision)
+                        Res::Approval(Box::new(decision))
                     };
-                    self.worklist.push(top);
-                    self.drain_worklist();
+                    self.worklist.push(self.heap_key(top));
                     continue;
                 }
                 let pending: Vec<&str> = ready
@@ -904,7 +898,6 @@ impl<'w> Engine<'w> {
                 self.outstanding -= 1;
                 self.job_done(node, instance, attempts);
             }
-            self.drain_worklist();
         }
         self.pool = None;
         self.writer.send(std::mem::take(&mut self.outbox))?;
@@ -943,7 +936,7 @@ impl<'w> Engine<'w> {
             .enumerate()
             .filter(|(i, _)| self.summary && matches!(self.res[*i], Res::Done(_)))
             .map(|(i, node)| NodeSummary {
-                node: node.id.clone(),
+                node: node.id.to_string(),
                 kind: node.label(),
                 status: self.status_of(i).name(),
                 attempts: self.attempts[i],
@@ -994,8 +987,17 @@ impl<'w> Engine<'w> {
         }
     }
 
-    fn drain_worklist(&mut self) {
-        while let Some(i) = self.worklist.pop() {
+    /// Runs what is ready and commits what can be committed, until neither can go on without
+    /// a worker's result or a decision.
+    ///
+    /// Commits are interleaved with starting nodes, so that a result is written and dropped
+    /// soon after it is known: memory stays flat however many inline nodes run in a row.
+    fn advance(&mut self) -> Result<(), EngineError> {
+        loop {
+            self.commit_ready()?;
+            let Some(Reverse((_, _, i))) = self.worklist.pop() else {
+                return Ok(());
+            };
             if crate::interrupt::requested() && matches!(self.res[i as usize], Res::Pending) {
                 // After Ctrl-C no node starts.
                 continue;
@@ -1007,6 +1009,28 @@ impl<'w> Engine<'w> {
                 self.resolved(i);
             }
         }
+    }
+
+    /// Commits nodes in canonical order while the next one has its result.
+    fn commit_ready(&mut self) -> Result<(), EngineError> {
+        while let Some(&Reverse((_, _, top))) = self.heap.peek() {
+            match &self.res[top as usize] {
+                Res::Pending | Res::Running(_) | Res::ForEach { remaining: 1.., .. } => break,
+                Res::AwaitingApproval { .. } => break,
+                Res::AwaitingTurn => {
+                    // Its turn in commit order: now its call limits can be counted.
+                    self.res[top as usize] = self.start_node(top);
+                    self.worklist.push(self.heap_key(top));
+                    break;
+                }
+                _ if !self.passed_on[top as usize] => break,
+                _ => {
+                    self.heap.pop();
+                    self.commit(top)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn result_complete(&self, i: usize) -> bool {
@@ -1023,6 +1047,7 @@ impl<'w> Engine<'w> {
     /// `i` has its result: record its value and unblock what waits for it.
     fn resolved(&mut self, i: NodeIdx) {
         let iu = i as usize;
+        self.passed_on[iu] = true;
         self.ok[iu] = self.lets_dependents_run(iu);
         if self.read[iu] {
             let value = self.node_value(iu);
@@ -1032,7 +1057,7 @@ impl<'w> Engine<'w> {
             let s = self.succ[k as usize];
             self.pending_results[s as usize] -= 1;
             if self.pending_results[s as usize] == 0 {
-                self.worklist.push(s);
+                self.worklist.push(self.heap_key(s));
             }
         }
     }
@@ -1118,7 +1143,7 @@ impl<'w> Engine<'w> {
                 Err(e) => Res::Failed(format!("prompt: {e}")),
             },
             NodeKind::Task(task)
-                if self.gate_decisions[iu].is_none() && gated(node, self.policy) =>
+                if !self.gate_decisions.contains_key(&i) && gated(node, self.policy) =>
             {
                 let caps =
                     CapSet::of(task.tool.capabilities).intersect(self.policy.require_approval);
@@ -1307,7 +1332,7 @@ impl<'w> Engine<'w> {
             tool: task.tool,
             args,
             timeout: node.timeout,
-            retry: node.retry.clone(),
+            retry: node.retry.as_deref().cloned(),
             seed: self.seed,
             instance_id,
         });
@@ -1370,7 +1395,7 @@ impl<'w> Engine<'w> {
                     Res::Running(run) => Res::Task(run),
                     _ => unreachable!(),
                 };
-                self.worklist.push(node);
+                self.worklist.push(self.heap_key(node));
             }
             (Res::ForEach { runs, remaining }, Some(k)) => {
                 if let Some(Some(run)) = runs.get_mut(k as usize) {
@@ -1379,7 +1404,7 @@ impl<'w> Engine<'w> {
                 }
                 *remaining -= 1;
                 if *remaining == 0 {
-                    self.worklist.push(node);
+                    self.worklist.push(self.heap_key(node));
                 }
             }
             _ => debug_assert!(false, "a job result for a node that is not waiting for one"),
@@ -1436,7 +1461,7 @@ impl<'w> Engine<'w> {
                 if self.summary {
                     self.short[iu] = short(&run);
                 }
-                if let Some(d) = &self.gate_decisions[iu] {
+                if let Some(d) = self.gate_decisions.get(&i) {
                     clock = approval_resolved(events, clock, &node.id, d);
                 }
                 task_events(events, &mut clock, &node.id, tool, &run);
@@ -1446,7 +1471,7 @@ impl<'w> Engine<'w> {
                     NodeKind::Task(t) => t.tool,
                     _ => unreachable!("for_each on a task node"),
                 };
-                if let Some(d) = &self.gate_decisions[iu] {
+                if let Some(d) = self.gate_decisions.get(&i) {
                     clock = approval_resolved(events, clock, &node.id, d);
                 }
                 Event::new(events, "Start", clock)
@@ -1484,7 +1509,7 @@ impl<'w> Engine<'w> {
                 } else {
                     ("else", otherwise, then)
                 };
-                let ids = |v: &Vec<NodeIdx>| {
+                let ids = |v: &[NodeIdx]| {
                     v.iter()
                         .map(|&c| self.wf.nodes[c as usize].id.as_str())
                         .collect::<Vec<_>>()
@@ -1538,7 +1563,7 @@ impl<'w> Engine<'w> {
                 let NodeKind::Join(parents) = &node.kind else {
                     unreachable!()
                 };
-                let ids = |v: &Vec<NodeIdx>| {
+                let ids = |v: &[NodeIdx]| {
                     v.iter()
                         .map(|&c| self.wf.nodes[c as usize].id.as_str())
                         .collect::<Vec<_>>()

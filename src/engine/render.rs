@@ -12,25 +12,39 @@ use std::sync::{Arc, OnceLock};
 
 /// The values of `nodes.ID`, filled in as nodes resolve.
 #[derive(Debug)]
+///
+/// Only the nodes that some expression reads have a slot: in a large workflow that is usually
+/// a small part of the graph.
 pub struct NodeValues {
-    ids: HashMap<String, u32>,
+    /// Id to slot.
+    ids: HashMap<Box<str>, u32>,
+    /// Node index to slot.
+    slot_of: HashMap<u32, u32>,
     slots: Vec<OnceLock<Value>>,
 }
 
 impl NodeValues {
-    pub fn new<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
-        let ids: HashMap<String, u32> = ids
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| (id.to_string(), i as u32))
-            .collect();
+    /// Slots for the given nodes: (node index, id).
+    pub fn new<'a>(read: impl IntoIterator<Item = (u32, &'a str)>) -> Self {
+        let mut ids = HashMap::new();
+        let mut slot_of = HashMap::new();
+        for (slot, (node, id)) in read.into_iter().enumerate() {
+            ids.insert(id.into(), slot as u32);
+            slot_of.insert(node, slot as u32);
+        }
         let slots = (0..ids.len()).map(|_| OnceLock::new()).collect();
-        Self { ids, slots }
+        Self {
+            ids,
+            slot_of,
+            slots,
+        }
     }
 
-    /// Records node `i`'s value (once).
+    /// Records node `i`'s value (once); ignored for a node without a slot.
     pub fn set(&self, i: u32, value: &serde_json::Value) {
-        let _ = self.slots[i as usize].set(Value::from(minijinja::value::Serde(value)));
+        if let Some(&slot) = self.slot_of.get(&i) {
+            let _ = self.slots[slot as usize].set(Value::from(minijinja::value::Serde(value)));
+        }
     }
 }
 
@@ -169,7 +183,7 @@ mod tests {
     use super::*;
 
     fn renderer() -> (Renderer, Arc<NodeValues>) {
-        let values = Arc::new(NodeValues::new(["a", "b"]));
+        let values = Arc::new(NodeValues::new([(0, "a"), (1, "b")]));
         values.set(
             0,
             &serde_json::json!({"output": "$(touch pwned)", "status": "succeeded"}),

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Batches the engine may queue ahead of the writer (a batch is at most a few hundred KiB).
+const QUEUE_BATCHES: usize = 8;
+
 /// Where a ledger goes: a file (synced to disk), or memory (a replay's regenerated ledger).
 pub trait Sink: Write + Send + 'static {
     fn sync(&mut self) -> io::Result<()>;
@@ -92,7 +95,9 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on an open file positioned where lines are to be appended.
     pub fn start(file: impl Sink, chain: ChainState) -> Self {
-        let (tx, rx) = mpsc::sync_channel::<String>(1024);
+        // A short queue: when the engine commits faster than the file takes lines, it waits
+        // rather than holding the whole ledger in memory.
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_BATCHES);
         let handle = std::thread::Builder::new()
             .name("kairos-ledger".into())
             .spawn(move || write_loop(file, chain, &rx))

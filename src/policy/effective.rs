@@ -25,7 +25,7 @@ pub struct Layer {
     pub spec: PolicySpec,
     /// Line of each span's start, for "withheld by FILE:LINE" messages.
     pub file: String,
-    pub source: String,
+    pub source: std::sync::Arc<str>,
     /// Without a preset, start from everything (an organisation policy narrows what it does
     /// not list) rather than from nothing (a workflow grants only what it lists).
     pub narrows: bool,
@@ -383,13 +383,13 @@ fn deny_site(spec: &PolicySpec, cap: Capability, at: Option<(&str, Option<&str>)
         None => String::new(),
     };
     if let Some(d) = spec.deny.iter().find(|d| d.value == cap) {
-        return format!(" (`deny`{})", place(d.span.offset));
+        return format!(" (`deny`{})", place(d.span.offset()));
     }
     match &spec.preset {
         Some(p) => format!(
             " (preset `{}`{} does not include it)",
             p.value.name(),
-            place(p.span.offset)
+            place(p.span.offset())
         ),
         None => " (no preset and no `allow` grants it)".to_string(),
     }

@@ -453,7 +453,7 @@ pub fn layers(
             name: "the organisation policy".into(),
             spec: spec.clone(),
             file: file.to_string(),
-            source: source.to_string(),
+            source: source.into(),
             narrows: true,
         });
     }
@@ -485,7 +485,7 @@ pub fn check_capabilities(
             .filter(|c| !granted.contains(*c))
         {
             out.push(WorkflowError::CapabilityNotGranted {
-                id: node.id.clone(),
+                id: node.id.to_string(),
                 capability: cap.name().to_string(),
                 span: ss(task.span),
                 tool: task.tool.name.to_string(),

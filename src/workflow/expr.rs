@@ -218,7 +218,7 @@ fn field_span(text: &Sp<String>, source: &str, id: &str, attr: &str) -> Span {
     if whole == text.span {
         whole
     } else {
-        Span::new(whole.offset + id.len() + 1, attr.len())
+        Span::new(whole.offset() + id.len() + 1, attr.len())
     }
 }
 
@@ -234,15 +234,17 @@ fn subscripted_ids(text: &str) -> Vec<String> {
 /// The span of `needle` inside the source text of `text`, or the whole value.
 fn find_in(text: &Sp<String>, source: &str, needle: &str) -> Span {
     source
-        .get(text.span.offset..text.span.end())
+        .get(text.span.offset()..text.span.end())
         .and_then(|slice| slice.find(needle))
-        .map_or(text.span, |i| Span::new(text.span.offset + i, needle.len()))
+        .map_or(text.span, |i| {
+            Span::new(text.span.offset() + i, needle.len())
+        })
 }
 
 /// Maps a byte range inside the value to the source, when the source spells the value
 /// literally (plain, or quoted without escapes); otherwise the whole value.
 fn locate_range(text: &Sp<String>, source: &str, start: usize, end: usize) -> Span {
-    let Some(slice) = source.get(text.span.offset..text.span.end()) else {
+    let Some(slice) = source.get(text.span.offset()..text.span.end()) else {
         return text.span;
     };
     let shift = if slice == text.as_str() {
@@ -254,5 +256,5 @@ fn locate_range(text: &Sp<String>, source: &str, start: usize, end: usize) -> Sp
     };
     let start = start.min(text.len());
     let end = end.clamp(start, text.len());
-    Span::new(text.span.offset + shift + start, end - start)
+    Span::new(text.span.offset() + shift + start, end - start)
 }

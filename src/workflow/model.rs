@@ -4,7 +4,7 @@
 //! graph references only existing nodes and is acyclic; `nodes` is in declaration order.
 
 use super::read::Sp;
-use super::yaml::{self, Span};
+use super::yaml::{self, Span, Str};
 use crate::policy::{CapSet, PolicySpec};
 use crate::tools::ToolSpec;
 use std::time::Duration;
@@ -16,8 +16,8 @@ pub type NodeIdx = u32;
 pub struct Workflow {
     /// The file name as given on the command line.
     pub file: String,
-    /// The exact source text.
-    pub source: String,
+    /// The exact source text (shared with the policy layers that quote it).
+    pub source: std::sync::Arc<str>,
     pub version: u64,
     pub name: String,
     pub description: Option<String>,
@@ -54,42 +54,45 @@ pub struct Retry {
     pub max_backoff: Option<Duration>,
 }
 
+/// One node of the graph. Large workflows hold a million of these, so fields that most nodes
+/// leave unset are boxed and lists are boxed slices.
 #[derive(Debug)]
 pub struct Node {
-    pub id: String,
+    /// Short ids (up to 22 bytes) are stored inline.
+    pub id: Str,
     /// The span of the id value.
     pub span: Span,
     pub kind: NodeKind,
-    /// `needs` as written.
-    pub needs: Vec<NodeIdx>,
     /// Every node this one waits for and is skipped with: `needs`, plus the branch, fork or
     /// join that implies it. Sorted, no duplicates.
-    pub deps: Vec<NodeIdx>,
+    pub deps: Box<[NodeIdx]>,
     /// Nodes whose values this node's expressions read but does not otherwise depend on:
     /// it waits for them to resolve, without being skipped when they are. Sorted.
-    pub after: Vec<NodeIdx>,
+    pub after: Box<[NodeIdx]>,
     /// Every node this one's expressions read (whether or not also in `deps`). Sorted.
-    pub reads: Vec<NodeIdx>,
-    pub condition: Option<Sp<String>>,
+    pub reads: Box<[NodeIdx]>,
+    pub condition: Option<Box<Sp<String>>>,
     pub timeout: Option<Duration>,
-    pub retry: Option<Retry>,
+    pub retry: Option<Box<Retry>>,
     pub continue_on_error: bool,
     pub priority: i64,
-    pub for_each: Option<ForEach>,
+    pub for_each: Option<Box<ForEach>>,
     pub policy: Option<Box<PolicySpec>>,
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
 }
+
+const _: () = assert!(std::mem::size_of::<Node>() <= 208);
 
 #[derive(Debug)]
 pub enum NodeKind {
     Task(Task),
     Branch {
-        condition: Sp<String>,
-        then: Vec<NodeIdx>,
-        otherwise: Vec<NodeIdx>,
+        condition: Box<Sp<String>>,
+        then: Box<[NodeIdx]>,
+        otherwise: Box<[NodeIdx]>,
     },
-    Fork(Vec<NodeIdx>),
-    Join(Vec<NodeIdx>),
+    Fork(Box<[NodeIdx]>),
+    Join(Box<[NodeIdx]>),
     Approval {
         prompt: String,
     },
@@ -101,7 +104,7 @@ pub struct Task {
     /// Written as `run:` rather than `tool: shell`.
     pub shorthand: bool,
     /// The tool's arguments, `run:` included for the shorthand.
-    pub with: Vec<(String, yaml::Node)>,
+    pub with: Box<[(String, yaml::Node)]>,
     /// The span of the `run:` or `tool:` value, for policy diagnostics.
     pub span: Span,
 }

@@ -70,6 +70,23 @@ impl<'n> Fields<'n> {
         })
     }
 
+    /// Reads a mapping that [`new`](Self::new) has already checked, without reporting again.
+    pub fn checked(
+        node: &'n Node,
+        context: &'static str,
+        known: &'static [&'static str],
+    ) -> Option<Self> {
+        let Value::Map(entries) = &node.value else {
+            return None;
+        };
+        Some(Self {
+            node,
+            entries,
+            known,
+            context,
+        })
+    }
+
     pub fn span(&self) -> Span {
         self.node.span
     }
@@ -120,8 +137,13 @@ pub fn wrong_type(node: &Node, expected: &str) -> WorkflowError {
 }
 
 pub fn string(node: &Node, errors: &mut Errors) -> Option<Sp<String>> {
+    str(node, errors).map(|s| Sp::new(s.value.to_string(), s.span))
+}
+
+/// A string, borrowed from the tree.
+pub fn str<'n>(node: &'n Node, errors: &mut Errors) -> Option<Sp<&'n str>> {
     match &node.value {
-        Value::Str(s) => Some(Sp::new(s.clone(), node.span)),
+        Value::Str(s) => Some(Sp::new(s.as_str(), node.span)),
         _ => {
             errors.push(wrong_type(node, "a string"));
             None

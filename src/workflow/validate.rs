@@ -77,7 +77,7 @@ pub fn load(file: &str, source: String) -> Result<Workflow, Diagnostics> {
     match workflow {
         Some(mut w) if errors.is_empty() => {
             w.file = file.to_string();
-            w.source = source;
+            w.source = source.into();
             Ok(w)
         }
         _ => {
@@ -101,10 +101,10 @@ struct Checker<'s, 'e> {
     errors: &'e mut Errors,
 }
 
-/// What pass one learns about a node.
+/// What pass one learns about a node (kept small: there is one per node).
 struct Head<'n> {
-    fields: Option<Fields<'n>>,
-    id: String,
+    item: &'n yaml::Node,
+    id: &'n str,
     valid_id: bool,
     span: Span,
 }
@@ -171,14 +171,14 @@ impl Checker<'_, '_> {
             if head.id.is_empty() || !head.valid_id {
                 continue;
             }
-            if let Some(&first) = ids.get(head.id.as_str()) {
+            if let Some(&first) = ids.get(head.id) {
                 self.errors.push(WorkflowError::DuplicateId {
-                    id: head.id.clone(),
+                    id: head.id.to_string(),
                     first: ss(heads[first as usize].span),
                     second: ss(head.span),
                 });
             } else {
-                ids.insert(&head.id, i as NodeIdx);
+                ids.insert(head.id, i as NodeIdx);
             }
         }
 
@@ -207,7 +207,7 @@ impl Checker<'_, '_> {
 
         Some(Workflow {
             file: String::new(),
-            source: String::new(),
+            source: "".into(),
             version: version?,
             name: name?.value,
             description,
@@ -310,7 +310,7 @@ impl Checker<'_, '_> {
                 let d = duration::parse(s);
                 if d.is_none() {
                     self.errors.push(WorkflowError::InvalidDuration {
-                        text: s.clone(),
+                        text: s.to_string(),
                         span: ss(n.span),
                     });
                 }
@@ -382,19 +382,19 @@ impl Checker<'_, '_> {
     fn head<'n>(&mut self, item: &'n yaml::Node) -> Head<'n> {
         let fields = Fields::new(item, "node", NODE_KEYS, self.errors);
         let mut head = Head {
-            id: String::new(),
+            id: "",
             valid_id: true,
             span: item.span,
-            fields: None,
+            item,
         };
         if let Some(f) = &fields
             && let Some(id) = f
                 .require("id", self.errors)
-                .and_then(|n| read::string(n, self.errors))
+                .and_then(|n| read::str(n, self.errors))
         {
             if !valid_id(&id) {
                 self.errors.push(WorkflowError::InvalidId {
-                    id: id.value.clone(),
+                    id: id.value.to_string(),
                     span: ss(id.span),
                 });
                 head.valid_id = false;
@@ -402,7 +402,6 @@ impl Checker<'_, '_> {
             head.id = id.value;
             head.span = id.span;
         }
-        head.fields = fields;
         head
     }
 
@@ -440,7 +439,7 @@ impl Checker<'_, '_> {
         while let Some(n) = stack.pop() {
             match &n.value {
                 Value::Str(s) => {
-                    self.expr(&Sp::new(s.clone(), n.span), Form::Template, scope, used)
+                    self.expr(&Sp::new(s.to_string(), n.span), Form::Template, scope, used)
                 }
                 Value::Seq(items) => stack.extend(items),
                 Value::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
@@ -456,7 +455,7 @@ impl Checker<'_, '_> {
         inputs: &[&str],
         defaults: &Defaults,
     ) -> Option<Node> {
-        let f = head.fields.as_ref()?;
+        let f = &Fields::checked(head.item, "node", NODE_KEYS)?;
         let needs: Vec<NodeIdx> = f
             .get("needs")
             .map(|n| self.refs(n, "needs", ids))
@@ -480,7 +479,7 @@ impl Checker<'_, '_> {
                 items.iter().map(yaml::Node::to_json).collect(),
             )),
             Value::Str(s) => {
-                let text = Sp::new(s.clone(), n.span);
+                let text = Sp::new(s.to_string(), n.span);
                 let outer = Scope {
                     loop_vars: false,
                     ..scope
@@ -524,19 +523,19 @@ impl Checker<'_, '_> {
             .iter()
             .filter_map(|&k| f.key_span(k).map(|s| (k, s)))
             .collect();
-        kinds.sort_by_key(|(_, span)| span.offset);
+        kinds.sort_by_key(|(_, span)| span.offset());
         let with = f.get("with");
         let kind = match kinds.as_slice() {
             [] => {
                 self.errors.push(WorkflowError::NoKind {
-                    id: head.id.clone(),
+                    id: head.id.to_string(),
                     span: ss(head.span),
                 });
                 None
             }
             [(first_kind, first), (second_kind, second), ..] => {
                 self.errors.push(WorkflowError::TwoKinds {
-                    id: head.id.clone(),
+                    id: head.id.to_string(),
                     first_kind,
                     second_kind,
                     first: ss(*first),
@@ -554,28 +553,27 @@ impl Checker<'_, '_> {
                     });
                 }
                 let value = f.get(kind).expect("kind key present");
-                self.kind(&head.id, kind, value, with, &scope, ids, &mut used)
+                self.kind(head.id, kind, value, with, &scope, ids, &mut used)
             }
         };
 
         used.sort_unstable();
         used.dedup();
         Some(Node {
-            id: head.id.clone(),
+            id: head.id.into(),
             span: head.span,
-            kind: kind.unwrap_or(NodeKind::Fork(Vec::new())),
-            deps: needs.clone(),
-            needs,
-            reads: used.clone(),
-            after: used,
-            condition,
+            kind: kind.unwrap_or(NodeKind::Fork(Box::default())),
+            deps: needs.into(),
+            reads: used.as_slice().into(),
+            after: used.into(),
+            condition: condition.map(Box::new),
             timeout,
-            retry,
+            retry: retry.map(Box::new),
             continue_on_error,
             priority,
-            for_each,
+            for_each: for_each.map(Box::new),
             policy,
-            description,
+            description: description.map(String::into_boxed_str),
         })
     }
 
@@ -600,7 +598,7 @@ impl Checker<'_, '_> {
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: true,
-                    with: args,
+                    with: args.into(),
                     span: value.span,
                 }))
             }
@@ -624,7 +622,7 @@ impl Checker<'_, '_> {
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: false,
-                    with,
+                    with: with.into(),
                     span: name.span,
                 }))
             }
@@ -648,7 +646,7 @@ impl Checker<'_, '_> {
                     if let Some(t) = then.iter().find(|t| t.value == e.value) {
                         let arm = self
                             .source
-                            .get(e.span.offset..e.span.end())
+                            .get(e.span.offset()..e.span.end())
                             .unwrap_or_default();
                         self.errors.push(WorkflowError::BothArms {
                             id: arm.trim_matches(['"', '\'']).to_string(),
@@ -659,7 +657,7 @@ impl Checker<'_, '_> {
                     }
                 }
                 Some(NodeKind::Branch {
-                    condition: condition?,
+                    condition: Box::new(condition?),
                     then: then.into_iter().map(|s| s.value).collect(),
                     otherwise: otherwise.into_iter().map(|s| s.value).collect(),
                 })
@@ -735,9 +733,12 @@ impl Checker<'_, '_> {
             };
             match spec.kind {
                 KeyKind::Template => match &value.value {
-                    Value::Str(s) => {
-                        self.expr(&Sp::new(s.clone(), value.span), Form::Template, scope, used)
-                    }
+                    Value::Str(s) => self.expr(
+                        &Sp::new(s.to_string(), value.span),
+                        Form::Template,
+                        scope,
+                        used,
+                    ),
                     Value::Seq(_) | Value::Map(_) | Value::Null => {
                         self.errors.push(read::wrong_type(value, "a string"));
                         ok = false;
@@ -936,13 +937,12 @@ impl Checker<'_, '_> {
 
 fn placeholder(head: &Head<'_>) -> Node {
     Node {
-        id: head.id.clone(),
+        id: head.id.into(),
         span: head.span,
-        kind: NodeKind::Fork(Vec::new()),
-        needs: Vec::new(),
-        deps: Vec::new(),
-        after: Vec::new(),
-        reads: Vec::new(),
+        kind: NodeKind::Fork(Box::default()),
+        deps: Box::default(),
+        after: Box::default(),
+        reads: Box::default(),
         condition: None,
         timeout: None,
         retry: None,
@@ -978,7 +978,7 @@ fn cycle_error(nodes: &[Node], cycle: &[usize]) -> WorkflowError {
 /// a join needs what it joins. `after` keeps only what `deps` does not already cover.
 fn link(nodes: &mut [Node]) {
     let mut implied: Vec<(usize, NodeIdx)> = Vec::new();
-    for (i, node) in nodes.iter_mut().enumerate() {
+    for (i, node) in nodes.iter().enumerate() {
         match &node.kind {
             NodeKind::Branch {
                 then, otherwise, ..
@@ -992,21 +992,34 @@ fn link(nodes: &mut [Node]) {
             NodeKind::Fork(children) => {
                 implied.extend(children.iter().map(|&c| (c as usize, i as NodeIdx)))
             }
-            NodeKind::Join(parents) => {
-                let parents = parents.clone();
-                node.deps.extend(parents);
-            }
+            NodeKind::Join(parents) => implied.extend(parents.iter().map(|&p| (i, p))),
             _ => {}
         }
     }
-    for (child, parent) in implied {
-        nodes[child].deps.push(parent);
-    }
-    for node in nodes.iter_mut() {
-        node.deps.sort_unstable();
-        node.deps.dedup();
+    implied.sort_unstable();
+    let mut implied = implied.as_slice();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let extra = implied.partition_point(|&(child, _)| child == i);
+        let (mine, rest) = implied.split_at(extra);
+        implied = rest;
+        let sorted = node.deps.windows(2).all(|w| w[0] < w[1]);
+        if !mine.is_empty() || !sorted {
+            let mut deps = node.deps.to_vec();
+            deps.extend(mine.iter().map(|&(_, parent)| parent));
+            deps.sort_unstable();
+            deps.dedup();
+            node.deps = deps.into();
+        }
         let deps = &node.deps;
-        node.after.retain(|a| deps.binary_search(a).is_err());
+        if node.after.iter().any(|a| deps.binary_search(a).is_ok()) {
+            let after: Vec<NodeIdx> = node
+                .after
+                .iter()
+                .copied()
+                .filter(|a| deps.binary_search(a).is_err())
+                .collect();
+            node.after = after.into();
+        }
     }
 }
 

@@ -9,30 +9,53 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
-/// A byte range in the workflow source.
+/// A byte range in the workflow source. Offsets are 32-bit: [`parse`] refuses larger input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
-    pub offset: usize,
-    pub len: usize,
+    offset: u32,
+    len: u32,
 }
 
 impl Span {
-    pub const fn new(offset: usize, len: usize) -> Self {
+    /// A span; offsets past 4 GiB saturate (such input never reaches a span).
+    pub fn new(offset: usize, len: usize) -> Self {
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        let len = u32::try_from(len)
+            .unwrap_or(u32::MAX)
+            .min(u32::MAX - offset);
         Self { offset, len }
     }
 
+    pub const fn offset(self) -> usize {
+        self.offset as usize
+    }
+
+    pub const fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
     pub const fn end(self) -> usize {
-        self.offset + self.len
+        self.offset as usize + self.len as usize
     }
 }
 
 impl From<Span> for miette::SourceSpan {
     fn from(span: Span) -> Self {
-        (span.offset, span.len).into()
+        (span.offset(), span.len()).into()
     }
 }
 
+/// The largest workflow source that spans can address.
+pub const MAX_SOURCE: usize = u32::MAX as usize;
+
 /// A YAML value with its span.
+///
+/// Trees of large workflows hold millions of these, so the layout is kept small: 32 bytes a
+/// node, short strings (ids, keys) inline, collections as boxed slices.
 #[derive(Clone, Debug)]
 pub struct Node {
     pub span: Span,
@@ -45,10 +68,131 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
+    Str(Str),
+    Seq(Box<[Node]>),
     /// Entries in source order. Duplicate keys are kept so that validation can report them.
-    Map(Vec<(Node, Node)>),
+    Map(Box<[(Node, Node)]>),
+}
+
+const _: () = assert!(std::mem::size_of::<Node>() == 32);
+
+/// An immutable string that keeps up to 22 bytes inline, without an allocation.
+#[derive(Clone)]
+pub enum Str {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+const INLINE: usize = 22;
+
+impl Str {
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Str::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Str::Heap(s.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied from a `&str` and cut at its length: valid UTF-8.
+            Str::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            Str::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str::new(s)
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE {
+            Str::new(&s)
+        } else {
+            Str::Heap(s.into_boxed_str())
+        }
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Str {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Str) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
 }
 
 impl Value {
@@ -82,7 +226,7 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-            Value::Str(s) => J::String(s.clone()),
+            Value::Str(s) => J::String(s.to_string()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => {
                 let mut map = serde_json::Map::new();
@@ -109,7 +253,7 @@ impl Node {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Seq(_) | Value::Map(_) => String::new(),
         }
     }
@@ -124,6 +268,12 @@ pub struct SyntaxError {
 
 /// Parses one YAML document into a [`Node`] tree.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    if source.len() > MAX_SOURCE {
+        return Err(SyntaxError {
+            message: "the file is larger than 4 GiB".into(),
+            span: Span::default(),
+        });
+    }
     // The default budget caps a document at 250,000 YAML nodes; workflows of a million
     // nodes are legitimate. Anything that is not an alias costs at least a byte of input, so
     // limits that grow with the input keep the protection against alias bombs (whose limits
@@ -189,8 +339,8 @@ fn strip_location_suffix(msg: &str) -> String {
 }
 
 fn clamp(span: Span, len: usize) -> Span {
-    let offset = span.offset.min(len);
-    Span::new(offset, span.len.min(len - offset))
+    let offset = span.offset().min(len);
+    Span::new(offset, span.len().min(len - offset))
 }
 
 fn node_from(spanned: Spanned<Value>, source_len: usize) -> Node {
@@ -244,19 +394,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_string()))
+        Ok(Value::Str(Str::new(v)))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+        Ok(Value::Str(v.into()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element::<Spanned<Value>>()? {
             items.push(node_from(item, usize::MAX));
         }
-        // Trees of large workflows hold hundreds of thousands of small collections.
-        items.shrink_to_fit();
-        Ok(Value::Seq(items))
+        Ok(Value::Seq(items.into_boxed_slice()))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
@@ -264,7 +412,58 @@ impl<'de> Visitor<'de> for ValueVisitor {
             let value = map.next_value::<Spanned<Value>>()?;
             entries.push((node_from(key, usize::MAX), node_from(value, usize::MAX)));
         }
-        entries.shrink_to_fit();
-        Ok(Value::Map(entries))
+        Ok(Value::Map(entries.into_boxed_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_keep_their_text_inline_or_on_the_heap() {
+        for text in [
+            "",
+            "t1",
+            "é",
+            &"x".repeat(INLINE),
+            &"y".repeat(INLINE + 1),
+            "ünïcødé ünïcødé ü",
+        ] {
+            let s = Str::new(text);
+            assert_eq!(s.as_str(), text);
+            assert_eq!(Str::from(text.to_string()), s);
+            assert_eq!(
+                matches!(s, Str::Inline { .. }),
+                text.len() <= INLINE,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn spans_and_scalars_survive_the_compact_tree() {
+        let source = "a: [1, two, \"a string longer than twenty-two bytes\"]\nb: {c: true}\n";
+        let root = parse(source).unwrap();
+        let Value::Map(entries) = &root.value else {
+            panic!("a mapping")
+        };
+        assert_eq!(entries[0].0.as_str(), Some("a"));
+        let Value::Seq(items) = &entries[0].1.value else {
+            panic!("a list")
+        };
+        let texts: Vec<&str> = items
+            .iter()
+            .map(|n| &source[n.span.offset()..n.span.end()])
+            .collect();
+        assert_eq!(
+            texts,
+            ["1", "two", "\"a string longer than twenty-two bytes\""]
+        );
+        assert_eq!(
+            items[2].as_str(),
+            Some("a string longer than twenty-two bytes")
+        );
+        assert_eq!(entries[1].1.to_json(), serde_json::json!({"c": true}),);
     }
 }
