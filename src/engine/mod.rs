@@ -10,9 +10,10 @@
 //! a node's result depends only on the results it reads, its own RNG stream and its inputs,
 //! never on timing, the commit order and the ledger bytes are the same at any `--jobs`.
 //!
-//! Everything is iterative (work lists, a heap, counters): a 1,000,000-node chain runs without
+//! Everything is iterative (sets of ready nodes, counters): a 1,000,000-node chain runs without
 //! recursion.
 
+mod order;
 pub mod render;
 pub mod replay;
 mod rng;
@@ -620,9 +621,8 @@ struct Engine<'w> {
     end_clock: Vec<u64>,
     /// Branch decisions, kept after the branch commits (its arms may begin later).
     decisions: Vec<Option<bool>>,
-    /// (is an approval, priority) per node: the commit order's keys, kept dense because
-    /// they are read for every edge.
-    rank: Vec<(bool, i64)>,
+    /// Each node's rank in the canonical order.
+    order: order::Order,
     /// The decision that let a `require_approval` call run, recorded when the task commits.
     gate_decisions: std::collections::BTreeMap<NodeIdx, ApprovalDecision>,
     /// Whether each resolved node lets its dependents run (see `lets_dependents_run`).
@@ -633,7 +633,9 @@ struct Engine<'w> {
     attempts: Vec<u32>,
     short: Vec<String>,
     summary: bool,
-    heap: BinaryHeap<Reverse<(bool, Reverse<i64>, NodeIdx)>>,
+    /// Ranks of the nodes that may commit once they have their result: everything they wait
+    /// for has committed.
+    commits: order::RankSet,
     values: Arc<NodeValues>,
     renderer: Renderer,
     pool: Option<Pool>,
@@ -645,9 +647,9 @@ struct Engine<'w> {
     /// Event bodies committed but not yet handed to the writer (sent in batches).
     outbox: String,
     counts: [u64; 4],
-    /// Nodes whose inputs have results, to begin (or to resolve) in commit order: what starts
-    /// first is what commits first, so results are written and dropped as soon as possible.
-    worklist: BinaryHeap<Reverse<(bool, Reverse<i64>, NodeIdx)>>,
+    /// Ranks of the nodes whose inputs have results, to begin (or to resolve) in commit order:
+    /// what starts first is what commits first, so results are written and dropped at once.
+    ready: order::RankSet,
 }
 
 impl<'w> Engine<'w> {
@@ -724,16 +726,13 @@ impl<'w> Engine<'w> {
             read,
             end_clock: vec![0; n],
             decisions: vec![None; n],
-            rank: wf
-                .nodes
-                .iter()
-                .map(|n| {
-                    (
-                        matches!(n.kind, NodeKind::Approval { .. }) || gated(n, policy),
-                        n.priority,
-                    )
-                })
-                .collect(),
+            order: order::Order::new(n, |i| {
+                let node = &wf.nodes[i];
+                (
+                    matches!(node.kind, NodeKind::Approval { .. }) || gated(node, policy),
+                    node.priority,
+                )
+            }),
             gate_decisions: std::collections::BTreeMap::new(),
             ok: vec![false; n],
             passed_on: vec![false; n],
@@ -744,7 +743,7 @@ impl<'w> Engine<'w> {
                 Vec::new()
             },
             summary,
-            heap: BinaryHeap::new(),
+            commits: order::RankSet::new(n),
             values,
             renderer,
             pool: None,
@@ -755,23 +754,28 @@ impl<'w> Engine<'w> {
             committed: 0,
             outbox: String::new(),
             counts: [0; 4],
-            worklist: BinaryHeap::new(),
+            ready: order::RankSet::new(n),
         }
     }
 
-    fn heap_key(&self, i: NodeIdx) -> Reverse<(bool, Reverse<i64>, NodeIdx)> {
-        let (approval, priority) = self.rank[i as usize];
-        Reverse((approval, Reverse(priority), i))
+    /// Marks `i` as ready to begin, or to pass its result on.
+    fn push_ready(&mut self, i: NodeIdx) {
+        self.ready.insert(self.order.rank(i));
+    }
+
+    /// The node that commits next, if it is known which.
+    fn next_commit(&self) -> Option<NodeIdx> {
+        self.commits.first().map(|r| self.order.node(r))
     }
 
     fn run(mut self) -> Result<RunReport, EngineError> {
         let n = self.wf.nodes.len();
         for i in 0..n as NodeIdx {
             if self.pending_commits[i as usize] == 0 {
-                self.heap.push(self.heap_key(i));
+                self.commits.insert(self.order.rank(i));
             }
             if self.pending_results[i as usize] == 0 {
-                self.worklist.push(self.heap_key(i));
+                self.push_ready(i);
             }
         }
         let mut pending_approvals = Vec::new();
@@ -794,22 +798,19 @@ impl<'w> Engine<'w> {
                 interrupted = true;
                 break;
             }
-            if let Some(&Reverse((_, _, top))) = self.heap.peek()
+            if let Some(top) = self.next_commit()
                 && let Res::AwaitingApproval { .. } = &self.res[top as usize]
             {
                 // Nothing else is ready: every approval that is ready now is requested at
                 // once, in commit order, whether or not its decision is known (so a paused run
                 // and one given the decisions up front write the same requests).
-                let mut ready: Vec<_> = self
-                    .heap
+                let ready: Vec<NodeIdx> = self
+                    .commits
                     .iter()
-                    .map(|&Reverse(k)| k)
-                    .filter(|&(_, _, i)| {
-                        matches!(self.res[i as usize], Res::AwaitingApproval { .. })
-                    })
+                    .map(|r| self.order.node(r))
+                    .filter(|&i| matches!(self.res[i as usize], Res::AwaitingApproval { .. }))
                     .collect();
-                ready.sort_unstable();
-                for &(_, _, i) in &ready {
+                for &i in &ready {
                     if !self.requested[i as usize] {
                         self.requested[i as usize] = true;
                         let clock = self.start_clock(i as usize);
@@ -841,12 +842,12 @@ impl<'w> Engine<'w> {
                     } else {
                         Res::Approval(Box::new(decision))
                     };
-                    self.worklist.push(self.heap_key(top));
+                    self.push_ready(top);
                     continue;
                 }
                 let pending: Vec<&str> = ready
                     .iter()
-                    .map(|&(_, _, i)| self.wf.nodes[i as usize].id.as_str())
+                    .map(|&i| self.wf.nodes[i as usize].id.as_str())
                     .collect();
                 let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
                 Event::new(&mut self.outbox, "RunPaused", clock)
@@ -995,7 +996,7 @@ impl<'w> Engine<'w> {
     fn advance(&mut self) -> Result<(), EngineError> {
         loop {
             self.commit_ready()?;
-            let Some(Reverse((_, _, i))) = self.worklist.pop() else {
+            let Some(i) = self.ready.pop_first().map(|r| self.order.node(r)) else {
                 return Ok(());
             };
             if crate::interrupt::requested() && matches!(self.res[i as usize], Res::Pending) {
@@ -1013,19 +1014,19 @@ impl<'w> Engine<'w> {
 
     /// Commits nodes in canonical order while the next one has its result.
     fn commit_ready(&mut self) -> Result<(), EngineError> {
-        while let Some(&Reverse((_, _, top))) = self.heap.peek() {
+        while let Some(top) = self.next_commit() {
             match &self.res[top as usize] {
                 Res::Pending | Res::Running(_) | Res::ForEach { remaining: 1.., .. } => break,
                 Res::AwaitingApproval { .. } => break,
                 Res::AwaitingTurn => {
                     // Its turn in commit order: now its call limits can be counted.
                     self.res[top as usize] = self.start_node(top);
-                    self.worklist.push(self.heap_key(top));
+                    self.push_ready(top);
                     break;
                 }
                 _ if !self.passed_on[top as usize] => break,
                 _ => {
-                    self.heap.pop();
+                    self.commits.remove(self.order.rank(top));
                     self.commit(top)?;
                 }
             }
@@ -1057,7 +1058,7 @@ impl<'w> Engine<'w> {
             let s = self.succ[k as usize];
             self.pending_results[s as usize] -= 1;
             if self.pending_results[s as usize] == 0 {
-                self.worklist.push(self.heap_key(s));
+                self.push_ready(s);
             }
         }
     }
@@ -1395,7 +1396,7 @@ impl<'w> Engine<'w> {
                     Res::Running(run) => Res::Task(run),
                     _ => unreachable!(),
                 };
-                self.worklist.push(self.heap_key(node));
+                self.push_ready(node);
             }
             (Res::ForEach { runs, remaining }, Some(k)) => {
                 if let Some(Some(run)) = runs.get_mut(k as usize) {
@@ -1404,7 +1405,7 @@ impl<'w> Engine<'w> {
                 }
                 *remaining -= 1;
                 if *remaining == 0 {
-                    self.worklist.push(self.heap_key(node));
+                    self.push_ready(node);
                 }
             }
             _ => debug_assert!(false, "a job result for a node that is not waiting for one"),
@@ -1600,7 +1601,7 @@ impl<'w> Engine<'w> {
             let s = self.succ[k as usize];
             self.pending_commits[s as usize] -= 1;
             if self.pending_commits[s as usize] == 0 {
-                self.heap.push(self.heap_key(s));
+                self.commits.insert(self.order.rank(s));
             }
         }
         Ok(())
