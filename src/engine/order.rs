@@ -139,7 +139,7 @@ mod tests {
                 if insert {
                     set.insert(v);
                     model.insert(v);
-                } else if v % 3 == 0 {
+                } else if v.is_multiple_of(3) {
                     prop_assert_eq!(set.pop_first(), model.pop_first());
                 } else {
                     set.remove(v);
