@@ -34,7 +34,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::fs::File;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -318,6 +317,39 @@ type JobResult = (NodeIdx, Option<u32>, Option<Vec<Attempt>>);
 /// The job queue and whether it is closed, with the condition workers wait on.
 type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
 
+/// Finished jobs on their way back to the scheduler.
+///
+/// A worker wakes the scheduler only when the job queue runs low. While enough work is
+/// queued, results wait and the scheduler takes them in batches: with short commands it would
+/// otherwise wake once per command and take CPU time from the commands themselves.
+#[derive(Default)]
+struct Results {
+    done: Mutex<Vec<JobResult>>,
+    wake: Condvar,
+}
+
+impl Results {
+    fn put(&self, result: JobResult, urgent: bool) {
+        self.done.lock().expect("results lock").push(result);
+        if urgent {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The results so far; when there are none, waits up to `timeout` for a worker's call.
+    fn take(&self, timeout: Duration) -> Vec<JobResult> {
+        let mut done = self.done.lock().expect("results lock");
+        if done.is_empty() {
+            done = self
+                .wake
+                .wait_timeout(done, timeout)
+                .expect("results lock")
+                .0;
+        }
+        std::mem::take(&mut *done)
+    }
+}
+
 /// Long-lived worker threads fed from one priority queue.
 struct Pool {
     shared: Arc<Queue>,
@@ -325,15 +357,15 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(jobs: usize, results: &Sender<JobResult>) -> Self {
+    fn start(jobs: usize, results: &Arc<Results>) -> Self {
         let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
         let threads = (0..jobs)
             .map(|i| {
                 let shared = Arc::clone(&shared);
-                let results = results.clone();
+                let results = Arc::clone(results);
                 std::thread::Builder::new()
                     .name(format!("kairos-worker-{i}"))
-                    .spawn(move || worker(&shared, &results))
+                    .spawn(move || worker(&shared, &results, jobs))
                     .expect("spawn a worker thread")
             })
             .collect();
@@ -358,7 +390,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: &Queue, results: &Sender<JobResult>) {
+fn worker(shared: &Queue, results: &Results, workers: usize) {
     let (lock, cv) = shared;
     loop {
         let job = {
@@ -384,9 +416,9 @@ fn worker(shared: &Queue, results: &Sender<JobResult>) {
                 &job.instance_id,
             )
         });
-        if results.send((job.node, job.instance, attempts)).is_err() {
-            return;
-        }
+        // The scheduler is needed soon only when the workers may run out of queued jobs.
+        let queued = lock.lock().expect("queue lock").0.len();
+        results.put((job.node, job.instance, attempts), queued < 2 * workers);
     }
 }
 
@@ -640,8 +672,7 @@ struct Engine<'w> {
     renderer: Renderer,
     pool: Option<Pool>,
     outstanding: usize,
-    tx: Sender<JobResult>,
-    rx: Receiver<JobResult>,
+    results: Arc<Results>,
     writer: Writer,
     committed: usize,
     /// Event bodies committed but not yet handed to the writer (sent in batches).
@@ -702,7 +733,6 @@ impl<'w> Engine<'w> {
             seed,
             Arc::clone(&values),
         );
-        let (tx, rx) = mpsc::channel();
         let (patterns, secrets) = policy.redaction();
         Self {
             wf,
@@ -748,8 +778,7 @@ impl<'w> Engine<'w> {
             renderer,
             pool: None,
             outstanding: 0,
-            tx,
-            rx,
+            results: Arc::default(),
             writer,
             committed: 0,
             outbox: String::new(),
@@ -870,7 +899,7 @@ impl<'w> Engine<'w> {
             // Committed events reach the writer at least every FLUSH_INTERVAL while workers
             // run, not after every node: waking the writer per node costs more than the node
             // when commands are short, and the writer syncs every 100 ms anyway.
-            let (node, instance, attempts) = loop {
+            let batch = loop {
                 let since = last_flush.elapsed();
                 if !self.outbox.is_empty() && since >= FLUSH_INTERVAL {
                     self.writer.send(std::mem::take(&mut self.outbox))?;
@@ -883,19 +912,12 @@ impl<'w> Engine<'w> {
                 } else {
                     FLUSH_INTERVAL - since
                 };
-                match self.rx.recv_timeout(wait) {
-                    Ok(result) => break result,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        return Err(EngineError::Ledger(std::io::Error::other(
-                            "internal error: the workers stopped",
-                        )));
-                    }
+                let batch = self.results.take(wait);
+                if !batch.is_empty() {
+                    break batch;
                 }
             };
-            self.outstanding -= 1;
-            self.job_done(node, instance, attempts);
-            while let Ok((node, instance, attempts)) = self.rx.try_recv() {
+            for (node, instance, attempts) in batch {
                 self.outstanding -= 1;
                 self.job_done(node, instance, attempts);
             }
@@ -1321,7 +1343,7 @@ impl<'w> Engine<'w> {
         let instance_id = instance_id.into_owned();
         let pool = self
             .pool
-            .get_or_insert_with(|| Pool::start(self.jobs, &self.tx));
+            .get_or_insert_with(|| Pool::start(self.jobs, &self.results));
         pool.push(Job {
             key: (
                 Reverse(node.priority),
