@@ -58,7 +58,12 @@ workload() { # shape n tool -> path of the workflow
 sizes="10000 100000 1000000"
 [ "$quick" = "--quick" ] && sizes="10000 100000"
 
+# The constant part of peak RSS: a one-node workflow.
+printf 'version: 1\nname: base\nnodes:\n  - id: only\n    tool: noop\n' > "$work/base.yaml"
+read -r _ base_rss < <(measure 3 "$work" "$bin" run -q --ledger l.jsonl "$work/base.yaml")
+
 echo "## kairos run, no-op nodes (whole process; parse = kairos validate on the same file)"
+echo "Peak RSS of a one-node run (the constant): ${base_rss} KiB; RSS/node = (peak RSS - constant) / nodes."
 printf '| %-18s | %9s | %9s | %9s | %13s | %12s | %10s |\n' workload nodes "run (s)" "parse (s)" "run-parse (s)" "nodes/s" "RSS/node"
 for shape in chain fanout random-dag; do
   for n in $sizes; do
@@ -67,11 +72,11 @@ for shape in chain fanout random-dag; do
     read -r t_run rss < <(measure "$runs" "$work" "$bin" run -q --ledger l.jsonl "$wf")
     read -r t_val _ < <(measure "$runs" "$work" "$bin" validate "$wf")
     nodes=$(grep -c '^  - id:' "$wf")
-    python3 - "$shape-$n" "$nodes" "$t_run" "$t_val" "$rss" <<'PY'
+    python3 - "$shape-$n" "$nodes" "$t_run" "$t_val" "$rss" "$base_rss" <<'PY'
 import sys
-name, nodes, run, val, rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+name, nodes, run, val, rss, base = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 engine = max(run - val, 1e-9)
-print("| %-18s | %9d | %9.3f | %9.3f | %13.3f | %12s | %8.0f B |" % (name, nodes, run, val, engine, format(int(nodes / engine), ","), rss * 1024 / nodes))
+print("| %-18s | %9d | %9.3f | %9.3f | %13.3f | %12s | %8.0f B |" % (name, nodes, run, val, engine, format(int(nodes / engine), ","), (rss - base) * 1024 / nodes))
 PY
   done
 done

@@ -78,6 +78,9 @@ pub struct ApprovalDecision {
     pub reason: Option<String>,
 }
 
+/// Emptied task runs the engine keeps for reuse.
+const SPARE_RUNS: usize = 64;
+
 /// How long committed events may wait for the writer while workers run.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -240,6 +243,22 @@ impl TaskRun {
 
     fn outcome(&self) -> Option<&Outcome> {
         self.attempts.last().map(|a| &a.outcome)
+    }
+
+    /// Empties the run for reuse, keeping the capacity of its lists.
+    fn clear(&mut self) {
+        let mut attempts = std::mem::take(&mut self.attempts);
+        let mut decisions = std::mem::take(&mut self.decisions);
+        let mut redactions = std::mem::take(&mut self.redactions);
+        attempts.clear();
+        decisions.clear();
+        redactions.clear();
+        *self = TaskRun {
+            attempts,
+            decisions,
+            redactions,
+            ..TaskRun::default()
+        };
     }
 }
 
@@ -432,11 +451,25 @@ fn execute(
     seed: u64,
     instance_id: &str,
 ) -> Vec<Attempt> {
+    let mut out = Vec::with_capacity(1);
+    execute_into(tool, args, timeout, retry, seed, instance_id, &mut out);
+    out
+}
+
+/// [`execute`], appending the attempts to `out`.
+fn execute_into(
+    tool: &ToolSpec,
+    args: &Map<String, Value>,
+    timeout: Option<Duration>,
+    retry: Option<&Retry>,
+    seed: u64,
+    instance_id: &str,
+    out: &mut Vec<Attempt>,
+) {
     // The RNG is derived only for the calls that draw from it.
     let mut rng = (tool.name == "random" || retry.is_some_and(|r| r.attempts > 1))
         .then(|| rng::for_node(seed, instance_id));
     let attempts = retry.map_or(1, |r| r.attempts.max(1));
-    let mut out = Vec::with_capacity(1);
     for k in 0..attempts {
         let outcome = builtin::run(
             tool,
@@ -470,7 +503,6 @@ fn execute(
             }
         }
     }
-    out
 }
 
 /// Reads `--input` values: YAML scalars (`5` is a number, `true` a boolean), else text.
@@ -673,6 +705,10 @@ struct Engine<'w> {
     pool: Option<Pool>,
     outstanding: usize,
     results: Arc<Results>,
+    /// Emptied runs kept for reuse (at most `SPARE_RUNS`). The boxes themselves are what is
+    /// reused: a `Res` holds a boxed run.
+    #[allow(clippy::vec_box)]
+    spare_runs: Vec<Box<TaskRun>>,
     writer: Writer,
     committed: usize,
     /// Event bodies committed but not yet handed to the writer (sent in batches).
@@ -779,6 +815,7 @@ impl<'w> Engine<'w> {
             pool: None,
             outstanding: 0,
             results: Arc::default(),
+            spare_runs: Vec::new(),
             writer,
             committed: 0,
             outbox: String::new(),
@@ -1244,7 +1281,8 @@ impl<'w> Engine<'w> {
             unreachable!("tasks only")
         };
         let locals = instance.as_ref().map(|(_, l)| l);
-        let mut run = TaskRun::default();
+        // Boxes of committed runs are reused: most nodes run and commit in quick succession.
+        let mut run = self.spare_runs.pop().unwrap_or_default();
         if instance.is_some()
             && let Some(cond) = &node.condition
         {
@@ -1254,7 +1292,7 @@ impl<'w> Engine<'w> {
                 Err(e) => run.error = Some(format!("`if`: {e}")),
             }
             if run.skipped.is_some() || run.error.is_some() {
-                return Res::Task(Box::new(run));
+                return Res::Task(run);
             }
         }
         let mut args = Map::new();
@@ -1281,7 +1319,7 @@ impl<'w> Engine<'w> {
                 }
                 Err(e) => {
                     run.error = Some(format!("`{key}`: {e}"));
-                    return Res::Task(Box::new(run));
+                    return Res::Task(run);
                 }
             }
         }
@@ -1293,7 +1331,7 @@ impl<'w> Engine<'w> {
         self.decide(i, task.tool, &args, &mut run);
         if run.denied {
             run.input = Some(self.recorded_input(args, &mut run));
-            return Res::Task(Box::new(run));
+            return Res::Task(run);
         }
         if let Some(recording) = self
             .recording
@@ -1323,21 +1361,22 @@ impl<'w> Engine<'w> {
                     }
                 };
             run.input = Some(input);
-            return Res::Task(Box::new(run));
+            return Res::Task(run);
         }
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
         if builtin::is_inline(task.tool) && !retries {
-            run.attempts = execute(
+            execute_into(
                 task.tool,
                 &args,
                 node.timeout,
                 None,
                 self.seed,
                 &instance_id,
+                &mut run.attempts,
             );
             run.input = Some(self.recorded_input(args, &mut run));
             redact_results(&self.redactor, &mut run);
-            return Res::Task(Box::new(run));
+            return Res::Task(run);
         }
         run.input = Some(self.recorded_input(args.clone(), &mut run));
         let instance_id = instance_id.into_owned();
@@ -1360,7 +1399,7 @@ impl<'w> Engine<'w> {
             instance_id,
         });
         self.outstanding += 1;
-        Res::Running(Box::new(run))
+        Res::Running(run)
     }
 
     /// Starts a task node: one call, or one per `for_each` item.
@@ -1488,6 +1527,11 @@ impl<'w> Engine<'w> {
                     clock = approval_resolved(events, clock, &node.id, d);
                 }
                 task_events(events, &mut clock, &node.id, tool, &run);
+                if self.spare_runs.len() < SPARE_RUNS {
+                    let mut run = run;
+                    run.clear();
+                    self.spare_runs.push(run);
+                }
             }
             Res::ForEach { runs, .. } => {
                 let tool = match &node.kind {
