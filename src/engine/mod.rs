@@ -592,7 +592,8 @@ pub(crate) fn run_start(
         policy["organisation_source"] = Value::String(org.source.to_string());
     }
     let policy_text = serde_json::to_string(&policy).unwrap_or_default();
-    let mut out = String::new();
+    // The source is most of the line: room for it and some escaping, allocated once.
+    let mut out = String::with_capacity(source.len() + source.len() / 8 + policy_text.len() + 1024);
     Event::new(&mut out, "RunStart", 0)
         .str("format", FORMAT)
         .str("kairos_version", env!("CARGO_PKG_VERSION"))
@@ -1891,7 +1892,7 @@ fn redact_results(redactor: &Redactor, run: &mut TaskRun) {
             if let Some(c) = stream {
                 let (text, n) = redactor.redact(&c.text);
                 if n > 0 {
-                    c.text = text;
+                    c.text = text.into_owned();
                 }
                 add(field, n);
             }
@@ -1899,7 +1900,7 @@ fn redact_results(redactor: &Redactor, run: &mut TaskRun) {
         if let Some(e) = &mut o.error {
             let (text, n) = redactor.redact(e);
             if n > 0 {
-                *e = text;
+                *e = text.into_owned();
             }
             add("error", n);
         }

@@ -100,17 +100,33 @@ impl<'a> Event<'a> {
 
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none needs escaping (most of a workflow's source).
+        if let Some(chunk) = bytes.get(i..i + 8)
+            && !needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes")))
+        {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
             0..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[start..i]);
         if escape.is_empty() {
@@ -118,10 +134,23 @@ pub fn push_json_str(out: &mut String, s: &str) {
         } else {
             out.push_str(escape);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Whether any of the eight bytes is a control character, `"` or `\\`.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    // A byte below 0x20 (bytes of 0x80 and above, in UTF-8 sequences, never are).
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    control
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 #[cfg(test)]
@@ -137,10 +166,21 @@ mod tests {
             "line\nbreak\r\t",
             "\u{1}\u{1f}",
             "ünï😀",
+            "eight by\"tes and more \\ then\u{7f}\u{80}é \u{1f}x",
+            "0123456789abcdef\n0123456789abcdef",
         ] {
             let mut out = String::new();
             push_json_str(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_escapes_like_serde_json(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
+            let mut out = String::new();
+            push_json_str(&mut out, &s);
+            proptest::prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
         }
     }
 

@@ -84,9 +84,9 @@ impl Redactor {
     }
 
     /// Replaces what must not be seen; returns the new text and the number of replacements.
-    pub fn redact(&self, text: &str) -> (String, usize) {
+    pub fn redact<'t>(&self, text: &'t str) -> (std::borrow::Cow<'t, str>, usize) {
         let Some(re) = &self.regex else {
-            return (text.to_string(), 0);
+            return (text.into(), 0);
         };
         let mut count = 0;
         let out = re.replace_all(text, |caps: &regex::Captures<'_>| {
@@ -99,7 +99,7 @@ impl Redactor {
                 .cloned()
                 .unwrap_or_else(|| "[REDACTED]".into())
         });
-        (out.into_owned(), count)
+        (out, count)
     }
 
     /// Redacts every string inside a JSON value in place; returns the number of replacements.
@@ -111,7 +111,7 @@ impl Redactor {
             serde_json::Value::String(s) => {
                 let (new, n) = self.redact(s);
                 if n > 0 {
-                    *s = new;
+                    *s = new.into_owned();
                 }
                 n
             }
@@ -209,6 +209,6 @@ mod tests {
             assert!(out.contains("[REDACTED:KAIROS_TEST_SECRET_A]"), "{out}");
         }
         assert_eq!(r.redact("user password=hunter2 ok").0, "user [REDACTED] ok");
-        assert_eq!(r.redact("nothing here"), ("nothing here".to_string(), 0));
+        assert_eq!(r.redact("nothing here"), ("nothing here".into(), 0));
     }
 }
