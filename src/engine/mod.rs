@@ -678,6 +678,11 @@ struct Engine<'w> {
     jobs: usize,
     succ_start: Vec<u32>,
     succ: Vec<NodeIdx>,
+    /// What each node waits for: `pred[pred_start[i]..deps_end[i]]` are its `deps`, the rest
+    /// up to `pred_start[i + 1]` its `after`.
+    pred_start: Vec<u32>,
+    deps_end: Vec<u32>,
+    pred: Vec<NodeIdx>,
     pending_results: Vec<u32>,
     pending_commits: Vec<u32>,
     res: Vec<Res>,
@@ -731,12 +736,34 @@ impl<'w> Engine<'w> {
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();
-        let preds = |i: usize| wf.nodes[i].deps.iter().chain(&wf.nodes[i].after);
-        let mut succ_start = vec![0u32; n + 1];
-        for i in 0..n {
-            for &p in preds(i) {
-                succ_start[p as usize + 1] += 1;
+        // One pass over the nodes (large, and their lists scattered over the heap) gathers
+        // what the run reads per node into dense arrays: what each node waits for (`deps`
+        // then `after`), which nodes are read, and the keys of the canonical order.
+        let mut pred_start = Vec::with_capacity(n + 1);
+        let mut deps_end = Vec::with_capacity(n);
+        let mut pred = Vec::with_capacity(wf.edge_count());
+        let mut read = vec![false; n];
+        let mut keys = Vec::with_capacity(n);
+        pred_start.push(0);
+        for node in &wf.nodes {
+            pred.extend_from_slice(&node.deps);
+            deps_end.push(pred.len() as u32);
+            pred.extend_from_slice(&node.after);
+            pred_start.push(pred.len() as u32);
+            for &r in &node.reads {
+                read[r as usize] = true;
             }
+            keys.push((
+                matches!(node.kind, NodeKind::Approval { .. }) || gated(node, policy),
+                node.priority,
+            ));
+        }
+        for &r in &wf.output_reads {
+            read[r as usize] = true;
+        }
+        let mut succ_start = vec![0u32; n + 1];
+        for &p in &pred {
+            succ_start[p as usize + 1] += 1;
         }
         for i in 0..n {
             succ_start[i + 1] += succ_start[i];
@@ -744,21 +771,12 @@ impl<'w> Engine<'w> {
         let mut fill = succ_start.clone();
         let mut succ = vec![0; succ_start[n] as usize];
         for i in 0..n {
-            for &p in preds(i) {
+            for &p in &pred[pred_start[i] as usize..pred_start[i + 1] as usize] {
                 succ[fill[p as usize] as usize] = i as NodeIdx;
                 fill[p as usize] += 1;
             }
         }
-        let pending: Vec<u32> = (0..n).map(|i| preds(i).count() as u32).collect();
-        let mut read = vec![false; n];
-        for node in &wf.nodes {
-            for &r in &node.reads {
-                read[r as usize] = true;
-            }
-        }
-        for &r in &wf.output_reads {
-            read[r as usize] = true;
-        }
+        let pending: Vec<u32> = pred_start.windows(2).map(|w| w[1] - w[0]).collect();
         let values = Arc::new(NodeValues::new(
             (0..n)
                 .filter(|&i| read[i])
@@ -787,19 +805,16 @@ impl<'w> Engine<'w> {
             jobs,
             succ_start,
             succ,
+            pred_start,
+            deps_end,
+            pred,
             pending_results: pending.clone(),
             pending_commits: pending,
             res: (0..n).map(|_| Res::Pending).collect(),
             read,
             end_clock: vec![0; n],
             decisions: vec![None; n],
-            order: order::Order::new(n, |i| {
-                let node = &wf.nodes[i];
-                (
-                    matches!(node.kind, NodeKind::Approval { .. }) || gated(node, policy),
-                    node.priority,
-                )
-            }),
+            order: order::Order::new(n, |i| keys[i]),
             gate_decisions: std::collections::BTreeMap::new(),
             ok: vec![false; n],
             passed_on: vec![false; n],
@@ -1233,7 +1248,8 @@ impl<'w> Engine<'w> {
             NodeKind::Join(parents) => parents,
             _ => &[],
         };
-        for &d in &node.deps {
+        let deps = &self.pred[self.pred_start[i] as usize..self.deps_end[i] as usize];
+        for &d in deps {
             let du = d as usize;
             // Dense arrays first: most dependencies are neither branches nor failures.
             if let Some(value) = self.decisions[du]
@@ -1475,10 +1491,8 @@ impl<'w> Engine<'w> {
     }
 
     fn start_clock(&self, i: usize) -> u64 {
-        let node = &self.wf.nodes[i];
-        node.deps
+        self.pred[self.pred_start[i] as usize..self.pred_start[i + 1] as usize]
             .iter()
-            .chain(&node.after)
             .map(|&d| self.end_clock[d as usize])
             .max()
             .unwrap_or(0)
