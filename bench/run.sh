@@ -21,30 +21,38 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release --quiet
 bin=$PWD/target/release/kairos
 
-# measure RUNS DIR CMD...: prints "best_seconds peak_rss_kib" over RUNS runs (in DIR).
+# measure RUNS DIR CMD...: prints "best_seconds peak_rss_kib load_seconds" over RUNS runs (in
+# DIR). With KAIROS_TIMINGS set, `kairos run` reports on stderr how long loading the workflow
+# (reading, parsing, validating) took; load_seconds is that of the fastest run, or 0.
 measure() {
   python3 - "$@" <<'PY'
-import os, sys, time
+import os, re, sys, time
 runs, cwd, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-best, rss = None, 0
+best, rss, load = None, 0, 0.0
 for i in range(runs):
     for f in os.listdir(cwd):
         if f.endswith(".jsonl"):  # fresh ledger paths for every run
             os.remove(os.path.join(cwd, f))
+    err = os.path.join(cwd, "stderr.txt")
     t = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         os.chdir(cwd)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+        os.environ["KAIROS_TIMINGS"] = "1"
         os.execvp(cmd[0], cmd)
     _, status, usage = os.wait4(pid, 0)
     d = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit("command failed: %s" % " ".join(cmd))
-    best = d if best is None else min(best, d)
+        sys.exit("command failed: %s\n%s" % (" ".join(cmd), open(err).read()))
+    if best is None or d < best:
+        best = d
+        m = re.search(r"timings: load ([0-9.]+) ms", open(err).read())
+        load = float(m.group(1)) / 1000 if m else 0.0
     rss = max(rss, usage.ru_maxrss)
-print("%.3f %d" % (best, rss))
+print("%.3f %d %.3f" % (best, rss, load))
 PY
 }
 
@@ -60,23 +68,23 @@ sizes="10000 100000 1000000"
 
 # The constant part of peak RSS: a one-node workflow.
 printf 'version: 1\nname: base\nnodes:\n  - id: only\n    tool: noop\n' > "$work/base.yaml"
-read -r _ base_rss < <(measure 3 "$work" "$bin" run -q --ledger l.jsonl "$work/base.yaml")
+read -r _ base_rss _ < <(measure 3 "$work" "$bin" run -q --ledger l.jsonl "$work/base.yaml")
 
-echo "## kairos run, no-op nodes (whole process; parse = kairos validate on the same file)"
+echo "## kairos run, no-op nodes (whole process; parse = its loading phase, KAIROS_TIMINGS)"
 echo "Peak RSS of a one-node run (the constant): ${base_rss} KiB; RSS/node = (peak RSS - constant) / nodes."
-printf '| %-18s | %9s | %9s | %9s | %13s | %12s | %10s |\n' workload nodes "run (s)" "parse (s)" "run-parse (s)" "nodes/s" "RSS/node"
+printf '| %-18s | %9s | %9s | %9s | %13s | %12s | %10s | %12s |\n' workload nodes "run (s)" "parse (s)" "run-parse (s)" "nodes/s" "RSS/node" "validate (s)"
 for shape in chain fanout random-dag; do
   for n in $sizes; do
     wf=$(workload "$shape" "$n" noop)
     runs=5; [ "$n" -ge 1000000 ] && runs=1
-    read -r t_run rss < <(measure "$runs" "$work" "$bin" run -q --ledger l.jsonl "$wf")
-    read -r t_val _ < <(measure "$runs" "$work" "$bin" validate "$wf")
+    read -r t_run rss t_load < <(measure "$runs" "$work" "$bin" run -q --ledger l.jsonl "$wf")
+    read -r t_val _ _ < <(measure "$runs" "$work" "$bin" validate "$wf")
     nodes=$(grep -c '^  - id:' "$wf")
-    python3 - "$shape-$n" "$nodes" "$t_run" "$t_val" "$rss" "$base_rss" <<'PY'
+    python3 - "$shape-$n" "$nodes" "$t_run" "$t_load" "$rss" "$base_rss" "$t_val" <<'PY'
 import sys
-name, nodes, run, val, rss, base = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-engine = max(run - val, 1e-9)
-print("| %-18s | %9d | %9.3f | %9.3f | %13.3f | %12s | %8.0f B |" % (name, nodes, run, val, engine, format(int(nodes / engine), ","), (rss - base) * 1024 / nodes))
+name, nodes, run, load, rss, base, val = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
+engine = max(run - load, 1e-9)
+print("| %-18s | %9d | %9.3f | %9.3f | %13.3f | %12s | %8.0f B | %12.3f |" % (name, nodes, run, load, engine, format(int(nodes / engine), ","), (rss - base) * 1024 / nodes, val))
 PY
   done
 done
@@ -115,7 +123,7 @@ echo "## kairos replay: chain check and state rebuild of a 1M-event ledger (500k
 wf=$(workload chain 500000 noop)
 (cd "$work" && "$bin" run -q --ledger replay-bench.jsonl "$wf")
 cp "$work/replay-bench.jsonl" "$work/replay-bench.keep"
-read -r t_r rss_r < <(measure 3 "$work" "$bin" replay replay-bench.keep)
+read -r t_r rss_r _ < <(measure 3 "$work" "$bin" replay replay-bench.keep)
 python3 - "$t_r" "$rss_r" "$(wc -l < "$work/replay-bench.keep")" <<'PY'
 import sys
 t, rss, lines = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -9,12 +9,15 @@
 use super::GENESIS;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Bytes of lines gathered before they are written to the file.
+const OUT_BUFFER: usize = 256 * 1024;
 
 /// Batches the engine may queue ahead of the writer (a batch is at most a few hundred KiB).
 const QUEUE_BATCHES: usize = 8;
@@ -139,36 +142,45 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(file: impl Sink, chain: ChainState, rx: &Receiver<String>) -> io::Result<Written> {
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
+fn write_loop(
+    mut file: impl Sink,
+    chain: ChainState,
+    rx: &Receiver<String>,
+) -> io::Result<Written> {
+    // Lines are built in place in the output buffer, hashed there and written out in large
+    // writes: one copy of each body, no formatting machinery.
+    let mut out: Vec<u8> = Vec::with_capacity(OUT_BUFFER + 4096);
     let mut seq = chain.next_seq;
     let mut prev = [0u8; 64];
     prev.copy_from_slice(chain.prev.as_bytes());
-    let mut line = Vec::with_capacity(512);
     let mut last_sync = Instant::now();
     let mut batch = rx.recv().ok();
     while let Some(bodies) = batch {
         for body in bodies.split_terminator('\n') {
-            line.clear();
-            line.extend_from_slice(b"{\"seq\":");
-            let _ = write!(line, "{seq}");
-            line.extend_from_slice(b",\"prev\":\"");
-            line.extend_from_slice(&prev);
-            line.extend_from_slice(b"\",");
-            line.extend_from_slice(body.as_bytes());
-            line.push(b'}');
-            let digest = Sha256::digest(&line);
+            let start = out.len();
+            out.extend_from_slice(b"{\"seq\":");
+            push_decimal(&mut out, seq);
+            out.extend_from_slice(b",\"prev\":\"");
+            out.extend_from_slice(&prev);
+            out.extend_from_slice(b"\",");
+            out.extend_from_slice(body.as_bytes());
+            out.push(b'}');
+            let digest = Sha256::digest(&out[start..]);
             hex::encode_to_slice(digest, &mut prev).expect("64 hex digits fit");
-            line.push(b'\n');
-            out.write_all(&line)?;
+            out.push(b'\n');
             seq += 1;
+            if out.len() >= OUT_BUFFER {
+                file.write_all(&out)?;
+                out.clear();
+            }
         }
         batch = match rx.try_recv() {
             Ok(b) => Some(b),
             Err(TryRecvError::Empty) => {
-                out.flush()?;
+                file.write_all(&out)?;
+                out.clear();
                 if last_sync.elapsed() >= SYNC_INTERVAL {
-                    out.get_mut().sync()?;
+                    file.sync()?;
                     last_sync = Instant::now();
                 }
                 rx.recv().ok()
@@ -176,12 +188,28 @@ fn write_loop(file: impl Sink, chain: ChainState, rx: &Receiver<String>) -> io::
             Err(TryRecvError::Disconnected) => None,
         };
     }
-    out.flush()?;
-    out.get_mut().sync()?;
+    file.write_all(&out)?;
+    file.flush()?;
+    file.sync()?;
     Ok(Written {
         lines: seq,
         head: String::from_utf8_lossy(&prev).into_owned(),
     })
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -208,5 +236,14 @@ mod tests {
         assert!(lines[1].contains(&format!("\"prev\":\"{}\"", sha256_hex(lines[0].as_bytes()))));
         assert!(lines[2].starts_with("{\"seq\":2,"));
         assert_eq!(written.head, sha256_hex(lines[2].as_bytes()));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
     }
 }
