@@ -593,3 +593,35 @@ fn a_wide_fan_out_runs() {
     assert_eq!(events[3]["node"], "c0");
     assert_eq!(events[events.len() - 2]["node"], format!("c{}", n - 1));
 }
+
+#[test]
+fn timings_report_the_loading_time_on_stderr_only() {
+    let yaml = "version: 1\nname: t\nnodes:\n  - id: a\n    tool: noop\n";
+    let run_with = |timings: bool| {
+        let mut t = Test::new().workflow(yaml);
+        if timings {
+            t = t.env("KAIROS_TIMINGS", "1");
+        }
+        let ledger = t.path().join("l.jsonl");
+        let out = t
+            .args(["run", "wf.yaml", "-q", "--ledger", ledger.to_str().unwrap()])
+            .run();
+        (out, std::fs::read_to_string(ledger).unwrap())
+    };
+    let (with, ledger_with) = run_with(true);
+    let (without, ledger_without) = run_with(false);
+    assert_eq!((with.code, without.code), (0, 0));
+    let line = with.stderr.trim();
+    let ms: f64 = line
+        .strip_prefix("kairos: timings: load ")
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .unwrap_or_else(|| panic!("unexpected stderr {line:?}"))
+        .parse()
+        .unwrap();
+    assert!(ms >= 0.0);
+    assert_eq!(without.stderr, "");
+    assert_eq!(
+        ledger_with, ledger_without,
+        "timings never reach the ledger"
+    );
+}
