@@ -640,16 +640,25 @@ pub fn run_to(
         options.jobs
     };
     let writer = Writer::start(sink, ChainState::default());
-    writer.send(run_start(workflow, inputs, seed, policy))?;
-    let mut engine = Engine::new(
-        workflow,
-        inputs,
-        seed,
-        jobs,
-        options.summary,
-        policy,
-        writer,
-    );
+    // `RunStart` (the whole source, escaped and hashed: milliseconds for a large workflow) is
+    // built while the scheduler's tables are.
+    let (start, mut engine) = std::thread::scope(|scope| {
+        let start = scope.spawn(|| run_start(workflow, inputs, seed, policy));
+        let engine = Engine::new(
+            workflow,
+            inputs,
+            seed,
+            jobs,
+            options.summary,
+            policy,
+            writer,
+        );
+        (
+            start.join().expect("building RunStart does not panic"),
+            engine,
+        )
+    });
+    engine.writer.send(start)?;
     engine.recording = recording;
     engine.live_fallback = options.resume;
     engine.approvals = options.approvals.clone();
