@@ -2,9 +2,10 @@
 //!
 //! The engine sends event bodies in batches: one string, each body ended by a newline.
 //! The writer numbers the lines, prepends the hash of the previous line, hashes the new one,
-//! and writes through a buffer. It flushes whenever it has caught up with the engine and
-//! syncs to disk at least every 100 ms and at the end, so a crash leaves a valid chain prefix
-//! (at most the last line torn) without paying for an fsync per event.
+//! and writes through a buffer, which it flushes whenever it has caught up with the engine.
+//! A second thread syncs the file to disk every 100 ms, even while the writer is busy, and the
+//! writer syncs once more at the end, so a crash leaves a valid chain prefix (at most the last
+//! line torn) without paying for an fsync per event.
 
 use super::GENESIS;
 use sha2::{Digest, Sha256};
@@ -25,11 +26,21 @@ const QUEUE_BATCHES: usize = 8;
 /// Where a ledger goes: a file (synced to disk), or memory (a replay's regenerated ledger).
 pub trait Sink: Write + Send + 'static {
     fn sync(&mut self) -> io::Result<()>;
+
+    /// A second handle on the same file, for syncing from another thread while lines are
+    /// written; `None` when there is no file.
+    fn sync_handle(&self) -> Option<File> {
+        None
+    }
 }
 
 impl Sink for File {
     fn sync(&mut self) -> io::Result<()> {
         self.sync_data()
+    }
+
+    fn sync_handle(&self) -> Option<File> {
+        self.try_clone().ok()
     }
 }
 
@@ -142,10 +153,40 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(
+/// Writes lines until the engine hangs up. When the sink has a file, a second thread syncs it
+/// every `SYNC_INTERVAL` meanwhile, so that syncing never holds up the writing (and happens
+/// on time under sustained load too); otherwise the writer syncs when it has caught up.
+fn write_loop(file: impl Sink, chain: ChainState, rx: &Receiver<String>) -> io::Result<Written> {
+    let Some(handle) = file.sync_handle() else {
+        return write_lines(file, chain, rx, true);
+    };
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let syncer = std::thread::Builder::new()
+            .name("kairos-sync".into())
+            .spawn_scoped(scope, move || -> io::Result<()> {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(SYNC_INTERVAL)
+                {
+                    handle.sync_data()?;
+                }
+                Ok(())
+            })
+            .expect("spawn the ledger sync thread");
+        let written = write_lines(file, chain, rx, false);
+        drop(stop);
+        let synced = syncer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the ledger sync thread panicked")));
+        let written = written?;
+        synced.map(|()| written)
+    })
+}
+
+fn write_lines(
     mut file: impl Sink,
     chain: ChainState,
     rx: &Receiver<String>,
+    sync_when_idle: bool,
 ) -> io::Result<Written> {
     // Lines are built in place in the output buffer, hashed there and written out in large
     // writes: one copy of each body, no formatting machinery.
@@ -179,7 +220,7 @@ fn write_loop(
             Err(TryRecvError::Empty) => {
                 file.write_all(&out)?;
                 out.clear();
-                if last_sync.elapsed() >= SYNC_INTERVAL {
+                if sync_when_idle && last_sync.elapsed() >= SYNC_INTERVAL {
                     file.sync()?;
                     last_sync = Instant::now();
                 }
