@@ -225,8 +225,4 @@ impl Sink for ResumeSink {
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
-
-    fn sync_handle(&self) -> Option<File> {
-        self.file.try_clone().ok()
-    }
 }

@@ -2,10 +2,10 @@
 //!
 //! The engine sends event bodies in batches: one string, each body ended by a newline.
 //! The writer numbers the lines, prepends the hash of the previous line, hashes the new one,
-//! and writes through a buffer, which it flushes whenever it has caught up with the engine.
-//! A second thread syncs the file to disk every 100 ms, even while the writer is busy, and the
-//! writer syncs once more at the end, so a crash leaves a valid chain prefix (at most the last
-//! line torn) without paying for an fsync per event.
+//! and hands full buffers (or what it has, whenever it has caught up with the engine) to a
+//! second thread that owns the file. That thread writes them and syncs the file to disk every
+//! 100 ms while there is new data, and at the end, so a crash leaves a valid chain prefix (at
+//! most the last line torn) without paying for an fsync per event.
 
 use super::GENESIS;
 use sha2::{Digest, Sha256};
@@ -20,27 +20,20 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// Bytes of lines gathered before they are written to the file.
 const OUT_BUFFER: usize = 256 * 1024;
 
+/// Buffers the hashing thread may queue ahead of the file thread.
+const FILE_QUEUE: usize = 4;
+
 /// Batches the engine may queue ahead of the writer (a batch is at most a few hundred KiB).
 const QUEUE_BATCHES: usize = 8;
 
 /// Where a ledger goes: a file (synced to disk), or memory (a replay's regenerated ledger).
 pub trait Sink: Write + Send + 'static {
     fn sync(&mut self) -> io::Result<()>;
-
-    /// A second handle on the same file, for syncing from another thread while lines are
-    /// written; `None` when there is no file.
-    fn sync_handle(&self) -> Option<File> {
-        None
-    }
 }
 
 impl Sink for File {
     fn sync(&mut self) -> io::Result<()> {
         self.sync_data()
-    }
-
-    fn sync_handle(&self) -> Option<File> {
-        self.try_clone().ok()
     }
 }
 
@@ -153,48 +146,77 @@ impl Drop for Writer {
     }
 }
 
-/// Writes lines until the engine hangs up. When the sink has a file, a second thread syncs it
-/// every `SYNC_INTERVAL` meanwhile, so that syncing never holds up the writing (and happens
-/// on time under sustained load too); otherwise the writer syncs when it has caught up.
+/// Writes lines until the engine hangs up.
+///
+/// This thread numbers, chains and hashes the lines; a second one, which owns the file,
+/// writes them out in large buffers and syncs every `SYNC_INTERVAL` (and at the end). Hashing
+/// is the one part that cannot be split up, so nothing else waits on it: neither the write
+/// system calls nor the syncs.
 fn write_loop(file: impl Sink, chain: ChainState, rx: &Receiver<String>) -> io::Result<Written> {
-    let Some(handle) = file.sync_handle() else {
-        return write_lines(file, chain, rx, true);
-    };
-    let (stop, stopped) = mpsc::channel::<()>();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(FILE_QUEUE);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
-        let syncer = std::thread::Builder::new()
-            .name("kairos-sync".into())
-            .spawn_scoped(scope, move || -> io::Result<()> {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(SYNC_INTERVAL)
-                {
-                    handle.sync_data()?;
-                }
-                Ok(())
-            })
-            .expect("spawn the ledger sync thread");
-        let written = write_lines(file, chain, rx, false);
-        drop(stop);
-        let synced = syncer
+        let file_thread = std::thread::Builder::new()
+            .name("kairos-ledger-file".into())
+            .spawn_scoped(scope, move || file_loop(file, &full_rx, &empty_tx))
+            .expect("spawn the ledger file thread");
+        let hashed = hash_lines(chain, rx, &full_tx, &empty_rx);
+        drop(full_tx);
+        let filed = file_thread
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the ledger sync thread panicked")));
-        let written = written?;
-        synced.map(|()| written)
+            .unwrap_or_else(|_| Err(io::Error::other("the ledger file thread panicked")));
+        // A file error is why hashing stopped, if it did: it is the one to report.
+        filed?;
+        hashed
     })
 }
 
-fn write_lines(
+/// Writes the buffers it receives, syncing at least every `SYNC_INTERVAL` while there is new
+/// data and once at the end; hands the emptied buffers back for reuse.
+fn file_loop(
     mut file: impl Sink,
+    full: &Receiver<Vec<u8>>,
+    empty: &mpsc::Sender<Vec<u8>>,
+) -> io::Result<()> {
+    let mut last_sync = Instant::now();
+    let mut dirty = false;
+    loop {
+        let wait = SYNC_INTERVAL.saturating_sub(last_sync.elapsed());
+        match full.recv_timeout(if dirty { wait } else { SYNC_INTERVAL }) {
+            Ok(mut buffer) => {
+                file.write_all(&buffer)?;
+                dirty = true;
+                buffer.clear();
+                let _ = empty.send(buffer);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if dirty && last_sync.elapsed() >= SYNC_INTERVAL {
+            file.flush()?;
+            file.sync()?;
+            last_sync = Instant::now();
+            dirty = false;
+        }
+    }
+    file.flush()?;
+    file.sync()
+}
+
+fn hash_lines(
     chain: ChainState,
     rx: &Receiver<String>,
-    sync_when_idle: bool,
+    full: &SyncSender<Vec<u8>>,
+    empty: &Receiver<Vec<u8>>,
 ) -> io::Result<Written> {
-    // Lines are built in place in the output buffer, hashed there and written out in large
-    // writes: one copy of each body, no formatting machinery.
-    let mut out: Vec<u8> = Vec::with_capacity(OUT_BUFFER + 4096);
+    let stopped = || io::Error::other("the ledger file thread stopped");
+    let fresh = || Vec::with_capacity(OUT_BUFFER + 4096);
+    // Lines are built in place in the output buffer and hashed there: one copy of each body,
+    // no formatting machinery.
+    let mut out: Vec<u8> = fresh();
     let mut seq = chain.next_seq;
     let mut prev = [0u8; 64];
     prev.copy_from_slice(chain.prev.as_bytes());
-    let mut last_sync = Instant::now();
     let mut batch = rx.recv().ok();
     while let Some(bodies) = batch {
         for body in bodies.split_terminator('\n') {
@@ -211,27 +233,28 @@ fn write_lines(
             out.push(b'\n');
             seq += 1;
             if out.len() >= OUT_BUFFER {
-                file.write_all(&out)?;
-                out.clear();
+                let next = empty.try_recv().unwrap_or_else(|_| fresh());
+                full.send(std::mem::replace(&mut out, next))
+                    .map_err(|_| stopped())?;
             }
         }
         batch = match rx.try_recv() {
             Ok(b) => Some(b),
             Err(TryRecvError::Empty) => {
-                file.write_all(&out)?;
-                out.clear();
-                if sync_when_idle && last_sync.elapsed() >= SYNC_INTERVAL {
-                    file.sync()?;
-                    last_sync = Instant::now();
+                // Caught up with the engine: what is hashed goes to the file now.
+                if !out.is_empty() {
+                    let next = empty.try_recv().unwrap_or_else(|_| fresh());
+                    full.send(std::mem::replace(&mut out, next))
+                        .map_err(|_| stopped())?;
                 }
                 rx.recv().ok()
             }
             Err(TryRecvError::Disconnected) => None,
         };
     }
-    file.write_all(&out)?;
-    file.flush()?;
-    file.sync()?;
+    if !out.is_empty() {
+        full.send(out).map_err(|_| stopped())?;
+    }
     Ok(Written {
         lines: seq,
         head: String::from_utf8_lossy(&prev).into_owned(),
