@@ -76,7 +76,7 @@ printf '| %-18s | %9s | %9s | %9s | %13s | %12s | %10s | %12s |\n' workload node
 for shape in chain fanout random-dag; do
   for n in $sizes; do
     wf=$(workload "$shape" "$n" noop)
-    runs=5; [ "$n" -ge 1000000 ] && runs=1
+    runs=7; [ "$n" -ge 1000000 ] && runs=2
     read -r t_run rss t_load < <(measure "$runs" "$work" "$bin" run -q --ledger l.jsonl "$wf")
     read -r t_val _ _ < <(measure "$runs" "$work" "$bin" validate "$wf")
     nodes=$(grep -c '^  - id:' "$wf")
