@@ -1240,10 +1240,11 @@ impl<'w> Engine<'w> {
                 }
             }
             NodeKind::Task(task)
-                if !self
-                    .policy
-                    .limits(task.tool.name, &node.id, node.policy.as_deref())
-                    .is_empty() =>
+                if self.policy.has_limits(node.policy.as_deref())
+                    && !self
+                        .policy
+                        .limits(task.tool.name, &node.id, node.policy.as_deref())
+                        .is_empty() =>
             {
                 Res::AwaitingTurn
             }

@@ -18,7 +18,7 @@ impl<'a> Event<'a> {
         body.push_str("\"event\":\"");
         body.push_str(kind);
         body.push_str("\",\"clock\":");
-        let _ = write!(body, "{clock}");
+        body.push_str(super::decimal(clock, &mut [0; 20]));
         Self { body }
     }
 
@@ -41,7 +41,7 @@ impl<'a> Event<'a> {
 
     pub fn u64(mut self, key: &str, value: u64) -> Self {
         self.key(key);
-        let _ = write!(self.body, "{value}");
+        self.body.push_str(super::decimal(value, &mut [0; 20]));
         self
     }
 

@@ -2,8 +2,8 @@
 //! SHA-256 of the line before it.
 //!
 //! [`event::Event`] builds the body of a line (everything but `seq` and `prev`) without going
-//! through a JSON tree; [`writer::Writer`] is the single writer thread that numbers the lines,
-//! chains them, writes them and syncs them to disk in groups.
+//! through a JSON tree; [`writer::Writer`] numbers the lines, chains them, writes them and
+//! syncs them to disk in groups, on threads of its own.
 
 pub mod diff;
 pub mod event;
@@ -17,8 +17,34 @@ pub const FORMAT: &str = "kairos.ledger/1";
 /// `prev` of line 0.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// `n` in decimal, written into `digits`: the number formatting of every ledger line, without
+/// the formatting machinery.
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    std::str::from_utf8(&digits[i..]).unwrap_or_default()
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
+            assert_eq!(super::decimal(n, &mut [0; 20]), n.to_string());
+        }
+    }
 }

@@ -217,12 +217,13 @@ fn hash_lines(
     let mut seq = chain.next_seq;
     let mut prev = [0u8; 64];
     prev.copy_from_slice(chain.prev.as_bytes());
+    let mut digits = [0u8; 20];
     let mut batch = rx.recv().ok();
     while let Some(bodies) = batch {
         for body in bodies.split_terminator('\n') {
             let start = out.len();
             out.extend_from_slice(b"{\"seq\":");
-            push_decimal(&mut out, seq);
+            out.extend_from_slice(super::decimal(seq, &mut digits).as_bytes());
             out.extend_from_slice(b",\"prev\":\"");
             out.extend_from_slice(&prev);
             out.extend_from_slice(b"\",");
@@ -261,21 +262,6 @@ fn hash_lines(
     })
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,14 +286,5 @@ mod tests {
         assert!(lines[1].contains(&format!("\"prev\":\"{}\"", sha256_hex(lines[0].as_bytes()))));
         assert!(lines[2].starts_with("{\"seq\":2,"));
         assert_eq!(written.head, sha256_hex(lines[2].as_bytes()));
-    }
-
-    #[test]
-    fn decimals() {
-        for n in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
-            let mut out = b"x".to_vec();
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}").into_bytes());
-        }
     }
 }

@@ -323,10 +323,16 @@ impl Effective {
         Ok(())
     }
 
+    /// Whether any `max_calls` could apply to a call of a node with this node policy (a cheap
+    /// test before [`limits`](Self::limits)).
+    pub fn has_limits(&self, node: Option<&PolicySpec>) -> bool {
+        !self.max_calls.is_empty() || node.is_some_and(|n| !n.max_calls.is_empty())
+    }
+
     /// The limits that apply to a call of `tool` by node `id`: (key, limit).
     pub fn limits(&self, tool: &str, id: &str, node: Option<&PolicySpec>) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        if self.max_calls.is_empty() && node.is_none_or(|n| n.max_calls.is_empty()) {
+        if !self.has_limits(node) {
             return out;
         }
         for key in [tool, id] {
