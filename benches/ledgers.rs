@@ -7,7 +7,7 @@ use kairos::ledger::writer::{ChainState, Writer};
 pub const NODES: u64 = 500_000;
 
 pub fn noop_run(path: &std::path::Path) {
-    let writer = Writer::start(std::fs::File::create(path).unwrap(), ChainState::default());
+    let mut writer = Writer::start(std::fs::File::create(path).unwrap(), ChainState::default());
     let mut batch = String::new();
     Event::new(&mut batch, "RunStart", 0)
         .str("format", kairos::ledger::FORMAT)

@@ -968,9 +968,10 @@ impl<'w> Engine<'w> {
                     last_flush = std::time::Instant::now();
                     continue;
                 }
-                // Wake up now and then to notice an interrupt.
+                // Wake up now and then to notice an interrupt, and to take results that the
+                // workers did not wake the scheduler for: they wait at most FLUSH_INTERVAL.
                 let wait = if self.outbox.is_empty() {
-                    Duration::from_millis(100)
+                    FLUSH_INTERVAL
                 } else {
                     FLUSH_INTERVAL - since
                 };

@@ -98,7 +98,9 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal. Control characters other than `\n`, `\r` and `\t`
+/// are written `\u00XX` (backspace and form feed too, unlike serde_json): ledger bytes never
+/// change for the same content.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -120,8 +122,6 @@ pub fn push_json_str(out: &mut String, s: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
             0..=0x1f => "",
             _ => {
                 i += 1;
@@ -175,12 +175,39 @@ mod tests {
         }
     }
 
+    /// The escaping the ledger format has always used: serde_json's, except that backspace
+    /// and form feed are written `\u0008` and `\u000c` (ledgers stay byte-identical).
+    fn reference(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn backspace_and_form_feed_keep_their_unicode_escapes() {
+        let mut out = String::new();
+        push_json_str(&mut out, "a\u{8}b\u{c}c");
+        assert_eq!(out, "\"a\\u0008b\\u000cc\"");
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_string_escapes_like_serde_json(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
+        fn any_string_escapes_as_the_format_always_has(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
             let mut out = String::new();
             push_json_str(&mut out, &s);
-            proptest::prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+            proptest::prop_assert_eq!(&out, &reference(&s));
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
         }
     }
 

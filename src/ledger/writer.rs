@@ -94,6 +94,10 @@ impl Default for ChainState {
     }
 }
 
+fn stopped() -> io::Error {
+    io::Error::other("the ledger writer had already stopped")
+}
+
 pub struct Writer {
     tx: Option<SyncSender<String>>,
     handle: Option<JoinHandle<io::Result<Written>>>,
@@ -115,24 +119,30 @@ impl Writer {
         }
     }
 
-    /// Queues the events of one commit.
-    pub fn send(&self, bodies: String) -> io::Result<()> {
+    /// Queues the events of one commit. If the writer has stopped (a write or sync failed),
+    /// returns the error that stopped it.
+    pub fn send(&mut self, bodies: String) -> io::Result<()> {
         if bodies.is_empty() {
             return Ok(());
         }
-        self.tx
-            .as_ref()
-            .expect("writer is open")
-            .send(bodies)
-            .map_err(|_| io::Error::other("the ledger writer stopped (see the error it reported)"))
+        match self.tx.as_ref().map(|tx| tx.send(bodies)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self.stop().err().unwrap_or_else(stopped)),
+        }
     }
 
     /// Writes what is queued, syncs, and returns the totals.
     pub fn finish(mut self) -> io::Result<Written> {
+        self.stop()
+    }
+
+    /// Hangs up and waits for the writer threads: their totals, or the error that stopped them.
+    fn stop(&mut self) -> io::Result<Written> {
         drop(self.tx.take());
-        match self.handle.take().expect("writer joined once").join() {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::other("the ledger writer thread panicked")),
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the ledger writer thread panicked")),
+            None => Err(stopped()),
         }
     }
 }
@@ -271,7 +281,7 @@ mod tests {
     fn lines_are_numbered_and_chained() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.jsonl");
-        let w = Writer::start(File::create(&path).unwrap(), ChainState::default());
+        let mut w = Writer::start(File::create(&path).unwrap(), ChainState::default());
         w.send("\"event\":\"A\",\"clock\":0\n\"event\":\"B\",\"clock\":1\n".into())
             .unwrap();
         w.send("\"event\":\"C\",\"clock\":2\n".into()).unwrap();
@@ -286,5 +296,46 @@ mod tests {
         assert!(lines[1].contains(&format!("\"prev\":\"{}\"", sha256_hex(lines[0].as_bytes()))));
         assert!(lines[2].starts_with("{\"seq\":2,"));
         assert_eq!(written.head, sha256_hex(lines[2].as_bytes()));
+    }
+
+    /// A sink that takes `room` bytes, then fails like a full disk.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(io::Error::other("disk full"));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink for Full {
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_as_itself() {
+        let mut w = Writer::start(Full { room: 1 << 20 }, ChainState::default());
+        let body = format!(
+            "\"event\":\"A\",\"clock\":0,\"pad\":\"{}\"\n",
+            "x".repeat(1000)
+        );
+        let error = (0..100_000)
+            .find_map(|_| w.send(body.repeat(16)).err())
+            .expect("the sink fills up");
+        assert_eq!(error.to_string(), "disk full");
+        assert_eq!(
+            w.finish().unwrap_err().to_string(),
+            "the ledger writer had already stopped"
+        );
     }
 }
