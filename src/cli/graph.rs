@@ -2,7 +2,7 @@
 
 use crate::exit;
 use crate::report::graph;
-use crate::workflow::{self, LoadError};
+
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> i32 {
-    match workflow::load_file(&args.file) {
+    match super::load_workflow(&args.file) {
         Ok(w) => {
             let text = match args.format {
                 GraphFormat::Mermaid => graph::mermaid(&w),
@@ -34,15 +34,6 @@ pub fn run(args: &Args) -> i32 {
             print!("{text}");
             exit::SUCCESS
         }
-        Err(LoadError::Invalid(d)) => {
-            let mut out = String::new();
-            d.render(&mut out);
-            eprint!("{out}");
-            exit::BAD_INPUT
-        }
-        Err(e) => {
-            super::report_error(e);
-            exit::BAD_INPUT
-        }
+        Err(code) => code,
     }
 }

@@ -92,16 +92,7 @@ pub fn effective_policy(
     let org = match org {
         Some(path) => match crate::policy::load_file(path) {
             Ok((spec, source)) => Some((path.display().to_string(), spec, source)),
-            Err(crate::workflow::LoadError::Invalid(d)) => {
-                let mut out = String::new();
-                d.render(&mut out);
-                eprint!("{out}");
-                return Err(exit::BAD_INPUT);
-            }
-            Err(e) => {
-                report_error(e);
-                return Err(exit::BAD_INPUT);
-            }
+            Err(e) => return Err(load_failed(e)),
         },
         None => None,
     };
@@ -116,6 +107,25 @@ pub fn effective_policy(
 /// Prints an error as a miette report on stderr.
 pub fn report_error(error: impl miette::Diagnostic + Send + Sync + 'static) {
     eprintln!("{:?}", miette::Report::new(error));
+}
+
+/// Loads a workflow file; when it cannot be, prints why and gives the exit code.
+pub fn load_workflow(path: &std::path::Path) -> Result<crate::workflow::Workflow, i32> {
+    crate::workflow::load_file(path).map_err(load_failed)
+}
+
+/// Prints why a workflow or policy file could not be loaded (every diagnostic of an invalid
+/// file) and gives the exit code.
+fn load_failed(error: crate::workflow::LoadError) -> i32 {
+    match error {
+        crate::workflow::LoadError::Invalid(d) => {
+            let mut out = String::new();
+            d.render(&mut out);
+            eprint!("{out}");
+        }
+        e => report_error(e),
+    }
+    exit::BAD_INPUT
 }
 
 #[cfg(test)]

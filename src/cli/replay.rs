@@ -4,7 +4,7 @@ use super::OutputFormat;
 use crate::exit;
 use crate::ledger::{reader, state};
 use crate::replay::{self, ReplayError};
-use crate::workflow::{self, LoadError};
+
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -164,18 +164,9 @@ fn instances<'a>(
 
 fn redrive(args: &Args) -> i32 {
     let changed = match &args.against {
-        Some(path) => match workflow::load_file(path) {
+        Some(path) => match super::load_workflow(path) {
             Ok(w) => Some(w),
-            Err(LoadError::Invalid(d)) => {
-                let mut out = String::new();
-                d.render(&mut out);
-                eprint!("{out}");
-                return exit::BAD_INPUT;
-            }
-            Err(e) => {
-                super::report_error(e);
-                return exit::BAD_INPUT;
-            }
+            Err(code) => return code,
         },
         None => None,
     };

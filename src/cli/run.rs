@@ -3,7 +3,7 @@
 use super::OutputFormat;
 use crate::engine::{self, RunOptions, RunStatus};
 use crate::exit;
-use crate::workflow::{self, LoadError};
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -147,18 +147,9 @@ pub fn run(args: &Args) -> i32 {
     let started = std::time::Instant::now();
     // The workflow lives until the process exits, and is not freed then: for a large graph,
     // freeing hundreds of thousands of small allocations is measurable and of no use.
-    let wf = match workflow::load_file(&args.file) {
+    let wf = match super::load_workflow(&args.file) {
         Ok(w) => std::mem::ManuallyDrop::new(w),
-        Err(LoadError::Invalid(d)) => {
-            let mut out = String::new();
-            d.render(&mut out);
-            eprint!("{out}");
-            return exit::BAD_INPUT;
-        }
-        Err(e) => {
-            super::report_error(e);
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     if std::env::var_os("KAIROS_TIMINGS").is_some() {
         // For benchmarks: loading (reading, parsing, validating) apart from running.

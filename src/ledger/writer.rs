@@ -219,8 +219,13 @@ fn hash_lines(
     full: &SyncSender<Vec<u8>>,
     empty: &Receiver<Vec<u8>>,
 ) -> io::Result<Written> {
-    let stopped = || io::Error::other("the ledger file thread stopped");
     let fresh = || Vec::with_capacity(OUT_BUFFER + 4096);
+    // Hands the buffer to the file thread, taking back an emptied one when there is one.
+    let hand_over = |out: &mut Vec<u8>| {
+        let next = empty.try_recv().unwrap_or_else(|_| fresh());
+        full.send(std::mem::replace(out, next))
+            .map_err(|_| io::Error::other("the ledger file thread stopped"))
+    };
     // Lines are built in place in the output buffer and hashed there: one copy of each body,
     // no formatting machinery.
     let mut out: Vec<u8> = fresh();
@@ -244,9 +249,7 @@ fn hash_lines(
             out.push(b'\n');
             seq += 1;
             if out.len() >= OUT_BUFFER {
-                let next = empty.try_recv().unwrap_or_else(|_| fresh());
-                full.send(std::mem::replace(&mut out, next))
-                    .map_err(|_| stopped())?;
+                hand_over(&mut out)?;
             }
         }
         batch = match rx.try_recv() {
@@ -254,9 +257,7 @@ fn hash_lines(
             Err(TryRecvError::Empty) => {
                 // Caught up with the engine: what is hashed goes to the file now.
                 if !out.is_empty() {
-                    let next = empty.try_recv().unwrap_or_else(|_| fresh());
-                    full.send(std::mem::replace(&mut out, next))
-                        .map_err(|_| stopped())?;
+                    hand_over(&mut out)?;
                 }
                 rx.recv().ok()
             }
@@ -264,7 +265,7 @@ fn hash_lines(
         };
     }
     if !out.is_empty() {
-        full.send(out).map_err(|_| stopped())?;
+        hand_over(&mut out)?;
     }
     Ok(Written {
         lines: seq,

@@ -62,12 +62,7 @@ impl<'n> Fields<'n> {
                 });
             }
         }
-        Some(Self {
-            node,
-            entries,
-            known,
-            context,
-        })
+        Self::checked(node, context, known)
     }
 
     /// Reads a mapping that [`new`](Self::new) has already checked, without reporting again.
