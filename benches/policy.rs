@@ -2,12 +2,13 @@
 //! follow the size of the text, not the number of patterns. Numbers go into the README.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kairos::policy::effective::{Effective, Layer, programs};
+use kairos::policy::effective::{Effective, Layer};
 use kairos::policy::redact::Redactor;
 use kairos::policy::{Capability, PolicySpec};
+use kairos::sh::programs;
 
 fn spec(yaml: &str) -> PolicySpec {
-    let node = kairos::workflow::yaml::parse(yaml).unwrap();
+    let node = kairos::syntax::yaml::parse(yaml).unwrap();
     PolicySpec::read(&node, &mut Vec::new())
 }
 

@@ -14,7 +14,7 @@ fn run(c: &mut Criterion) {
             let yaml = shapes::workflow(shape, n, "    tool: noop\n");
             let workflow = kairos::workflow::load_str("bench.yaml", &yaml).expect("valid");
             let policy =
-                kairos::policy::effective::Effective::new(kairos::policy::layers(&workflow, None));
+                kairos::policy::effective::Effective::new(kairos::plan::layers(&workflow, None));
             group.throughput(Throughput::Elements(workflow.nodes.len() as u64));
             group.bench_with_input(BenchmarkId::new(shape, n), &workflow, |b, wf| {
                 b.iter(|| {

@@ -10,11 +10,13 @@ pub mod engine;
 pub mod exit;
 pub mod interrupt;
 pub mod ledger;
+pub mod plan;
 pub mod policy;
-pub mod replay;
+pub mod record;
 pub mod report;
-pub mod resume;
+pub mod sh;
 pub mod sign;
+pub mod syntax;
 pub mod tools;
 pub mod workflow;
 

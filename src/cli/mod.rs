@@ -96,7 +96,7 @@ pub fn effective_policy(
         },
         None => None,
     };
-    let layers = crate::policy::layers(
+    let layers = crate::plan::layers(
         wf,
         org.as_ref()
             .map(|(f, s, src)| (f.as_str(), s, src.as_str())),

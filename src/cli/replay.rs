@@ -3,7 +3,7 @@
 use super::OutputFormat;
 use crate::exit;
 use crate::ledger::{reader, state};
-use crate::replay::{self, ReplayError};
+use crate::record::redrive::{self, ReplayError};
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -170,7 +170,7 @@ fn redrive(args: &Args) -> i32 {
         },
         None => None,
     };
-    let outcome = match replay::redrive(&args.ledger, changed.as_ref()) {
+    let outcome = match redrive::redrive(&args.ledger, changed.as_ref()) {
         Ok(o) => o,
         Err(ReplayError::Read(e)) => return read_error(e),
         Err(ReplayError::EmbeddedWorkflow(d)) => {

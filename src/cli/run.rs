@@ -164,7 +164,7 @@ pub fn run(args: &Args) -> i32 {
     };
     // The static check: under `enforce`, a tool the policy does not allow refuses the run
     // before anything starts.
-    let violations = crate::policy::check_capabilities(&wf, &policy);
+    let violations = crate::plan::check_capabilities(&wf, &policy);
     if !violations.is_empty() && policy.enforcement == crate::policy::Enforcement::Enforce {
         let n = violations.len();
         let d = crate::workflow::Diagnostics {
@@ -183,8 +183,8 @@ pub fn run(args: &Args) -> i32 {
         );
         return exit::POLICY;
     }
-    if let Err(e) =
-        engine::check_tools(&wf).and_then(|()| engine::resolve_inputs(&wf, &args.inputs).map(drop))
+    if let Err(e) = crate::plan::check_tools(&wf)
+        .and_then(|()| crate::plan::resolve_inputs(&wf, &args.inputs).map(drop))
     {
         super::report_error(e);
         return exit::BAD_INPUT;
@@ -206,7 +206,7 @@ pub fn run(args: &Args) -> i32 {
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
     };
     let result = if let Some(ledger) = &args.resume {
-        let inputs = match engine::resolve_inputs(&wf, &args.inputs) {
+        let inputs = match crate::plan::resolve_inputs(&wf, &args.inputs) {
             Ok(i) => i,
             Err(e) => {
                 super::report_error(e);
@@ -215,7 +215,7 @@ pub fn run(args: &Args) -> i32 {
         };
         let seed = args.seed.unwrap_or(wf.seed);
         let start = engine::run_start(&wf, &inputs, seed, &policy);
-        let prefix = match crate::resume::read_prefix(ledger, start.trim_end()) {
+        let prefix = match crate::record::resume::read_prefix(ledger, start.trim_end()) {
             Ok(p) => p,
             Err(e) => {
                 super::report_error(e);
@@ -244,7 +244,7 @@ pub fn run(args: &Args) -> i32 {
             }
         }
         options.approvals = approvals;
-        let sink = match crate::resume::ResumeSink::open(ledger, prefix.kept.clone()) {
+        let sink = match crate::record::resume::ResumeSink::open(ledger, prefix.kept.clone()) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot write {}: {e}", ledger.display());

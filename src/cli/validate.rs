@@ -29,7 +29,7 @@ pub fn run(args: &Args) -> i32 {
         let checked = result.as_ref().ok().map(|w| {
             let policy = super::effective_policy(w, args.policy.as_deref());
             policy.map(|p| {
-                let violations = crate::policy::check_capabilities(w, &p);
+                let violations = crate::plan::check_capabilities(w, &p);
                 let enforced = p.enforcement == crate::policy::Enforcement::Enforce;
                 (p.granted, violations, enforced)
             })

@@ -15,7 +15,6 @@
 
 mod order;
 pub mod render;
-pub mod replay;
 mod rng;
 
 use crate::ledger::event::Event;
@@ -24,7 +23,7 @@ use crate::ledger::{self, FORMAT};
 use crate::policy::effective::{self, Effective};
 use crate::policy::redact::Redactor;
 use crate::policy::{CapSet, Enforcement};
-use crate::tools::{self, Outcome, ToolSpec, builtin};
+use crate::tools::{self, Attempt, Outcome, ToolSpec, builtin};
 use crate::workflow::model::Retry;
 use crate::workflow::{ForEach, NodeIdx, NodeKind, Workflow};
 use rand::RngExt;
@@ -94,18 +93,9 @@ pub fn default_jobs() -> usize {
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
-    #[error("unknown input `{name}`")]
-    #[diagnostic(code(kairos::unknown_input), help("{help}"))]
-    UnknownInput { name: String, help: String },
-    #[error("input `{name}` has no default and was not given")]
-    #[diagnostic(
-        code(kairos::missing_input),
-        help("pass it with `--input {name}=VALUE`")
-    )]
-    MissingInput { name: String },
-    #[error("node `{node}` uses tool `{tool}`, which this version of kairos cannot run yet")]
-    #[diagnostic(code(kairos::tool_unavailable))]
-    ToolUnavailable { node: String, tool: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] crate::plan::PlanError),
     #[error("cannot write the ledger: {0}")]
     #[diagnostic(code(kairos::ledger_io))]
     Ledger(#[from] std::io::Error),
@@ -177,15 +167,7 @@ pub struct RunReport {
     pub ledger_lines: u64,
     pub chain_head: String,
     /// Replay: the calls the recording could not answer, in commit order of their nodes.
-    pub divergences: Vec<replay::Divergence>,
-}
-
-/// One attempt at a tool call.
-#[derive(Clone, Debug)]
-struct Attempt {
-    outcome: Outcome,
-    /// Backoff before the next attempt, when there is one.
-    delay_ms: Option<u64>,
+    pub divergences: Vec<crate::record::Divergence>,
 }
 
 /// A task's run (or one `for_each` instance's).
@@ -505,73 +487,6 @@ fn execute_into(
     }
 }
 
-/// Reads `--input` values: YAML scalars (`5` is a number, `true` a boolean), else text.
-fn parse_input_value(text: &str) -> Value {
-    match crate::workflow::yaml::parse(text) {
-        Ok(node)
-            if !matches!(
-                node.value,
-                crate::workflow::yaml::Value::Seq(_) | crate::workflow::yaml::Value::Map(_)
-            ) =>
-        {
-            match node.value {
-                crate::workflow::yaml::Value::Null => Value::String(text.to_string()),
-                _ => node.to_json(),
-            }
-        }
-        _ => Value::String(text.to_string()),
-    }
-}
-
-/// The run's inputs: declared defaults, overridden by `--input`.
-pub fn resolve_inputs(
-    workflow: &Workflow,
-    given: &[(String, String)],
-) -> Result<Map<String, Value>, EngineError> {
-    let mut inputs = Map::new();
-    for (name, _) in given {
-        if !workflow.inputs.iter().any(|i| &i.name == name) {
-            let names: Vec<&str> = workflow.inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(EngineError::UnknownInput {
-                name: name.clone(),
-                help: if names.is_empty() {
-                    "this workflow declares no inputs".into()
-                } else {
-                    format!("declared inputs: {}", names.join(", "))
-                },
-            });
-        }
-    }
-    for input in &workflow.inputs {
-        let value = match given.iter().rev().find(|(n, _)| n == &input.name) {
-            Some((_, v)) => parse_input_value(v),
-            None => input
-                .default
-                .clone()
-                .ok_or_else(|| EngineError::MissingInput {
-                    name: input.name.clone(),
-                })?,
-        };
-        inputs.insert(input.name.clone(), value);
-    }
-    Ok(inputs)
-}
-
-/// Checks that every tool the workflow uses can run here.
-pub fn check_tools(workflow: &Workflow) -> Result<(), EngineError> {
-    for node in &workflow.nodes {
-        if let NodeKind::Task(t) = &node.kind
-            && !builtin::is_available(t.tool)
-        {
-            return Err(EngineError::ToolUnavailable {
-                node: node.id.to_string(),
-                tool: t.tool.name.to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// The `RunStart` body.
 pub(crate) fn run_start(
     workflow: &Workflow,
@@ -618,8 +533,8 @@ pub fn run(
     policy: &Effective,
     file: File,
 ) -> Result<RunReport, EngineError> {
-    check_tools(workflow)?;
-    let inputs = resolve_inputs(workflow, &options.inputs)?;
+    crate::plan::check_tools(workflow)?;
+    let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
     run_to(workflow, options, policy, &inputs, file, None)
 }
 
@@ -631,7 +546,7 @@ pub fn run_to(
     policy: &Effective,
     inputs: &Map<String, Value>,
     sink: impl Sink,
-    recording: Option<&replay::Recording>,
+    recording: Option<&crate::record::Recording>,
 ) -> Result<RunReport, EngineError> {
     let seed = options.seed.unwrap_or(workflow.seed);
     let jobs = if options.jobs == 0 {
@@ -679,10 +594,10 @@ struct Engine<'w> {
     ask: Option<Ask>,
     requested: Vec<bool>,
     /// Replay: where tool results come from instead of the tools.
-    recording: Option<&'w replay::Recording>,
+    recording: Option<&'w crate::record::Recording>,
     /// Resume: a call the recording does not have runs for real.
     live_fallback: bool,
-    divergences: Vec<replay::Divergence>,
+    divergences: Vec<crate::record::Divergence>,
     seed: u64,
     jobs: usize,
     succ_start: Vec<u32>,
@@ -1988,7 +1903,7 @@ impl Engine<'_> {
                             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
                             .collect()
                     });
-                let programs = effective::programs(text("run"), argv.as_deref());
+                let programs = crate::sh::programs(text("run"), argv.as_deref());
                 if let Err(d) = self.policy.check_commands(programs.as_deref()) {
                     denials.push(d);
                 }

@@ -4,8 +4,8 @@
 //! context costs the same for a node in a 10-node and a 1,000,000-node workflow. Validation
 //! has already checked that every reference names a node this one waits for.
 
+use crate::syntax::yaml::{Node as Yaml, Value as YamlValue};
 use crate::workflow::expr;
-use crate::workflow::yaml::{Node as Yaml, Value as YamlValue};
 use minijinja::value::{Object, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -224,7 +224,7 @@ mod tests {
     fn a_single_expression_keeps_its_type() {
         let (r, _) = renderer();
         let yaml =
-            crate::workflow::yaml::parse("v: \"{{ [1, inputs.n] }}\"\nw: \"n={{ inputs.n }}\"")
+            crate::syntax::yaml::parse("v: \"{{ [1, inputs.n] }}\"\nw: \"n={{ inputs.n }}\"")
                 .unwrap();
         let YamlValue::Map(entries) = &yaml.value else {
             panic!()

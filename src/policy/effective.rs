@@ -12,7 +12,7 @@
 //! from what the layer around it grants, so `deny: [net]` alone narrows by `net`.
 
 use super::{CapSet, Capability, Enforcement, PolicySpec};
-use crate::workflow::read::Sp;
+use crate::syntax::read::Sp;
 use globset::{GlobBuilder, GlobMatcher};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -444,66 +444,12 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
-/// The programs a shell call runs, when they can all be determined: `args[0]`, the first word of
-/// a plain `run:` line, or the first word of every command of a line with pipes, lists and
-/// redirections. `None` when the line runs code that cannot be seen statically (command
-/// substitution, `eval`, a nested shell).
-pub fn programs(run: Option<&str>, args: Option<&[String]>) -> Option<Vec<String>> {
-    if let Some(args) = args {
-        return args.first().map(|p| vec![p.clone()]);
-    }
-    let line = run?;
-    if let Some(argv) = crate::tools::shell::direct_argv(line) {
-        return argv.into_iter().next().map(|p| vec![p]);
-    }
-    if line.contains("$(") || line.contains('`') || line.contains("<(") || line.contains(">(") {
-        return None;
-    }
-    let mut out = Vec::new();
-    for segment in line.split(['|', ';', '&', '\n']) {
-        let mut words = segment
-            .split_whitespace()
-            .filter(|w| !w.contains('=') || w.starts_with('-'));
-        let Some(first) = words.next() else { continue };
-        let first = first.trim_matches(['(', ')', '{', '}']);
-        if first.is_empty()
-            || first.starts_with(['<', '>'])
-            || first.chars().next().is_some_and(|c| c.is_ascii_digit()) && first.contains('>')
-        {
-            continue;
-        }
-        if matches!(
-            first,
-            "eval"
-                | "exec"
-                | "source"
-                | "."
-                | "sh"
-                | "bash"
-                | "zsh"
-                | "dash"
-                | "env"
-                | "xargs"
-                | "sudo"
-                | "command"
-                | "builtin"
-        ) {
-            return None;
-        }
-        if first.contains('$') || first.contains('"') || first.contains('\'') {
-            return None;
-        }
-        out.push(first.to_string());
-    }
-    (!out.is_empty()).then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> PolicySpec {
-        let node = crate::workflow::yaml::parse(yaml).unwrap();
+        let node = crate::syntax::yaml::parse(yaml).unwrap();
         let mut errors = Vec::new();
         let s = PolicySpec::read(&node, &mut errors);
         assert!(errors.is_empty());
@@ -541,28 +487,6 @@ mod tests {
         assert!(
             !e.granted_for(Some(&narrow))
                 .contains(Capability::Subprocess)
-        );
-    }
-
-    #[test]
-    fn programs_of_shell_lines() {
-        assert_eq!(
-            programs(Some("git log --oneline"), None),
-            Some(vec!["git".into()])
-        );
-        assert_eq!(
-            programs(Some("git log | wc -l"), None),
-            Some(vec!["git".into(), "wc".into()])
-        );
-        assert_eq!(
-            programs(Some("A=1 make && echo ok > out"), None),
-            Some(vec!["make".into(), "echo".into()])
-        );
-        assert_eq!(programs(Some("echo $(rm -rf x)"), None), None);
-        assert_eq!(programs(Some("eval \"$X\""), None), None);
-        assert_eq!(
-            programs(None, Some(&["wc".to_string(), "-l".to_string()])),
-            Some(vec!["wc".into()])
         );
     }
 

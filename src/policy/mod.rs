@@ -7,9 +7,9 @@
 pub mod effective;
 pub mod redact;
 
-use crate::workflow::diag::{WorkflowError, did_you_mean, ss};
-use crate::workflow::read::{self, Errors, Fields, Sp};
-use crate::workflow::yaml::{Node, Value};
+use crate::syntax::diag::{WorkflowError, did_you_mean, ss};
+use crate::syntax::read::{self, Errors, Fields, Sp};
+use crate::syntax::yaml::{Node, Value};
 use std::fmt;
 
 /// Something a tool can do to the world.
@@ -409,17 +409,15 @@ fn first_line(s: &str) -> String {
 }
 
 /// Reads an organisation policy file (`--policy ORG.yaml`): one policy mapping.
-pub fn load_file(
-    path: &std::path::Path,
-) -> Result<(PolicySpec, String), crate::workflow::LoadError> {
-    use crate::workflow::{Diagnostics, LoadError};
+pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::syntax::LoadError> {
+    use crate::syntax::{Diagnostics, LoadError};
     let name = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: name.clone(),
         source,
     })?;
     let mut errors = Vec::new();
-    let spec = match crate::workflow::yaml::parse(&source) {
+    let spec = match crate::syntax::yaml::parse(&source) {
         Ok(root) => {
             read::check_duplicate_keys(&root, &mut errors);
             PolicySpec::read(&root, &mut errors)
@@ -442,60 +440,6 @@ pub fn load_file(
     }
 }
 
-/// The layers of a run's policy: the organisation's (if any), then the workflow's.
-pub fn layers(
-    workflow: &crate::workflow::Workflow,
-    org: Option<(&str, &PolicySpec, &str)>,
-) -> Vec<effective::Layer> {
-    let mut out = Vec::new();
-    if let Some((file, spec, source)) = org {
-        out.push(effective::Layer {
-            name: "the organisation policy".into(),
-            spec: spec.clone(),
-            file: file.to_string(),
-            source: source.into(),
-            narrows: true,
-        });
-    }
-    out.push(effective::Layer {
-        name: "the workflow policy".into(),
-        spec: workflow.policy.clone(),
-        file: workflow.file.clone(),
-        source: workflow.source.clone(),
-        narrows: false,
-    });
-    out
-}
-
-/// The static check (SPEC 4): every task's tool capabilities against the policy. Returns one
-/// diagnostic per missing capability.
-pub fn check_capabilities(
-    workflow: &crate::workflow::Workflow,
-    policy: &effective::Effective,
-) -> Vec<WorkflowError> {
-    use crate::workflow::NodeKind;
-    let mut out = Vec::new();
-    for node in &workflow.nodes {
-        let NodeKind::Task(task) = &node.kind else {
-            continue;
-        };
-        let granted = policy.granted_for(node.policy.as_deref());
-        for cap in CapSet::of(task.tool.capabilities)
-            .iter()
-            .filter(|c| !granted.contains(*c))
-        {
-            out.push(WorkflowError::CapabilityNotGranted {
-                id: node.id.to_string(),
-                capability: cap.name().to_string(),
-                span: ss(task.span),
-                tool: task.tool.name.to_string(),
-                help: Some(policy.withheld_by(cap, node.policy.as_deref(), true)),
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +460,7 @@ mod tests {
     #[test]
     fn deny_wins_over_allow() {
         let node =
-            crate::workflow::yaml::parse("preset: read_only\nallow: [net]\ndeny: [net, llm]\n")
+            crate::syntax::yaml::parse("preset: read_only\nallow: [net]\ndeny: [net, llm]\n")
                 .unwrap();
         let mut errors = Vec::new();
         let spec = PolicySpec::read(&node, &mut errors);

@@ -5,7 +5,7 @@
 //! the same result whichever thread runs it.
 
 use super::{Outcome, ToolSpec, shell};
-use crate::workflow::duration;
+use crate::syntax::duration;
 use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha20Rng;

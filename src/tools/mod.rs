@@ -35,6 +35,14 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// One attempt at a tool call: what it produced, and the backoff before the next attempt
+/// when there is one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub delay_ms: Option<u64>,
+}
+
 /// How a `with:` value is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {

@@ -2,9 +2,9 @@
 //! strings): the shared minijinja environment, and the static checks validation runs on them
 //! (syntax, and references to nodes, inputs and loop variables).
 
-use super::diag::{WorkflowError, did_you_mean, ss};
-use super::read::{Errors, Sp};
-use super::yaml::Span;
+use crate::syntax::diag::{WorkflowError, did_you_mean, ss};
+use crate::syntax::read::{Errors, Sp};
+use crate::syntax::yaml::Span;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -36,10 +36,9 @@ pub fn shell_environment() -> &'static minijinja::Environment<'static> {
         let mut env = environment().clone();
         env.set_formatter(|out, _state, value| {
             let text = value.to_string();
-            out.write_str(&crate::tools::shell::quote(&text))
-                .map_err(|_| {
-                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")
-                })
+            out.write_str(&crate::sh::quote(&text)).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")
+            })
         });
         env
     })

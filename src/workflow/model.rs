@@ -3,9 +3,9 @@
 //! A [`Workflow`] can only be built by [`super::load`], after every check has passed, so its
 //! graph references only existing nodes and is acyclic; `nodes` is in declaration order.
 
-use super::read::Sp;
-use super::yaml::{self, Span, Str};
 use crate::policy::{CapSet, PolicySpec};
+use crate::syntax::read::Sp;
+use crate::syntax::yaml::{self, Span, Str};
 use crate::tools::ToolSpec;
 use std::time::Duration;
 

@@ -5,13 +5,13 @@
 //! expressions and references, then the graph (cycles, by Kahn's algorithm, iteratively).
 //! Errors are collected, sorted by position, and returned together.
 
-use super::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
-use super::duration;
 use super::expr::{self, Form, Scope};
 use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
-use super::read::{self, Errors, Fields, Sp};
-use super::yaml::{self, Span, Value};
 use crate::policy::PolicySpec;
+use crate::syntax::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
+use crate::syntax::duration;
+use crate::syntax::read::{self, Errors, Fields, Sp};
+use crate::syntax::yaml::{self, Span, Value};
 use crate::tools::{self, KeyKind, ToolSpec};
 use miette::{Diagnostic, LabeledSpan, NamedSource};
 use std::collections::HashMap;

@@ -9,7 +9,7 @@
 //! recording cannot answer (changed input, no recorded result), a branch that decides
 //! differently, or a node that appeared or disappeared.
 
-use crate::engine::replay::{Divergence, Recording};
+use super::{Divergence, Recording};
 use crate::engine::{self, EngineError, RunOptions};
 use crate::ledger::reader::{self, ReadError};
 use crate::ledger::writer::Memory;
@@ -112,7 +112,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         .and_then(Value::as_str)
     {
         Some(source) => {
-            let node = crate::workflow::yaml::parse(source).map_err(|e| {
+            let node = crate::syntax::yaml::parse(source).map_err(|e| {
                 ReplayError::Input(format!("the recorded organisation policy: {}", e.message))
             })?;
             let mut errors = Vec::new();
@@ -121,7 +121,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         }
         None => None,
     };
-    let layers = crate::policy::layers(
+    let layers = crate::plan::layers(
         workflow,
         org.as_ref()
             .map(|(s, src)| ("organisation policy", s, src.as_str())),

@@ -12,7 +12,7 @@
 //! prefix exactly and appends only what follows, so the finished file is byte-identical to an
 //! uninterrupted run given the same decisions.
 
-use crate::engine::replay::Recording;
+use super::Recording;
 use crate::ledger::reader::{ReadError, Reader, body};
 use crate::ledger::writer::Sink;
 use std::fs::File;

@@ -5,8 +5,8 @@
 //! input has the recorded digest gets the recorded attempts back; any other call is a
 //! [`Divergence`] and fails, never a live call.
 
-use super::{Attempt, Outcome};
-use crate::tools::Captured;
+use crate::engine::ApprovalDecision;
+use crate::tools::{Attempt, Captured, Outcome};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -17,9 +17,9 @@ pub struct RecordedCall {
     pub tool: String,
     pub input_sha256: Option<String>,
     pub input: Option<Value>,
-    pub(super) attempts: Vec<Attempt>,
+    pub(crate) attempts: Vec<Attempt>,
     /// `End.attempts`, for calls without `ToolOutput` lines (noop).
-    pub(super) ended_attempts: u64,
+    pub(crate) ended_attempts: u64,
 }
 
 /// Every recorded call of a ledger, by node or instance id.
@@ -30,7 +30,7 @@ pub struct Recording {
     /// takes the counts from the recording.
     redactions: HashMap<String, Vec<(String, u64)>>,
     /// Recorded approval decisions, by node id.
-    pub approvals: std::collections::BTreeMap<String, super::ApprovalDecision>,
+    pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
 }
 
 /// A call the recording cannot answer.
@@ -102,7 +102,7 @@ impl Recording {
                 .map_err(|e| format!("ApprovalResolved of `{node}`: {e}"))?;
             self.approvals.insert(
                 node.to_string(),
-                super::ApprovalDecision {
+                ApprovalDecision {
                     approve: r.decision == "approved",
                     approver: r.approver,
                     reason: r.reason,
@@ -179,12 +179,12 @@ impl Recording {
     }
 
     /// The recorded redactions of `id`'s results.
-    pub(super) fn redactions(&self, id: &str) -> Vec<(String, u64)> {
+    pub(crate) fn redactions(&self, id: &str) -> Vec<(String, u64)> {
         self.redactions.get(id).cloned().unwrap_or_default()
     }
 
     /// The recorded attempts of `id` if its input digest is `digest`.
-    pub(super) fn answer(
+    pub(crate) fn answer(
         &self,
         id: &str,
         tool: &str,
