@@ -5,6 +5,7 @@ mod common;
 mod determinism;
 mod diff;
 mod generated;
+mod golden;
 mod graph;
 mod policy;
 mod properties;
