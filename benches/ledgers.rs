@@ -1,38 +1,56 @@
 //! The ledger the reading benchmarks read: a finished 500,000-node no-op run (a `Start` and an
 //! `End` per node, then `RunEnd`), written with the real writer.
 
-use kairos::ledger::event::Event;
+use kairos::ledger::event::{self as ev, Event};
 use kairos::ledger::writer::{ChainState, Writer};
+use std::borrow::Cow;
 
 pub const NODES: u64 = 500_000;
 
 pub fn noop_run(path: &std::path::Path) {
     let mut writer = Writer::start(std::fs::File::create(path).unwrap(), ChainState::default());
     let mut batch = String::new();
-    Event::new(&mut batch, "RunStart", 0)
-        .str("format", kairos::ledger::FORMAT)
-        .str("workflow", "bench")
-        .str("workflow_sha256", &kairos::ledger::sha256_hex(b"bench"))
-        .u64("seed", 0)
-        .finish();
+    let empty = serde_json::json!({});
+    Event::RunStart(ev::RunStart {
+        format: kairos::ledger::FORMAT.into(),
+        kairos_version: "bench".into(),
+        workflow: "bench".into(),
+        workflow_sha256: kairos::ledger::sha256_hex(b"bench").into(),
+        workflow_source: "bench".into(),
+        inputs: Cow::Borrowed(&empty),
+        seed: 0,
+        policy: Cow::Borrowed(&empty),
+        policy_sha256: kairos::ledger::sha256_hex(b"{}").into(),
+    })
+    .write(0, &mut batch);
     for i in 0..NODES {
         let id = format!("t{i}");
-        Event::new(&mut batch, "Start", 2 * i + 1)
-            .node(&id)
-            .str("tool", "noop")
-            .finish();
-        Event::new(&mut batch, "End", 2 * i + 2)
-            .node(&id)
-            .str("status", "succeeded")
-            .u64("attempts", 1)
-            .finish();
+        Event::Start(ev::Start {
+            node: id.as_str().into(),
+            tool: "noop".into(),
+            input_sha256: None,
+            input: None,
+            for_each: None,
+        })
+        .write(2 * i + 1, &mut batch);
+        Event::End(ev::End {
+            attempts: Some(1),
+            ..ev::End::plain(id.as_str(), ev::Status::Succeeded)
+        })
+        .write(2 * i + 2, &mut batch);
         if batch.len() > 1 << 20 {
             writer.send(std::mem::take(&mut batch)).unwrap();
         }
     }
-    Event::new(&mut batch, "RunEnd", 2 * NODES + 1)
-        .str("status", "succeeded")
-        .finish();
+    Event::RunEnd(ev::RunEnd {
+        status: ev::RunOutcome::Succeeded,
+        counts: ev::Counts {
+            succeeded: NODES,
+            ..ev::Counts::default()
+        },
+        outputs: Cow::Borrowed(&empty),
+    })
+    .write(2 * NODES + 1, &mut batch);
     writer.send(batch).unwrap();
     writer.finish().unwrap();
 }

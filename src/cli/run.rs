@@ -305,10 +305,7 @@ pub fn run(args: &Args) -> i32 {
                 "ledger": path.display().to_string(),
                 "events": report.ledger_lines,
                 "chain_head": report.chain_head,
-                "counts": {
-                    "succeeded": report.counts[0], "failed": report.counts[1],
-                    "skipped": report.counts[2], "denied": report.counts[3],
-                },
+                "counts": report.counts.to_json(),
                 "outputs": report.outputs,
                 "pending_approvals": report.pending_approvals,
                 "nodes": report.nodes,
@@ -348,10 +345,10 @@ pub fn run(args: &Args) -> i32 {
             println!(
                 "run {}: {} succeeded, {} failed, {} skipped, {} denied",
                 report.status.name(),
-                c[0],
-                c[1],
-                c[2],
-                c[3]
+                c.succeeded,
+                c.failed,
+                c.skipped,
+                c.denied
             );
             if !report.pending_approvals.is_empty() {
                 println!(

@@ -17,7 +17,8 @@ mod order;
 pub mod render;
 mod rng;
 
-use crate::ledger::event::Event;
+use crate::ledger::event::{self as ev, Counts, Event, Text};
+use crate::ledger::id::InstanceId;
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::ledger::{self, FORMAT};
 use crate::policy::effective::{self, Effective};
@@ -101,25 +102,7 @@ pub enum EngineError {
     Ledger(#[from] std::io::Error),
 }
 
-/// A node's final status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Succeeded,
-    Failed,
-    Skipped,
-    Denied,
-}
-
-impl Status {
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-            Status::Denied => "denied",
-        }
-    }
-}
+pub use crate::ledger::event::Status;
 
 /// How the run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +144,7 @@ pub struct NodeSummary {
 pub struct RunReport {
     pub status: RunStatus,
     pub nodes: Vec<NodeSummary>,
-    pub counts: [u64; 4],
+    pub counts: Counts,
     pub outputs: Map<String, Value>,
     pub pending_approvals: Vec<String>,
     pub ledger_lines: u64,
@@ -509,20 +492,18 @@ pub(crate) fn run_start(
     let policy_text = serde_json::to_string(&policy).unwrap_or_default();
     // The source is most of the line: room for it and some escaping, allocated once.
     let mut out = String::with_capacity(source.len() + source.len() / 8 + policy_text.len() + 1024);
-    Event::new(&mut out, "RunStart", 0)
-        .str("format", FORMAT)
-        .str("kairos_version", env!("CARGO_PKG_VERSION"))
-        .str("workflow", &workflow.name)
-        .str(
-            "workflow_sha256",
-            &ledger::sha256_hex(workflow.source.as_bytes()),
-        )
-        .str("workflow_source", &source)
-        .json("inputs", &inputs)
-        .u64("seed", seed)
-        .json("policy", &policy)
-        .str("policy_sha256", &ledger::sha256_hex(policy_text.as_bytes()))
-        .finish();
+    Event::RunStart(ev::RunStart {
+        format: FORMAT.into(),
+        kairos_version: env!("CARGO_PKG_VERSION").into(),
+        workflow: workflow.name.as_str().into(),
+        workflow_sha256: ledger::sha256_hex(workflow.source.as_bytes()).into(),
+        workflow_source: source,
+        inputs: std::borrow::Cow::Owned(inputs),
+        seed,
+        policy: std::borrow::Cow::Owned(policy),
+        policy_sha256: ledger::sha256_hex(policy_text.as_bytes()).into(),
+    })
+    .write(0, &mut out);
     out
 }
 
@@ -643,7 +624,7 @@ struct Engine<'w> {
     committed: usize,
     /// Event bodies committed but not yet handed to the writer (sent in batches).
     outbox: String,
-    counts: [u64; 4],
+    counts: Counts,
     /// Ranks of the nodes whose inputs have results, to begin (or to resolve) in commit order:
     /// what starts first is what commits first, so results are written and dropped at once.
     ready: order::RankSet,
@@ -759,7 +740,7 @@ impl<'w> Engine<'w> {
             writer,
             committed: 0,
             outbox: String::new(),
-            counts: [0; 4],
+            counts: Counts::default(),
             ready: order::RankSet::new(n),
         }
     }
@@ -795,11 +776,12 @@ impl<'w> Engine<'w> {
             if crate::interrupt::requested() && self.outstanding == 0 {
                 // Everything that finished is committed; write the trailer a resume replaces.
                 let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
-                Event::new(&mut self.outbox, "RunPaused", clock)
-                    .str("reason", "interrupted")
-                    .strs("pending", [])
-                    .str("resume", "kairos run WORKFLOW --resume LEDGER")
-                    .finish();
+                Event::RunPaused(ev::RunPaused {
+                    reason: ev::PauseReason::Interrupted,
+                    pending: Vec::new(),
+                    resume: "kairos run WORKFLOW --resume LEDGER".into(),
+                })
+                .write(clock, &mut self.outbox);
                 self.writer.send(std::mem::take(&mut self.outbox))?;
                 interrupted = true;
                 break;
@@ -821,10 +803,11 @@ impl<'w> Engine<'w> {
                         self.requested[i as usize] = true;
                         let clock = self.start_clock(i as usize);
                         if let Res::AwaitingApproval { prompt } = &self.res[i as usize] {
-                            Event::new(&mut self.outbox, "ApprovalRequested", clock)
-                                .node(&self.wf.nodes[i as usize].id)
-                                .str("prompt", prompt)
-                                .finish();
+                            Event::ApprovalRequested {
+                                node: self.wf.nodes[i as usize].id.as_str().into(),
+                                prompt: prompt.as_str().into(),
+                            }
+                            .write(clock, &mut self.outbox);
                         }
                     }
                 }
@@ -856,14 +839,13 @@ impl<'w> Engine<'w> {
                     .map(|&i| self.wf.nodes[i as usize].id.as_str())
                     .collect();
                 let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
-                Event::new(&mut self.outbox, "RunPaused", clock)
-                    .str("reason", "approval")
-                    .strs("pending", pending.iter().copied())
-                    .str(
-                        "resume",
-                        "kairos run WORKFLOW --resume LEDGER --approve ID --approver NAME",
-                    )
-                    .finish();
+                Event::RunPaused(ev::RunPaused {
+                    reason: ev::PauseReason::Approval,
+                    pending: pending.iter().map(|&p| Text::from(p)).collect(),
+                    resume: "kairos run WORKFLOW --resume LEDGER --approve ID --approver NAME"
+                        .into(),
+                })
+                .write(clock, &mut self.outbox);
                 self.writer.send(std::mem::take(&mut self.outbox))?;
                 pending_approvals.extend(pending.iter().map(|s| s.to_string()));
                 break;
@@ -919,15 +901,19 @@ impl<'w> Engine<'w> {
         };
         if !paused {
             let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
-            let counts = serde_json::json!({
-                "succeeded": self.counts[0], "failed": self.counts[1], "skipped": self.counts[2], "denied": self.counts[3],
-            });
+            let outcome = match status {
+                RunStatus::Failed => ev::RunOutcome::Failed,
+                RunStatus::Denied => ev::RunOutcome::Denied,
+                _ => ev::RunOutcome::Succeeded,
+            };
+            let outputs = Value::Object(outputs.clone());
             let mut out = String::new();
-            Event::new(&mut out, "RunEnd", clock)
-                .str("status", status.name())
-                .json("counts", &counts)
-                .json("outputs", &Value::Object(outputs.clone()))
-                .finish();
+            Event::RunEnd(ev::RunEnd {
+                status: outcome,
+                counts: self.counts,
+                outputs: std::borrow::Cow::Borrowed(&outputs),
+            })
+            .write(clock, &mut out);
             self.writer.send(out)?;
         }
         let nodes = self
@@ -1283,7 +1269,7 @@ impl<'w> Engine<'w> {
             let input = self.recorded_input(args, &mut run);
             run.redactions.extend(recording.redactions(&instance_id));
             let digest = (!task.tool.keys.is_empty()).then(|| {
-                input_digest(
+                crate::ledger::input_digest(
                     task.tool.name,
                     &serde_json::to_string(&input).unwrap_or_default(),
                 )
@@ -1436,21 +1422,23 @@ impl<'w> Engine<'w> {
         let res = std::mem::replace(&mut self.res[iu], Res::Done(status));
         match res {
             Res::Skipped(reason) => {
-                Event::new(events, "Skipped", clock)
-                    .node(&node.id)
-                    .str("reason", &reason)
-                    .finish();
+                Event::Skipped {
+                    node: node.id.as_str().into(),
+                    reason: reason.as_str().into(),
+                }
+                .write(clock, events);
                 if self.summary {
                     self.short[iu] = reason;
                 }
             }
             Res::Failed(message) => {
-                Event::new(events, "Error", clock)
-                    .node(&node.id)
-                    .str("message", &message)
-                    .finish();
+                Event::Error {
+                    node: node.id.as_str().into(),
+                    message: message.as_str().into(),
+                }
+                .write(clock, events);
                 clock += 1;
-                end_event(events, clock, &node.id, "failed");
+                Event::End(ev::End::plain(node.id.as_str(), Status::Failed)).write(clock, events);
                 if self.summary {
                     self.short[iu] = message;
                 }
@@ -1482,23 +1470,27 @@ impl<'w> Engine<'w> {
                 if let Some(d) = self.gate_decisions.get(&i) {
                     clock = approval_resolved(events, clock, &node.id, d);
                 }
-                Event::new(events, "Start", clock)
-                    .node(&node.id)
-                    .str("tool", tool.name)
-                    .u64("for_each", runs.len() as u64)
-                    .finish();
+                Event::Start(ev::Start {
+                    node: node.id.as_str().into(),
+                    tool: tool.name.into(),
+                    input_sha256: None,
+                    input: None,
+                    for_each: Some(runs.len() as u64),
+                })
+                .write(clock, events);
                 for (k, run) in runs.iter().enumerate() {
                     let run = run.as_ref().expect("every instance has a result at commit");
                     clock += 1;
-                    task_events(events, &mut clock, &format!("{}[{k}]", node.id), tool, run);
+                    let id = InstanceId::item(&node.id, k as u32);
+                    task_events(events, &mut clock, id.as_str(), tool, run);
                     self.attempts[iu] += run.attempts.len() as u32;
                 }
                 clock += 1;
-                Event::new(events, "End", clock)
-                    .node(&node.id)
-                    .str("status", status.name())
-                    .u64("instances", runs.len() as u64)
-                    .finish();
+                Event::End(ev::End {
+                    instances: Some(runs.len() as u64),
+                    ..ev::End::plain(node.id.as_str(), status)
+                })
+                .write(clock, events);
                 if self.summary {
                     self.short[iu] = format!("{} instances", runs.len());
                 }
@@ -1517,21 +1509,18 @@ impl<'w> Engine<'w> {
                 } else {
                     ("else", otherwise, then)
                 };
-                let ids = |v: &[NodeIdx]| {
-                    v.iter()
-                        .map(|&c| self.wf.nodes[c as usize].id.as_str())
-                        .collect::<Vec<_>>()
-                };
-                Event::new(events, "BranchDecision", clock)
-                    .node(&node.id)
-                    .str("if", condition)
-                    .bool("value", value)
-                    .str("arm", arm)
-                    .strs("chosen", ids(chosen))
-                    .strs("skipped", ids(skipped))
-                    .finish();
+                Event::BranchDecision(ev::BranchDecision {
+                    node: node.id.as_str().into(),
+                    condition: condition.as_str().into(),
+                    value,
+                    arm: ev::Arm::of(value),
+                    chosen: self.ids(chosen),
+                    skipped: self.ids(skipped),
+                })
+                .write(clock, events);
                 clock += 1;
-                end_event(events, clock, &node.id, "succeeded");
+                Event::End(ev::End::plain(node.id.as_str(), Status::Succeeded))
+                    .write(clock, events);
                 if self.summary {
                     self.short[iu] = arm.to_string();
                 }
@@ -1543,11 +1532,11 @@ impl<'w> Engine<'w> {
                     Some(r) => format!("rejected: {r}"),
                     None => "rejected".to_string(),
                 });
-                Event::new(events, "End", clock)
-                    .node(&node.id)
-                    .str("status", status.name())
-                    .opt_str("error", error.as_deref())
-                    .finish();
+                Event::End(ev::End {
+                    error: error.as_deref().map(Text::from),
+                    ..ev::End::plain(node.id.as_str(), status)
+                })
+                .write(clock, events);
                 if self.summary {
                     self.short[iu] = error.unwrap_or_else(|| "approved".into());
                 }
@@ -1556,33 +1545,28 @@ impl<'w> Engine<'w> {
                 let NodeKind::Fork(children) = &node.kind else {
                     unreachable!()
                 };
-                let ids: Vec<&str> = children
-                    .iter()
-                    .map(|&c| self.wf.nodes[c as usize].id.as_str())
-                    .collect();
-                Event::new(events, "ForkSpawn", clock)
-                    .node(&node.id)
-                    .strs("children", ids)
-                    .finish();
+                Event::ForkSpawn {
+                    node: node.id.as_str().into(),
+                    children: self.ids(children),
+                }
+                .write(clock, events);
                 clock += 1;
-                end_event(events, clock, &node.id, "succeeded");
+                Event::End(ev::End::plain(node.id.as_str(), Status::Succeeded))
+                    .write(clock, events);
             }
             Res::Join { succeeded } => {
                 let NodeKind::Join(parents) = &node.kind else {
                     unreachable!()
                 };
-                let ids = |v: &[NodeIdx]| {
-                    v.iter()
-                        .map(|&c| self.wf.nodes[c as usize].id.as_str())
-                        .collect::<Vec<_>>()
-                };
-                Event::new(events, "JoinComplete", clock)
-                    .node(&node.id)
-                    .strs("joined", ids(parents))
-                    .strs("succeeded", ids(&succeeded))
-                    .finish();
+                Event::JoinComplete {
+                    node: node.id.as_str().into(),
+                    joined: self.ids(parents),
+                    succeeded: self.ids(&succeeded),
+                }
+                .write(clock, events);
                 clock += 1;
-                end_event(events, clock, &node.id, "succeeded");
+                Event::End(ev::End::plain(node.id.as_str(), Status::Succeeded))
+                    .write(clock, events);
             }
             Res::Pending
             | Res::Running(_)
@@ -1593,12 +1577,7 @@ impl<'w> Engine<'w> {
             }
         }
         self.end_clock[iu] = clock;
-        self.counts[match status {
-            Status::Succeeded => 0,
-            Status::Failed => 1,
-            Status::Skipped => 2,
-            Status::Denied => 3,
-        }] += 1;
+        self.counts.add(status);
         self.committed += 1;
         self.outbox = buf;
         if self.outbox.len() >= 256 * 1024 {
@@ -1614,6 +1593,14 @@ impl<'w> Engine<'w> {
         Ok(())
     }
 
+    /// The ids of `nodes`, for an event.
+    fn ids(&self, nodes: &[NodeIdx]) -> Vec<Text<'w>> {
+        nodes
+            .iter()
+            .map(|&c| Text::from(self.wf.nodes[c as usize].id.as_str()))
+            .collect()
+    }
+
     fn outputs(&self) -> Map<String, Value> {
         let mut out = Map::new();
         for (name, template) in &self.wf.outputs {
@@ -1625,19 +1612,6 @@ impl<'w> Engine<'w> {
         }
         out
     }
-}
-
-/// The digest that identifies a tool invocation: SHA-256 of the compact JSON
-/// `{"tool":NAME,"input":INPUT}` (in that key order), so a replay can tell a changed
-/// invocation from the same one.
-pub fn input_digest(tool: &str, input_json: &str) -> String {
-    let mut text = String::with_capacity(input_json.len() + tool.len() + 20);
-    text.push_str("{\"tool\":");
-    crate::ledger::event::push_json_str(&mut text, tool);
-    text.push_str(",\"input\":");
-    text.push_str(input_json);
-    text.push('}');
-    ledger::sha256_hex(text.as_bytes())
 }
 
 /// A short, one-line form of a task's result for the summary table.
@@ -1683,109 +1657,116 @@ fn short(run: &TaskRun) -> String {
 /// the next), then `End`; or `Skipped`; or `Start`, `Error`, `End` when it could not run.
 fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, run: &TaskRun) {
     if let Some(reason) = &run.skipped {
-        Event::new(events, "Skipped", *clock)
-            .node(id)
-            .str("reason", reason)
-            .finish();
+        Event::Skipped {
+            node: id.into(),
+            reason: reason.as_str().into(),
+        }
+        .write(*clock, events);
         return;
     }
-    let mut start = Event::new(events, "Start", *clock)
-        .node(id)
-        .str("tool", tool.name);
     // A tool without arguments (noop) has no invocation to tell apart: no input is recorded.
-    if let Some(input) = run.input.as_ref().filter(|_| !tool.keys.is_empty()) {
-        let text = serde_json::to_string(input).unwrap_or_default();
-        start = start
-            .str("input_sha256", &input_digest(tool.name, &text))
-            .raw("input", &text);
-    }
-    start.finish();
+    let input = run
+        .input
+        .as_ref()
+        .filter(|_| !tool.keys.is_empty())
+        .map(|input| {
+            let text = serde_json::to_string(input).unwrap_or_default();
+            (crate::ledger::input_digest(tool.name, &text), text)
+        });
+    Event::Start(ev::Start {
+        node: id.into(),
+        tool: tool.name.into(),
+        input_sha256: input.as_ref().map(|(digest, _)| digest.as_str().into()),
+        input: input
+            .as_ref()
+            .map(|(_, text)| ev::RawJson(text.as_str().into())),
+        for_each: None,
+    })
+    .write(*clock, events);
     for decision in &run.decisions {
         *clock += 1;
+        let node = Text::from(id);
         match decision {
-            Decision::Allow { checks } => {
-                Event::new(events, "PolicyAllow", *clock)
-                    .node(id)
-                    .strs("checks", checks.iter().copied())
-                    .finish();
-            }
+            Decision::Allow { checks } => Event::PolicyAllow {
+                node,
+                checks: checks.iter().map(|&c| Text::from(c)).collect(),
+            },
             Decision::Deny {
                 code,
                 detail,
                 enforced,
-            } => {
-                Event::new(events, "PolicyDeny", *clock)
-                    .node(id)
-                    .str("reason", code)
-                    .str("detail", detail)
-                    .bool("enforced", *enforced)
-                    .finish();
-            }
+            } => Event::PolicyDeny(ev::PolicyDeny {
+                node,
+                reason: (*code).into(),
+                detail: detail.as_str().into(),
+                enforced: *enforced,
+            }),
             Decision::Limit {
                 key,
                 limit,
                 enforced,
-            } => {
-                Event::new(events, "CallLimitExceeded", *clock)
-                    .node(id)
-                    .str("reason", effective::codes::CALL_LIMIT_EXCEEDED)
-                    .str("key", key)
-                    .u64("limit", *limit)
-                    .bool("enforced", *enforced)
-                    .finish();
-            }
+            } => Event::CallLimitExceeded(ev::CallLimitExceeded {
+                node,
+                reason: effective::codes::CALL_LIMIT_EXCEEDED.into(),
+                key: key.as_str().into(),
+                limit: *limit,
+                enforced: *enforced,
+            }),
         }
+        .write(*clock, events);
     }
     if let Some(message) = &run.error {
         *clock += 1;
-        Event::new(events, "Error", *clock)
-            .node(id)
-            .str("message", message)
-            .finish();
+        Event::Error {
+            node: id.into(),
+            message: message.as_str().into(),
+        }
+        .write(*clock, events);
     }
     for (k, attempt) in run.attempts.iter().enumerate() {
         let o = &attempt.outcome;
         if tool.name != "noop" || o.error.is_some() {
             *clock += 1;
-            let mut e = Event::new(events, "ToolOutput", *clock)
-                .node(id)
-                .u64("attempt", k as u64 + 1)
-                .json("output", &o.output);
-            for (name, captured) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
-                if let Some(c) = captured {
-                    e = e.str(name, &c.text);
-                    if c.truncated {
-                        e = e
-                            .u64(&format!("{name}_bytes"), c.bytes)
-                            .opt_str(&format!("{name}_sha256"), c.sha256.as_deref());
-                    }
+            Event::ToolOutput(
+                ev::ToolOutput {
+                    node: id.into(),
+                    attempt: k as u64 + 1,
+                    output: std::borrow::Cow::Borrowed(&o.output),
+                    stdout: None,
+                    stdout_bytes: None,
+                    stdout_sha256: None,
+                    stderr: None,
+                    stderr_bytes: None,
+                    stderr_sha256: None,
+                    exit_code: o.exit_code.map(i64::from),
+                    error: o.error.as_deref().map(Text::from),
                 }
-            }
-            if let Some(code) = o.exit_code {
-                e = e.i64("exit_code", i64::from(code));
-            }
-            e.opt_str("error", o.error.as_deref()).finish();
+                .with_stream(ev::StreamName::Stdout, stream(&o.stdout))
+                .with_stream(ev::StreamName::Stderr, stream(&o.stderr)),
+            )
+            .write(*clock, events);
         }
         if let Some(delay) = attempt.delay_ms {
             *clock += 1;
-            Event::new(events, "Retry", *clock)
-                .node(id)
-                .u64("attempt", k as u64 + 2)
-                .u64("delay_ms", delay)
-                .opt_str("reason", o.error.as_deref())
-                .finish();
+            Event::Retry(ev::Retry {
+                node: id.into(),
+                attempt: k as u64 + 2,
+                delay_ms: delay,
+                reason: o.error.as_deref().map(Text::from),
+            })
+            .write(*clock, events);
         }
     }
     for (field, count) in &run.redactions {
         *clock += 1;
-        Event::new(events, "ContentRedacted", *clock)
-            .node(id)
-            .str("field", field)
-            .u64("count", *count)
-            .finish();
+        Event::ContentRedacted {
+            node: id.into(),
+            field: field.as_str().into(),
+            count: *count,
+        }
+        .write(*clock, events);
     }
     *clock += 1;
-    let status = run.status();
     let denial = run.decisions.iter().find_map(|d| match d {
         Decision::Deny {
             code,
@@ -1802,12 +1783,22 @@ fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, 
         .as_deref()
         .or(run.error.as_deref())
         .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
-    Event::new(events, "End", *clock)
-        .node(id)
-        .str("status", status.name())
-        .u64("attempts", run.attempts.len() as u64)
-        .opt_str("error", error)
-        .finish();
+    Event::End(ev::End {
+        attempts: Some(run.attempts.len() as u64),
+        error: error.map(Text::from),
+        ..ev::End::plain(id, run.status())
+    })
+    .write(*clock, events);
+}
+
+/// A captured stream as an event records it.
+fn stream(c: &Option<tools::Captured>) -> Option<ev::Stream<'_>> {
+    c.as_ref().map(|c| ev::Stream {
+        text: c.text.as_str().into(),
+        truncated: c
+            .truncated
+            .then(|| (c.bytes, c.sha256.as_deref().map(Text::from))),
+    })
 }
 
 /// Redacts a call's results in place (before they are recorded or read by another node) and
@@ -1965,19 +1956,12 @@ fn gated(node: &crate::workflow::Node, policy: &Effective) -> bool {
 /// Writes `ApprovalResolved` (`ApprovalRequested` took the node's first clock tick when it was
 /// written) and returns the clock for the node's next event.
 fn approval_resolved(events: &mut String, start: u64, id: &str, d: &ApprovalDecision) -> u64 {
-    Event::new(events, "ApprovalResolved", start + 1)
-        .node(id)
-        .str("decision", if d.approve { "approved" } else { "rejected" })
-        .opt_str("approver", d.approver.as_deref())
-        .opt_str("reason", d.reason.as_deref())
-        .finish();
+    Event::ApprovalResolved(ev::ApprovalResolved {
+        node: id.into(),
+        decision: ev::Verdict::of(d.approve),
+        approver: d.approver.as_deref().map(Text::from),
+        reason: d.reason.as_deref().map(Text::from),
+    })
+    .write(start + 1, events);
     start + 2
-}
-
-/// The `End` of a node that has nothing to add to its status.
-fn end_event(events: &mut String, clock: u64, id: &str, status: &str) {
-    Event::new(events, "End", clock)
-        .node(id)
-        .str("status", status)
-        .finish();
 }

@@ -1,228 +1,1033 @@
-//! Event bodies, written straight to JSON text.
+//! Every ledger event and its fields, in one place (the format is described in
+//! `docs/ledger.md`).
 //!
-//! A ledger line is `{"seq":N,"prev":"...",` + body + `}`. Bodies start with `"event"` and
-//! `"clock"`, then `"node"` where the event is a node's, then the event's own fields in a
-//! fixed order, so the same run always gives the same bytes. Bodies are appended to a batch
-//! buffer, one per line (JSON strings escape newlines, so `\n` separates them safely).
+//! The engine builds an [`Event`] and [`Event::write`]s it; every reader (replay, resume,
+//! state, diff, signing) gets the same type back from [`Event::parse`]. A field renamed or
+//! reordered here changes both sides at once, and the round-trip tests below catch a writer
+//! and a reader that disagree.
+//!
+//! Writing goes through the byte encoder of [`super::encode`], not through serde, so lines are
+//! built without a JSON tree and their bytes never change for the same content: fields are
+//! written in the order they are declared here, optional fields only when present.
+//!
+//! Strings borrow from the line where they can ([`Cow`]), so reading a ledger does not copy
+//! what it does not keep.
 
+use super::encode::Body;
+use serde::Deserialize;
 use serde_json::Value;
-use std::fmt::Write;
+use std::borrow::Cow;
 
-/// An event body under construction, written straight into a batch buffer.
-pub struct Event<'a> {
-    body: &'a mut String,
+/// Text that borrows from the line when it has no escapes.
+pub type Text<'a> = Cow<'a, str>;
+
+/// A node's final status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Skipped,
+    Denied,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Succeeded,
+        Status::Failed,
+        Status::Skipped,
+        Status::Denied,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Denied => "denied",
+        }
+    }
+}
+
+/// How a finished run ended (`RunEnd.status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+    /// An enforced policy denied a call.
+    Denied,
+}
+
+impl RunOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Denied => "denied",
+        }
+    }
+}
+
+/// Node counts by status, in `RunEnd`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Counts {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub denied: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: Status) {
+        *self.get_mut(status) += 1;
+    }
+
+    pub fn get(&self, status: Status) -> u64 {
+        match status {
+            Status::Succeeded => self.succeeded,
+            Status::Failed => self.failed,
+            Status::Skipped => self.skipped,
+            Status::Denied => self.denied,
+        }
+    }
+
+    fn get_mut(&mut self, status: Status) -> &mut u64 {
+        match status {
+            Status::Succeeded => &mut self.succeeded,
+            Status::Failed => &mut self.failed,
+            Status::Skipped => &mut self.skipped,
+            Status::Denied => &mut self.denied,
+        }
+    }
+
+    /// The counts as a JSON object, keys in status order.
+    pub fn to_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        for s in Status::ALL {
+            map.insert(s.name().into(), Value::from(self.get(s)));
+        }
+        Value::Object(map)
+    }
+}
+
+/// Which arm a branch chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Then,
+    Else,
+}
+
+impl Arm {
+    pub fn of(value: bool) -> Self {
+        if value { Arm::Then } else { Arm::Else }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::Then => "then",
+            Arm::Else => "else",
+        }
+    }
+}
+
+/// A person's decision (`ApprovalResolved.decision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Approved,
+    Rejected,
+}
+
+impl Verdict {
+    pub fn of(approve: bool) -> Self {
+        if approve {
+            Verdict::Approved
+        } else {
+            Verdict::Rejected
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::Rejected => "rejected",
+        }
+    }
+}
+
+/// Why a run stopped early (`RunPaused.reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PauseReason {
+    /// Waiting for a person's decision.
+    Approval,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl PauseReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            PauseReason::Approval => "approval",
+            PauseReason::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// JSON text written into the line as it is (a call's rendered input, whose digest is taken
+/// over exactly these bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawJson<'a>(pub Text<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'de serde_json::value::RawValue>::deserialize(d)?;
+        Ok(RawJson(Cow::Borrowed(raw.get())))
+    }
+}
+
+impl RawJson<'_> {
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// `RunStart`, line 0: what the run was asked to do.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RunStart<'a> {
+    #[serde(borrow)]
+    pub format: Text<'a>,
+    #[serde(borrow)]
+    pub kairos_version: Text<'a>,
+    #[serde(borrow)]
+    pub workflow: Text<'a>,
+    #[serde(borrow)]
+    pub workflow_sha256: Text<'a>,
+    /// The source text, with secret values masked.
+    #[serde(borrow)]
+    pub workflow_source: Text<'a>,
+    pub inputs: Cow<'a, Value>,
+    pub seed: u64,
+    /// The effective policy (with the organisation policy's source, when there is one).
+    pub policy: Cow<'a, Value>,
+    #[serde(borrow)]
+    pub policy_sha256: Text<'a>,
+}
+
+/// A call's rendered input and its digest (see `input_digest`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input<'a> {
+    pub sha256: Text<'a>,
+    pub json: RawJson<'a>,
+}
+
+/// `Start`: a task (or one `for_each` instance) begins; a fan-out node's own `Start` has
+/// `for_each` (the number of instances) and no input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Start<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    #[serde(borrow)]
+    pub tool: Text<'a>,
+    #[serde(borrow, default)]
+    pub input_sha256: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub input: Option<RawJson<'a>>,
+    #[serde(default)]
+    pub for_each: Option<u64>,
+}
+
+impl<'a> Start<'a> {
+    pub fn input(&self) -> Option<Input<'a>> {
+        match (&self.input_sha256, &self.input) {
+            (Some(sha256), Some(json)) => Some(Input {
+                sha256: sha256.clone(),
+                json: json.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A captured output stream as the ledger records it: the text kept, and for a stream past the
+/// capture limit its full size and SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stream<'a> {
+    pub text: Text<'a>,
+    pub truncated: Option<(u64, Option<Text<'a>>)>,
+}
+
+/// `ToolOutput`: one attempt's result.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ToolOutput<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    pub attempt: u64,
+    #[serde(default)]
+    pub output: Cow<'a, Value>,
+    #[serde(borrow, default)]
+    pub stdout: Option<Text<'a>>,
+    #[serde(default)]
+    pub stdout_bytes: Option<u64>,
+    #[serde(borrow, default)]
+    pub stdout_sha256: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub stderr: Option<Text<'a>>,
+    #[serde(default)]
+    pub stderr_bytes: Option<u64>,
+    #[serde(borrow, default)]
+    pub stderr_sha256: Option<Text<'a>>,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(borrow, default)]
+    pub error: Option<Text<'a>>,
+}
+
+impl<'a> ToolOutput<'a> {
+    /// Sets a stream's fields from what was captured.
+    pub fn with_stream(mut self, which: StreamName, s: Option<Stream<'a>>) -> Self {
+        let Some(s) = s else { return self };
+        let (bytes, sha) = match s.truncated {
+            Some((bytes, sha)) => (Some(bytes), sha),
+            None => (None, None),
+        };
+        match which {
+            StreamName::Stdout => {
+                self.stdout = Some(s.text);
+                self.stdout_bytes = bytes;
+                self.stdout_sha256 = sha;
+            }
+            StreamName::Stderr => {
+                self.stderr = Some(s.text);
+                self.stderr_bytes = bytes;
+                self.stderr_sha256 = sha;
+            }
+        }
+        self
+    }
+
+    pub fn stream(&self, which: StreamName) -> Option<Stream<'a>> {
+        let (text, bytes, sha) = match which {
+            StreamName::Stdout => (&self.stdout, self.stdout_bytes, &self.stdout_sha256),
+            StreamName::Stderr => (&self.stderr, self.stderr_bytes, &self.stderr_sha256),
+        };
+        text.as_ref().map(|text| Stream {
+            text: text.clone(),
+            truncated: bytes.map(|b| (b, sha.clone())),
+        })
+    }
+}
+
+/// stdout or stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamName {
+    Stdout,
+    Stderr,
+}
+
+/// `End`: a node (or instance) is done. `attempts` for tasks, `instances` for a fan-out node,
+/// `error` when it failed or was denied.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct End<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    pub status: Status,
+    #[serde(default)]
+    pub attempts: Option<u64>,
+    #[serde(default)]
+    pub instances: Option<u64>,
+    #[serde(borrow, default)]
+    pub error: Option<Text<'a>>,
+}
+
+impl<'a> End<'a> {
+    /// An `End` with nothing to add to its status.
+    pub fn plain(node: impl Into<Text<'a>>, status: Status) -> Self {
+        End {
+            node: node.into(),
+            status,
+            attempts: None,
+            instances: None,
+            error: None,
+        }
+    }
+}
+
+/// `BranchDecision`: the condition, its value, the chosen arm and the nodes each arm named.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct BranchDecision<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    #[serde(rename = "if", borrow)]
+    pub condition: Text<'a>,
+    pub value: bool,
+    pub arm: Arm,
+    #[serde(borrow)]
+    pub chosen: Vec<Text<'a>>,
+    #[serde(borrow)]
+    pub skipped: Vec<Text<'a>>,
+}
+
+/// `PolicyDeny`: a check failed (`enforced`: the call did not run).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PolicyDeny<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    /// The reason code, e.g. `PATH_NOT_PERMITTED`.
+    #[serde(borrow)]
+    pub reason: Text<'a>,
+    #[serde(borrow)]
+    pub detail: Text<'a>,
+    pub enforced: bool,
+}
+
+/// `CallLimitExceeded`: a `max_calls` limit was reached.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct CallLimitExceeded<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    #[serde(borrow)]
+    pub reason: Text<'a>,
+    #[serde(borrow)]
+    pub key: Text<'a>,
+    pub limit: u64,
+    pub enforced: bool,
+}
+
+/// `Retry`: attempt `attempt` follows after `delay_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Retry<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    pub attempt: u64,
+    pub delay_ms: u64,
+    #[serde(borrow, default)]
+    pub reason: Option<Text<'a>>,
+}
+
+/// `ApprovalResolved`: a person's decision, and who made it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ApprovalResolved<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    pub decision: Verdict,
+    #[serde(borrow, default)]
+    pub approver: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub reason: Option<Text<'a>>,
+}
+
+/// `RunPaused`: the trailer of a run that stopped early; `--resume` replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RunPaused<'a> {
+    pub reason: PauseReason,
+    #[serde(borrow)]
+    pub pending: Vec<Text<'a>>,
+    #[serde(borrow)]
+    pub resume: Text<'a>,
+}
+
+/// `RunEnd`: the last line of a finished run.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RunEnd<'a> {
+    pub status: RunOutcome,
+    pub counts: Counts,
+    pub outputs: Cow<'a, Value>,
+}
+
+/// One ledger event: the body of a line, without `seq` and `prev`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event<'a> {
+    RunStart(RunStart<'a>),
+    Start(Start<'a>),
+    ToolOutput(ToolOutput<'a>),
+    End(End<'a>),
+    BranchDecision(BranchDecision<'a>),
+    ForkSpawn {
+        node: Text<'a>,
+        children: Vec<Text<'a>>,
+    },
+    JoinComplete {
+        node: Text<'a>,
+        joined: Vec<Text<'a>>,
+        succeeded: Vec<Text<'a>>,
+    },
+    Skipped {
+        node: Text<'a>,
+        reason: Text<'a>,
+    },
+    PolicyAllow {
+        node: Text<'a>,
+        /// The checks that passed, in the order they were made.
+        checks: Vec<Text<'a>>,
+    },
+    PolicyDeny(PolicyDeny<'a>),
+    ContentRedacted {
+        node: Text<'a>,
+        /// `input`, `output`, `stdout`, `stderr` or `error`.
+        field: Text<'a>,
+        count: u64,
+    },
+    CallLimitExceeded(CallLimitExceeded<'a>),
+    Retry(Retry<'a>),
+    Error {
+        node: Text<'a>,
+        message: Text<'a>,
+    },
+    ApprovalRequested {
+        node: Text<'a>,
+        prompt: Text<'a>,
+    },
+    ApprovalResolved(ApprovalResolved<'a>),
+    RunPaused(RunPaused<'a>),
+    RunEnd(RunEnd<'a>),
+}
+
+/// Every event kind, in the order of the format's description.
+pub const KINDS: [&str; 18] = [
+    "RunStart",
+    "Start",
+    "ToolOutput",
+    "End",
+    "BranchDecision",
+    "ForkSpawn",
+    "JoinComplete",
+    "Skipped",
+    "PolicyAllow",
+    "PolicyDeny",
+    "ContentRedacted",
+    "CallLimitExceeded",
+    "Retry",
+    "Error",
+    "ApprovalRequested",
+    "ApprovalResolved",
+    "RunPaused",
+    "RunEnd",
+];
+
+/// Why a line's body could not be read as its event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("unknown event `{0}` (written by a newer kairos?)")]
+    Unknown(String),
+    #[error("{kind}: {source}")]
+    Fields {
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn strs<'v>(v: &'v [Text<'_>]) -> impl Iterator<Item = &'v str> {
+    v.iter().map(|s| s.as_ref())
 }
 
 impl<'a> Event<'a> {
-    pub fn new(body: &'a mut String, kind: &str, clock: u64) -> Self {
-        body.push_str("\"event\":\"");
-        body.push_str(kind);
-        body.push_str("\",\"clock\":");
-        body.push_str(super::decimal(clock, &mut [0; 20]));
-        Self { body }
-    }
-
-    pub fn node(self, id: &str) -> Self {
-        self.str("node", id)
-    }
-
-    pub fn str(mut self, key: &str, value: &str) -> Self {
-        self.key(key);
-        push_json_str(self.body, value);
-        self
-    }
-
-    pub fn opt_str(self, key: &str, value: Option<&str>) -> Self {
-        match value {
-            Some(v) => self.str(key, v),
-            None => self,
+    /// The event's name, as the `event` field has it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStart(_) => "RunStart",
+            Event::Start(_) => "Start",
+            Event::ToolOutput(_) => "ToolOutput",
+            Event::End(_) => "End",
+            Event::BranchDecision(_) => "BranchDecision",
+            Event::ForkSpawn { .. } => "ForkSpawn",
+            Event::JoinComplete { .. } => "JoinComplete",
+            Event::Skipped { .. } => "Skipped",
+            Event::PolicyAllow { .. } => "PolicyAllow",
+            Event::PolicyDeny(_) => "PolicyDeny",
+            Event::ContentRedacted { .. } => "ContentRedacted",
+            Event::CallLimitExceeded(_) => "CallLimitExceeded",
+            Event::Retry(_) => "Retry",
+            Event::Error { .. } => "Error",
+            Event::ApprovalRequested { .. } => "ApprovalRequested",
+            Event::ApprovalResolved(_) => "ApprovalResolved",
+            Event::RunPaused(_) => "RunPaused",
+            Event::RunEnd(_) => "RunEnd",
         }
     }
 
-    pub fn u64(mut self, key: &str, value: u64) -> Self {
-        self.key(key);
-        self.body.push_str(super::decimal(value, &mut [0; 20]));
-        self
-    }
-
-    pub fn i64(mut self, key: &str, value: i64) -> Self {
-        self.key(key);
-        let _ = write!(self.body, "{value}");
-        self
-    }
-
-    pub fn bool(mut self, key: &str, value: bool) -> Self {
-        self.key(key);
-        self.body.push_str(if value { "true" } else { "false" });
-        self
-    }
-
-    /// A JSON value, serialized compactly (object keys in their map's order).
-    pub fn json(mut self, key: &str, value: &Value) -> Self {
-        self.key(key);
-        // Serializing a serde_json::Value into a String cannot fail.
-        self.body
-            .push_str(&serde_json::to_string(value).unwrap_or_default());
-        self
-    }
-
-    /// Already-serialized JSON.
-    pub fn raw(mut self, key: &str, json: &str) -> Self {
-        self.key(key);
-        self.body.push_str(json);
-        self
-    }
-
-    pub fn strs<'v>(mut self, key: &str, values: impl IntoIterator<Item = &'v str>) -> Self {
-        self.key(key);
-        self.body.push('[');
-        for (i, v) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.body.push(',');
-            }
-            push_json_str(self.body, v);
-        }
-        self.body.push(']');
-        self
-    }
-
-    fn key(&mut self, key: &str) {
-        self.body.push_str(",\"");
-        self.body.push_str(key);
-        self.body.push_str("\":");
-    }
-
-    /// Ends the body (a newline separates it from the next in the batch).
-    pub fn finish(self) {
-        self.body.push('\n');
-    }
-}
-
-/// Appends `s` as a JSON string literal. Control characters other than `\n`, `\r` and `\t`
-/// are written `\u00XX` (backspace and form feed too, unlike serde_json): ledger bytes never
-/// change for the same content.
-pub fn push_json_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time while none needs escaping (most of a workflow's source).
-        if let Some(chunk) = bytes.get(i..i + 8)
-            && !needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes")))
-        {
-            i += 8;
-            continue;
-        }
-        let b = bytes[i];
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
-            }
+    /// The node (or instance) the event belongs to; `None` for the run's own events.
+    pub fn node(&self) -> Option<&str> {
+        let node = match self {
+            Event::RunStart(_) | Event::RunPaused(_) | Event::RunEnd(_) => return None,
+            Event::Start(e) => &e.node,
+            Event::ToolOutput(e) => &e.node,
+            Event::End(e) => &e.node,
+            Event::BranchDecision(e) => &e.node,
+            Event::PolicyDeny(e) => &e.node,
+            Event::CallLimitExceeded(e) => &e.node,
+            Event::Retry(e) => &e.node,
+            Event::ApprovalResolved(e) => &e.node,
+            Event::ForkSpawn { node, .. }
+            | Event::JoinComplete { node, .. }
+            | Event::Skipped { node, .. }
+            | Event::PolicyAllow { node, .. }
+            | Event::ContentRedacted { node, .. }
+            | Event::Error { node, .. }
+            | Event::ApprovalRequested { node, .. } => node,
         };
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escape);
-        }
-        i += 1;
-        start = i;
+        Some(node)
     }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
 
-/// Whether any of the eight bytes is a control character, `"` or `\\`.
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    // A byte below 0x20 (bytes of 0x80 and above, in UTF-8 sequences, never are).
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    control
-        || has_zero(word ^ (ONES * u64::from(b'"')))
-        || has_zero(word ^ (ONES * u64::from(b'\\')))
+    /// Appends the event's body at logical time `clock`, followed by a newline.
+    pub fn write(&self, clock: u64, out: &mut String) {
+        let b = Body::new(out, self.kind(), clock);
+        let b = match self.node() {
+            Some(node) => b.node(node),
+            None => b,
+        };
+        let b = match self {
+            Event::RunStart(e) => b
+                .str("format", &e.format)
+                .str("kairos_version", &e.kairos_version)
+                .str("workflow", &e.workflow)
+                .str("workflow_sha256", &e.workflow_sha256)
+                .str("workflow_source", &e.workflow_source)
+                .json("inputs", &e.inputs)
+                .u64("seed", e.seed)
+                .json("policy", &e.policy)
+                .str("policy_sha256", &e.policy_sha256),
+            Event::Start(e) => {
+                let b = b
+                    .str("tool", &e.tool)
+                    .opt_str("input_sha256", e.input_sha256.as_deref());
+                let b = match &e.input {
+                    Some(json) => b.raw("input", &json.0),
+                    None => b,
+                };
+                match e.for_each {
+                    Some(n) => b.u64("for_each", n),
+                    None => b,
+                }
+            }
+            Event::ToolOutput(e) => {
+                let mut b = b.u64("attempt", e.attempt).json("output", &e.output);
+                for (name, text, bytes, sha) in [
+                    ("stdout", &e.stdout, e.stdout_bytes, &e.stdout_sha256),
+                    ("stderr", &e.stderr, e.stderr_bytes, &e.stderr_sha256),
+                ] {
+                    if let Some(text) = text {
+                        b = b.str(name, text);
+                        if let Some(bytes) = bytes {
+                            b = b
+                                .u64(&format!("{name}_bytes"), bytes)
+                                .opt_str(&format!("{name}_sha256"), sha.as_deref());
+                        }
+                    }
+                }
+                if let Some(code) = e.exit_code {
+                    b = b.i64("exit_code", code);
+                }
+                b.opt_str("error", e.error.as_deref())
+            }
+            Event::End(e) => {
+                let mut b = b.str("status", e.status.name());
+                if let Some(n) = e.attempts {
+                    b = b.u64("attempts", n);
+                }
+                if let Some(n) = e.instances {
+                    b = b.u64("instances", n);
+                }
+                b.opt_str("error", e.error.as_deref())
+            }
+            Event::BranchDecision(e) => b
+                .str("if", &e.condition)
+                .bool("value", e.value)
+                .str("arm", e.arm.name())
+                .strs("chosen", strs(&e.chosen))
+                .strs("skipped", strs(&e.skipped)),
+            Event::ForkSpawn { children, .. } => b.strs("children", strs(children)),
+            Event::JoinComplete {
+                joined, succeeded, ..
+            } => b
+                .strs("joined", strs(joined))
+                .strs("succeeded", strs(succeeded)),
+            Event::Skipped { reason, .. } => b.str("reason", reason),
+            Event::PolicyAllow { checks, .. } => b.strs("checks", strs(checks)),
+            Event::PolicyDeny(e) => b
+                .str("reason", &e.reason)
+                .str("detail", &e.detail)
+                .bool("enforced", e.enforced),
+            Event::ContentRedacted { field, count, .. } => {
+                b.str("field", field).u64("count", *count)
+            }
+            Event::CallLimitExceeded(e) => b
+                .str("reason", &e.reason)
+                .str("key", &e.key)
+                .u64("limit", e.limit)
+                .bool("enforced", e.enforced),
+            Event::Retry(e) => b
+                .u64("attempt", e.attempt)
+                .u64("delay_ms", e.delay_ms)
+                .opt_str("reason", e.reason.as_deref()),
+            Event::Error { message, .. } => b.str("message", message),
+            Event::ApprovalRequested { prompt, .. } => b.str("prompt", prompt),
+            Event::ApprovalResolved(e) => b
+                .str("decision", e.decision.name())
+                .opt_str("approver", e.approver.as_deref())
+                .opt_str("reason", e.reason.as_deref()),
+            Event::RunPaused(e) => b
+                .str("reason", e.reason.name())
+                .strs("pending", strs(&e.pending))
+                .str("resume", &e.resume),
+            Event::RunEnd(e) => b
+                .str("status", e.status.name())
+                .json("counts", &e.counts.to_json())
+                .json("outputs", &e.outputs),
+        };
+        b.finish();
+    }
+
+    /// Reads the event of kind `kind` from a whole line (`seq`, `prev`, `event` and `clock`
+    /// are there too, and ignored).
+    pub fn parse(kind: &str, line: &'a str) -> Result<Event<'a>, EventError> {
+        fn read<'a, T: Deserialize<'a>>(
+            kind: &'static str,
+            line: &'a str,
+        ) -> Result<T, EventError> {
+            serde_json::from_str(line).map_err(|source| EventError::Fields { kind, source })
+        }
+        #[derive(Deserialize)]
+        struct ForkSpawn<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            children: Vec<Text<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct JoinComplete<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            joined: Vec<Text<'a>>,
+            #[serde(borrow)]
+            succeeded: Vec<Text<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Skipped<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            reason: Text<'a>,
+        }
+        #[derive(Deserialize)]
+        struct PolicyAllow<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            checks: Vec<Text<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct ContentRedacted<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            field: Text<'a>,
+            count: u64,
+        }
+        #[derive(Deserialize)]
+        struct Error<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            message: Text<'a>,
+        }
+        #[derive(Deserialize)]
+        struct ApprovalRequested<'a> {
+            #[serde(borrow)]
+            node: Text<'a>,
+            #[serde(borrow)]
+            prompt: Text<'a>,
+        }
+        Ok(match kind {
+            "RunStart" => Event::RunStart(read("RunStart", line)?),
+            "Start" => Event::Start(read("Start", line)?),
+            "ToolOutput" => Event::ToolOutput(read("ToolOutput", line)?),
+            "End" => Event::End(read("End", line)?),
+            "BranchDecision" => Event::BranchDecision(read("BranchDecision", line)?),
+            "ForkSpawn" => {
+                let e: ForkSpawn = read("ForkSpawn", line)?;
+                Event::ForkSpawn {
+                    node: e.node,
+                    children: e.children,
+                }
+            }
+            "JoinComplete" => {
+                let e: JoinComplete = read("JoinComplete", line)?;
+                Event::JoinComplete {
+                    node: e.node,
+                    joined: e.joined,
+                    succeeded: e.succeeded,
+                }
+            }
+            "Skipped" => {
+                let e: Skipped = read("Skipped", line)?;
+                Event::Skipped {
+                    node: e.node,
+                    reason: e.reason,
+                }
+            }
+            "PolicyAllow" => {
+                let e: PolicyAllow = read("PolicyAllow", line)?;
+                Event::PolicyAllow {
+                    node: e.node,
+                    checks: e.checks,
+                }
+            }
+            "PolicyDeny" => Event::PolicyDeny(read("PolicyDeny", line)?),
+            "ContentRedacted" => {
+                let e: ContentRedacted = read("ContentRedacted", line)?;
+                Event::ContentRedacted {
+                    node: e.node,
+                    field: e.field,
+                    count: e.count,
+                }
+            }
+            "CallLimitExceeded" => Event::CallLimitExceeded(read("CallLimitExceeded", line)?),
+            "Retry" => Event::Retry(read("Retry", line)?),
+            "Error" => {
+                let e: Error = read("Error", line)?;
+                Event::Error {
+                    node: e.node,
+                    message: e.message,
+                }
+            }
+            "ApprovalRequested" => {
+                let e: ApprovalRequested = read("ApprovalRequested", line)?;
+                Event::ApprovalRequested {
+                    node: e.node,
+                    prompt: e.prompt,
+                }
+            }
+            "ApprovalResolved" => Event::ApprovalResolved(read("ApprovalResolved", line)?),
+            "RunPaused" => Event::RunPaused(read("RunPaused", line)?),
+            "RunEnd" => Event::RunEnd(read("RunEnd", line)?),
+            other => return Err(EventError::Unknown(other.to_string())),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> Text<'_> {
+        Cow::Borrowed(s)
+    }
+
+    /// One of every event, with every optional field set where it has one.
+    fn examples() -> Vec<Event<'static>> {
+        vec![
+            Event::RunStart(RunStart {
+                format: t("kairos.ledger/1"),
+                kairos_version: t("0.1.0"),
+                workflow: t("wf"),
+                workflow_sha256: t("ab"),
+                workflow_source: t("version: 1\nname: \"wf\"\n"),
+                inputs: Cow::Owned(json!({"n": 3})),
+                seed: 7,
+                policy: Cow::Owned(json!({"preset": "restrictive"})),
+                policy_sha256: t("cd"),
+            }),
+            Event::Start(Start {
+                node: t("a[2]"),
+                tool: t("echo"),
+                input_sha256: Some(t("ef")),
+                input: Some(RawJson(t("{\"message\":\"hi\"}"))),
+                for_each: None,
+            }),
+            Event::Start(Start {
+                node: t("fan"),
+                tool: t("echo"),
+                input_sha256: None,
+                input: None,
+                for_each: Some(3),
+            }),
+            Event::ToolOutput(
+                ToolOutput {
+                    node: t("a"),
+                    attempt: 1,
+                    output: Cow::Owned(json!("out")),
+                    stdout: None,
+                    stdout_bytes: None,
+                    stdout_sha256: None,
+                    stderr: None,
+                    stderr_bytes: None,
+                    stderr_sha256: None,
+                    exit_code: Some(-1),
+                    error: Some(t("boom")),
+                }
+                .with_stream(
+                    StreamName::Stdout,
+                    Some(Stream {
+                        text: t("x\u{8}y"),
+                        truncated: Some((9, Some(t("0f")))),
+                    }),
+                )
+                .with_stream(
+                    StreamName::Stderr,
+                    Some(Stream {
+                        text: t("e"),
+                        truncated: None,
+                    }),
+                ),
+            ),
+            Event::End(End {
+                node: t("a"),
+                status: Status::Failed,
+                attempts: Some(2),
+                instances: None,
+                error: Some(t("boom")),
+            }),
+            Event::End(End {
+                node: t("fan"),
+                status: Status::Succeeded,
+                attempts: None,
+                instances: Some(3),
+                error: None,
+            }),
+            Event::BranchDecision(BranchDecision {
+                node: t("b"),
+                condition: t("x > 1"),
+                value: false,
+                arm: Arm::Else,
+                chosen: vec![t("c")],
+                skipped: vec![t("d"), t("e")],
+            }),
+            Event::ForkSpawn {
+                node: t("f"),
+                children: vec![t("g")],
+            },
+            Event::JoinComplete {
+                node: t("j"),
+                joined: vec![t("g"), t("h")],
+                succeeded: vec![],
+            },
+            Event::Skipped {
+                node: t("s"),
+                reason: t("`if` is false"),
+            },
+            Event::PolicyAllow {
+                node: t("a"),
+                checks: vec![t("capability"), t("command")],
+            },
+            Event::PolicyDeny(PolicyDeny {
+                node: t("a"),
+                reason: t("PATH_NOT_PERMITTED"),
+                detail: t("/etc/passwd"),
+                enforced: true,
+            }),
+            Event::ContentRedacted {
+                node: t("a"),
+                field: t("stdout"),
+                count: 2,
+            },
+            Event::CallLimitExceeded(CallLimitExceeded {
+                node: t("a"),
+                reason: t("CALL_LIMIT_EXCEEDED"),
+                key: t("shell"),
+                limit: 1,
+                enforced: false,
+            }),
+            Event::Retry(Retry {
+                node: t("a"),
+                attempt: 2,
+                delay_ms: 5,
+                reason: Some(t("exit 1")),
+            }),
+            Event::Error {
+                node: t("a"),
+                message: t("`text`: undefined"),
+            },
+            Event::ApprovalRequested {
+                node: t("ship"),
+                prompt: t("Ship it?"),
+            },
+            Event::ApprovalResolved(ApprovalResolved {
+                node: t("ship"),
+                decision: Verdict::Approved,
+                approver: Some(t("alice")),
+                reason: Some(t("looks good")),
+            }),
+            Event::RunPaused(RunPaused {
+                reason: PauseReason::Approval,
+                pending: vec![t("ship")],
+                resume: t("kairos run WORKFLOW --resume LEDGER"),
+            }),
+            Event::RunEnd(RunEnd {
+                status: RunOutcome::Denied,
+                counts: Counts {
+                    succeeded: 1,
+                    failed: 2,
+                    skipped: 3,
+                    denied: 4,
+                },
+                outputs: Cow::Owned(json!({"x": null})),
+            }),
+        ]
+    }
+
+    fn line(body: &str) -> String {
+        format!("{{\"seq\":1,\"prev\":\"00\",{}}}", body.trim_end())
+    }
 
     #[test]
-    fn strings_escape_like_serde_json() {
-        for s in [
-            "plain",
-            "q\"uote",
-            "back\\slash",
-            "line\nbreak\r\t",
-            "\u{1}\u{1f}",
-            "ünï😀",
-            "eight by\"tes and more \\ then\u{7f}\u{80}é \u{1f}x",
-            "0123456789abcdef\n0123456789abcdef",
-        ] {
-            let mut out = String::new();
-            push_json_str(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap());
+    fn every_event_reads_back_as_written() {
+        for event in examples() {
+            let mut body = String::new();
+            event.write(4, &mut body);
+            assert!(body.ends_with('\n') && body.matches('\n').count() == 1);
+            let text = line(&body);
+            let back = Event::parse(event.kind(), &text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, event, "{text}");
+            // The same bytes again from what was read.
+            let mut again = String::new();
+            back.write(4, &mut again);
+            assert_eq!(again, body);
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["event"], event.kind());
+            assert_eq!(v["clock"], 4);
+            assert_eq!(v["node"].as_str(), event.node());
         }
     }
 
-    /// The escaping the ledger format has always used: serde_json's, except that backspace
-    /// and form feed are written `\u0008` and `\u000c` (ledgers stay byte-identical).
-    fn reference(s: &str) -> String {
-        let mut out = String::from('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
+    #[test]
+    fn the_examples_cover_every_kind() {
+        let mut kinds: Vec<&str> = examples().iter().map(Event::kind).collect();
+        kinds.dedup();
+        assert_eq!(kinds, KINDS);
     }
 
     #[test]
-    fn backspace_and_form_feed_keep_their_unicode_escapes() {
-        let mut out = String::new();
-        push_json_str(&mut out, "a\u{8}b\u{c}c");
-        assert_eq!(out, "\"a\\u0008b\\u000cc\"");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_string_escapes_as_the_format_always_has(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
-            let mut out = String::new();
-            push_json_str(&mut out, &s);
-            proptest::prop_assert_eq!(&out, &reference(&s));
-            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
-        }
-    }
-
-    #[test]
-    fn body_is_a_json_object_fragment() {
+    fn fields_are_written_in_their_fixed_order() {
         let mut body = String::new();
-        Event::new(&mut body, "Start", 3)
-            .node("a[1]")
-            .u64("attempt", 1)
-            .json("input", &serde_json::json!({"b": [1, "x"]}))
-            .finish();
-        let v: Value = serde_json::from_str(&format!("{{{}}}", body.trim_end())).unwrap();
-        assert_eq!(v["event"], "Start");
-        assert_eq!(v["clock"], 3);
-        assert_eq!(v["node"], "a[1]");
-        assert_eq!(v["input"]["b"][1], "x");
+        examples()[3].write(9, &mut body);
+        assert_eq!(
+            body,
+            "\"event\":\"ToolOutput\",\"clock\":9,\"node\":\"a\",\"attempt\":1,\"output\":\"out\",\
+             \"stdout\":\"x\\u0008y\",\"stdout_bytes\":9,\"stdout_sha256\":\"0f\",\"stderr\":\"e\",\
+             \"exit_code\":-1,\"error\":\"boom\"}\n"
+                .replace('}', "")
+        );
+    }
+
+    #[test]
+    fn an_unknown_event_says_a_newer_kairos_wrote_it() {
+        let e = Event::parse("Teleport", "{}").unwrap_err();
+        assert!(e.to_string().contains("newer kairos"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_field_is_an_error_naming_the_event() {
+        let e =
+            Event::parse("End", &line("\"event\":\"End\",\"clock\":1,\"node\":\"a\"")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("End: missing field `status`"),
+            "{e}"
+        );
     }
 }

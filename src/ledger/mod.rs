@@ -1,12 +1,14 @@
 //! The run ledger (SPEC section 6): JSON Lines, one event per line, each line carrying the
 //! SHA-256 of the line before it.
 //!
-//! [`event::Event`] builds the body of a line (everything but `seq` and `prev`) without going
-//! through a JSON tree; [`writer::Writer`] numbers the lines, chains them, writes them and
+//! [`event::Event`] is every event and its fields, written by the engine and read back by every
+//! reader; [`id::InstanceId`] names what an event belongs to; [`writer::Writer`] numbers the lines, chains them, writes them and
 //! syncs them to disk in groups, on threads of its own.
 
 pub mod diff;
+mod encode;
 pub mod event;
+pub mod id;
 pub mod reader;
 pub mod state;
 pub mod writer;
@@ -31,6 +33,19 @@ pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
     }
     // ASCII digits only.
     std::str::from_utf8(&digits[i..]).unwrap_or_default()
+}
+
+/// The digest that identifies a tool invocation: SHA-256 of the compact JSON
+/// `{"tool":NAME,"input":INPUT}` (in that key order), so a replay can tell a changed
+/// invocation from the same one.
+pub fn input_digest(tool: &str, input_json: &str) -> String {
+    let mut text = String::with_capacity(input_json.len() + tool.len() + 20);
+    text.push_str("{\"tool\":");
+    encode::push_json_str(&mut text, tool);
+    text.push_str(",\"input\":");
+    text.push_str(input_json);
+    text.push('}');
+    sha256_hex(text.as_bytes())
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
