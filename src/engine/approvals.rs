@@ -1,0 +1,139 @@
+//! Approvals: approval nodes and calls that need one (`require_approval`) wait for a person.
+//!
+//! They commit last in canonical order, so everything that does not wait for a person is
+//! done first. When nothing else can go on, every approval that is ready is requested at once
+//! (`ApprovalRequested`, in commit order, whether or not its decision is known, so a paused
+//! run and one given the decisions up front write the same requests); then the first is
+//! decided from the options, or by asking on a terminal, or the run pauses (`RunPaused`).
+//! See `docs/workflow.md` (approvals) and `docs/ledger.md` (resuming).
+
+use super::state::NodeState;
+use super::{Engine, EngineError};
+use crate::ledger::event::{self as ev, Event, Text};
+use crate::workflow::{NodeIdx, NodeKind};
+use std::collections::BTreeMap;
+
+/// A person's decision on an approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    pub approve: bool,
+    pub approver: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A way to ask for an approval decision: given the node id and its prompt.
+#[derive(Clone)]
+pub struct Ask(pub std::sync::Arc<AskFn>);
+
+/// Node id and prompt in, a decision out (`None`: no decision, the run pauses).
+pub type AskFn = dyn Fn(&str, &str) -> Option<ApprovalDecision> + Send + Sync;
+
+impl std::fmt::Debug for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ask(..)")
+    }
+}
+
+pub(super) struct Approvals {
+    /// Decisions known so far, by node id (`--approve`, `--reject`, the recording, a person).
+    decisions: BTreeMap<String, ApprovalDecision>,
+    ask: Option<Ask>,
+    /// Whether each node's `ApprovalRequested` has been written.
+    requested: Vec<bool>,
+    /// The decisions that let `require_approval` calls run, recorded when the task commits.
+    approved_calls: BTreeMap<NodeIdx, ApprovalDecision>,
+}
+
+/// What the scheduler does after an approval's turn.
+pub(super) enum Turn {
+    /// A decision was made: go on scheduling.
+    Decided,
+    /// No decision: the run pauses, waiting for these nodes.
+    Pause(Vec<String>),
+}
+
+impl Approvals {
+    pub fn new(n: usize, decisions: BTreeMap<String, ApprovalDecision>, ask: Option<Ask>) -> Self {
+        Self {
+            decisions,
+            ask,
+            requested: vec![false; n],
+            approved_calls: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `i`'s call (`require_approval`) has been approved.
+    pub fn call_approved(&self, i: NodeIdx) -> bool {
+        self.approved_calls.contains_key(&i)
+    }
+
+    /// The decision that let `i`'s call run.
+    pub fn approved_call(&self, i: NodeIdx) -> Option<&ApprovalDecision> {
+        self.approved_calls.get(&i)
+    }
+}
+
+impl Engine<'_> {
+    /// The next node to commit is `top`, waiting for a person, and nothing else is ready:
+    /// request every ready approval, then decide `top` or pause.
+    pub(super) fn approval_turn(&mut self, top: NodeIdx) -> Result<Turn, EngineError> {
+        let ready: Vec<NodeIdx> = self
+            .sched
+            .committable(&self.graph)
+            .filter(|&i| {
+                matches!(
+                    self.nodes.states[i as usize],
+                    NodeState::AwaitingApproval { .. }
+                )
+            })
+            .collect();
+        for &i in &ready {
+            if !self.approvals.requested[i as usize] {
+                self.approvals.requested[i as usize] = true;
+                let clock = self.commit.start_clock(&self.graph, i);
+                if let NodeState::AwaitingApproval { prompt } = &self.nodes.states[i as usize] {
+                    Event::ApprovalRequested {
+                        node: self.wf.nodes[i as usize].id.as_str().into(),
+                        prompt: prompt.as_str().into(),
+                    }
+                    .write(clock, &mut self.commit.outbox);
+                }
+            }
+        }
+        let id = self.wf.nodes[top as usize].id.as_str();
+        if !self.approvals.decisions.contains_key(id)
+            && let (Some(ask), NodeState::AwaitingApproval { prompt }) =
+                (&self.approvals.ask, &self.nodes.states[top as usize])
+        {
+            // The requests are on disk before a person is asked.
+            let ask = ask.clone();
+            let prompt = prompt.clone();
+            self.commit.flush()?;
+            if let Some(decision) = (ask.0)(id, &prompt) {
+                self.approvals.decisions.insert(id.to_string(), decision);
+            }
+        }
+        if let Some(decision) = self.approvals.decisions.get(id).cloned() {
+            let call = matches!(self.wf.nodes[top as usize].kind, NodeKind::Task(_));
+            self.nodes.states[top as usize] = if call && decision.approve {
+                // A `require_approval` call, approved: it runs now, at its turn.
+                self.approvals.approved_calls.insert(top, decision);
+                self.start_node(top)
+            } else {
+                NodeState::Approval(Box::new(decision))
+            };
+            self.sched.push_ready(&self.graph, top);
+            return Ok(Turn::Decided);
+        }
+        let pending: Vec<String> = ready
+            .iter()
+            .map(|&i| self.wf.nodes[i as usize].id.to_string())
+            .collect();
+        self.commit.finish_with(&Event::RunPaused(ev::RunPaused {
+            reason: ev::PauseReason::Approval,
+            pending: pending.iter().map(|p| Text::from(p.as_str())).collect(),
+            resume: "kairos run WORKFLOW --resume LEDGER --approve ID --approver NAME".into(),
+        }))?;
+        Ok(Turn::Pause(pending))
+    }
+}

@@ -1,0 +1,350 @@
+//! The committer: turns each node's result into its ledger events, in canonical order, with
+//! the logical clock; counts statuses; keeps the run summary; and hands events to the writer
+//! in batches.
+//!
+//! A node's first event takes the clock one past the latest `End` of the nodes it waits for,
+//! and each following event one more: the clock depends only on the graph and the results,
+//! never on timing (see `docs/determinism.md`).
+
+use super::ApprovalDecision;
+use super::graph::Graph;
+use super::state::{PolicyCheck, TaskRun};
+use crate::ledger::event::{self as ev, Counts, Event, Status, Text};
+use crate::ledger::writer::Writer;
+use crate::ledger::{self, FORMAT};
+use crate::policy::effective::{self, Effective};
+use crate::policy::redact::Redactor;
+use crate::tools::{self, ToolSpec};
+use crate::workflow::{NodeIdx, Workflow};
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
+
+/// How long committed events may wait for the writer while workers run.
+pub(super) const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A batch this large goes to the writer at once.
+const BATCH_BYTES: usize = 256 * 1024;
+
+pub(super) struct Committer {
+    writer: Writer,
+    /// Event bodies committed but not yet handed to the writer (sent in batches).
+    pub outbox: String,
+    last_flush: Instant,
+    /// Each committed node's last clock value.
+    end_clock: Vec<u64>,
+    pub counts: Counts,
+    /// Whether to keep a per-node summary (off for `--quiet` and benchmarks).
+    pub summary: bool,
+    /// Per node, its attempts and a one-line form of its result (when `summary`).
+    pub attempts: Vec<u32>,
+    pub short: Vec<String>,
+}
+
+impl Committer {
+    pub fn new(writer: Writer, n: usize, summary: bool) -> Self {
+        Self {
+            writer,
+            outbox: String::new(),
+            last_flush: Instant::now(),
+            end_clock: vec![0; n],
+            counts: Counts::default(),
+            summary,
+            attempts: vec![0; n],
+            short: if summary {
+                vec![String::new(); n]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The clock of `i`'s first event.
+    pub fn start_clock(&self, graph: &Graph, i: NodeIdx) -> u64 {
+        graph
+            .preds(i)
+            .iter()
+            .map(|&d| self.end_clock[d as usize])
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// The clock of a run-level event after everything committed so far.
+    pub fn next_clock(&self) -> u64 {
+        self.end_clock.iter().copied().max().unwrap_or(0) + 1
+    }
+
+    /// `i` has written its events up to `clock` and ended with `status`.
+    pub fn node_done(&mut self, i: NodeIdx, clock: u64, status: Status) -> std::io::Result<()> {
+        self.end_clock[i as usize] = clock;
+        self.counts.add(status);
+        if self.outbox.len() >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `text` as `i`'s line in the summary.
+    pub fn summarize(&mut self, i: NodeIdx, text: impl FnOnce() -> String) {
+        if self.summary {
+            self.short[i as usize] = text();
+        }
+    }
+
+    /// Sends what is committed to the writer.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.last_flush = Instant::now();
+        self.writer.send(std::mem::take(&mut self.outbox))
+    }
+
+    /// How long the scheduler may wait for results before the outbox is due: committed
+    /// events reach the writer at least every [`FLUSH_INTERVAL`] while workers run, not after
+    /// every node (waking the writer per node costs more than the node when commands are
+    /// short, and the writer syncs every 100 ms anyway). `None`: flush now.
+    pub fn wait_budget(&self) -> Option<Duration> {
+        if self.outbox.is_empty() {
+            return Some(FLUSH_INTERVAL);
+        }
+        FLUSH_INTERVAL.checked_sub(self.last_flush.elapsed())
+    }
+
+    /// Writes a run-level event after everything committed so far and sends it.
+    pub fn finish_with(&mut self, event: &Event<'_>) -> std::io::Result<()> {
+        let clock = self.next_clock();
+        event.write(clock, &mut self.outbox);
+        self.flush()
+    }
+
+    /// Stops the writer once everything is written and synced.
+    pub fn close(self) -> std::io::Result<ledger::writer::Written> {
+        self.writer.finish()
+    }
+}
+
+/// The `RunStart` body.
+pub fn run_start(
+    workflow: &Workflow,
+    inputs: &Map<String, Value>,
+    seed: u64,
+    effective: &Effective,
+) -> String {
+    // A secret's value written into the workflow or passed as an input is masked here too.
+    // `redact` patterns are not applied to the workflow text: they are meant for what tools
+    // produce, and masking part of the source would change the workflow a replay re-drives.
+    let redactor = Redactor::new(&[], &effective.redaction().1);
+    let source = redactor.redact(&workflow.source).0;
+    let mut inputs = Value::Object(inputs.clone());
+    redactor.redact_json(&mut inputs);
+    let mut policy = effective.to_json();
+    // The organisation policy's text, so a replay can rebuild the same effective policy.
+    if let Some(org) = effective.layers.iter().find(|l| l.narrows) {
+        policy["organisation_source"] = Value::String(org.source.to_string());
+    }
+    let policy_text = serde_json::to_string(&policy).unwrap_or_default();
+    // The source is most of the line: room for it and some escaping, allocated once.
+    let mut out = String::with_capacity(source.len() + source.len() / 8 + policy_text.len() + 1024);
+    Event::RunStart(ev::RunStart {
+        format: FORMAT.into(),
+        kairos_version: env!("CARGO_PKG_VERSION").into(),
+        workflow: workflow.name.as_str().into(),
+        workflow_sha256: ledger::sha256_hex(workflow.source.as_bytes()).into(),
+        workflow_source: source,
+        inputs: std::borrow::Cow::Owned(inputs),
+        seed,
+        policy: std::borrow::Cow::Owned(policy),
+        policy_sha256: ledger::sha256_hex(policy_text.as_bytes()).into(),
+    })
+    .write(0, &mut out);
+    out
+}
+
+/// A short, one-line form of a task's result for the summary table.
+pub(super) fn short(run: &TaskRun) -> String {
+    if let Some(reason) = &run.skipped {
+        return reason.clone();
+    }
+    if run.denied {
+        return format!("denied: {}", run.denial().unwrap_or("policy"));
+    }
+    if let Some(e) = &run.error {
+        return e.clone();
+    }
+    let Some(o) = run.outcome() else {
+        return String::new();
+    };
+    if let Some(e) = &o.error {
+        return e.clone();
+    }
+    let text = match &o.output {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let line = text.lines().next().unwrap_or_default();
+    let mut s: String = line.chars().take(60).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// The events of one task run: `Start`, then per attempt `ToolOutput` (and `Retry` before
+/// the next), then `End`; or `Skipped`; or `Start`, `Error`, `End` when it could not run.
+pub(super) fn task_events(
+    events: &mut String,
+    clock: &mut u64,
+    id: &str,
+    tool: &ToolSpec,
+    run: &TaskRun,
+) {
+    if let Some(reason) = &run.skipped {
+        Event::Skipped {
+            node: id.into(),
+            reason: reason.as_str().into(),
+        }
+        .write(*clock, events);
+        return;
+    }
+    // A tool without arguments (noop) has no invocation to tell apart: no input is recorded.
+    let input = run
+        .input
+        .as_ref()
+        .filter(|_| !tool.keys.is_empty())
+        .map(|input| {
+            let text = serde_json::to_string(input).unwrap_or_default();
+            (crate::ledger::input_digest(tool.name, &text), text)
+        });
+    Event::Start(ev::Start {
+        node: id.into(),
+        tool: tool.name.into(),
+        input_sha256: input.as_ref().map(|(digest, _)| digest.as_str().into()),
+        input: input
+            .as_ref()
+            .map(|(_, text)| ev::RawJson(text.as_str().into())),
+        for_each: None,
+    })
+    .write(*clock, events);
+    for decision in &run.checks {
+        *clock += 1;
+        let node = Text::from(id);
+        match decision {
+            PolicyCheck::Allow { checks } => Event::PolicyAllow {
+                node,
+                checks: checks.iter().map(|&c| Text::from(c)).collect(),
+            },
+            PolicyCheck::Deny {
+                code,
+                detail,
+                enforced,
+            } => Event::PolicyDeny(ev::PolicyDeny {
+                node,
+                reason: (*code).into(),
+                detail: detail.as_str().into(),
+                enforced: *enforced,
+            }),
+            PolicyCheck::Limit {
+                key,
+                limit,
+                enforced,
+            } => Event::CallLimitExceeded(ev::CallLimitExceeded {
+                node,
+                reason: effective::codes::CALL_LIMIT_EXCEEDED.into(),
+                key: key.as_str().into(),
+                limit: *limit,
+                enforced: *enforced,
+            }),
+        }
+        .write(*clock, events);
+    }
+    if let Some(message) = &run.error {
+        *clock += 1;
+        Event::Error {
+            node: id.into(),
+            message: message.as_str().into(),
+        }
+        .write(*clock, events);
+    }
+    for (k, attempt) in run.attempts.iter().enumerate() {
+        let o = &attempt.outcome;
+        if tool.name != "noop" || o.error.is_some() {
+            *clock += 1;
+            Event::ToolOutput(
+                ev::ToolOutput {
+                    node: id.into(),
+                    attempt: k as u64 + 1,
+                    output: std::borrow::Cow::Borrowed(&o.output),
+                    stdout: None,
+                    stdout_bytes: None,
+                    stdout_sha256: None,
+                    stderr: None,
+                    stderr_bytes: None,
+                    stderr_sha256: None,
+                    exit_code: o.exit_code.map(i64::from),
+                    error: o.error.as_deref().map(Text::from),
+                }
+                .with_stream(ev::StreamName::Stdout, stream(&o.stdout))
+                .with_stream(ev::StreamName::Stderr, stream(&o.stderr)),
+            )
+            .write(*clock, events);
+        }
+        if let Some(delay) = attempt.delay_ms {
+            *clock += 1;
+            Event::Retry(ev::Retry {
+                node: id.into(),
+                attempt: k as u64 + 2,
+                delay_ms: delay,
+                reason: o.error.as_deref().map(Text::from),
+            })
+            .write(*clock, events);
+        }
+    }
+    for (field, count) in &run.redactions {
+        *clock += 1;
+        Event::ContentRedacted {
+            node: id.into(),
+            field: field.as_str().into(),
+            count: *count,
+        }
+        .write(*clock, events);
+    }
+    *clock += 1;
+    let denial = run.denial().map(|code| format!("denied by policy: {code}"));
+    let error = denial
+        .as_deref()
+        .or(run.error.as_deref())
+        .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
+    Event::End(ev::End {
+        attempts: Some(run.attempts.len() as u64),
+        error: error.map(Text::from),
+        ..ev::End::plain(id, run.status())
+    })
+    .write(*clock, events);
+}
+
+/// A captured stream as an event records it.
+fn stream(c: &Option<tools::Captured>) -> Option<ev::Stream<'_>> {
+    c.as_ref().map(|c| ev::Stream {
+        text: c.text.as_str().into(),
+        truncated: c
+            .truncated
+            .then(|| (c.bytes, c.sha256.as_deref().map(Text::from))),
+    })
+}
+
+/// Writes `ApprovalResolved` (`ApprovalRequested` took the node's first clock tick when it was
+/// written) and returns the clock for the node's next event.
+pub(super) fn approval_resolved(
+    events: &mut String,
+    start: u64,
+    id: &str,
+    d: &ApprovalDecision,
+) -> u64 {
+    Event::ApprovalResolved(ev::ApprovalResolved {
+        node: id.into(),
+        decision: ev::Verdict::of(d.approve),
+        approver: d.approver.as_deref().map(Text::from),
+        reason: d.reason.as_deref().map(Text::from),
+    })
+    .write(start + 1, events);
+    start + 2
+}

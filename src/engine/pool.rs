@@ -1,0 +1,270 @@
+//! The worker pool: long-lived threads that run the calls that wait (processes, sleeps,
+//! files), fed from one priority queue in canonical order, and the loop that runs one call
+//! with its retries.
+//!
+//! Workers only run calls; they never touch the engine's state. A finished call goes back to
+//! the scheduler as a [`JobResult`], which decides when it commits.
+
+use super::rng;
+use crate::tools::{Attempt, ToolSpec, builtin};
+use crate::workflow::NodeIdx;
+use crate::workflow::model::Retry;
+use rand::RngExt;
+use serde_json::{Map, Value};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Work for a worker thread: one task, or one `for_each` instance.
+pub(super) struct Job {
+    pub key: (Reverse<i64>, u32, u32),
+    pub node: NodeIdx,
+    pub instance: Option<u32>,
+    pub tool: &'static ToolSpec,
+    pub args: Map<String, Value>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<Retry>,
+    pub seed: u64,
+    pub instance_id: String,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    // The heap pops the greatest; the canonical first (highest priority, earliest declared)
+    // must be the greatest, so compare reversed.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key.cmp(&self.key)
+    }
+}
+
+/// A job's node, instance and attempts (none when it was not run because of an interrupt).
+pub(super) type JobResult = (NodeIdx, Option<u32>, Option<Vec<Attempt>>);
+
+/// The job queue and whether it is closed, with the condition workers wait on.
+type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
+
+/// Finished jobs on their way back to the scheduler.
+///
+/// A worker wakes the scheduler only when the job queue runs low. While enough work is
+/// queued, results wait and the scheduler takes them in batches: with short commands it would
+/// otherwise wake once per command and take CPU time from the commands themselves.
+#[derive(Default)]
+struct Results {
+    done: Mutex<Vec<JobResult>>,
+    wake: Condvar,
+}
+
+impl Results {
+    fn put(&self, result: JobResult, urgent: bool) {
+        self.done.lock().expect("results lock").push(result);
+        if urgent {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The results so far; when there are none, waits up to `timeout` for a worker's call.
+    fn take(&self, timeout: Duration) -> Vec<JobResult> {
+        let mut done = self.done.lock().expect("results lock");
+        if done.is_empty() {
+            done = self
+                .wake
+                .wait_timeout(done, timeout)
+                .expect("results lock")
+                .0;
+        }
+        std::mem::take(&mut *done)
+    }
+}
+
+/// Long-lived worker threads fed from one priority queue.
+struct Pool {
+    shared: Arc<Queue>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(jobs: usize, results: &Arc<Results>) -> Self {
+        let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
+        let threads = (0..jobs)
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                let results = Arc::clone(results);
+                std::thread::Builder::new()
+                    .name(format!("kairos-worker-{i}"))
+                    .spawn(move || worker(&shared, &results, jobs))
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        Self { shared, threads }
+    }
+
+    fn push(&self, job: Job) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().expect("queue lock").0.push(job);
+        cv.notify_one();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().expect("queue lock").1 = true;
+        cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn worker(shared: &Queue, results: &Results, workers: usize) {
+    let (lock, cv) = shared;
+    loop {
+        let job = {
+            let mut state = lock.lock().expect("queue lock");
+            loop {
+                if let Some(job) = state.0.pop() {
+                    break job;
+                }
+                if state.1 {
+                    return;
+                }
+                state = cv.wait(state).expect("queue lock");
+            }
+        };
+        // After Ctrl-C, queued jobs are handed back unrun.
+        let attempts = (!crate::interrupt::requested()).then(|| {
+            execute(
+                job.tool,
+                &job.args,
+                job.timeout,
+                job.retry.as_ref(),
+                job.seed,
+                &job.instance_id,
+            )
+        });
+        // The scheduler is needed soon only when the workers may run out of queued jobs.
+        let queued = lock.lock().expect("queue lock").0.len();
+        results.put((job.node, job.instance, attempts), queued < 2 * workers);
+    }
+}
+
+/// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
+/// schedule is the same on every run.
+pub(super) fn execute(
+    tool: &ToolSpec,
+    args: &Map<String, Value>,
+    timeout: Option<Duration>,
+    retry: Option<&Retry>,
+    seed: u64,
+    instance_id: &str,
+) -> Vec<Attempt> {
+    let mut out = Vec::with_capacity(1);
+    execute_into(tool, args, timeout, retry, seed, instance_id, &mut out);
+    out
+}
+
+/// [`execute`], appending the attempts to `out`.
+pub(super) fn execute_into(
+    tool: &ToolSpec,
+    args: &Map<String, Value>,
+    timeout: Option<Duration>,
+    retry: Option<&Retry>,
+    seed: u64,
+    instance_id: &str,
+    out: &mut Vec<Attempt>,
+) {
+    // The RNG is derived only for the calls that draw from it.
+    let mut rng = (tool.name == "random" || retry.is_some_and(|r| r.attempts > 1))
+        .then(|| rng::for_node(seed, instance_id));
+    let attempts = retry.map_or(1, |r| r.attempts.max(1));
+    for k in 0..attempts {
+        let outcome = builtin::run(
+            tool,
+            &mut builtin::Call {
+                args,
+                rng: rng.as_mut(),
+                timeout,
+            },
+        );
+        let failed = outcome.error.is_some();
+        match retry.filter(|_| failed && k + 1 < attempts) {
+            Some(r) => {
+                let base = r.backoff.as_secs_f64() * r.factor.powi(k as i32);
+                let capped = r.max_backoff.map_or(base, |m| base.min(m.as_secs_f64()));
+                // Half fixed, half jitter: spreads retries, never waits less than half.
+                let draw = rng.as_mut().map_or(0.5, |r| r.random::<f64>());
+                let delay = capped * (0.5 + 0.5 * draw);
+                let delay_ms = (delay * 1000.0).round() as u64;
+                out.push(Attempt {
+                    outcome,
+                    delay_ms: Some(delay_ms),
+                });
+                std::thread::sleep(Duration::from_millis(delay_ms));
+            }
+            None => {
+                out.push(Attempt {
+                    outcome,
+                    delay_ms: None,
+                });
+                break;
+            }
+        }
+    }
+}
+
+/// The pool as the scheduler sees it: started on the first call that needs a worker, with
+/// the count of calls handed out and not yet back.
+pub(super) struct Workers {
+    jobs: usize,
+    pool: Option<Pool>,
+    results: Arc<Results>,
+    outstanding: usize,
+}
+
+impl Workers {
+    pub fn new(jobs: usize) -> Self {
+        Self {
+            jobs,
+            pool: None,
+            results: Arc::default(),
+            outstanding: 0,
+        }
+    }
+
+    pub fn push(&mut self, job: Job) {
+        let (jobs, results) = (self.jobs, &self.results);
+        self.pool
+            .get_or_insert_with(|| Pool::start(jobs, results))
+            .push(job);
+        self.outstanding += 1;
+    }
+
+    /// Calls handed out whose results have not been taken back.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+
+    /// The results so far; when there are none, waits up to `timeout` for one.
+    pub fn take(&mut self, timeout: Duration) -> Vec<JobResult> {
+        let batch = self.results.take(timeout);
+        self.outstanding -= batch.len();
+        batch
+    }
+
+    /// Stops the threads (after the last call has come back).
+    pub fn stop(&mut self) {
+        self.pool = None;
+    }
+}

@@ -1,0 +1,293 @@
+//! Task nodes: rendering a call's arguments, passing it through the policy gate, and
+//! answering it from the recording, running it inline (pure tools) or handing it to a worker;
+//! `for_each` fans one node out into instances; results coming back from workers are
+//! redacted before anything reads them.
+
+use super::Engine;
+use super::pool::{Job, execute_into};
+use super::render::{self, Locals, NodeValues, Renderer};
+use super::state::{NodeState, TaskRun};
+use crate::ledger::id::InstanceId;
+use crate::policy::redact::Redactor;
+use crate::record::{Divergence, Recording};
+use crate::tools::{self, Attempt, Outcome, builtin};
+use crate::workflow::{ForEach, NodeIdx, NodeKind};
+use serde_json::{Map, Value};
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+/// What making a call needs besides the node: templates, the run's seed, redaction, and
+/// where results come from when they are not live.
+pub(super) struct Calls<'w> {
+    pub renderer: Renderer,
+    /// The values of the nodes that expressions read, shared with the renderer.
+    pub values: Arc<NodeValues>,
+    pub seed: u64,
+    pub redactor: Redactor,
+    /// Replay: where tool results come from instead of the tools.
+    pub recording: Option<&'w Recording>,
+    /// Resume: a call the recording does not have runs for real.
+    pub live_fallback: bool,
+    /// The calls the recording could not answer.
+    pub divergences: Vec<Divergence>,
+}
+
+impl Calls<'_> {
+    /// The rendered input as the ledger records it: redacted.
+    fn recorded_input(&self, args: Map<String, Value>, run: &mut TaskRun) -> Value {
+        let mut input = Value::Object(args);
+        let n = self.redactor.redact_json(&mut input);
+        if n > 0 {
+            run.redactions.push(("input".into(), n as u64));
+        }
+        input
+    }
+}
+
+impl Engine<'_> {
+    /// Renders a task's arguments and runs it inline or hands it to a worker.
+    pub(super) fn start_task(&mut self, i: NodeIdx, instance: Option<(u32, Locals)>) -> NodeState {
+        let node = &self.wf.nodes[i as usize];
+        let NodeKind::Task(task) = &node.kind else {
+            unreachable!("tasks only")
+        };
+        let locals = instance.as_ref().map(|(_, l)| l);
+        // Boxes of committed runs are reused: most nodes run and commit in quick succession.
+        let mut run = self.nodes.new_run();
+        if instance.is_some()
+            && let Some(cond) = &node.condition
+        {
+            match self.calls.renderer.condition(cond, locals) {
+                Ok(true) => {}
+                Ok(false) => run.skipped = Some("`if` is false".into()),
+                Err(e) => run.error = Some(format!("`if`: {e}")),
+            }
+            if run.skipped.is_some() || run.error.is_some() {
+                return NodeState::Task(run);
+            }
+        }
+        let mut args = Map::new();
+        for (key, value) in &task.with {
+            let kind = task.tool.key(key).map(|k| k.kind);
+            let rendered = match (key.as_str(), kind) {
+                ("run", _) => value
+                    .as_str()
+                    .map(|s| self.calls.renderer.shell_line(s, locals).map(Value::String))
+                    .unwrap_or_else(|| Ok(value.to_json())),
+                (_, Some(tools::KeyKind::Expression)) => value.as_str().map_or_else(
+                    || Ok(value.to_json()),
+                    |s| {
+                        self.calls
+                            .renderer
+                            .expression(s, locals)
+                            .and_then(|v| render::to_json(&v))
+                    },
+                ),
+                _ => self.calls.renderer.value(value, locals),
+            };
+            match rendered {
+                Ok(v) => {
+                    args.insert(key.clone(), v);
+                }
+                Err(e) => {
+                    run.error = Some(format!("`{key}`: {e}"));
+                    return NodeState::Task(run);
+                }
+            }
+        }
+        let instance_id = match &instance {
+            Some((k, _)) => InstanceId::item(&node.id, *k),
+            None => InstanceId::node(&node.id),
+        };
+        // Policy, decided before anything runs (SPEC 4); a denial under `enforce` stops here.
+        self.gate.decide(node, task.tool, &args, &mut run);
+        if run.denied {
+            run.input = Some(self.calls.recorded_input(args, &mut run));
+            return NodeState::Task(run);
+        }
+        if let Some(recording) = self
+            .calls
+            .recording
+            .filter(|r| !self.calls.live_fallback || r.calls.contains_key(instance_id.as_str()))
+        {
+            let input = self.calls.recorded_input(args, &mut run);
+            run.redactions
+                .extend(recording.redactions(instance_id.as_str()));
+            let digest = (!task.tool.keys.is_empty()).then(|| {
+                crate::ledger::input_digest(
+                    task.tool.name,
+                    &serde_json::to_string(&input).unwrap_or_default(),
+                )
+            });
+            run.attempts = match recording.answer(
+                instance_id.as_str(),
+                task.tool.name,
+                digest.as_deref(),
+                &input,
+            ) {
+                Ok(attempts) => attempts,
+                Err(divergence) => {
+                    let error = format!("replay diverged: {}", divergence.reason);
+                    self.calls.divergences.push(divergence);
+                    vec![Attempt {
+                        outcome: Outcome {
+                            error: Some(error),
+                            ..Outcome::default()
+                        },
+                        delay_ms: None,
+                    }]
+                }
+            };
+            run.input = Some(input);
+            return NodeState::Task(run);
+        }
+        let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
+        if builtin::is_inline(task.tool) && !retries {
+            execute_into(
+                task.tool,
+                &args,
+                node.timeout,
+                None,
+                self.calls.seed,
+                instance_id.as_str(),
+                &mut run.attempts,
+            );
+            run.input = Some(self.calls.recorded_input(args, &mut run));
+            redact_results(&self.calls.redactor, &mut run);
+            return NodeState::Task(run);
+        }
+        run.input = Some(self.calls.recorded_input(args.clone(), &mut run));
+        let instance_id = instance_id.into_string();
+        self.workers.push(Job {
+            key: (
+                Reverse(node.priority),
+                i,
+                instance.as_ref().map_or(0, |(k, _)| *k),
+            ),
+            node: i,
+            instance: instance.as_ref().map(|(k, _)| *k),
+            tool: task.tool,
+            args,
+            timeout: node.timeout,
+            retry: node.retry.as_deref().cloned(),
+            seed: self.calls.seed,
+            instance_id,
+        });
+        NodeState::Running(run)
+    }
+
+    /// Starts a task node: one call, or one per `for_each` item.
+    pub(super) fn start_node(&mut self, i: NodeIdx) -> NodeState {
+        match &self.wf.nodes[i as usize].for_each {
+            None => self.start_task(i, None),
+            Some(each) => self.start_for_each(i, each),
+        }
+    }
+
+    fn start_for_each(&mut self, i: NodeIdx, each: &ForEach) -> NodeState {
+        let items: Vec<Value> = match each {
+            ForEach::Items(items) => items.clone(),
+            ForEach::Expression(text) => match self
+                .calls
+                .renderer
+                .expression(text, None)
+                .and_then(|v| render::to_json(&v))
+            {
+                Ok(Value::Array(items)) => items,
+                Ok(other) => {
+                    return NodeState::Failed(format!("`for_each` must give a list, gave {other}"));
+                }
+                Err(e) => return NodeState::Failed(format!("`for_each`: {e}")),
+            },
+        };
+        let mut runs = Vec::with_capacity(items.len());
+        let mut remaining = 0;
+        // Mark the node as in progress before starting instances: each may finish at once.
+        for (k, item) in items.into_iter().enumerate() {
+            let res = self.start_task(i, Some((k as u32, Locals { item, index: k })));
+            match res {
+                NodeState::Task(run) => runs.push(Some(*run)),
+                NodeState::Running(run) => {
+                    remaining += 1;
+                    runs.push(Some(*run));
+                }
+                _ => unreachable!("start_task gives a task result"),
+            }
+        }
+        NodeState::ForEach { runs, remaining }
+    }
+
+    pub(super) fn job_done(
+        &mut self,
+        node: NodeIdx,
+        instance: Option<u32>,
+        attempts: Option<Vec<Attempt>>,
+    ) {
+        // A job not run (interrupt), or killed by a second interrupt, commits nothing: the
+        // node runs again on resume.
+        let Some(attempts) = attempts.filter(|_| crate::interrupt::count() < 2) else {
+            return;
+        };
+        let iu = node as usize;
+        match (&mut self.nodes.states[iu], instance) {
+            (NodeState::Running(run), None) => {
+                run.attempts = attempts;
+                redact_results(&self.calls.redactor, run);
+                self.nodes.states[iu] = match std::mem::take(&mut self.nodes.states[iu]) {
+                    NodeState::Running(run) => NodeState::Task(run),
+                    _ => unreachable!(),
+                };
+                self.sched.push_ready(&self.graph, node);
+            }
+            (NodeState::ForEach { runs, remaining }, Some(k)) => {
+                if let Some(Some(run)) = runs.get_mut(k as usize) {
+                    run.attempts = attempts;
+                    redact_results(&self.calls.redactor, run);
+                }
+                *remaining -= 1;
+                if *remaining == 0 {
+                    self.sched.push_ready(&self.graph, node);
+                }
+            }
+            _ => debug_assert!(false, "a job result for a node that is not waiting for one"),
+        }
+    }
+}
+
+/// Redacts a call's results in place (before they are recorded or read by another node) and
+/// notes how many replacements each field got.
+fn redact_results(redactor: &Redactor, run: &mut TaskRun) {
+    if !redactor.is_active() {
+        return;
+    }
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut add = |field: &str, n: usize| {
+        if n > 0 {
+            match counts.iter_mut().find(|(f, _)| f == field) {
+                Some((_, c)) => *c += n as u64,
+                None => counts.push((field.to_string(), n as u64)),
+            }
+        }
+    };
+    for attempt in &mut run.attempts {
+        let o = &mut attempt.outcome;
+        add("output", redactor.redact_json(&mut o.output));
+        for (field, stream) in [("stdout", &mut o.stdout), ("stderr", &mut o.stderr)] {
+            if let Some(c) = stream {
+                let (text, n) = redactor.redact(&c.text);
+                if n > 0 {
+                    c.text = text.into_owned();
+                }
+                add(field, n);
+            }
+        }
+        if let Some(e) = &mut o.error {
+            let (text, n) = redactor.redact(e);
+            if n > 0 {
+                *e = text.into_owned();
+            }
+            add("error", n);
+        }
+    }
+    run.redactions.extend(counts);
+}
