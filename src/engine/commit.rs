@@ -224,6 +224,41 @@ pub(super) fn task_events(
         for_each: None,
     })
     .write(*clock, events);
+    check_events(events, clock, id, run);
+    if let Some(message) = &run.error {
+        *clock += 1;
+        Event::Error {
+            node: id.into(),
+            message: message.as_str().into(),
+        }
+        .write(*clock, events);
+    }
+    attempt_events(events, clock, id, tool, run);
+    for (field, count) in &run.redactions {
+        *clock += 1;
+        Event::ContentRedacted {
+            node: id.into(),
+            field: field.as_str().into(),
+            count: *count,
+        }
+        .write(*clock, events);
+    }
+    *clock += 1;
+    let denial = run.denial().map(|code| format!("denied by policy: {code}"));
+    let error = denial
+        .as_deref()
+        .or(run.error.as_deref())
+        .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
+    Event::End(ev::End {
+        attempts: Some(run.attempts.len() as u64),
+        error: error.map(Text::from),
+        ..ev::End::plain(id, run.status())
+    })
+    .write(*clock, events);
+}
+
+/// The `PolicyAllow`, `PolicyDeny` and `CallLimitExceeded` events of a call.
+fn check_events(events: &mut String, clock: &mut u64, id: &str, run: &TaskRun) {
     for decision in &run.checks {
         *clock += 1;
         let node = Text::from(id);
@@ -256,14 +291,10 @@ pub(super) fn task_events(
         }
         .write(*clock, events);
     }
-    if let Some(message) = &run.error {
-        *clock += 1;
-        Event::Error {
-            node: id.into(),
-            message: message.as_str().into(),
-        }
-        .write(*clock, events);
-    }
+}
+
+/// Per attempt, `ToolOutput` (noop has none unless it failed) and `Retry` before the next.
+fn attempt_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, run: &TaskRun) {
     for (k, attempt) in run.attempts.iter().enumerate() {
         let o = &attempt.outcome;
         if tool.name != "noop" || o.error.is_some() {
@@ -298,27 +329,6 @@ pub(super) fn task_events(
             .write(*clock, events);
         }
     }
-    for (field, count) in &run.redactions {
-        *clock += 1;
-        Event::ContentRedacted {
-            node: id.into(),
-            field: field.as_str().into(),
-            count: *count,
-        }
-        .write(*clock, events);
-    }
-    *clock += 1;
-    let denial = run.denial().map(|code| format!("denied by policy: {code}"));
-    let error = denial
-        .as_deref()
-        .or(run.error.as_deref())
-        .or_else(|| run.outcome().and_then(|o| o.error.as_deref()));
-    Event::End(ev::End {
-        attempts: Some(run.attempts.len() as u64),
-        error: error.map(Text::from),
-        ..ev::End::plain(id, run.status())
-    })
-    .write(*clock, events);
 }
 
 /// A captured stream as an event records it.

@@ -8,7 +8,7 @@
 
 use super::Engine;
 use super::commit::{approval_resolved, short, task_events};
-use super::state::NodeState;
+use super::state::{NodeState, TaskRun};
 use crate::ledger::event::{self as ev, Event, Status, Text};
 use crate::ledger::id::InstanceId;
 use crate::workflow::{NodeIdx, NodeKind};
@@ -168,35 +168,7 @@ impl<'w> Engine<'w> {
                 self.nodes.recycle(run);
             }
             NodeState::ForEach { runs, .. } => {
-                let NodeKind::Task(task) = &node.kind else {
-                    unreachable!("for_each on a task node")
-                };
-                if let Some(d) = self.approvals.approved_call(i) {
-                    clock = approval_resolved(events, clock, id, d);
-                }
-                Event::Start(ev::Start {
-                    node: id.into(),
-                    tool: task.tool.name.into(),
-                    input_sha256: None,
-                    input: None,
-                    for_each: Some(runs.len() as u64),
-                })
-                .write(clock, events);
-                for (k, run) in runs.iter().enumerate() {
-                    let run = run.as_ref().expect("every instance has a result at commit");
-                    clock += 1;
-                    let item = InstanceId::item(id, k as u32);
-                    task_events(events, &mut clock, item.as_str(), task.tool, run);
-                    self.commit.attempts[i as usize] += run.attempts.len() as u32;
-                }
-                clock += 1;
-                Event::End(ev::End {
-                    instances: Some(runs.len() as u64),
-                    ..ev::End::plain(id, status)
-                })
-                .write(clock, events);
-                self.commit
-                    .summarize(i, || format!("{} instances", runs.len()));
+                clock = self.for_each_events(i, &runs, status, clock, events);
             }
             NodeState::Branch { value } => {
                 let NodeKind::Branch {
@@ -271,6 +243,49 @@ impl<'w> Engine<'w> {
             | NodeState::AwaitingTurn
             | NodeState::Done(_) => unreachable!("only resolved nodes commit"),
         }
+        clock
+    }
+
+    /// A fan-out node's events: its `Start`, every instance's events, its `End`.
+    fn for_each_events(
+        &mut self,
+        i: NodeIdx,
+        runs: &[Option<TaskRun>],
+        status: Status,
+        mut clock: u64,
+        events: &mut String,
+    ) -> u64 {
+        let node = &self.wf.nodes[i as usize];
+        let id = node.id.as_str();
+        let NodeKind::Task(task) = &node.kind else {
+            unreachable!("for_each on a task node")
+        };
+        if let Some(d) = self.approvals.approved_call(i) {
+            clock = approval_resolved(events, clock, id, d);
+        }
+        Event::Start(ev::Start {
+            node: id.into(),
+            tool: task.tool.name.into(),
+            input_sha256: None,
+            input: None,
+            for_each: Some(runs.len() as u64),
+        })
+        .write(clock, events);
+        for (k, run) in runs.iter().enumerate() {
+            let run = run.as_ref().expect("every instance has a result at commit");
+            clock += 1;
+            let item = InstanceId::item(id, k as u32);
+            task_events(events, &mut clock, item.as_str(), task.tool, run);
+            self.commit.attempts[i as usize] += run.attempts.len() as u32;
+        }
+        clock += 1;
+        Event::End(ev::End {
+            instances: Some(runs.len() as u64),
+            ..ev::End::plain(id, status)
+        })
+        .write(clock, events);
+        self.commit
+            .summarize(i, || format!("{} instances", runs.len()));
         clock
     }
 

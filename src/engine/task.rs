@@ -33,6 +33,88 @@ pub(super) struct Calls<'w> {
 }
 
 impl Calls<'_> {
+    /// Renders a task's `with:` arguments; on a failure, records it in `run` and gives
+    /// `None`.
+    fn render_args(
+        &self,
+        task: &crate::workflow::model::Task,
+        locals: Option<&Locals>,
+        run: &mut TaskRun,
+    ) -> Option<Map<String, Value>> {
+        let mut args = Map::new();
+        for (key, value) in &task.with {
+            let kind = task.tool.key(key).map(|k| k.kind);
+            let rendered = match (key.as_str(), kind) {
+                ("run", _) => value
+                    .as_str()
+                    .map(|s| self.renderer.shell_line(s, locals).map(Value::String))
+                    .unwrap_or_else(|| Ok(value.to_json())),
+                (_, Some(tools::KeyKind::Expression)) => value.as_str().map_or_else(
+                    || Ok(value.to_json()),
+                    |s| {
+                        self.renderer
+                            .expression(s, locals)
+                            .and_then(|v| render::to_json(&v))
+                    },
+                ),
+                _ => self.renderer.value(value, locals),
+            };
+            match rendered {
+                Ok(v) => {
+                    args.insert(key.clone(), v);
+                }
+                Err(e) => {
+                    run.error = Some(format!("`{key}`: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some(args)
+    }
+
+    /// Whether the call `id` is answered from the recording: always when replaying; when
+    /// resuming, if the recording has it.
+    fn replays(&self, id: &InstanceId) -> bool {
+        self.recording
+            .is_some_and(|r| !self.live_fallback || r.calls.contains_key(id.as_str()))
+    }
+
+    /// Answers the call `id` from the recording: its recorded attempts when the rendered
+    /// input is the recorded one, else a divergence (never a live call).
+    fn answer_from_recording(
+        &mut self,
+        id: &InstanceId,
+        tool: &'static tools::ToolSpec,
+        args: Map<String, Value>,
+        run: &mut TaskRun,
+    ) {
+        let Some(recording) = self.recording else {
+            return;
+        };
+        let input = self.recorded_input(args, run);
+        run.redactions.extend(recording.redactions(id.as_str()));
+        let digest = (!tool.keys.is_empty()).then(|| {
+            crate::ledger::input_digest(
+                tool.name,
+                &serde_json::to_string(&input).unwrap_or_default(),
+            )
+        });
+        run.attempts = match recording.answer(id.as_str(), tool.name, digest.as_deref(), &input) {
+            Ok(attempts) => attempts,
+            Err(divergence) => {
+                let error = format!("replay diverged: {}", divergence.reason);
+                self.divergences.push(divergence);
+                vec![Attempt {
+                    outcome: Outcome {
+                        error: Some(error),
+                        ..Outcome::default()
+                    },
+                    delay_ms: None,
+                }]
+            }
+        };
+        run.input = Some(input);
+    }
     /// The rendered input as the ledger records it: redacted.
     fn recorded_input(&self, args: Map<String, Value>, run: &mut TaskRun) -> Value {
         let mut input = Value::Object(args);
@@ -66,79 +148,22 @@ impl Engine<'_> {
                 return NodeState::Task(run);
             }
         }
-        let mut args = Map::new();
-        for (key, value) in &task.with {
-            let kind = task.tool.key(key).map(|k| k.kind);
-            let rendered = match (key.as_str(), kind) {
-                ("run", _) => value
-                    .as_str()
-                    .map(|s| self.calls.renderer.shell_line(s, locals).map(Value::String))
-                    .unwrap_or_else(|| Ok(value.to_json())),
-                (_, Some(tools::KeyKind::Expression)) => value.as_str().map_or_else(
-                    || Ok(value.to_json()),
-                    |s| {
-                        self.calls
-                            .renderer
-                            .expression(s, locals)
-                            .and_then(|v| render::to_json(&v))
-                    },
-                ),
-                _ => self.calls.renderer.value(value, locals),
-            };
-            match rendered {
-                Ok(v) => {
-                    args.insert(key.clone(), v);
-                }
-                Err(e) => {
-                    run.error = Some(format!("`{key}`: {e}"));
-                    return NodeState::Task(run);
-                }
-            }
-        }
+        let Some(args) = self.calls.render_args(task, locals, &mut run) else {
+            return NodeState::Task(run);
+        };
         let instance_id = match &instance {
             Some((k, _)) => InstanceId::item(&node.id, *k),
             None => InstanceId::node(&node.id),
         };
-        // Policy, decided before anything runs (SPEC 4); a denial under `enforce` stops here.
+        // Policy, decided before anything runs; a denial under `enforce` stops here.
         self.gate.decide(node, task.tool, &args, &mut run);
         if run.denied {
             run.input = Some(self.calls.recorded_input(args, &mut run));
             return NodeState::Task(run);
         }
-        if let Some(recording) = self
-            .calls
-            .recording
-            .filter(|r| !self.calls.live_fallback || r.calls.contains_key(instance_id.as_str()))
-        {
-            let input = self.calls.recorded_input(args, &mut run);
-            run.redactions
-                .extend(recording.redactions(instance_id.as_str()));
-            let digest = (!task.tool.keys.is_empty()).then(|| {
-                crate::ledger::input_digest(
-                    task.tool.name,
-                    &serde_json::to_string(&input).unwrap_or_default(),
-                )
-            });
-            run.attempts = match recording.answer(
-                instance_id.as_str(),
-                task.tool.name,
-                digest.as_deref(),
-                &input,
-            ) {
-                Ok(attempts) => attempts,
-                Err(divergence) => {
-                    let error = format!("replay diverged: {}", divergence.reason);
-                    self.calls.divergences.push(divergence);
-                    vec![Attempt {
-                        outcome: Outcome {
-                            error: Some(error),
-                            ..Outcome::default()
-                        },
-                        delay_ms: None,
-                    }]
-                }
-            };
-            run.input = Some(input);
+        if self.calls.replays(&instance_id) {
+            self.calls
+                .answer_from_recording(&instance_id, task.tool, args, &mut run);
             return NodeState::Task(run);
         }
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
