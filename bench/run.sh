@@ -11,6 +11,11 @@
 #      `make -j2` on the identical graph;
 #   4. a fork of 8 nodes sleeping 200 ms with `--jobs 8`.
 # `cargo bench` has the in-process criterion numbers (benches/).
+#
+# bash bench/run.sh --compare OLD_KAIROS puts another build (e.g. the previous release) side by
+# side with this one on the two workloads a change to the engine must not slow down: the
+# 100k-node no-op random DAG (engine time, loading excluded) and the 10k-node /bin/true DAG
+# against make -j2. Runs of the two builds alternate, so drift hits both alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gen=${KAIROS_GEN:-../shared/bench/gen.py}
@@ -62,6 +67,39 @@ workload() { # shape n tool -> path of the workflow
   python3 bench/graph2yaml.py "$dir/graph.json" "$dir/$3.yaml" --tool "$3"
   echo "$dir/$3.yaml"
 }
+
+if [ "$quick" = "--compare" ]; then
+  old=${2:?usage: bash bench/run.sh --compare OLD_KAIROS}
+  echo "## this build ($bin) against $old, runs alternating, best of each"
+  wf=$(workload random-dag 100000 noop)
+  best() { sort -n | head -1; }
+  : > "$work/new.txt"; : > "$work/old.txt"
+  for _ in 1 2 3 4 5 6 7; do
+    read -r t _ l < <(measure 1 "$work" "$bin" run -q --ledger l.jsonl "$wf")
+    python3 -c "print(max($t - $l, 1e-9))" >> "$work/new.txt"
+    read -r t _ l < <(measure 1 "$work" "$old" run -q --ledger l.jsonl "$wf")
+    python3 -c "print(max($t - $l, 1e-9))" >> "$work/old.txt"
+  done
+  e_new=$(best < "$work/new.txt"); e_old=$(best < "$work/old.txt")
+  wf=$(workload random-dag 10000 shell)
+  dir=$(dirname "$wf")
+  : > "$work/snew.txt"; : > "$work/sold.txt"; : > "$work/make.txt"
+  for _ in 1 2 3; do
+    measure 1 "$work" "$bin" run -q --jobs 2 --ledger l.jsonl "$wf" | cut -d' ' -f1 >> "$work/snew.txt"
+    measure 1 "$work" "$old" run -q --jobs 2 --ledger l.jsonl "$wf" | cut -d' ' -f1 >> "$work/sold.txt"
+    measure 1 "$dir" make -s -j2 all | cut -d' ' -f1 >> "$work/make.txt"
+  done
+  s_new=$(best < "$work/snew.txt"); s_old=$(best < "$work/sold.txt"); s_make=$(best < "$work/make.txt")
+  python3 - "$e_new" "$e_old" "$s_new" "$s_old" "$s_make" <<'PY'
+import sys
+e_new, e_old, s_new, s_old, s_make = map(float, sys.argv[1:])
+print("| %-46s | %10s | %10s | %7s |" % ("workload", "this build", "old build", "change"))
+print("| %-46s | %10s | %10s | %6.1f%% |" % ("100k no-op random DAG, engine time (nodes/s)", format(int(100000 / e_new), ","), format(int(100000 / e_old), ","), (e_old / e_new - 1) * 100))
+print("| %-46s | %9.3fs | %9.3fs | %6.1f%% |" % ("10k /bin/true random DAG, --jobs 2 (wall)", s_new, s_old, (s_old / s_new - 1) * 100))
+print("| %-46s | %9.3fs | %10s | %7s |" % ("  make -j2 on the same graph", s_make, "", ""))
+PY
+  exit 0
+fi
 
 sizes="10000 100000 1000000"
 [ "$quick" = "--quick" ] && sizes="10000 100000"

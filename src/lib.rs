@@ -1,9 +1,12 @@
 //! kairos runs declarative YAML workflow graphs on a deterministic scheduler and records
 //! every run in a hash-chained ledger.
 //!
-//! Data flows one way: [`workflow`] (file -> validated graph), [`policy`] and [`tools`] (what
-//! nodes may do and how they are described), [`report`] (renderings), and [`cli`], the thin
-//! layer the `kairos` binary calls.
+//! Data flows one way: [`syntax`] (text to a spanned tree and diagnostics) -> [`workflow`]
+//! (a validated graph) -> [`plan`] (the effective policy, inputs and static checks) ->
+//! [`engine`] (scheduling, with [`tools`] behind [`policy`]'s gate) -> [`ledger`] (the format,
+//! its writer and readers) -> the readers [`record`] (replay, resume) and [`sign`] (verify).
+//! [`report`] renders for people and [`cli`] is the thin layer the binary calls.
+//! `ARCHITECTURE.md` at the repository root has the module map.
 
 pub mod cli;
 pub mod engine;
