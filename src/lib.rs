@@ -3,8 +3,10 @@
 //!
 //! Data flows one way: [`workflow`] (file -> validated graph), [`policy`] and [`tools`] (what
 //! nodes may do and how they are described), [`report`] (renderings), and [`cli`], the thin
-//! layer the `kairos` binary calls.
+//! layer the `kairos` binary calls. [`cancel`] carries interrupts to whatever must heed them;
+//! [`interrupt`] feeds it from signals.
 
+pub mod cancel;
 pub mod cli;
 pub mod engine;
 pub mod exit;

@@ -143,7 +143,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 const TABLE_ROWS: usize = 200;
 
 pub fn run(args: &Args) -> i32 {
-    crate::interrupt::install();
+    crate::interrupt::install(crate::interrupt::global().clone());
     let started = std::time::Instant::now();
     // The workflow lives until the process exits, and is not freed then: for a large graph,
     // freeing hundreds of thousands of small allocations is measurable and of no use.

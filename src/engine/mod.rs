@@ -407,7 +407,7 @@ fn worker(shared: &Queue, results: &Results, workers: usize) {
             }
         };
         // After Ctrl-C, queued jobs are handed back unrun.
-        let attempts = (!crate::interrupt::requested()).then(|| {
+        let attempts = (!crate::interrupt::global().requested()).then(|| {
             execute(
                 job.tool,
                 &job.args,
@@ -459,6 +459,7 @@ fn execute_into(
                 args,
                 rng: rng.as_mut(),
                 timeout,
+                cancel: crate::interrupt::global(),
             },
         );
         let failed = outcome.error.is_some();
@@ -792,7 +793,7 @@ impl<'w> Engine<'w> {
             if self.committed == n {
                 break;
             }
-            if crate::interrupt::requested() && self.outstanding == 0 {
+            if crate::interrupt::global().requested() && self.outstanding == 0 {
                 // Everything that finished is committed; write the trailer a resume replaces.
                 let clock = self.end_clock.iter().copied().max().unwrap_or(0) + 1;
                 Event::new(&mut self.outbox, "RunPaused", clock)
@@ -999,7 +1000,9 @@ impl<'w> Engine<'w> {
             let Some(i) = self.ready.pop_first().map(|r| self.order.node(r)) else {
                 return Ok(());
             };
-            if crate::interrupt::requested() && matches!(self.res[i as usize], Res::Pending) {
+            if crate::interrupt::global().requested()
+                && matches!(self.res[i as usize], Res::Pending)
+            {
                 // After Ctrl-C no node starts.
                 continue;
             }
@@ -1388,7 +1391,7 @@ impl<'w> Engine<'w> {
     fn job_done(&mut self, node: NodeIdx, instance: Option<u32>, attempts: Option<Vec<Attempt>>) {
         // A job not run (interrupt), or killed by a second interrupt, commits nothing: the
         // node runs again on resume.
-        let Some(attempts) = attempts.filter(|_| crate::interrupt::count() < 2) else {
+        let Some(attempts) = attempts.filter(|_| !crate::interrupt::global().killed()) else {
             return;
         };
         let iu = node as usize;

@@ -5,6 +5,7 @@
 //! the same result whichever thread runs it.
 
 use super::{Outcome, ToolSpec, shell};
+use crate::cancel::Cancel;
 use crate::syntax::duration;
 use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -31,6 +32,8 @@ pub struct Call<'a> {
     /// The node's RNG; present for the tools that draw from it.
     pub rng: Option<&'a mut ChaCha20Rng>,
     pub timeout: Option<Duration>,
+    /// The run's interrupts: a second one ends a wait and kills running commands.
+    pub cancel: &'a Cancel,
 }
 
 pub fn run(tool: &ToolSpec, call: &mut Call<'_>) -> Outcome {
@@ -72,25 +75,13 @@ fn text(args: &Map<String, Value>, key: &str) -> String {
 fn sleep(call: &Call<'_>) -> Result<Value, String> {
     let text = text(call.args, "duration");
     let wanted = duration::parse(&text).ok_or_else(|| format!("invalid duration `{text}`"))?;
-    match call.timeout {
-        Some(limit) if limit < wanted => {
-            std::thread::sleep(limit);
-            Err(format!("timed out after {}", duration::format(limit)))
-        }
-        _ => {
-            // In slices, so that a second Ctrl-C ends the wait as it kills commands.
-            let end = std::time::Instant::now() + wanted;
-            while let Some(left) = end
-                .checked_duration_since(std::time::Instant::now())
-                .filter(|d| !d.is_zero())
-            {
-                if crate::interrupt::count() >= 2 {
-                    return Err("interrupted".into());
-                }
-                std::thread::sleep(left.min(Duration::from_millis(50)));
-            }
-            Ok(Value::Null)
-        }
+    let limit = call.timeout.filter(|limit| *limit < wanted);
+    if !call.cancel.sleep(limit.unwrap_or(wanted)) {
+        return Err("interrupted".into());
+    }
+    match limit {
+        Some(limit) => Err(format!("timed out after {}", duration::format(limit))),
+        None => Ok(Value::Null),
     }
 }
 
@@ -225,5 +216,5 @@ fn shell(call: &Call<'_>) -> Outcome {
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
         timeout: call.timeout,
     };
-    shell::run(&request)
+    shell::run(&request, call.cancel)
 }
