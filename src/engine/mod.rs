@@ -1882,7 +1882,7 @@ impl Engine<'_> {
             let granted = self.policy.granted_for(node.policy.as_deref());
             for cap in needed.iter().filter(|c| !granted.contains(*c)) {
                 denials.push(effective::Denial {
-                    code: effective::codes::CAPABILITY_NOT_GRANTED,
+                    reason: effective::Reason::CapabilityNotGranted,
                     detail: self.policy.withheld_by(cap, node.policy.as_deref(), false),
                 });
             }
@@ -1924,7 +1924,7 @@ impl Engine<'_> {
         }
         for d in denials {
             run.decisions.push(Decision::Deny {
-                code: d.code,
+                code: d.reason.as_str(),
                 detail: d.detail,
                 enforced,
             });
