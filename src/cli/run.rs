@@ -104,7 +104,7 @@ fn decisions(
                 && match &n.kind {
                     crate::workflow::NodeKind::Approval { .. } => true,
                     crate::workflow::NodeKind::Task(t) => {
-                        !crate::policy::CapSet::of(t.tool.capabilities)
+                        !crate::policy::CapSet::of(t.tool.spec().capabilities)
                             .intersect(policy.require_approval)
                             .is_empty()
                     }

@@ -23,7 +23,7 @@ use crate::ledger::{self, FORMAT};
 use crate::policy::effective::{self, Effective};
 use crate::policy::redact::Redactor;
 use crate::policy::{CapSet, Enforcement};
-use crate::tools::{self, Attempt, Outcome, ToolSpec, builtin};
+use crate::tools::{self, Attempt, Outcome, Placement, Tool, ToolSpec};
 use crate::workflow::model::Retry;
 use crate::workflow::{ForEach, NodeIdx, NodeKind, Workflow};
 use rand::RngExt;
@@ -285,7 +285,7 @@ struct Job {
     key: (Reverse<i64>, u32, u32),
     node: NodeIdx,
     instance: Option<u32>,
-    tool: &'static ToolSpec,
+    tool: &'static dyn Tool,
     args: Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<Retry>,
@@ -426,7 +426,7 @@ fn worker(shared: &Queue, results: &Results, workers: usize) {
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
 /// schedule is the same on every run.
 fn execute(
-    tool: &ToolSpec,
+    tool: &dyn Tool,
     args: &Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<&Retry>,
@@ -440,7 +440,7 @@ fn execute(
 
 /// [`execute`], appending the attempts to `out`.
 fn execute_into(
-    tool: &ToolSpec,
+    tool: &dyn Tool,
     args: &Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<&Retry>,
@@ -449,14 +449,13 @@ fn execute_into(
     out: &mut Vec<Attempt>,
 ) {
     // The RNG is derived only for the calls that draw from it.
-    let mut rng = (tool.name == "random" || retry.is_some_and(|r| r.attempts > 1))
+    let mut rng = (tool.draws_rng() || retry.is_some_and(|r| r.attempts > 1))
         .then(|| rng::for_node(seed, instance_id));
     let attempts = retry.map_or(1, |r| r.attempts.max(1));
     for k in 0..attempts {
-        let outcome = builtin::run(
-            tool,
-            &mut builtin::Call {
-                args,
+        let outcome = tool.call(
+            args,
+            &mut tools::CallCx {
                 rng: rng.as_mut(),
                 timeout,
                 cancel: crate::interrupt::global(),
@@ -1149,12 +1148,13 @@ impl<'w> Engine<'w> {
             NodeKind::Task(task)
                 if !self.gate_decisions.contains_key(&i) && gated(node, self.policy) =>
             {
-                let caps =
-                    CapSet::of(task.tool.capabilities).intersect(self.policy.require_approval);
+                let caps = CapSet::of(task.tool.spec().capabilities)
+                    .intersect(self.policy.require_approval);
                 Res::AwaitingApproval {
                     prompt: format!(
                         "node `{}` calls `{}`, which needs {caps}: allow it?",
-                        node.id, task.tool.name
+                        node.id,
+                        task.tool.spec().name
                     ),
                 }
             }
@@ -1162,7 +1162,7 @@ impl<'w> Engine<'w> {
                 if self.policy.has_limits(node.policy.as_deref())
                     && !self
                         .policy
-                        .limits(task.tool.name, &node.id, node.policy.as_deref())
+                        .limits(task.tool.spec().name, &node.id, node.policy.as_deref())
                         .is_empty() =>
             {
                 Res::AwaitingTurn
@@ -1243,13 +1243,13 @@ impl<'w> Engine<'w> {
         }
         let mut args = Map::new();
         for (key, value) in &task.with {
-            let kind = task.tool.key(key).map(|k| k.kind);
-            let rendered = match (key.as_str(), kind) {
-                ("run", _) => value
+            let kind = task.tool.spec().key(key).map(|k| k.kind);
+            let rendered = match kind {
+                Some(tools::KeyKind::ShellLine) => value
                     .as_str()
                     .map(|s| self.renderer.shell_line(s, locals).map(Value::String))
                     .unwrap_or_else(|| Ok(value.to_json())),
-                (_, Some(tools::KeyKind::Expression)) => value.as_str().map_or_else(
+                Some(tools::KeyKind::Expression) => value.as_str().map_or_else(
                     || Ok(value.to_json()),
                     |s| {
                         self.renderer
@@ -1285,14 +1285,15 @@ impl<'w> Engine<'w> {
         {
             let input = self.recorded_input(args, &mut run);
             run.redactions.extend(recording.redactions(&instance_id));
-            let digest = (!task.tool.keys.is_empty()).then(|| {
+            let tool_name = task.tool.spec().name;
+            let digest = (!task.tool.spec().keys.is_empty()).then(|| {
                 input_digest(
-                    task.tool.name,
+                    tool_name,
                     &serde_json::to_string(&input).unwrap_or_default(),
                 )
             });
             run.attempts =
-                match recording.answer(&instance_id, task.tool.name, digest.as_deref(), &input) {
+                match recording.answer(&instance_id, tool_name, digest.as_deref(), &input) {
                     Ok(attempts) => attempts,
                     Err(divergence) => {
                         let error = format!("replay diverged: {}", divergence.reason);
@@ -1310,7 +1311,7 @@ impl<'w> Engine<'w> {
             return Res::Task(run);
         }
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
-        if builtin::is_inline(task.tool) && !retries {
+        if task.tool.placement() == Placement::Inline && !retries {
             execute_into(
                 task.tool,
                 &args,
@@ -1460,7 +1461,7 @@ impl<'w> Engine<'w> {
             }
             Res::Task(run) => {
                 let tool = match &node.kind {
-                    NodeKind::Task(t) => t.tool,
+                    NodeKind::Task(t) => t.tool.spec(),
                     _ => unreachable!("task result of a task node"),
                 };
                 self.attempts[iu] = run.attempts.len() as u32;
@@ -1479,7 +1480,7 @@ impl<'w> Engine<'w> {
             }
             Res::ForEach { runs, .. } => {
                 let tool = match &node.kind {
-                    NodeKind::Task(t) => t.tool,
+                    NodeKind::Task(t) => t.tool.spec(),
                     _ => unreachable!("for_each on a task node"),
                 };
                 if let Some(d) = self.gate_decisions.get(&i) {
@@ -1748,7 +1749,8 @@ fn task_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, 
     }
     for (k, attempt) in run.attempts.iter().enumerate() {
         let o = &attempt.outcome;
-        if tool.name != "noop" || o.error.is_some() {
+        // A tool without keys succeeds with nothing to record (see `ToolSpec::keys`).
+        if !tool.keys.is_empty() || o.error.is_some() {
             *clock += 1;
             let mut e = Event::new(events, "ToolOutput", *clock)
                 .node(id)
@@ -1868,7 +1870,7 @@ impl Engine<'_> {
     fn decide(
         &mut self,
         i: NodeIdx,
-        tool: &'static crate::tools::ToolSpec,
+        tool: &'static dyn Tool,
         args: &Map<String, Value>,
         run: &mut TaskRun,
     ) {
@@ -1876,7 +1878,7 @@ impl Engine<'_> {
         let enforced = self.policy.enforcement == Enforcement::Enforce;
         let mut checks = Vec::new();
         let mut denials = Vec::new();
-        let needed = CapSet::of(tool.capabilities);
+        let needed = CapSet::of(tool.spec().capabilities);
         if !needed.is_empty() {
             checks.push("capability");
             let granted = self.policy.granted_for(node.policy.as_deref());
@@ -1887,40 +1889,14 @@ impl Engine<'_> {
                 });
             }
         }
-        let text = |k: &str| args.get(k).and_then(Value::as_str);
-        match tool.name {
-            "file.read" | "file.write" => {
-                checks.push("path");
-                if let Err(d) = self
-                    .policy
-                    .check_path(text("path").unwrap_or_default(), tool.name == "file.write")
-                {
-                    denials.push(d);
-                }
+        for resource in tool.resources(args) {
+            let (check, verdict) = self.policy.check(&resource);
+            if !checks.contains(&check.name()) {
+                checks.push(check.name());
             }
-            "shell" => {
-                checks.push("command");
-                let argv: Option<Vec<String>> =
-                    args.get("args").and_then(Value::as_array).map(|a| {
-                        a.iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                            .collect()
-                    });
-                let programs = crate::sh::programs(text("run"), argv.as_deref());
-                if let Err(d) = self.policy.check_commands(programs.as_deref()) {
-                    denials.push(d);
-                }
+            if let Err(d) = verdict {
+                denials.push(d);
             }
-            "http" | "llm" => {
-                checks.push("host");
-                let url = text("url").or_else(|| text("base_url")).unwrap_or_default();
-                if !url.is_empty()
-                    && let Err(d) = self.policy.check_host(url)
-                {
-                    denials.push(d);
-                }
-            }
-            _ => {}
         }
         for d in denials {
             run.decisions.push(Decision::Deny {
@@ -1932,7 +1908,7 @@ impl Engine<'_> {
         }
         let limits = self
             .policy
-            .limits(tool.name, &node.id, node.policy.as_deref());
+            .limits(tool.spec().name, &node.id, node.policy.as_deref());
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
             for (key, limit) in limits {
@@ -1958,7 +1934,7 @@ impl Engine<'_> {
 /// Whether a task's call needs a person's approval (`require_approval`).
 fn gated(node: &crate::workflow::Node, policy: &Effective) -> bool {
     match &node.kind {
-        NodeKind::Task(t) => !CapSet::of(t.tool.capabilities)
+        NodeKind::Task(t) => !CapSet::of(t.tool.spec().capabilities)
             .intersect(policy.require_approval)
             .is_empty(),
         _ => false,

@@ -315,7 +315,7 @@ impl Effective {
     }
 
     /// Checks a file path against `paths.read` / `paths.write` of every layer.
-    pub fn check_path(&self, path: &str, write: bool) -> Result<(), Denial> {
+    fn check_path(&self, path: &str, write: bool) -> Result<(), Denial> {
         let layers = if write { &self.write } else { &self.read };
         if layers.is_empty() {
             return Ok(());
@@ -345,7 +345,7 @@ impl Effective {
     }
 
     /// Checks a URL's host against `hosts` of every layer.
-    pub fn check_host(&self, url: &str) -> Result<(), Denial> {
+    fn check_host(&self, url: &str) -> Result<(), Denial> {
         if self.hosts.is_empty() {
             return Ok(());
         }
@@ -365,7 +365,7 @@ impl Effective {
     }
 
     /// Checks the programs a call would start against `commands` of every layer.
-    pub fn check_commands(&self, programs: Option<&[String]>) -> Result<(), Denial> {
+    fn check_commands(&self, programs: Option<&[String]>) -> Result<(), Denial> {
         if self.commands.is_empty() {
             return Ok(());
         }

@@ -1,5 +1,5 @@
 //! The `shell` tool: runs a command line or an argument vector as a child process and captures
-//! what it prints.
+//! what it prints. The programs it would start are what the policy checks against `commands`.
 //!
 //! A `run:` line goes through `sh -c` only when it needs a shell: a line made of plain words is
 //! split here and executed directly (as GNU make does), which halves the cost of a spawn and
@@ -24,9 +24,87 @@ use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
 use sha2::{Digest, Sha256};
 
-use super::{CAPTURE_LIMIT, Captured, Outcome};
+use super::{
+    Args, CAPTURE_LIMIT, CallCx, Captured, KeyKind, Outcome, Resource, Tool, ToolSpec, key,
+    str_arg, word,
+};
 use crate::cancel::Cancel;
+use crate::policy::Capability;
 use crate::syntax::duration;
+use serde_json::Value;
+
+/// Runs `run:` or `args:`.
+pub struct Shell;
+
+static SHELL_TOOL: ToolSpec = ToolSpec {
+    name: "shell",
+    summary: "runs a command",
+    keys: &[
+        key(
+            "run",
+            KeyKind::ShellLine,
+            false,
+            "command line for `sh -c` (interpolated values are shell-quoted)",
+        ),
+        key(
+            "args",
+            KeyKind::Value,
+            false,
+            "program and arguments, run without a shell",
+        ),
+        key("env", KeyKind::Value, false, "extra environment variables"),
+        key("cwd", KeyKind::Template, false, "working directory"),
+        key(
+            "stdin",
+            KeyKind::Template,
+            false,
+            "text written to standard input",
+        ),
+    ],
+    one_of: &[&["run", "args"]],
+    capabilities: &[Capability::Subprocess],
+};
+
+impl Tool for Shell {
+    fn spec(&self) -> &'static ToolSpec {
+        &SHELL_TOOL
+    }
+
+    fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
+        let argv = argv(args);
+        vec![Resource::Programs(crate::sh::programs(
+            str_arg(args, "run"),
+            argv.as_deref(),
+        ))]
+    }
+
+    fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome {
+        let command = match (args.get("run"), argv(args)) {
+            (Some(Value::String(line)), _) => Command::Line(line.clone()),
+            (_, Some(argv)) => Command::Args(argv),
+            _ => return Outcome::failed("`run` or `args` is required"),
+        };
+        let env = match args.get("env") {
+            Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), word(v))).collect(),
+            _ => Vec::new(),
+        };
+        let request = Request {
+            command,
+            env,
+            cwd: str_arg(args, "cwd").map(PathBuf::from),
+            stdin: args.get("stdin").map(word),
+            timeout: cx.timeout,
+        };
+        run(&request, cx.cancel)
+    }
+}
+
+/// `args:` as words, when it is a list.
+fn argv(args: &Args) -> Option<Vec<String>> {
+    args.get("args")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(word).collect())
+}
 
 /// What to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -420,6 +498,8 @@ impl Stream {
 mod tests {
     use super::*;
     use crate::sh::{NASTY, quote};
+    use crate::tools::testing::args as with;
+    use serde_json::json;
     use std::path::Path;
 
     /// Runs a request that nothing interrupts.
@@ -747,6 +827,41 @@ mod tests {
         assert_eq!(outcome.error, None);
         assert_eq!(outcome.exit_code, Some(0));
         assert_eq!(outcome.output, serde_json::Value::String("fast".into()));
+    }
+
+    #[test]
+    fn the_tool_runs_a_line_or_args() {
+        let call = |a: Value| crate::tools::testing::call(&Shell, &with(a));
+        let outcome = call(json!({ "run": "printf '%s' \"$X\"", "env": { "X": 1 } }));
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.output, json!("1"));
+        let outcome = call(json!({ "args": ["printf", "%s|", "a b", 2], "stdin": "ignored" }));
+        assert_eq!(outcome.output, json!("a b|2|"));
+        let outcome = call(json!({ "run": "cat", "stdin": 42 }));
+        assert_eq!(outcome.output, json!("42"));
+        let outcome = call(json!({ "cwd": "/" }));
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some("`run` or `args` is required")
+        );
+    }
+
+    #[test]
+    fn the_programs_of_a_line_or_args_are_its_resources() {
+        let programs = |a: Value| match Shell.resources(&with(a)).as_slice() {
+            [Resource::Programs(p)] => p.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            programs(json!({ "run": "git log | wc -l" })),
+            Some(vec!["git".to_string(), "wc".to_string()])
+        );
+        assert_eq!(
+            programs(json!({ "args": ["/usr/bin/git", "status"] })),
+            Some(vec!["/usr/bin/git".to_string()])
+        );
+        assert_eq!(programs(json!({ "run": "echo $(id)" })), None);
+        assert_eq!(programs(json!({ "args": [] })), None);
     }
 
     #[test]
