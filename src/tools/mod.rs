@@ -340,6 +340,40 @@ mod tests {
         }
     }
 
+    /// What a tool says a call touches must cover what its capabilities allow, or the policy's
+    /// `paths`, `commands` and `hosts` would not see the call. Every tool declares its
+    /// resources whatever the arguments, so empty ones are enough to see them.
+    #[test]
+    fn capabilities_come_with_the_resources_the_policy_checks() {
+        for tool in TOOLS {
+            let spec = tool.spec();
+            let none = Args::new();
+            let resources = tool.resources(&none);
+            let has = |f: fn(&Resource<'_>) -> bool| resources.iter().any(f);
+            for cap in spec.capabilities {
+                let covered = match cap {
+                    Capability::FsRead => has(|r| matches!(r, Resource::Read(_))),
+                    Capability::FsWrite => has(|r| matches!(r, Resource::Write(_))),
+                    Capability::Subprocess => has(|r| matches!(r, Resource::Programs(_))),
+                    Capability::Net | Capability::Llm => has(|r| matches!(r, Resource::Url(_))),
+                    Capability::Memory | Capability::ExternalApi | Capability::CodeExec => true,
+                };
+                assert!(
+                    covered,
+                    "`{}` needs {cap} but declares {resources:?}",
+                    spec.name
+                );
+            }
+            if spec.capabilities.is_empty() {
+                assert!(
+                    resources.is_empty(),
+                    "`{}` touches {resources:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+
     #[test]
     fn tools_without_keys_succeed_with_nothing_to_record() {
         for tool in TOOLS.iter().filter(|t| t.spec().keys.is_empty()) {
