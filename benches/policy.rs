@@ -4,7 +4,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kairos::policy::effective::{Effective, Layer};
 use kairos::policy::redact::Redactor;
-use kairos::policy::{Capability, PolicySpec};
+use kairos::policy::{Capability, PolicySpec, Resource};
 use kairos::sh::programs;
 
 fn spec(yaml: &str) -> PolicySpec {
@@ -37,7 +37,7 @@ fn checks(c: &mut Criterion) {
                 .granted_for(Some(&node))
                 .contains(Capability::Subprocess);
             let p = programs(Some("git log --oneline"), None);
-            granted && policy.check_commands(p.as_deref()).is_ok()
+            granted && policy.check(&Resource::Programs(p)).1.is_ok()
         });
     });
     group.finish();

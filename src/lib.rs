@@ -5,9 +5,11 @@
 //! (a validated graph) -> [`plan`] (the effective policy, inputs and static checks) ->
 //! [`engine`] (scheduling, with [`tools`] behind [`policy`]'s gate) -> [`ledger`] (the format,
 //! its writer and readers) -> the readers [`record`] (replay, resume) and [`sign`] (verify).
-//! [`report`] renders for people and [`cli`] is the thin layer the binary calls.
+//! [`report`] renders for people and [`cli`] is the thin layer the binary calls. [`cancel`]
+//! carries interrupts to whatever must heed them, as a value.
 //! `ARCHITECTURE.md` at the repository root has the module map.
 
+pub mod cancel;
 pub mod cli;
 pub mod engine;
 pub mod exit;

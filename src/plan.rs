@@ -8,7 +8,7 @@
 use crate::policy::effective::{Effective, Layer};
 use crate::policy::{CapSet, PolicySpec};
 use crate::syntax::diag::{WorkflowError, ss};
-use crate::tools::builtin;
+use crate::tools::Placement;
 use crate::workflow::{NodeKind, Workflow};
 use serde_json::{Map, Value};
 
@@ -54,7 +54,7 @@ pub fn layers(
     out
 }
 
-/// The static check (SPEC 4): every task's tool capabilities against the policy. Returns one
+/// The static check: every task's tool capabilities against the policy. Returns one
 /// diagnostic per missing capability.
 pub fn check_capabilities(
     workflow: &crate::workflow::Workflow,
@@ -66,7 +66,7 @@ pub fn check_capabilities(
             continue;
         };
         let granted = policy.granted_for(node.policy.as_deref());
-        for cap in CapSet::of(task.tool.capabilities)
+        for cap in CapSet::of(task.tool.spec().capabilities)
             .iter()
             .filter(|c| !granted.contains(*c))
         {
@@ -74,7 +74,7 @@ pub fn check_capabilities(
                 id: node.id.to_string(),
                 capability: cap.name().to_string(),
                 span: ss(task.span),
-                tool: task.tool.name.to_string(),
+                tool: task.tool.spec().name.to_string(),
                 help: Some(policy.withheld_by(cap, node.policy.as_deref(), true)),
             });
         }
@@ -138,11 +138,11 @@ pub fn resolve_inputs(
 pub fn check_tools(workflow: &Workflow) -> Result<(), PlanError> {
     for node in &workflow.nodes {
         if let NodeKind::Task(t) = &node.kind
-            && !builtin::is_available(t.tool)
+            && t.tool.placement() == Placement::Unavailable
         {
             return Err(PlanError::ToolUnavailable {
                 node: node.id.to_string(),
-                tool: t.tool.name.to_string(),
+                tool: t.tool.spec().name.to_string(),
             });
         }
     }

@@ -104,7 +104,7 @@ fn decisions(
                 && match &n.kind {
                     crate::workflow::NodeKind::Approval { .. } => true,
                     crate::workflow::NodeKind::Task(t) => {
-                        !crate::policy::CapSet::of(t.tool.capabilities)
+                        !crate::policy::CapSet::of(t.tool.spec().capabilities)
                             .intersect(policy.require_approval)
                             .is_empty()
                     }
@@ -143,7 +143,8 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 const TABLE_ROWS: usize = 200;
 
 pub fn run(args: &Args) -> i32 {
-    crate::interrupt::install();
+    let cancel = crate::cancel::Cancel::default();
+    crate::interrupt::install(cancel.clone());
     let started = std::time::Instant::now();
     // The workflow lives until the process exits, and is not freed then: for a large graph,
     // freeing hundreds of thousands of small allocations is measurable and of no use.
@@ -204,6 +205,7 @@ pub fn run(args: &Args) -> i32 {
         approvals: Default::default(),
         resume: args.resume.is_some(),
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
+        cancel,
     };
     let result = if let Some(ledger) = &args.resume {
         let inputs = match crate::plan::resolve_inputs(&wf, &args.inputs) {

@@ -9,7 +9,7 @@
 use super::state::{PolicyCheck, TaskRun};
 use crate::policy::effective::{self, Effective};
 use crate::policy::{CapSet, Enforcement};
-use crate::tools::ToolSpec;
+use crate::tools::Tool;
 use crate::workflow::{Node, NodeKind};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -39,7 +39,7 @@ impl<'w> Gate<'w> {
     /// Whether a task's call needs a person's approval (`require_approval`).
     pub fn needs_approval(&self, node: &Node) -> bool {
         match &node.kind {
-            NodeKind::Task(t) => !CapSet::of(t.tool.capabilities)
+            NodeKind::Task(t) => !CapSet::of(t.tool.spec().capabilities)
                 .intersect(self.policy.require_approval)
                 .is_empty(),
             _ => false,
@@ -48,20 +48,21 @@ impl<'w> Gate<'w> {
 
     /// Whether a task's call is under a `max_calls` limit, and so must wait for its turn in
     /// commit order before it is decided.
-    pub fn needs_turn(&self, node: &Node, tool: &ToolSpec) -> bool {
+    pub fn needs_turn(&self, node: &Node, tool: &dyn Tool) -> bool {
         self.policy.has_limits(node.policy.as_deref())
             && !self
                 .policy
-                .limits(tool.name, &node.id, node.policy.as_deref())
+                .limits(tool.spec().name, &node.id, node.policy.as_deref())
                 .is_empty()
     }
 
     /// The question a `require_approval` call asks.
-    pub fn approval_prompt(&self, node: &Node, tool: &ToolSpec) -> String {
-        let caps = CapSet::of(tool.capabilities).intersect(self.policy.require_approval);
+    pub fn approval_prompt(&self, node: &Node, tool: &dyn Tool) -> String {
+        let spec = tool.spec();
+        let caps = CapSet::of(spec.capabilities).intersect(self.policy.require_approval);
         format!(
             "node `{}` calls `{}`, which needs {caps}: allow it?",
-            node.id, tool.name
+            node.id, spec.name
         )
     }
 
@@ -71,62 +72,36 @@ impl<'w> Gate<'w> {
     pub fn decide(
         &mut self,
         node: &Node,
-        tool: &'static ToolSpec,
+        tool: &'static dyn Tool,
         args: &Map<String, Value>,
         run: &mut TaskRun,
     ) {
         let enforced = self.policy.enforcement == Enforcement::Enforce;
         let mut checks = Vec::new();
         let mut denials = Vec::new();
-        let needed = CapSet::of(tool.capabilities);
+        let needed = CapSet::of(tool.spec().capabilities);
         if !needed.is_empty() {
             checks.push("capability");
             let granted = self.policy.granted_for(node.policy.as_deref());
             for cap in needed.iter().filter(|c| !granted.contains(*c)) {
                 denials.push(effective::Denial {
-                    code: effective::codes::CAPABILITY_NOT_GRANTED,
+                    reason: effective::Reason::CapabilityNotGranted,
                     detail: self.policy.withheld_by(cap, node.policy.as_deref(), false),
                 });
             }
         }
-        let text = |k: &str| args.get(k).and_then(Value::as_str);
-        match tool.name {
-            "file.read" | "file.write" => {
-                checks.push("path");
-                if let Err(d) = self
-                    .policy
-                    .check_path(text("path").unwrap_or_default(), tool.name == "file.write")
-                {
-                    denials.push(d);
-                }
+        for resource in tool.resources(args) {
+            let (check, verdict) = self.policy.check(&resource);
+            if !checks.contains(&check.name()) {
+                checks.push(check.name());
             }
-            "shell" => {
-                checks.push("command");
-                let argv: Option<Vec<String>> =
-                    args.get("args").and_then(Value::as_array).map(|a| {
-                        a.iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                            .collect()
-                    });
-                let programs = crate::sh::programs(text("run"), argv.as_deref());
-                if let Err(d) = self.policy.check_commands(programs.as_deref()) {
-                    denials.push(d);
-                }
+            if let Err(d) = verdict {
+                denials.push(d);
             }
-            "http" | "llm" => {
-                checks.push("host");
-                let url = text("url").or_else(|| text("base_url")).unwrap_or_default();
-                if !url.is_empty()
-                    && let Err(d) = self.policy.check_host(url)
-                {
-                    denials.push(d);
-                }
-            }
-            _ => {}
         }
         for d in denials {
             run.checks.push(PolicyCheck::Deny {
-                code: d.code,
+                code: d.reason.as_str(),
                 detail: d.detail,
                 enforced,
             });
@@ -134,7 +109,7 @@ impl<'w> Gate<'w> {
         }
         let limits = self
             .policy
-            .limits(tool.name, &node.id, node.policy.as_deref());
+            .limits(tool.spec().name, &node.id, node.policy.as_deref());
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
             for (key, limit) in limits {

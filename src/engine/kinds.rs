@@ -164,7 +164,7 @@ impl<'w> Engine<'w> {
                 if let Some(d) = self.approvals.approved_call(i) {
                     clock = approval_resolved(events, clock, id, d);
                 }
-                task_events(events, &mut clock, id, task.tool, &run);
+                task_events(events, &mut clock, id, task.tool.spec(), &run);
                 self.nodes.recycle(run);
             }
             NodeState::ForEach { runs, .. } => {
@@ -265,7 +265,7 @@ impl<'w> Engine<'w> {
         }
         Event::Start(ev::Start {
             node: id.into(),
-            tool: task.tool.name.into(),
+            tool: task.tool.spec().name.into(),
             input_sha256: None,
             input: None,
             for_each: Some(runs.len() as u64),
@@ -275,7 +275,7 @@ impl<'w> Engine<'w> {
             let run = run.as_ref().expect("every instance has a result at commit");
             clock += 1;
             let item = InstanceId::item(id, k as u32);
-            task_events(events, &mut clock, item.as_str(), task.tool, run);
+            task_events(events, &mut clock, item.as_str(), task.tool.spec(), run);
             self.commit.attempts[i as usize] += run.attempts.len() as u32;
         }
         clock += 1;

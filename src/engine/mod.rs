@@ -40,6 +40,7 @@ pub use crate::ledger::event::Status;
 pub use approvals::{ApprovalDecision, Ask, AskFn};
 pub use commit::run_start;
 
+use crate::cancel::Cancel;
 use crate::ledger::event::{self as ev, Counts, Event};
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::policy::effective::Effective;
@@ -74,6 +75,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Asks a person for a decision the options do not hold (an interactive terminal).
     pub ask: Option<Ask>,
+    /// Interrupts: the first stops starting nodes, the second kills running commands.
+    pub cancel: Cancel,
 }
 
 /// The default `--jobs`: the number of CPUs, at least 4 (waiting work such as sleeps and
@@ -194,6 +197,7 @@ struct Engine<'w> {
     gate: Gate<'w>,
     approvals: Approvals,
     commit: Committer,
+    cancel: Cancel,
 }
 
 impl<'w> Engine<'w> {
@@ -240,10 +244,11 @@ impl<'w> Engine<'w> {
                 live_fallback: options.resume,
                 divergences: Vec::new(),
             },
-            workers: Workers::new(jobs),
+            workers: Workers::new(jobs, options.cancel.clone()),
             gate,
             approvals: Approvals::new(n, options.approvals.clone(), options.ask.clone()),
             commit: Committer::new(writer, n, options.summary),
+            cancel: options.cancel.clone(),
         }
     }
 
@@ -257,7 +262,7 @@ impl<'w> Engine<'w> {
             if self.sched.all_committed() {
                 break;
             }
-            if crate::interrupt::requested() && self.workers.outstanding() == 0 {
+            if self.cancel.requested() && self.workers.outstanding() == 0 {
                 // Everything that finished is committed; write the trailer a resume replaces.
                 self.commit.finish_with(&Event::RunPaused(ev::RunPaused {
                     reason: ev::PauseReason::Interrupted,
@@ -387,7 +392,7 @@ impl<'w> Engine<'w> {
                 return Ok(());
             };
             let pending = matches!(self.nodes.states[i as usize], NodeState::Pending);
-            if pending && crate::interrupt::requested() {
+            if pending && self.cancel.requested() {
                 // After Ctrl-C no node starts.
                 continue;
             }

@@ -6,7 +6,8 @@
 //! the scheduler as a [`JobResult`], which decides when it commits.
 
 use super::rng;
-use crate::tools::{Attempt, ToolSpec, builtin};
+use crate::cancel::Cancel;
+use crate::tools::{self, Attempt, Tool};
 use crate::workflow::NodeIdx;
 use crate::workflow::model::Retry;
 use rand::RngExt;
@@ -22,7 +23,7 @@ pub(super) struct Job {
     pub key: (Reverse<i64>, u32, u32),
     pub node: NodeIdx,
     pub instance: Option<u32>,
-    pub tool: &'static ToolSpec,
+    pub tool: &'static dyn Tool,
     pub args: Map<String, Value>,
     pub timeout: Option<Duration>,
     pub retry: Option<Retry>,
@@ -95,15 +96,16 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(jobs: usize, results: &Arc<Results>) -> Self {
+    fn start(jobs: usize, results: &Arc<Results>, cancel: &Cancel) -> Self {
         let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
         let threads = (0..jobs)
             .map(|i| {
                 let shared = Arc::clone(&shared);
                 let results = Arc::clone(results);
+                let cancel = cancel.clone();
                 std::thread::Builder::new()
                     .name(format!("kairos-worker-{i}"))
-                    .spawn(move || worker(&shared, &results, jobs))
+                    .spawn(move || worker(&shared, &results, jobs, &cancel))
                     .expect("spawn a worker thread")
             })
             .collect();
@@ -128,7 +130,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: &Queue, results: &Results, workers: usize) {
+fn worker(shared: &Queue, results: &Results, workers: usize, cancel: &Cancel) {
     let (lock, cv) = shared;
     loop {
         let job = {
@@ -144,7 +146,7 @@ fn worker(shared: &Queue, results: &Results, workers: usize) {
             }
         };
         // After Ctrl-C, queued jobs are handed back unrun.
-        let attempts = (!crate::interrupt::requested()).then(|| {
+        let attempts = (!cancel.requested()).then(|| {
             execute(
                 job.tool,
                 &job.args,
@@ -152,6 +154,7 @@ fn worker(shared: &Queue, results: &Results, workers: usize) {
                 job.retry.as_ref(),
                 job.seed,
                 &job.instance_id,
+                cancel,
             )
         });
         // The scheduler is needed soon only when the workers may run out of queued jobs.
@@ -163,39 +166,51 @@ fn worker(shared: &Queue, results: &Results, workers: usize) {
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
 /// schedule is the same on every run.
 pub(super) fn execute(
-    tool: &ToolSpec,
+    tool: &dyn Tool,
     args: &Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<&Retry>,
     seed: u64,
     instance_id: &str,
+    cancel: &Cancel,
 ) -> Vec<Attempt> {
     let mut out = Vec::with_capacity(1);
-    execute_into(tool, args, timeout, retry, seed, instance_id, &mut out);
+    execute_into(
+        tool,
+        args,
+        timeout,
+        retry,
+        seed,
+        instance_id,
+        cancel,
+        &mut out,
+    );
     out
 }
 
 /// [`execute`], appending the attempts to `out`.
+#[allow(clippy::too_many_arguments)] // one call's every input, passed as they are
 pub(super) fn execute_into(
-    tool: &ToolSpec,
+    tool: &dyn Tool,
     args: &Map<String, Value>,
     timeout: Option<Duration>,
     retry: Option<&Retry>,
     seed: u64,
     instance_id: &str,
+    cancel: &Cancel,
     out: &mut Vec<Attempt>,
 ) {
     // The RNG is derived only for the calls that draw from it.
-    let mut rng = (tool.name == "random" || retry.is_some_and(|r| r.attempts > 1))
+    let mut rng = (tool.draws_rng() || retry.is_some_and(|r| r.attempts > 1))
         .then(|| rng::for_node(seed, instance_id));
     let attempts = retry.map_or(1, |r| r.attempts.max(1));
     for k in 0..attempts {
-        let outcome = builtin::run(
-            tool,
-            &mut builtin::Call {
-                args,
+        let outcome = tool.call(
+            args,
+            &mut tools::CallCx {
                 rng: rng.as_mut(),
                 timeout,
+                cancel,
             },
         );
         let failed = outcome.error.is_some();
@@ -211,7 +226,10 @@ pub(super) fn execute_into(
                     outcome,
                     delay_ms: Some(delay_ms),
                 });
-                std::thread::sleep(Duration::from_millis(delay_ms));
+                // A second interrupt ends the wait; the job's result is then dropped.
+                if !cancel.sleep(Duration::from_millis(delay_ms)) {
+                    break;
+                }
             }
             None => {
                 out.push(Attempt {
@@ -228,15 +246,17 @@ pub(super) fn execute_into(
 /// the count of calls handed out and not yet back.
 pub(super) struct Workers {
     jobs: usize,
+    cancel: Cancel,
     pool: Option<Pool>,
     results: Arc<Results>,
     outstanding: usize,
 }
 
 impl Workers {
-    pub fn new(jobs: usize) -> Self {
+    pub fn new(jobs: usize, cancel: Cancel) -> Self {
         Self {
             jobs,
+            cancel,
             pool: None,
             results: Arc::default(),
             outstanding: 0,
@@ -244,9 +264,9 @@ impl Workers {
     }
 
     pub fn push(&mut self, job: Job) {
-        let (jobs, results) = (self.jobs, &self.results);
+        let (jobs, results, cancel) = (self.jobs, &self.results, &self.cancel);
         self.pool
-            .get_or_insert_with(|| Pool::start(jobs, results))
+            .get_or_insert_with(|| Pool::start(jobs, results, cancel))
             .push(job);
         self.outstanding += 1;
     }

@@ -10,7 +10,7 @@ use super::state::{NodeState, TaskRun};
 use crate::ledger::id::InstanceId;
 use crate::policy::redact::Redactor;
 use crate::record::{Divergence, Recording};
-use crate::tools::{self, Attempt, Outcome, builtin};
+use crate::tools::{self, Attempt, Outcome, Placement};
 use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
@@ -43,13 +43,13 @@ impl Calls<'_> {
     ) -> Option<Map<String, Value>> {
         let mut args = Map::new();
         for (key, value) in &task.with {
-            let kind = task.tool.key(key).map(|k| k.kind);
-            let rendered = match (key.as_str(), kind) {
-                ("run", _) => value
+            let kind = task.tool.spec().key(key).map(|k| k.kind);
+            let rendered = match kind {
+                Some(tools::KeyKind::ShellLine) => value
                     .as_str()
                     .map(|s| self.renderer.shell_line(s, locals).map(Value::String))
                     .unwrap_or_else(|| Ok(value.to_json())),
-                (_, Some(tools::KeyKind::Expression)) => value.as_str().map_or_else(
+                Some(tools::KeyKind::Expression) => value.as_str().map_or_else(
                     || Ok(value.to_json()),
                     |s| {
                         self.renderer
@@ -163,11 +163,11 @@ impl Engine<'_> {
         }
         if self.calls.replays(&instance_id) {
             self.calls
-                .answer_from_recording(&instance_id, task.tool, args, &mut run);
+                .answer_from_recording(&instance_id, task.tool.spec(), args, &mut run);
             return NodeState::Task(run);
         }
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
-        if builtin::is_inline(task.tool) && !retries {
+        if task.tool.placement() == Placement::Inline && !retries {
             execute_into(
                 task.tool,
                 &args,
@@ -175,6 +175,7 @@ impl Engine<'_> {
                 None,
                 self.calls.seed,
                 instance_id.as_str(),
+                &self.cancel,
                 &mut run.attempts,
             );
             run.input = Some(self.calls.recorded_input(args, &mut run));
@@ -250,7 +251,7 @@ impl Engine<'_> {
     ) {
         // A job not run (interrupt), or killed by a second interrupt, commits nothing: the
         // node runs again on resume.
-        let Some(attempts) = attempts.filter(|_| crate::interrupt::count() < 2) else {
+        let Some(attempts) = attempts.filter(|_| !self.cancel.killed()) else {
             return;
         };
         let iu = node as usize;

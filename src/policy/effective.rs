@@ -11,7 +11,7 @@
 //! workflow starts from nothing (`restrictive`); an organisation policy or a node's policy starts
 //! from what the layer around it grants, so `deny: [net]` alone narrows by `net`.
 
-use super::{CapSet, Capability, Enforcement, PolicySpec};
+use super::{CapSet, Capability, Enforcement, PolicySpec, Resource};
 use crate::syntax::read::Sp;
 use globset::{GlobBuilder, GlobMatcher};
 use std::collections::BTreeMap;
@@ -46,19 +46,73 @@ pub struct Effective {
     approvers: Vec<Vec<String>>,
 }
 
-/// Reason codes of policy decisions (SPEC 4).
+/// Why a policy check denied a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    CapabilityNotGranted,
+    PathNotPermitted,
+    HostNotPermitted,
+    CommandNotPermitted,
+    CallLimitExceeded,
+}
+
+impl Reason {
+    /// The code the ledger records.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::CapabilityNotGranted => "CAPABILITY_NOT_GRANTED",
+            Reason::PathNotPermitted => "PATH_NOT_PERMITTED",
+            Reason::HostNotPermitted => "HOST_NOT_PERMITTED",
+            Reason::CommandNotPermitted => "COMMAND_NOT_PERMITTED",
+            Reason::CallLimitExceeded => "CALL_LIMIT_EXCEEDED",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reason codes as text, for the places that record them without a [`Denial`].
 pub mod codes {
-    pub const CAPABILITY_NOT_GRANTED: &str = "CAPABILITY_NOT_GRANTED";
-    pub const PATH_NOT_PERMITTED: &str = "PATH_NOT_PERMITTED";
-    pub const HOST_NOT_PERMITTED: &str = "HOST_NOT_PERMITTED";
-    pub const COMMAND_NOT_PERMITTED: &str = "COMMAND_NOT_PERMITTED";
-    pub const CALL_LIMIT_EXCEEDED: &str = "CALL_LIMIT_EXCEEDED";
+    use super::Reason;
+
+    pub const CAPABILITY_NOT_GRANTED: &str = Reason::CapabilityNotGranted.as_str();
+    pub const PATH_NOT_PERMITTED: &str = Reason::PathNotPermitted.as_str();
+    pub const HOST_NOT_PERMITTED: &str = Reason::HostNotPermitted.as_str();
+    pub const COMMAND_NOT_PERMITTED: &str = Reason::CommandNotPermitted.as_str();
+    pub const CALL_LIMIT_EXCEEDED: &str = Reason::CallLimitExceeded.as_str();
+}
+
+/// A kind of check made on a call; a call's `PolicyAllow` lists the ones it passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Check {
+    Capability,
+    Path,
+    Command,
+    Host,
+    MaxCalls,
+}
+
+impl Check {
+    /// The name the ledger records.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Check::Capability => "capability",
+            Check::Path => "path",
+            Check::Command => "command",
+            Check::Host => "host",
+            Check::MaxCalls => "max_calls",
+        }
+    }
 }
 
 /// A denied check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denial {
-    pub code: &'static str,
+    pub reason: Reason,
     pub detail: String,
 }
 
@@ -246,8 +300,22 @@ impl Effective {
         }
     }
 
+    /// Checks one thing a call touches against every layer: a file against `paths.read` or
+    /// `paths.write`, programs against `commands`, a URL's host against `hosts`. Returns which
+    /// check applied, with its verdict.
+    pub fn check(&self, resource: &Resource<'_>) -> (Check, Result<(), Denial>) {
+        match resource {
+            Resource::Read(path) => (Check::Path, self.check_path(path, false)),
+            Resource::Write(path) => (Check::Path, self.check_path(path, true)),
+            Resource::Programs(programs) => {
+                (Check::Command, self.check_commands(programs.as_deref()))
+            }
+            Resource::Url(url) => (Check::Host, self.check_host(url)),
+        }
+    }
+
     /// Checks a file path against `paths.read` / `paths.write` of every layer.
-    pub fn check_path(&self, path: &str, write: bool) -> Result<(), Denial> {
+    fn check_path(&self, path: &str, write: bool) -> Result<(), Denial> {
         let layers = if write { &self.write } else { &self.read };
         if layers.is_empty() {
             return Ok(());
@@ -264,7 +332,7 @@ impl Effective {
             // The resolved absolute path stays out of the message: the ledger records it, and
             // nothing in the ledger may depend on where the run happened.
             Err(Denial {
-                code: codes::PATH_NOT_PERMITTED,
+                reason: Reason::PathNotPermitted,
                 detail: match resolved {
                     Some(_) => format!(
                         "{} `{path}` resolves outside the permitted paths",
@@ -277,7 +345,7 @@ impl Effective {
     }
 
     /// Checks a URL's host against `hosts` of every layer.
-    pub fn check_host(&self, url: &str) -> Result<(), Denial> {
+    fn check_host(&self, url: &str) -> Result<(), Denial> {
         if self.hosts.is_empty() {
             return Ok(());
         }
@@ -290,20 +358,20 @@ impl Effective {
             Ok(())
         } else {
             Err(Denial {
-                code: codes::HOST_NOT_PERMITTED,
+                reason: Reason::HostNotPermitted,
                 detail: format!("host of `{url}` is not permitted"),
             })
         }
     }
 
-    /// Checks the programs a shell call would run against `commands` of every layer.
-    pub fn check_commands(&self, programs: Option<&[String]>) -> Result<(), Denial> {
+    /// Checks the programs a call would start against `commands` of every layer.
+    fn check_commands(&self, programs: Option<&[String]>) -> Result<(), Denial> {
         if self.commands.is_empty() {
             return Ok(());
         }
         let Some(programs) = programs else {
             return Err(Denial {
-                code: codes::COMMAND_NOT_PERMITTED,
+                reason: Reason::CommandNotPermitted,
                 detail: "the commands this line runs cannot be determined (command substitution, `eval`, ...)".into(),
             });
         };
@@ -315,7 +383,7 @@ impl Effective {
                 .all(|list| list.iter().any(|c| c == program))
             {
                 return Err(Denial {
-                    code: codes::COMMAND_NOT_PERMITTED,
+                    reason: Reason::CommandNotPermitted,
                     detail: format!("`{program}` is not a permitted command"),
                 });
             }
@@ -372,6 +440,24 @@ impl Effective {
             secrets.extend(l.spec.secrets.iter().map(|s| s.value.clone()));
         }
         (patterns, secrets)
+    }
+}
+
+#[cfg(test)]
+impl Effective {
+    /// The policy of a run whose workflow has this `policy:` block and no organisation policy.
+    pub(crate) fn of_workflow(yaml: &str) -> Self {
+        let node = crate::syntax::yaml::parse(yaml).expect("a YAML policy");
+        let mut errors = Vec::new();
+        let spec = PolicySpec::read(&node, &mut errors);
+        assert!(errors.is_empty(), "{yaml}");
+        Effective::new(vec![Layer {
+            name: "the workflow policy".into(),
+            spec,
+            file: "wf.yaml".into(),
+            source: yaml.into(),
+            narrows: false,
+        }])
     }
 }
 
@@ -503,9 +589,88 @@ mod tests {
         )]);
         assert!(e.check_host("https://api.example.com/v1").is_ok());
         assert_eq!(
-            e.check_host("https://evil.test/").unwrap_err().code,
-            codes::HOST_NOT_PERMITTED
+            e.check_host("https://evil.test/").unwrap_err().reason,
+            Reason::HostNotPermitted
         );
+    }
+
+    #[test]
+    fn each_resource_meets_its_check() {
+        let e = Effective::of_workflow(
+            "preset: permissive\ncommands: [git]\nhosts: [api.example.com]\n\
+             paths: { read: [\"./data/**\"], write: [\"./out/**\"] }\n",
+        );
+        let verdict = |r: Resource<'_>| {
+            let (check, result) = e.check(&r);
+            (check.name(), result.map_err(|d| d.reason))
+        };
+        assert_eq!(verdict(Resource::Read("data/a.txt")), ("path", Ok(())));
+        assert_eq!(
+            verdict(Resource::Read("out/a.txt")),
+            ("path", Err(Reason::PathNotPermitted))
+        );
+        assert_eq!(verdict(Resource::Write("out/a.txt")), ("path", Ok(())));
+        assert_eq!(
+            verdict(Resource::Write("data/../../a.txt")),
+            ("path", Err(Reason::PathNotPermitted))
+        );
+        assert_eq!(
+            verdict(Resource::Programs(Some(vec!["git".into()]))),
+            ("command", Ok(()))
+        );
+        assert_eq!(
+            verdict(Resource::Programs(Some(vec!["git".into(), "rm".into()]))),
+            ("command", Err(Reason::CommandNotPermitted))
+        );
+        assert_eq!(
+            verdict(Resource::Programs(None)),
+            ("command", Err(Reason::CommandNotPermitted))
+        );
+        assert_eq!(
+            verdict(Resource::Url("https://api.example.com/v1")),
+            ("host", Ok(()))
+        );
+        assert_eq!(
+            verdict(Resource::Url("")),
+            ("host", Err(Reason::HostNotPermitted))
+        );
+    }
+
+    #[test]
+    fn without_constraints_every_resource_passes() {
+        let e = Effective::of_workflow("preset: permissive\n");
+        for r in [
+            Resource::Read("/etc/passwd"),
+            Resource::Write("/tmp/x"),
+            Resource::Programs(None),
+            Resource::Url("https://anywhere.test/"),
+        ] {
+            assert_eq!(e.check(&r).1, Ok(()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn reasons_and_checks_keep_their_recorded_names() {
+        let reasons = [
+            (Reason::CapabilityNotGranted, "CAPABILITY_NOT_GRANTED"),
+            (Reason::PathNotPermitted, "PATH_NOT_PERMITTED"),
+            (Reason::HostNotPermitted, "HOST_NOT_PERMITTED"),
+            (Reason::CommandNotPermitted, "COMMAND_NOT_PERMITTED"),
+            (Reason::CallLimitExceeded, "CALL_LIMIT_EXCEEDED"),
+        ];
+        for (reason, text) in reasons {
+            assert_eq!(reason.to_string(), text);
+        }
+        let checks = [
+            (Check::Capability, "capability"),
+            (Check::Path, "path"),
+            (Check::Command, "command"),
+            (Check::Host, "host"),
+            (Check::MaxCalls, "max_calls"),
+        ];
+        for (check, name) in checks {
+            assert_eq!(check.name(), name);
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Capability policies (SPEC section 4): what a workflow's tools may do.
+//! Capability policies: what a workflow's tools may do.
 //!
-//! This module holds the policy vocabulary (capabilities, presets, enforcement), the policy block
-//! as read from YAML ([`PolicySpec`], shared by workflow files and `--policy` organisation files)
-//! and the static checks on it (names, regexes, globs).
+//! This module holds the policy vocabulary (capabilities, the resources a call touches,
+//! presets, enforcement), the policy block as read from YAML ([`PolicySpec`], shared by
+//! workflow files and `--policy` organisation files) and the static checks on it (names,
+//! regexes, globs). It knows nothing of particular tools: a tool declares its capabilities and,
+//! for each call, its [`Resource`]s, and the policy judges those.
 
 pub mod effective;
 pub mod redact;
@@ -63,6 +65,22 @@ impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Something one call touches in the world, as the call's rendered arguments say. A tool
+/// declares these before it runs and the policy checks each one (`paths`, `commands`, `hosts`),
+/// so no check depends on which tool asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resource<'a> {
+    /// A file read.
+    Read(&'a str),
+    /// A file written.
+    Write(&'a str),
+    /// The programs a call starts; `None` when they cannot be known before it runs (command
+    /// substitution, `eval`, ...).
+    Programs(Option<Vec<String>>),
+    /// A URL the call reaches; its host is what is checked.
+    Url(&'a str),
 }
 
 /// A set of capabilities.

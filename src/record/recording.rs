@@ -134,10 +134,14 @@ impl Recording {
             serde_json::from_str(text).map_err(|e| format!("{event} of `{node}`: {e}"))?;
         match event {
             "Start" => {
-                // A fan-out node's own Start has `for_each` and no input: not a call.
+                // A fan-out node's own Start has `for_each` and no input: not a call. A tool
+                // without keys records no input either, but each of its Starts is a call.
                 if f.input.is_some()
                     || f.input_sha256.is_some()
-                    || f.tool.as_deref() == Some("noop")
+                    || f.tool
+                        .as_deref()
+                        .and_then(crate::tools::find)
+                        .is_some_and(|t| t.spec().keys.is_empty())
                 {
                     self.calls.insert(
                         node.to_string(),

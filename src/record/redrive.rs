@@ -136,6 +136,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         approvals: recording.approvals.clone(),
         resume: false,
         ask: None,
+        cancel: Default::default(),
     };
     let report = engine::run_to(
         workflow,

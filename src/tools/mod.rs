@@ -1,10 +1,126 @@
-//! The built-in tools (SPEC section 3): their names, the `with:` keys they take and the
-//! capabilities they need. Validation reads this table; the engine runs the tools.
+//! The tools a task can call. Each is a unit struct implementing [`Tool`] in a file of its own
+//! (the tiny pure ones share `pure.rs`), listed once in [`TOOLS`]: its name, keys and
+//! capabilities, where it runs, what a call touches and the call itself sit together, so adding
+//! a tool is one file and one line.
+//!
+//! Validation reads the specs. The engine renders a call's arguments, asks the policy about
+//! each [`Resource`] the tool says the call touches, and then calls it, inline or on a worker
+//! as its [`Placement`] says. Arguments arrive rendered (templates evaluated, `assert`'s `that`
+//! already a value), and a call depends only on them, the node's RNG and its timeout, so it
+//! gives the same result whichever thread runs it.
 
+use crate::cancel::Cancel;
 use crate::policy::Capability;
+use rand_chacha::ChaCha20Rng;
+use serde_json::{Map, Value};
+use std::time::Duration;
 
-pub mod builtin;
-pub mod shell;
+pub use crate::policy::Resource;
+
+mod file_read;
+mod file_write;
+mod http;
+mod llm;
+mod mcp;
+mod pure;
+mod random;
+mod shell;
+mod sleep;
+
+pub use file_read::FileRead;
+pub use file_write::FileWrite;
+pub use http::Http;
+pub use llm::Llm;
+pub use mcp::Mcp;
+pub use pure::{Assert, Echo, Noop, Template};
+pub use random::Random;
+pub use shell::Shell;
+pub use sleep::Sleep;
+
+/// Every built-in tool, in the order they are documented.
+#[rustfmt::skip] // One a line: adding a tool is a one-line change here.
+pub static TOOLS: &[&dyn Tool] = &[
+    &Noop,
+    &Echo,
+    &Template,
+    &Sleep,
+    &Random,
+    &Assert,
+    &Shell,
+    &FileRead,
+    &FileWrite,
+    &Http,
+    &Llm,
+    &Mcp,
+];
+
+/// Looks a tool up by name.
+pub fn find(name: &str) -> Option<&'static dyn Tool> {
+    TOOLS.iter().copied().find(|t| t.spec().name == name)
+}
+
+/// The names of the tools, in [`TOOLS`] order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TOOLS.iter().map(|t| t.spec().name)
+}
+
+/// A call's rendered arguments: the `with:` keys and their values.
+pub type Args = Map<String, Value>;
+
+/// A tool: what it is, where it runs, what a call touches, and the call.
+pub trait Tool: Sync + 'static {
+    /// Its name, keys and capabilities.
+    fn spec(&self) -> &'static ToolSpec;
+
+    /// Where a call runs.
+    fn placement(&self) -> Placement {
+        Placement::Worker
+    }
+
+    /// Whether a call draws from the node's RNG ([`CallCx::rng`] is then present).
+    fn draws_rng(&self) -> bool {
+        false
+    }
+
+    /// What a call with these arguments touches, for the policy to check before it runs. There
+    /// is no default: a tool that touches nothing says so, as a tool that forgot would slip past
+    /// `paths`, `commands` and `hosts`.
+    fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>>;
+
+    /// Makes the call. Every failure is reported in [`Outcome::error`].
+    fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome;
+}
+
+impl std::fmt::Debug for dyn Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Tool").field(&self.spec().name).finish()
+    }
+}
+
+/// Where a tool's calls run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A pure computation: run on the scheduler thread as soon as it is ready, with no
+    /// hand-off to a worker.
+    Inline,
+    /// Waits on the world (processes, files, time): run by one of the `--jobs` workers.
+    Worker,
+    /// Described and validated, but this build cannot run it: a run that uses it is refused
+    /// before it starts.
+    Unavailable,
+}
+
+/// What a call has besides its arguments.
+pub struct CallCx<'a> {
+    /// The node's RNG: present when the tool [draws from it](Tool::draws_rng) (or when the node
+    /// retries, for the backoff).
+    pub rng: Option<&'a mut ChaCha20Rng>,
+    /// The node's `timeout`.
+    pub timeout: Option<Duration>,
+    /// The run's interrupts: a call that waits ends when it reports [`Cancel::killed`], and a
+    /// call that starts processes registers their group with it.
+    pub cancel: &'a Cancel,
+}
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
 /// recorded instead of the rest.
@@ -35,6 +151,33 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+impl Outcome {
+    /// A call that produced `output`.
+    pub fn value(output: Value) -> Self {
+        Outcome {
+            output,
+            ..Outcome::default()
+        }
+    }
+
+    /// A call that failed.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Outcome {
+            error: Some(reason.into()),
+            ..Outcome::default()
+        }
+    }
+}
+
+impl From<Result<Value, String>> for Outcome {
+    fn from(result: Result<Value, String>) -> Self {
+        match result {
+            Ok(output) => Outcome::value(output),
+            Err(reason) => Outcome::failed(reason),
+        }
+    }
+}
+
 /// One attempt at a tool call: what it produced, and the backoff before the next attempt
 /// when there is one.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,6 +191,8 @@ pub struct Attempt {
 pub enum KeyKind {
     /// A string rendered as a template.
     Template,
+    /// A command line for `sh -c`: a template whose interpolated values are shell-quoted.
+    ShellLine,
     /// A bare expression (no `{{ }}`).
     Expression,
     /// Any YAML value; the strings inside it are rendered as templates.
@@ -64,7 +209,12 @@ pub struct KeySpec {
     pub doc: &'static str,
 }
 
-const fn key(name: &'static str, kind: KeyKind, required: bool, doc: &'static str) -> KeySpec {
+pub(crate) const fn key(
+    name: &'static str,
+    kind: KeyKind,
+    required: bool,
+    doc: &'static str,
+) -> KeySpec {
     KeySpec {
         name,
         kind,
@@ -77,6 +227,9 @@ const fn key(name: &'static str, kind: KeyKind, required: bool, doc: &'static st
 pub struct ToolSpec {
     pub name: &'static str,
     pub summary: &'static str,
+    /// The `with:` keys. A tool without keys has no call to tell apart from another: its
+    /// `Start` records no input, and a success records no `ToolOutput` (a replay gives back a
+    /// null output), so such a tool must succeed with [`Outcome::default`].
     pub keys: &'static [KeySpec],
     /// Groups of keys of which exactly one must be given.
     pub one_of: &'static [&'static [&'static str]],
@@ -93,158 +246,231 @@ impl ToolSpec {
     }
 }
 
-use KeyKind::{Duration, Expression, Template, Value};
-
-pub static TOOLS: &[ToolSpec] = &[
-    ToolSpec {
-        name: "noop",
-        summary: "does nothing",
-        keys: &[],
-        one_of: &[],
-        capabilities: &[],
-    },
-    ToolSpec {
-        name: "echo",
-        summary: "output = rendered message",
-        keys: &[key("message", Template, true, "text to output")],
-        one_of: &[],
-        capabilities: &[],
-    },
-    ToolSpec {
-        name: "template",
-        summary: "output = rendered text",
-        keys: &[key("text", Template, true, "template to render")],
-        one_of: &[],
-        capabilities: &[],
-    },
-    ToolSpec {
-        name: "sleep",
-        summary: "waits for a duration",
-        keys: &[key(
-            "duration",
-            Duration,
-            true,
-            "how long to wait, e.g. 500ms",
-        )],
-        one_of: &[],
-        capabilities: &[],
-    },
-    ToolSpec {
-        name: "random",
-        summary: "draws from the node's seeded RNG",
-        keys: &[
-            key(
-                "int",
-                Value,
-                false,
-                "[lo, hi]: an integer in the closed range",
-            ),
-            key(
-                "float",
-                Value,
-                false,
-                "[lo, hi]: a float in the half-open range",
-            ),
-            key("choice", Value, false, "a list to pick one item from"),
-            key("shuffle", Value, false, "a list to shuffle"),
-        ],
-        one_of: &[&["int", "float", "choice", "shuffle"]],
-        capabilities: &[],
-    },
-    ToolSpec {
-        name: "assert",
-        summary: "fails the node unless `that` is true",
-        keys: &[
-            key("that", Expression, true, "expression that must be true"),
-            key("message", Template, false, "message when it is not"),
-        ],
-        one_of: &[],
-        capabilities: &[],
-    },
-    ToolSpec {
-        name: "shell",
-        summary: "runs a command",
-        keys: &[
-            key(
-                "run",
-                Template,
-                false,
-                "command line for `sh -c` (interpolated values are shell-quoted)",
-            ),
-            key(
-                "args",
-                Value,
-                false,
-                "program and arguments, run without a shell",
-            ),
-            key("env", Value, false, "extra environment variables"),
-            key("cwd", Template, false, "working directory"),
-            key("stdin", Template, false, "text written to standard input"),
-        ],
-        one_of: &[&["run", "args"]],
-        capabilities: &[Capability::Subprocess],
-    },
-    ToolSpec {
-        name: "file.read",
-        summary: "reads a file",
-        keys: &[key("path", Template, true, "file to read")],
-        one_of: &[],
-        capabilities: &[Capability::FsRead],
-    },
-    ToolSpec {
-        name: "file.write",
-        summary: "writes a file",
-        keys: &[
-            key("path", Template, true, "file to write"),
-            key("content", Template, true, "text to write"),
-        ],
-        one_of: &[],
-        capabilities: &[Capability::FsWrite],
-    },
-    ToolSpec {
-        name: "http",
-        summary: "makes an HTTP request",
-        keys: &[
-            key("method", Template, false, "GET (default), POST, ..."),
-            key("url", Template, true, "request URL"),
-            key("headers", Value, false, "request headers"),
-            key("body", Value, false, "request body"),
-        ],
-        one_of: &[],
-        capabilities: &[Capability::Net],
-    },
-    ToolSpec {
-        name: "llm",
-        summary: "chat completion against an OpenAI-compatible endpoint",
-        keys: &[
-            key("base_url", Template, false, "endpoint base URL"),
-            key("model", Template, true, "model name"),
-            key("messages", Value, false, "chat messages ({role, content})"),
-            key("prompt", Template, false, "a single user message"),
-            key("temperature", Value, false, "sampling temperature"),
-            key("seed", Value, false, "sampling seed"),
-        ],
-        one_of: &[&["messages", "prompt"]],
-        capabilities: &[Capability::Llm],
-    },
-    ToolSpec {
-        name: "mcp",
-        summary: "calls a tool on a Model Context Protocol server over stdio",
-        keys: &[
-            key("server", Value, true, "argv that starts the server"),
-            key("tool", Template, true, "tool name on the server"),
-            key("arguments", Value, false, "tool arguments"),
-        ],
-        one_of: &[],
-        capabilities: &[Capability::ExternalApi, Capability::Subprocess],
-    },
-];
-
-/// Looks a tool up by name.
-pub fn find(name: &str) -> Option<&'static ToolSpec> {
-    TOOLS.iter().find(|t| t.name == name)
+/// A rendered argument as text: strings as they are, nothing as empty, other values as JSON.
+pub(crate) fn text(args: &Args, key: &str) -> String {
+    match args.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
 }
 
-pub fn names() -> impl Iterator<Item = &'static str> {
-    TOOLS.iter().map(|t| t.name)
+/// A rendered argument that is a string.
+pub(crate) fn str_arg<'a>(args: &'a Args, key: &str) -> Option<&'a str> {
+    args.get(key).and_then(Value::as_str)
+}
+
+/// An item of a list argument as a word: strings as they are, other values as JSON.
+pub(crate) fn word(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
+}
+
+/// The outcome of calling a tool this build cannot run. Admission refuses such a run before it
+/// starts, so this is only reached by a caller that skipped it.
+pub(crate) fn unavailable(spec: &ToolSpec) -> Outcome {
+    Outcome::failed(format!(
+        "tool `{}` is not available in this version of kairos",
+        spec.name
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Calling a tool in a unit test.
+
+    use super::{Args, CallCx, Outcome, Tool};
+    use crate::cancel::Cancel;
+    use serde_json::Value;
+
+    /// Arguments from a JSON object.
+    pub fn args(value: Value) -> Args {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("arguments are an object, not {other}"),
+        }
+    }
+
+    /// Calls `tool` without an RNG, a timeout or an interrupt.
+    pub fn call(tool: &dyn Tool, args: &Args) -> Outcome {
+        tool.call(
+            args,
+            &mut CallCx {
+                rng: None,
+                timeout: None,
+                cancel: &Cancel::default(),
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{args, call};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_tool_has_a_unique_name_and_is_found_by_it() {
+        let mut seen = std::collections::HashSet::new();
+        for tool in TOOLS {
+            let name = tool.spec().name;
+            assert!(seen.insert(name), "`{name}` is listed twice");
+            assert!(
+                std::ptr::addr_eq(find(name).unwrap(), *tool),
+                "`{name}` finds another tool"
+            );
+        }
+        assert_eq!(names().count(), TOOLS.len());
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn keys_are_unique_and_groups_name_keys() {
+        for tool in TOOLS {
+            let spec = tool.spec();
+            let mut seen = std::collections::HashSet::new();
+            for key in spec.keys {
+                assert!(seen.insert(key.name), "{}: `{}` twice", spec.name, key.name);
+            }
+            for key in spec.one_of.iter().flat_map(|g| g.iter()) {
+                assert!(spec.key(key).is_some(), "{}: no key `{key}`", spec.name);
+            }
+        }
+    }
+
+    /// What a tool says a call touches must cover what its capabilities allow, or the policy's
+    /// `paths`, `commands` and `hosts` would not see the call. Every tool declares its
+    /// resources whatever the arguments, so empty ones are enough to see them.
+    #[test]
+    fn capabilities_come_with_the_resources_the_policy_checks() {
+        for tool in TOOLS {
+            let spec = tool.spec();
+            let none = Args::new();
+            let resources = tool.resources(&none);
+            let has = |f: fn(&Resource<'_>) -> bool| resources.iter().any(f);
+            for cap in spec.capabilities {
+                let covered = match cap {
+                    Capability::FsRead => has(|r| matches!(r, Resource::Read(_))),
+                    Capability::FsWrite => has(|r| matches!(r, Resource::Write(_))),
+                    Capability::Subprocess => has(|r| matches!(r, Resource::Programs(_))),
+                    Capability::Net | Capability::Llm => has(|r| matches!(r, Resource::Url(_))),
+                    Capability::Memory | Capability::ExternalApi | Capability::CodeExec => true,
+                };
+                assert!(
+                    covered,
+                    "`{}` needs {cap} but declares {resources:?}",
+                    spec.name
+                );
+            }
+            if spec.capabilities.is_empty() {
+                assert!(
+                    resources.is_empty(),
+                    "`{}` touches {resources:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tools_without_keys_succeed_with_nothing_to_record() {
+        for tool in TOOLS.iter().filter(|t| t.spec().keys.is_empty()) {
+            assert_eq!(call(*tool, &Args::new()), Outcome::default(), "{tool:?}");
+        }
+    }
+
+    #[test]
+    fn placements() {
+        let placed = |p: Placement| -> Vec<&str> {
+            TOOLS
+                .iter()
+                .filter(|t| t.placement() == p)
+                .map(|t| t.spec().name)
+                .collect()
+        };
+        assert_eq!(
+            placed(Placement::Inline),
+            ["noop", "echo", "template", "random", "assert"]
+        );
+        assert_eq!(
+            placed(Placement::Worker),
+            ["sleep", "shell", "file.read", "file.write"]
+        );
+        assert_eq!(placed(Placement::Unavailable), ["http", "llm", "mcp"]);
+        let drawing: Vec<&str> = TOOLS
+            .iter()
+            .filter(|t| t.draws_rng())
+            .map(|t| t.spec().name)
+            .collect();
+        assert_eq!(drawing, ["random"]);
+    }
+
+    #[test]
+    fn unavailable_tools_say_so_when_called() {
+        for tool in TOOLS
+            .iter()
+            .filter(|t| t.placement() == Placement::Unavailable)
+        {
+            let error = call(*tool, &Args::new()).error.unwrap();
+            assert_eq!(
+                error,
+                format!(
+                    "tool `{}` is not available in this version of kairos",
+                    tool.spec().name
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_shell_line_is_shell_quoted() {
+        let lines: Vec<(&str, &str)> = TOOLS
+            .iter()
+            .flat_map(|t| t.spec().keys.iter().map(move |k| (t.spec().name, k)))
+            .filter(|(_, k)| k.kind == KeyKind::ShellLine)
+            .map(|(t, k)| (t, k.name))
+            .collect();
+        assert_eq!(lines, [("shell", "run")]);
+    }
+
+    /// A tool defined outside [`TOOLS`] works through the same trait object, so a test can
+    /// stand one in for a real tool.
+    #[test]
+    fn a_tool_can_be_defined_elsewhere() {
+        struct Fake;
+        static FAKE: ToolSpec = ToolSpec {
+            name: "fake",
+            summary: "answers from a script",
+            keys: &[key("url", KeyKind::Template, true, "where it would go")],
+            one_of: &[],
+            capabilities: &[Capability::Net],
+        };
+        impl Tool for Fake {
+            fn spec(&self) -> &'static ToolSpec {
+                &FAKE
+            }
+            fn placement(&self) -> Placement {
+                Placement::Inline
+            }
+            fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
+                vec![Resource::Url(str_arg(args, "url").unwrap_or_default())]
+            }
+            fn call(&self, args: &Args, _: &mut CallCx<'_>) -> Outcome {
+                Outcome::value(json!({ "fetched": text(args, "url") }))
+            }
+        }
+        let tool: &'static dyn Tool = &Fake;
+        let with = args(json!({ "url": "https://example.com/" }));
+        assert_eq!(
+            tool.resources(&with),
+            [Resource::Url("https://example.com/")]
+        );
+        assert_eq!(
+            call(tool, &with).output,
+            json!({ "fetched": "https://example.com/" })
+        );
+        assert_eq!(format!("{tool:?}"), "Tool(\"fake\")");
+    }
 }

@@ -1,5 +1,5 @@
 //! The `shell` tool: runs a command line or an argument vector as a child process and captures
-//! what it prints.
+//! what it prints. The programs it would start are what the policy checks against `commands`.
 //!
 //! A `run:` line goes through `sh -c` only when it needs a shell: a line made of plain words is
 //! split here and executed directly (as GNU make does), which halves the cost of a spawn and
@@ -7,7 +7,8 @@
 //! own, so that a timeout can kill the whole tree it started (`sleep 100 & sleep 100` included)
 //! without touching the runner. Both output streams are read to the end while the child runs so
 //! that it never blocks on a full pipe; only the first [`CAPTURE_LIMIT`] bytes of each are kept,
-//! and past that the full size and SHA-256 are recorded instead.
+//! and past that the full size and SHA-256 are recorded instead. The group is registered with
+//! the call's [`Cancel`] while it runs, so a second interrupt kills it.
 
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
@@ -23,8 +24,87 @@ use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
 use sha2::{Digest, Sha256};
 
-use super::{CAPTURE_LIMIT, Captured, Outcome};
+use super::{
+    Args, CAPTURE_LIMIT, CallCx, Captured, KeyKind, Outcome, Resource, Tool, ToolSpec, key,
+    str_arg, word,
+};
+use crate::cancel::Cancel;
+use crate::policy::Capability;
 use crate::syntax::duration;
+use serde_json::Value;
+
+/// Runs `run:` or `args:`.
+pub struct Shell;
+
+static SHELL_TOOL: ToolSpec = ToolSpec {
+    name: "shell",
+    summary: "runs a command",
+    keys: &[
+        key(
+            "run",
+            KeyKind::ShellLine,
+            false,
+            "command line for `sh -c` (interpolated values are shell-quoted)",
+        ),
+        key(
+            "args",
+            KeyKind::Value,
+            false,
+            "program and arguments, run without a shell",
+        ),
+        key("env", KeyKind::Value, false, "extra environment variables"),
+        key("cwd", KeyKind::Template, false, "working directory"),
+        key(
+            "stdin",
+            KeyKind::Template,
+            false,
+            "text written to standard input",
+        ),
+    ],
+    one_of: &[&["run", "args"]],
+    capabilities: &[Capability::Subprocess],
+};
+
+impl Tool for Shell {
+    fn spec(&self) -> &'static ToolSpec {
+        &SHELL_TOOL
+    }
+
+    fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
+        let argv = argv(args);
+        vec![Resource::Programs(crate::sh::programs(
+            str_arg(args, "run"),
+            argv.as_deref(),
+        ))]
+    }
+
+    fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome {
+        let command = match (args.get("run"), argv(args)) {
+            (Some(Value::String(line)), _) => Command::Line(line.clone()),
+            (_, Some(argv)) => Command::Args(argv),
+            _ => return Outcome::failed("`run` or `args` is required"),
+        };
+        let env = match args.get("env") {
+            Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), word(v))).collect(),
+            _ => Vec::new(),
+        };
+        let request = Request {
+            command,
+            env,
+            cwd: str_arg(args, "cwd").map(PathBuf::from),
+            stdin: args.get("stdin").map(word),
+            timeout: cx.timeout,
+        };
+        run(&request, cx.cancel)
+    }
+}
+
+/// `args:` as words, when it is a list.
+fn argv(args: &Args) -> Option<Vec<String>> {
+    args.get("args")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(word).collect())
+}
 
 /// What to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,13 +144,14 @@ const STDIN_STACK: usize = 64 * 1024;
 /// The most one `read` takes from a pipe: a whole default pipe buffer.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Runs the request to completion (or to its timeout) and reports what happened. Never panics
-/// on account of the command: every failure becomes `Outcome::error`.
+/// Runs the request to completion (or to its timeout, or until `cancel` kills it) and reports
+/// what happened. Never panics on account of the command: every failure becomes
+/// `Outcome::error`.
 ///
 /// The calling thread does all the waiting: it `poll`s the output pipes, reading whatever is
 /// ready, until both are closed or the deadline passes, and only then reaps the child. No thread
 /// is started for a command, except one to write `stdin` when there is any.
-pub fn run(request: &Request) -> Outcome {
+pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
     let argv = match &request.command {
         Command::Args(argv) if argv.is_empty() => {
             return Outcome {
@@ -117,7 +198,7 @@ pub fn run(request: &Request) -> Outcome {
         Ok(child) => child,
         Err(err) => return cannot_run(program, spawn_error(request, err)),
     };
-    let _running = Running::register(child.id());
+    let _running = cancel.register(child.id());
 
     if let Err(err) = feed_stdin(&mut child, request) {
         abort(&mut child);
@@ -413,44 +494,18 @@ impl Stream {
     }
 }
 
-/// The process groups of the commands running now, so that a second Ctrl-C can kill them.
-static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
-
-/// Registers a running command's group for as long as it lives.
-struct Running(u32);
-
-impl Running {
-    fn register(pid: u32) -> Self {
-        if let Ok(mut r) = RUNNING.lock() {
-            r.push(pid);
-        }
-        Running(pid)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(mut r) = RUNNING.lock() {
-            r.retain(|&p| p != self.0);
-        }
-    }
-}
-
-/// Kills the process group of every running command (the second Ctrl-C).
-pub fn kill_all() {
-    let pids: Vec<u32> = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
-    for pid in pids {
-        if let Some(pid) = Pid::from_raw(pid as i32) {
-            let _ = kill_process_group(pid, Signal::KILL);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sh::{NASTY, quote};
+    use crate::tools::testing::args as with;
+    use serde_json::json;
     use std::path::Path;
+
+    /// Runs a request that nothing interrupts.
+    fn run(request: &Request) -> Outcome {
+        super::run(request, &Cancel::default())
+    }
 
     fn line(text: &str) -> Request {
         Request {
@@ -772,5 +827,78 @@ mod tests {
         assert_eq!(outcome.error, None);
         assert_eq!(outcome.exit_code, Some(0));
         assert_eq!(outcome.output, serde_json::Value::String("fast".into()));
+    }
+
+    #[test]
+    fn the_tool_runs_a_line_or_args() {
+        let call = |a: Value| crate::tools::testing::call(&Shell, &with(a));
+        let outcome = call(json!({ "run": "printf '%s' \"$X\"", "env": { "X": 1 } }));
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.output, json!("1"));
+        let outcome = call(json!({ "args": ["printf", "%s|", "a b", 2], "stdin": "ignored" }));
+        assert_eq!(outcome.output, json!("a b|2|"));
+        let outcome = call(json!({ "run": "cat", "stdin": 42 }));
+        assert_eq!(outcome.output, json!("42"));
+        let outcome = call(json!({ "cwd": "/" }));
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some("`run` or `args` is required")
+        );
+    }
+
+    #[test]
+    fn the_programs_of_a_line_or_args_are_its_resources() {
+        let programs = |a: Value| match Shell.resources(&with(a)).as_slice() {
+            [Resource::Programs(p)] => p.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            programs(json!({ "run": "git log | wc -l" })),
+            Some(vec!["git".to_string(), "wc".to_string()])
+        );
+        assert_eq!(
+            programs(json!({ "args": ["/usr/bin/git", "status"] })),
+            Some(vec!["/usr/bin/git".to_string()])
+        );
+        assert_eq!(programs(json!({ "run": "echo $(id)" })), None);
+        assert_eq!(programs(json!({ "args": [] })), None);
+    }
+
+    #[test]
+    fn a_second_interrupt_kills_a_running_command_and_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pids");
+        let script = format!(
+            "sleep 100 & echo $! > {pf}.tmp; echo $$ >> {pf}.tmp; mv {pf}.tmp {pf}; wait",
+            pf = quote(&pidfile.display().to_string())
+        );
+        let cancel = Cancel::default();
+        let runner = {
+            let cancel = cancel.clone();
+            thread::spawn(move || super::run(&line(&script), &cancel))
+        };
+        // The command is running once it has written its pids (and so has registered).
+        let mut waited = 0;
+        while !pidfile.exists() {
+            assert!(waited < 1000, "the command did not start");
+            thread::sleep(Duration::from_millis(10));
+            waited += 1;
+        }
+        let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        cancel.interrupt();
+        cancel.interrupt();
+        let outcome = runner.join().unwrap();
+        assert_eq!(outcome.error.as_deref(), Some("killed by signal 9"));
+        for _ in 0..100 {
+            if !pids.iter().any(|&pid| alive(pid)) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("still alive: {pids:?}");
     }
 }

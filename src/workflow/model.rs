@@ -6,7 +6,7 @@
 use crate::policy::{CapSet, PolicySpec};
 use crate::syntax::read::Sp;
 use crate::syntax::yaml::{self, Span, Str};
-use crate::tools::ToolSpec;
+use crate::tools::Tool;
 use std::time::Duration;
 
 /// Index of a node in [`Workflow::nodes`].
@@ -100,7 +100,7 @@ pub enum NodeKind {
 
 #[derive(Debug)]
 pub struct Task {
-    pub tool: &'static ToolSpec,
+    pub tool: &'static dyn Tool,
     /// Written as `run:` rather than `tool: shell`.
     pub shorthand: bool,
     /// The tool's arguments, `run:` included for the shorthand.
@@ -131,7 +131,7 @@ impl Node {
     /// "shell", "echo", ... for tasks; the kind for the others.
     pub fn label(&self) -> &'static str {
         match &self.kind {
-            NodeKind::Task(t) => t.tool.name,
+            NodeKind::Task(t) => t.tool.spec().name,
             other => other.name(),
         }
     }
@@ -151,7 +151,7 @@ impl Workflow {
         self.nodes
             .iter()
             .filter_map(|n| match &n.kind {
-                NodeKind::Task(t) => Some(CapSet::of(t.tool.capabilities)),
+                NodeKind::Task(t) => Some(CapSet::of(t.tool.spec().capabilities)),
                 _ => None,
             })
             .fold(CapSet::EMPTY, CapSet::union)

@@ -594,7 +594,14 @@ impl Checker<'_, '_> {
                 self.expr(&run, Form::Template, scope, used);
                 let tool = tools::find("shell").expect("shell is a built-in tool");
                 let mut args = vec![("run".to_string(), value.clone())];
-                args.extend(self.with(tool, with, SHORTHAND_WITH_KEYS, value.span, scope, used)?);
+                args.extend(self.with(
+                    tool.spec(),
+                    with,
+                    SHORTHAND_WITH_KEYS,
+                    value.span,
+                    scope,
+                    used,
+                )?);
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: true,
@@ -617,8 +624,8 @@ impl Checker<'_, '_> {
                     });
                     return None;
                 };
-                let keys: Vec<&'static str> = tool.key_names().collect();
-                let with = self.with(tool, with, &keys, name.span, scope, used)?;
+                let keys: Vec<&'static str> = tool.spec().key_names().collect();
+                let with = self.with(tool.spec(), with, &keys, name.span, scope, used)?;
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: false,
@@ -732,7 +739,7 @@ impl Checker<'_, '_> {
                 continue;
             };
             match spec.kind {
-                KeyKind::Template => match &value.value {
+                KeyKind::Template | KeyKind::ShellLine => match &value.value {
                     Value::Str(s) => self.expr(
                         &Sp::new(s.to_string(), value.span),
                         Form::Template,
