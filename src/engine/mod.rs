@@ -460,3 +460,6 @@ impl<'w> Engine<'w> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

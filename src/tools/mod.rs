@@ -64,6 +64,34 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     TOOLS.iter().map(|t| t.spec().name)
 }
 
+/// The tools a workflow may name: the built-in [`TOOLS`], and any a caller puts ahead of
+/// them. Tests run the engine with fake tools this way; `kairos` itself uses [`Toolbox::BUILTIN`].
+#[derive(Clone, Copy, Debug)]
+pub struct Toolbox {
+    extra: &'static [&'static dyn Tool],
+}
+
+impl Toolbox {
+    pub const BUILTIN: Toolbox = Toolbox { extra: &[] };
+
+    /// The built-in tools with `extra` ahead of them (a name in `extra` hides a built-in one).
+    pub fn with(extra: &'static [&'static dyn Tool]) -> Self {
+        Toolbox { extra }
+    }
+
+    pub fn find(self, name: &str) -> Option<&'static dyn Tool> {
+        self.extra
+            .iter()
+            .copied()
+            .find(|t| t.spec().name == name)
+            .or_else(|| find(name))
+    }
+
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        self.extra.iter().map(|t| t.spec().name).chain(names())
+    }
+}
+
 /// A call's rendered arguments: the `with:` keys and their values.
 pub type Args = Map<String, Value>;
 

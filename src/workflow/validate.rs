@@ -59,11 +59,21 @@ const SHORTHAND_WITH_KEYS: &[&str] = &["env", "cwd", "stdin"];
 
 /// Reads and checks a workflow. `file` is the name diagnostics show.
 pub fn load(file: &str, source: String) -> Result<Workflow, Diagnostics> {
+    load_with(file, source, tools::Toolbox::BUILTIN)
+}
+
+/// [`load`], with the tools of `toolbox` (tests add fake tools).
+pub fn load_with(
+    file: &str,
+    source: String,
+    toolbox: tools::Toolbox,
+) -> Result<Workflow, Diagnostics> {
     let mut errors = Vec::new();
     let workflow = match yaml::parse(&source) {
         Ok(root) => Checker {
             source: &source,
             errors: &mut errors,
+            tools: toolbox,
         }
         .workflow(&root),
         Err(e) => {
@@ -99,6 +109,7 @@ fn primary_offset(e: &WorkflowError) -> usize {
 struct Checker<'s, 'e> {
     source: &'s str,
     errors: &'e mut Errors,
+    tools: tools::Toolbox,
 }
 
 /// What pass one learns about a node (kept small: there is one per node).
@@ -611,12 +622,12 @@ impl Checker<'_, '_> {
             }
             "tool" => {
                 let name = read::string(value, self.errors)?;
-                let Some(tool) = tools::find(&name) else {
+                let Some(tool) = self.tools.find(&name) else {
                     self.errors.push(WorkflowError::UnknownTool {
-                        help: did_you_mean(&name, tools::names()).or_else(|| {
+                        help: did_you_mean(&name, self.tools.names()).or_else(|| {
                             Some(format!(
                                 "built-in tools: {}",
-                                tools::names().collect::<Vec<_>>().join(", ")
+                                self.tools.names().collect::<Vec<_>>().join(", ")
                             ))
                         }),
                         name: name.value,
@@ -851,13 +862,13 @@ impl Checker<'_, '_> {
 
     fn max_call_keys(&mut self, policy: &PolicySpec, ids: &HashMap<&str, NodeIdx>) {
         for (key, _) in &policy.max_calls {
-            if tools::find(key).is_none() && !ids.contains_key(key.as_str()) {
+            if self.tools.find(key).is_none() && !ids.contains_key(key.as_str()) {
                 self.errors.push(WorkflowError::UnknownNode {
                     help: did_you_mean(
                         key,
                         ids.keys()
                             .copied()
-                            .chain(tools::names().map(|n| -> &str { n })),
+                            .chain(self.tools.names().map(|n| -> &str { n })),
                     )
                     .or_else(|| {
                         Some("`max_calls` limits a tool (by name) or a node (by id)".into())

@@ -1,0 +1,374 @@
+//! The engine in-process, with fake tools: a tool that records its calls, one that fails on
+//! demand, one that sleeps on a worker, one that declares a resource the policy refuses. The
+//! ledger goes to memory; cancellation is a value the test interrupts, without signals.
+
+use super::{RunOptions, RunReport, RunStatus, run_to};
+use crate::cancel::Cancel;
+use crate::ledger::event::{Event, Status};
+use crate::ledger::writer::Memory;
+use crate::policy::{Capability, Resource};
+use crate::tools::{Args, CallCx, KeyKind, Outcome, Placement, Tool, ToolSpec, Toolbox, key};
+use serde_json::Value;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Records the `value` of every call and outputs it.
+struct Recorder {
+    spec: &'static ToolSpec,
+    placement: Placement,
+    calls: Mutex<Vec<String>>,
+}
+
+impl Tool for Recorder {
+    fn spec(&self) -> &'static ToolSpec {
+        self.spec
+    }
+    fn placement(&self) -> Placement {
+        self.placement
+    }
+    fn resources<'a>(&self, _: &'a Args) -> Vec<Resource<'a>> {
+        Vec::new()
+    }
+    fn call(&self, args: &Args, _: &mut CallCx<'_>) -> Outcome {
+        let value = args["value"].as_str().unwrap_or_default().to_string();
+        self.calls.lock().unwrap().push(value.clone());
+        Outcome::value(Value::String(value))
+    }
+}
+
+/// Fails its first `fail` calls, then succeeds.
+struct Flaky {
+    spec: &'static ToolSpec,
+    fail: u32,
+    calls: AtomicU32,
+}
+
+impl Tool for Flaky {
+    fn spec(&self) -> &'static ToolSpec {
+        self.spec
+    }
+    fn resources<'a>(&self, _: &'a Args) -> Vec<Resource<'a>> {
+        Vec::new()
+    }
+    fn call(&self, _: &Args, _: &mut CallCx<'_>) -> Outcome {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.fail {
+            Outcome::failed(format!("failure {}", n + 1))
+        } else {
+            Outcome::value(Value::from(n + 1))
+        }
+    }
+}
+
+/// Sleeps `ms` milliseconds on a worker and outputs them; with `interrupt: "yes"`, interrupts
+/// the run first (as a Ctrl-C arriving while the call runs).
+struct Sleeper {
+    spec: &'static ToolSpec,
+}
+
+impl Tool for Sleeper {
+    fn spec(&self) -> &'static ToolSpec {
+        self.spec
+    }
+    fn resources<'a>(&self, _: &'a Args) -> Vec<Resource<'a>> {
+        Vec::new()
+    }
+    fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome {
+        let ms = args["ms"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        match args.get("interrupt").and_then(Value::as_str) {
+            Some("yes") => {
+                cx.cancel.interrupt();
+            }
+            Some("twice") => {
+                cx.cancel.interrupt();
+                cx.cancel.interrupt();
+            }
+            _ => {}
+        }
+        cx.cancel.sleep(Duration::from_millis(ms));
+        Outcome::value(Value::from(ms))
+    }
+}
+
+/// Says it writes `path`; writes nothing, but counts its calls.
+struct Scribe {
+    spec: &'static ToolSpec,
+    calls: AtomicU32,
+}
+
+impl Tool for Scribe {
+    fn spec(&self) -> &'static ToolSpec {
+        self.spec
+    }
+    fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
+        vec![Resource::Write(args["path"].as_str().unwrap_or_default())]
+    }
+    fn call(&self, _: &Args, _: &mut CallCx<'_>) -> Outcome {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Outcome::value(Value::Null)
+    }
+}
+
+const fn spec(name: &'static str, keys: &'static [crate::tools::KeySpec]) -> ToolSpec {
+    ToolSpec {
+        name,
+        summary: "a fake tool for tests",
+        keys,
+        one_of: &[],
+        capabilities: &[],
+    }
+}
+
+static VALUE: &[crate::tools::KeySpec] = &[key("value", KeyKind::Template, true, "")];
+
+/// Loads `yaml` with `tool` ahead of the built-in ones, runs it and gives the report and the
+/// ledger text.
+fn run(yaml: &str, tool: &'static dyn Tool, options: RunOptions) -> (RunReport, String) {
+    // A test's toolbox lives as long as the test binary.
+    let tools: &'static [&'static dyn Tool] = Box::leak(Box::new([tool]));
+    let wf = crate::workflow::validate::load_with("wf.yaml", yaml.into(), Toolbox::with(tools))
+        .unwrap_or_else(|d| {
+            let mut out = String::new();
+            d.render(&mut out);
+            panic!("{out}")
+        });
+    let policy = crate::policy::effective::Effective::new(crate::plan::layers(&wf, None));
+    let inputs = crate::plan::resolve_inputs(&wf, &options.inputs).unwrap();
+    let memory = Memory::default();
+    let report = run_to(&wf, &options, &policy, &inputs, memory.clone(), None).unwrap();
+    (report, String::from_utf8(memory.take()).unwrap())
+}
+
+/// The events of a ledger, one per line.
+fn events(ledger: &str) -> Vec<(String, Option<String>, Value)> {
+    ledger
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let kind = v["event"].as_str().unwrap().to_string();
+            // Every line reads back as its typed event.
+            Event::parse(&kind, line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            (kind, v["node"].as_str().map(str::to_string), v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_fake_tool_is_called_with_its_rendered_arguments() {
+    static SPEC: ToolSpec = spec("fake.record", VALUE);
+    static TOOL: Recorder = Recorder {
+        spec: &SPEC,
+        placement: Placement::Inline,
+        calls: Mutex::new(Vec::new()),
+    };
+    let (report, ledger) = run(
+        "version: 1\nname: t\ninputs:\n  who: { default: x }\nnodes:\n  - id: a\n    for_each: [1, 2]\n    tool: fake.record\n    with: { value: \"{{ inputs.who }}-{{ item }}\" }\n  - id: b\n    needs: [a]\n    tool: fake.record\n    with: { value: \"{{ nodes.a.output | join(',') }}\" }\n",
+        &TOOL,
+        RunOptions {
+            inputs: vec![("who".into(), "ada".into())],
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(
+        *TOOL.calls.lock().unwrap(),
+        ["ada-1", "ada-2", "ada-1,ada-2"]
+    );
+    let outputs: Vec<(String, Value)> = events(&ledger)
+        .into_iter()
+        .filter(|(k, _, _)| k == "ToolOutput")
+        .map(|(_, node, v)| (node.unwrap(), v["output"].clone()))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            ("a[0]".to_string(), Value::from("ada-1")),
+            ("a[1]".to_string(), Value::from("ada-2")),
+            ("b".to_string(), Value::from("ada-1,ada-2")),
+        ]
+    );
+}
+
+#[test]
+fn retries_call_the_tool_again_until_it_succeeds() {
+    static SPEC: ToolSpec = spec("fake.flaky", &[]);
+    static TOOL: Flaky = Flaky {
+        spec: &SPEC,
+        fail: 2,
+        calls: AtomicU32::new(0),
+    };
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.flaky\n    retry: { attempts: 4, backoff: 1ms }\n",
+        &TOOL,
+        RunOptions::default(),
+    );
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(TOOL.calls.load(Ordering::SeqCst), 3);
+    let kinds: Vec<String> = events(&ledger).into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            "RunStart",
+            "Start",
+            "ToolOutput",
+            "Retry",
+            "ToolOutput",
+            "Retry",
+            "End",
+            "RunEnd"
+        ]
+    );
+    let end = &events(&ledger)[6].2;
+    assert_eq!(end["attempts"], 3);
+    assert_eq!(end["status"], "succeeded");
+}
+
+#[test]
+fn a_failing_tool_fails_its_node_and_skips_what_needs_it() {
+    static SPEC: ToolSpec = spec("fake.broken", &[]);
+    static TOOL: Flaky = Flaky {
+        spec: &SPEC,
+        fail: u32::MAX,
+        calls: AtomicU32::new(0),
+    };
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.broken\n  - id: b\n    needs: [a]\n    tool: noop\n",
+        &TOOL,
+        RunOptions::default(),
+    );
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(report.counts.get(Status::Failed), 1);
+    assert_eq!(report.counts.get(Status::Skipped), 1);
+    let skipped = events(&ledger)
+        .into_iter()
+        .find(|(k, _, _)| k == "Skipped")
+        .unwrap();
+    assert_eq!(skipped.1.as_deref(), Some("b"));
+    assert_eq!(skipped.2["reason"], "`a` failed");
+}
+
+#[test]
+fn slow_tools_on_workers_write_the_same_ledger_at_any_jobs() {
+    static SPEC: ToolSpec = spec("fake.sleep", &[key("ms", KeyKind::Template, true, "")]);
+    static TOOL: Sleeper = Sleeper { spec: &SPEC };
+    // Later nodes finish first: commit order must not follow completion order.
+    let mut yaml = String::from("version: 1\nname: t\nnodes:\n");
+    for k in 0..6 {
+        yaml.push_str(&format!(
+            "  - id: s{k}\n    tool: fake.sleep\n    with: {{ ms: \"{}\" }}\n",
+            60 - 10 * k
+        ));
+    }
+    yaml.push_str("  - id: all\n    join: [s0, s1, s2, s3, s4, s5]\n");
+    let ledgers: Vec<String> = [1, 2, 8]
+        .into_iter()
+        .map(|jobs| {
+            run(
+                &yaml,
+                &TOOL,
+                RunOptions {
+                    jobs,
+                    ..RunOptions::default()
+                },
+            )
+            .1
+        })
+        .collect();
+    assert_eq!(ledgers[0], ledgers[1]);
+    assert_eq!(ledgers[0], ledgers[2]);
+    let ends: Vec<String> = events(&ledgers[0])
+        .into_iter()
+        .filter(|(k, _, _)| k == "End")
+        .map(|(_, n, _)| n.unwrap())
+        .collect();
+    assert_eq!(ends, ["s0", "s1", "s2", "s3", "s4", "s5", "all"]);
+}
+
+#[test]
+fn an_interrupt_lets_running_calls_finish_and_starts_nothing_new() {
+    static SPEC: ToolSpec = spec(
+        "fake.nap",
+        &[
+            key("ms", KeyKind::Template, true, ""),
+            key("interrupt", KeyKind::Template, false, ""),
+        ],
+    );
+    static TOOL: Sleeper = Sleeper { spec: &SPEC };
+    let cancel = Cancel::default();
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.nap\n    with: { ms: \"100\", interrupt: \"yes\" }\n  - id: b\n    needs: [a]\n    tool: noop\n",
+        &TOOL,
+        RunOptions {
+            cancel: cancel.clone(),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(cancel.count(), 1);
+    assert_eq!(report.status, RunStatus::Interrupted);
+    let events = events(&ledger);
+    let last = events.last().unwrap();
+    assert_eq!(last.0, "RunPaused");
+    assert_eq!(last.2["reason"], "interrupted");
+    // `a` ran to the end (not cut short by the first interrupt) and committed.
+    let a = events
+        .iter()
+        .find(|(k, n, _)| k == "ToolOutput" && n.as_deref() == Some("a"))
+        .unwrap();
+    assert_eq!(a.2["output"], 100);
+    assert!(!events.iter().any(|(_, n, _)| n.as_deref() == Some("b")));
+}
+
+#[test]
+fn the_gate_checks_what_a_tool_declares_not_its_name() {
+    static SPEC: ToolSpec = ToolSpec {
+        capabilities: &[Capability::FsWrite],
+        ..spec("fake.scribe", &[key("path", KeyKind::Template, true, "")])
+    };
+    static TOOL: Scribe = Scribe {
+        spec: &SPEC,
+        calls: AtomicU32::new(0),
+    };
+    let (report, ledger) = run(
+        "version: 1\nname: t\npolicy:\n  preset: restrictive\n  allow: [fs_write]\n  paths: { write: [\"./out/**\"] }\nnodes:\n  - id: ok\n    tool: fake.scribe\n    with: { path: out/a.txt }\n  - id: bad\n    tool: fake.scribe\n    with: { path: /etc/passwd }\n",
+        &TOOL,
+        RunOptions::default(),
+    );
+    assert_eq!(report.status, RunStatus::Denied);
+    assert_eq!(TOOL.calls.load(Ordering::SeqCst), 1, "only `ok` was called");
+    let deny = events(&ledger)
+        .into_iter()
+        .find(|(k, _, _)| k == "PolicyDeny")
+        .unwrap();
+    assert_eq!(deny.1.as_deref(), Some("bad"));
+    assert_eq!(deny.2["reason"], "PATH_NOT_PERMITTED");
+    let allow = events(&ledger)
+        .into_iter()
+        .find(|(k, _, _)| k == "PolicyAllow")
+        .unwrap();
+    assert_eq!(allow.1.as_deref(), Some("ok"));
+    assert_eq!(allow.2["checks"], serde_json::json!(["capability", "path"]));
+}
+
+#[test]
+fn a_second_interrupt_drops_the_running_call_so_it_runs_again_on_resume() {
+    static SPEC: ToolSpec = spec(
+        "fake.doze",
+        &[
+            key("ms", KeyKind::Template, true, ""),
+            key("interrupt", KeyKind::Template, false, ""),
+        ],
+    );
+    static TOOL: Sleeper = Sleeper { spec: &SPEC };
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.doze\n    with: { ms: \"10000\", interrupt: twice }\n",
+        &TOOL,
+        RunOptions::default(),
+    );
+    assert_eq!(report.status, RunStatus::Interrupted);
+    let kinds: Vec<String> = events(&ledger).into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(kinds, ["RunStart", "RunPaused"]);
+}
