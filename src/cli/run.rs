@@ -222,8 +222,8 @@ pub fn run(args: &Args) -> i32 {
                 return exit::BAD_INPUT;
             }
         };
-        for note in &prefix.notes {
-            eprintln!("resuming {}: {note}", ledger.display());
+        for dropped in &prefix.dropped {
+            eprintln!("resuming {}: {dropped}", ledger.display());
         }
         for (id, recorded) in &prefix.recording.approvals {
             match approvals.get(id) {

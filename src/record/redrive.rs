@@ -94,17 +94,10 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     let mut recording = Recording::default();
     let mut start: Option<Start> = None;
     while let Some(line) = r.next_line()? {
-        if line.seq == 0 {
-            if let Event::RunStart(s) = line.event()? {
-                start = Some(Start::read(s, ledger)?);
-            }
-            continue;
+        match line.event()? {
+            Event::RunStart(s) if line.seq == 0 => start = Some(Start::read(s, ledger)?),
+            event => recording.add(event),
         }
-        recording
-            .add(line.head.event, line.head.node, line.text)
-            .map_err(|e| {
-                ReplayError::Input(format!("{}:{}: {e}", ledger.display(), line.seq + 1))
-            })?;
     }
     let events = r.lines();
     let start = start.expect("the reader checks that line 0 is RunStart");

@@ -1,10 +1,11 @@
 //! `kairos run --resume LEDGER`: continue a paused, interrupted or crashed run in the same file.
 //!
 //! The prefix is read and checked with the shared reader. A torn last line (a crash in the
-//! middle of a write) is reported and cut; any other damage refuses to resume. The prefix is
-//! then cut back to the last complete node commit (a crash can leave part of a node's events)
-//! and any `RunPaused` trailer is dropped. The run must be the same one: the `RunStart` this
-//! invocation would write must equal the recorded one (workflow, inputs, seed, policy).
+//! middle of a write) is reported and cut; any other damage, or an event this kairos does not
+//! know, refuses to resume. The prefix is then cut back to the last complete node commit (a
+//! crash can leave part of a node's events) and any `RunPaused` trailer is dropped. The run
+//! must be the same one: the `RunStart` this invocation would write must equal the recorded
+//! one (workflow, inputs, seed, policy).
 //!
 //! The engine then runs the workflow from the start, answering every call the prefix recorded
 //! from the recording (no committed tool runs again) and running the others. Its ledger is
@@ -13,8 +14,11 @@
 //! uninterrupted run given the same decisions.
 
 use super::Recording;
+use crate::ledger::event::Kind;
+use crate::ledger::id;
 use crate::ledger::reader::{ReadError, Reader, body};
 use crate::ledger::writer::Sink;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
@@ -43,15 +47,46 @@ pub struct Prefix {
     pub kept: Vec<u8>,
     /// Lines kept.
     pub lines: u64,
-    /// What was repaired or dropped, for the user.
-    pub notes: Vec<String>,
+    /// What was repaired or left out, in the order it was met.
+    pub dropped: Vec<Dropped>,
 }
 
-/// Whether a line ends a node's commit: everything up to it is a consistent prefix.
-fn ends_commit(event: &str, node: Option<&str>) -> bool {
-    match event {
-        "RunStart" | "ApprovalRequested" => true,
-        "End" | "Skipped" => node.is_some_and(|n| !n.contains('[')),
+/// Lines of the ledger that the resumed run does not keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// The `RunPaused` trailer at this (1-based) line: the resumed run writes what follows.
+    Trailer { line: u64 },
+    /// This (1-based) line was cut off in the middle of a write.
+    Torn { line: u64 },
+    /// `lines` lines after line `after` belong to a node that had not finished committing;
+    /// it runs again.
+    Uncommitted { lines: u64, after: u64 },
+}
+
+impl fmt::Display for Dropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dropped::Trailer { line } => {
+                write!(f, "the RunPaused trailer (line {line}) is replaced")
+            }
+            Dropped::Torn { line } => write!(
+                f,
+                "line {line} was torn (cut off in the middle of a write) and is cut"
+            ),
+            Dropped::Uncommitted { lines, after } => write!(
+                f,
+                "{lines} line(s) after line {after} belong to a node that had not finished committing; it runs again"
+            ),
+        }
+    }
+}
+
+/// Whether a line ends a node's commit: everything up to it is a consistent prefix. A fan-out
+/// node commits with its own `End`, after those of its items.
+fn ends_commit(kind: Kind, node: Option<&str>) -> bool {
+    match kind {
+        Kind::RunStart | Kind::ApprovalRequested => true,
+        Kind::End | Kind::Skipped => node.and_then(id::parse).is_some_and(|p| p.is_whole_node()),
         _ => false,
     }
 }
@@ -68,11 +103,12 @@ pub fn read_prefix(path: &Path, start_body: &str) -> Result<Prefix, ResumeError>
         source,
     })?;
     let mut reader = Reader::new(io::Cursor::new(&bytes), name.clone());
-    let mut notes = Vec::new();
+    let mut dropped = Vec::new();
+    let mut trailer = false;
     let mut offset = 0usize;
     let mut kept_len = 0usize;
     let mut kept_lines = 0u64;
-    let mut lines: Vec<(usize, usize)> = Vec::new(); // (start, end) of each complete line
+    let mut lines = 0u64;
     loop {
         match reader.next_line() {
             Ok(Some(line)) => {
@@ -80,20 +116,21 @@ pub fn read_prefix(path: &Path, start_body: &str) -> Result<Prefix, ResumeError>
                 if line.seq == 0 && body(line.text) != start_body {
                     return Err(refused(mismatch(line.text, start_body)));
                 }
-                match line.head.event {
-                    "RunEnd" => {
+                let kind = line.kind()?;
+                match kind {
+                    Kind::RunEnd => {
                         return Err(refused(
                             "the run already finished (its ledger ends with RunEnd)".into(),
                         ));
                     }
-                    "RunPaused" => notes.push(format!(
-                        "the RunPaused trailer (line {}) is replaced",
-                        line.seq + 1
-                    )),
+                    Kind::RunPaused => {
+                        trailer = true;
+                        dropped.push(Dropped::Trailer { line: line.seq + 1 });
+                    }
                     _ => {}
                 }
-                lines.push((offset, offset + len));
-                if ends_commit(line.head.event, line.head.node) {
+                lines += 1;
+                if ends_commit(kind, line.head.node) {
                     kept_len = offset + len;
                     kept_lines = line.seq + 1;
                 }
@@ -101,34 +138,33 @@ pub fn read_prefix(path: &Path, start_body: &str) -> Result<Prefix, ResumeError>
             }
             Ok(None) => break,
             Err(ReadError::Torn { line, .. }) => {
-                notes.push(format!(
-                    "line {line} was torn (cut off in the middle of a write) and is cut"
-                ));
+                dropped.push(Dropped::Torn { line });
                 break;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    if (lines.len() as u64) > kept_lines + u64::from(notes.iter().any(|n| n.contains("RunPaused")))
-    {
-        let partial = lines.len() as u64 - kept_lines;
-        notes.push(format!("{partial} line(s) after line {kept_lines} belong to a node that had not finished committing; it runs again"));
+    // What lies between the last commit and the trailer (or the end) is a node cut short.
+    let uncommitted = lines.saturating_sub(kept_lines + u64::from(trailer));
+    if uncommitted > 0 {
+        dropped.push(Dropped::Uncommitted {
+            lines: uncommitted,
+            after: kept_lines,
+        });
     }
     let mut recording = Recording::default();
     let kept = bytes[..kept_len].to_vec();
     let mut r = Reader::new(io::Cursor::new(&kept), name.clone());
     while let Some(line) = r.next_line()? {
         if line.seq > 0 {
-            recording
-                .add(line.head.event, line.head.node, line.text)
-                .map_err(|e| refused(format!("line {}: {e}", line.seq + 1)))?;
+            recording.add(line.event()?);
         }
     }
     Ok(Prefix {
         recording,
         kept,
         lines: kept_lines,
-        notes,
+        dropped,
     })
 }
 
@@ -224,5 +260,33 @@ impl Write for ResumeSink {
 impl Sink for ResumeSink {
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_commits_with_its_own_end_not_its_items() {
+        assert!(ends_commit(Kind::End, Some("fan")));
+        assert!(!ends_commit(Kind::End, Some("fan[2]")));
+        assert!(ends_commit(Kind::Skipped, Some("later")));
+        assert!(!ends_commit(Kind::Skipped, Some("fan[0]")));
+        assert!(ends_commit(Kind::ApprovalRequested, Some("ship")));
+        assert!(!ends_commit(Kind::ToolOutput, Some("fan")));
+        assert!(!ends_commit(Kind::End, None));
+    }
+
+    #[test]
+    fn what_was_dropped_reads_as_before() {
+        assert_eq!(
+            Dropped::Trailer { line: 9 }.to_string(),
+            "the RunPaused trailer (line 9) is replaced"
+        );
+        assert_eq!(
+            Dropped::Uncommitted { lines: 2, after: 7 }.to_string(),
+            "2 line(s) after line 7 belong to a node that had not finished committing; it runs again"
+        );
     }
 }
