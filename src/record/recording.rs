@@ -35,7 +35,7 @@ pub struct Recording {
 }
 
 /// A call the recording cannot answer.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Divergence {
     pub node: String,
     pub reason: String,
