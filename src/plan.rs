@@ -5,12 +5,15 @@
 //! `kairos run`, `validate` and `replay` all go through here, so a run and its replay are
 //! admitted by the same rules.
 
+use crate::ledger::event::RunStart;
 use crate::policy::effective::{Effective, Layer};
 use crate::policy::{CapSet, PolicySpec};
+use crate::syntax::LoadError;
 use crate::syntax::diag::{WorkflowError, ss};
 use crate::tools::Placement;
 use crate::workflow::{NodeKind, Workflow};
 use serde_json::{Map, Value};
+use std::path::Path;
 
 /// Why a run cannot be admitted.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -27,6 +30,53 @@ pub enum PlanError {
     #[error("node `{node}` uses tool `{tool}`, which this version of kairos cannot run yet")]
     #[diagnostic(code(kairos::tool_unavailable))]
     ToolUnavailable { node: String, tool: String },
+}
+
+/// An organisation policy: the file it was read from (named in diagnostics), what it says, and
+/// its text, which `RunStart` records so that a replay rebuilds the same effective policy.
+#[derive(Clone, Debug)]
+pub struct Organisation {
+    pub file: String,
+    pub spec: PolicySpec,
+    pub source: String,
+}
+
+impl Organisation {
+    /// Reads `--policy ORG.yaml`.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let (spec, source) = crate::policy::load_file(path)?;
+        Ok(Organisation {
+            file: path.display().to_string(),
+            spec,
+            source,
+        })
+    }
+
+    /// The organisation policy a run recorded, if it had one; `Err` holds why its text is
+    /// not YAML.
+    pub fn recorded(start: &RunStart<'_>) -> Result<Option<Self>, String> {
+        let Some(source) = start.organisation_source() else {
+            return Ok(None);
+        };
+        let node = crate::syntax::yaml::parse(source).map_err(|e| e.message)?;
+        // The run was admitted under this text; what it got wrong was reported then, and the
+        // replay must have the policy the run had, not a corrected one.
+        let spec = PolicySpec::read(&node, &mut Vec::new());
+        Ok(Some(Organisation {
+            file: "organisation policy".into(),
+            spec,
+            source: source.to_string(),
+        }))
+    }
+}
+
+/// The policy a run is admitted under: the organisation policy, when there is one, narrows the
+/// workflow's. A run and its replay get theirs from here.
+pub fn effective_policy(workflow: &Workflow, org: Option<&Organisation>) -> Effective {
+    Effective::new(layers(
+        workflow,
+        org.map(|o| (o.file.as_str(), &o.spec, o.source.as_str())),
+    ))
 }
 
 /// The layers of a run's policy: the organisation's (if any), then the workflow's.

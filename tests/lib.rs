@@ -13,5 +13,6 @@ mod replay;
 mod resume;
 mod run;
 mod sign;
+mod unknown_event;
 mod validate;
 mod workflows;

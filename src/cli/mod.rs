@@ -89,19 +89,11 @@ pub fn effective_policy(
     wf: &crate::workflow::Workflow,
     org: Option<&std::path::Path>,
 ) -> Result<crate::policy::effective::Effective, i32> {
-    let org = match org {
-        Some(path) => match crate::policy::load_file(path) {
-            Ok((spec, source)) => Some((path.display().to_string(), spec, source)),
-            Err(e) => return Err(load_failed(e)),
-        },
-        None => None,
-    };
-    let layers = crate::plan::layers(
-        wf,
-        org.as_ref()
-            .map(|(f, s, src)| (f.as_str(), s, src.as_str())),
-    );
-    Ok(crate::policy::effective::Effective::new(layers))
+    let org = org
+        .map(crate::plan::Organisation::load)
+        .transpose()
+        .map_err(load_failed)?;
+    Ok(crate::plan::effective_policy(wf, org.as_ref()))
 }
 
 /// Prints an error as a miette report on stderr.

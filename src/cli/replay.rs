@@ -2,6 +2,7 @@
 
 use super::OutputFormat;
 use crate::exit;
+use crate::ledger::id::InstanceId;
 use crate::ledger::{reader, state};
 use crate::record::redrive::{self, ReplayError};
 
@@ -159,7 +160,7 @@ fn instances<'a>(
     state: &'a state::RunState,
     id: &'a str,
 ) -> impl Iterator<Item = &'a state::NodeState> + 'a {
-    (0..).map_while(move |k| state.get(&format!("{id}[{k}]")))
+    (0..).map_while(move |k| state.get(InstanceId::item(id, k).as_str()))
 }
 
 fn redrive(args: &Args) -> i32 {

@@ -3,6 +3,7 @@
 use super::OutputFormat;
 use crate::engine::{self, RunOptions, RunStatus};
 use crate::exit;
+use crate::record::resume::{self, ResumeError};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -190,82 +191,44 @@ pub fn run(args: &Args) -> i32 {
         super::report_error(e);
         return exit::BAD_INPUT;
     }
-    let mut approvals = match decisions(args, &wf, &policy) {
+    let approvals = match decisions(args, &wf, &policy) {
         Ok(d) => d,
         Err(message) => {
             eprintln!("error: {message}; no decision recorded");
             return exit::BAD_INPUT;
         }
     };
-    let mut options = RunOptions {
+    let options = RunOptions {
         jobs: args.jobs.unwrap_or(0),
         seed: args.seed,
         inputs: args.inputs.clone(),
         summary: !args.quiet,
-        approvals: Default::default(),
-        resume: args.resume.is_some(),
+        approvals,
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
         cancel,
     };
-    let result = if let Some(ledger) = &args.resume {
-        let inputs = match crate::plan::resolve_inputs(&wf, &args.inputs) {
-            Ok(i) => i,
+    let (path, result) = if let Some(ledger) = &args.resume {
+        let result = resume::resume(ledger, &wf, &policy, options, |dropped| {
+            eprintln!("resuming {}: {dropped}", ledger.display());
+        });
+        let result = match result {
+            Ok(report) => Ok(report),
+            Err(ResumeError::Engine(e)) => Err(e),
+            Err(ResumeError::Plan(e)) => {
+                super::report_error(e);
+                return exit::BAD_INPUT;
+            }
+            Err(e @ (ResumeError::Decided { .. } | ResumeError::Io { .. })) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
             Err(e) => {
                 super::report_error(e);
                 return exit::BAD_INPUT;
             }
         };
-        let seed = args.seed.unwrap_or(wf.seed);
-        let start = engine::run_start(&wf, &inputs, seed, &policy);
-        let prefix = match crate::record::resume::read_prefix(ledger, start.trim_end()) {
-            Ok(p) => p,
-            Err(e) => {
-                super::report_error(e);
-                return exit::BAD_INPUT;
-            }
-        };
-        for note in &prefix.notes {
-            eprintln!("resuming {}: {note}", ledger.display());
-        }
-        for (id, recorded) in &prefix.recording.approvals {
-            match approvals.get(id) {
-                Some(given) if given.approve != recorded.approve => {
-                    eprintln!(
-                        "error: `{id}` was already {} in this run; no decision recorded",
-                        if recorded.approve {
-                            "approved"
-                        } else {
-                            "rejected"
-                        }
-                    );
-                    return exit::BAD_INPUT;
-                }
-                _ => {
-                    approvals.insert(id.clone(), recorded.clone());
-                }
-            }
-        }
-        options.approvals = approvals;
-        let sink = match crate::record::resume::ResumeSink::open(ledger, prefix.kept.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: cannot write {}: {e}", ledger.display());
-                return exit::BAD_INPUT;
-            }
-        };
-        (
-            ledger.clone(),
-            engine::run_to(
-                &wf,
-                &options,
-                &policy,
-                &inputs,
-                sink,
-                Some(&prefix.recording),
-            ),
-        )
+        (ledger.clone(), result)
     } else {
-        options.approvals = approvals;
         let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
             Ok(x) => x,
             Err(message) => {
@@ -275,7 +238,6 @@ pub fn run(args: &Args) -> i32 {
         };
         (path, engine::run(&wf, &options, &policy, file))
     };
-    let (path, result) = result;
     let report = match result {
         Ok(r) => r,
         Err(e) => {

@@ -45,6 +45,7 @@ use crate::ledger::event::{self as ev, Counts, Event};
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::policy::effective::Effective;
 use crate::policy::redact::Redactor;
+use crate::record::CallSource;
 use crate::workflow::{NodeIdx, NodeKind, Workflow};
 use approvals::{Approvals, Turn};
 use commit::Committer;
@@ -71,8 +72,6 @@ pub struct RunOptions {
     pub summary: bool,
     /// Decisions for approval nodes, by node id (`--approve` / `--reject`).
     pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
-    /// Resuming: calls the recording has are answered from it, the others run.
-    pub resume: bool,
     /// Asks a person for a decision the options do not hold (an interactive terminal).
     pub ask: Option<Ask>,
     /// Interrupts: the first stops starting nodes, the second kills running commands.
@@ -156,18 +155,18 @@ pub fn run(
 ) -> Result<RunReport, EngineError> {
     crate::plan::check_tools(workflow)?;
     let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
-    run_to(workflow, options, policy, &inputs, file, None)
+    run_to(workflow, options, policy, &inputs, file, CallSource::Live)
 }
 
-/// Runs `workflow` with resolved `inputs`, writing the ledger to `sink`; with a recording,
-/// tools are not called: their results come from the recording (replay).
+/// Runs `workflow` with resolved `inputs`, writing the ledger to `sink`; `source` says where
+/// call results come from (live, replayed from a recording, or resumed with a live fallback).
 pub fn run_to(
     workflow: &Workflow,
     options: &RunOptions,
     policy: &Effective,
     inputs: &Map<String, Value>,
     sink: impl Sink,
-    recording: Option<&crate::record::Recording>,
+    source: CallSource<'_>,
 ) -> Result<RunReport, EngineError> {
     let seed = options.seed.unwrap_or(workflow.seed);
     let writer = Writer::start(sink, ChainState::default());
@@ -175,7 +174,7 @@ pub fn run_to(
     // built while the scheduler's tables are.
     let (start, mut engine) = std::thread::scope(|scope| {
         let start = scope.spawn(|| run_start(workflow, inputs, seed, policy));
-        let engine = Engine::new(workflow, options, policy, inputs, seed, recording, writer);
+        let engine = Engine::new(workflow, options, policy, inputs, seed, source, writer);
         (
             start.join().expect("building RunStart does not panic"),
             engine,
@@ -207,7 +206,7 @@ impl<'w> Engine<'w> {
         policy: &'w Effective,
         inputs: &Map<String, Value>,
         seed: u64,
-        recording: Option<&'w crate::record::Recording>,
+        source: CallSource<'w>,
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();
@@ -240,8 +239,7 @@ impl<'w> Engine<'w> {
                 values,
                 seed,
                 redactor: Redactor::new(&patterns, &secrets),
-                recording,
-                live_fallback: options.resume,
+                source,
                 divergences: Vec::new(),
             },
             workers: Workers::new(jobs, options.cancel.clone()),

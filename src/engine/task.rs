@@ -9,8 +9,8 @@ use super::render::{self, Locals, NodeValues, Renderer};
 use super::state::{NodeState, TaskRun};
 use crate::ledger::id::InstanceId;
 use crate::policy::redact::Redactor;
-use crate::record::{Divergence, Recording};
-use crate::tools::{self, Attempt, Outcome, Placement};
+use crate::record::{Answer, CallSource, Divergence};
+use crate::tools::{self, Attempt, Placement};
 use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
@@ -24,10 +24,9 @@ pub(super) struct Calls<'w> {
     pub values: Arc<NodeValues>,
     pub seed: u64,
     pub redactor: Redactor,
-    /// Replay: where tool results come from instead of the tools.
-    pub recording: Option<&'w Recording>,
-    /// Resume: a call the recording does not have runs for real.
-    pub live_fallback: bool,
+    /// Where results come from: live calls, a recording (replay), or a recording with live
+    /// calls for what it lacks (resume).
+    pub source: CallSource<'w>,
     /// The calls the recording could not answer.
     pub divergences: Vec<Divergence>,
 }
@@ -72,49 +71,6 @@ impl Calls<'_> {
         Some(args)
     }
 
-    /// Whether the call `id` is answered from the recording: always when replaying; when
-    /// resuming, if the recording has it.
-    fn replays(&self, id: &InstanceId) -> bool {
-        self.recording
-            .is_some_and(|r| !self.live_fallback || r.calls.contains_key(id.as_str()))
-    }
-
-    /// Answers the call `id` from the recording: its recorded attempts when the rendered
-    /// input is the recorded one, else a divergence (never a live call).
-    fn answer_from_recording(
-        &mut self,
-        id: &InstanceId,
-        tool: &'static tools::ToolSpec,
-        args: Map<String, Value>,
-        run: &mut TaskRun,
-    ) {
-        let Some(recording) = self.recording else {
-            return;
-        };
-        let input = self.recorded_input(args, run);
-        run.redactions.extend(recording.redactions(id.as_str()));
-        let digest = (!tool.keys.is_empty()).then(|| {
-            crate::ledger::input_digest(
-                tool.name,
-                &serde_json::to_string(&input).unwrap_or_default(),
-            )
-        });
-        run.attempts = match recording.answer(id.as_str(), tool.name, digest.as_deref(), &input) {
-            Ok(attempts) => attempts,
-            Err(divergence) => {
-                let error = format!("replay diverged: {}", divergence.reason);
-                self.divergences.push(divergence);
-                vec![Attempt {
-                    outcome: Outcome {
-                        error: Some(error),
-                        ..Outcome::default()
-                    },
-                    delay_ms: None,
-                }]
-            }
-        };
-        run.input = Some(input);
-    }
     /// The rendered input as the ledger records it: redacted.
     fn recorded_input(&self, args: Map<String, Value>, run: &mut TaskRun) -> Value {
         let mut input = Value::Object(args);
@@ -123,6 +79,43 @@ impl Calls<'_> {
             run.redactions.push(("input".into(), n as u64));
         }
         input
+    }
+
+    /// Asks the call source for the call `id`: when a recording answers it (or diverges),
+    /// records that in `run` and gives `None`; when the call is to run live, gives its
+    /// arguments back.
+    fn answer(
+        &mut self,
+        id: &InstanceId,
+        tool: &tools::ToolSpec,
+        args: Map<String, Value>,
+        run: &mut TaskRun,
+    ) -> Option<Map<String, Value>> {
+        let mut args = Some(args);
+        let answer = self.source.answer(id.as_str(), tool, || {
+            self.recorded_input(args.take().unwrap_or_default(), run)
+        });
+        let (input, redactions, attempts) = match answer {
+            Answer::Run => return args,
+            Answer::Recorded {
+                input,
+                attempts,
+                redactions,
+            } => (input, redactions, attempts),
+            Answer::Diverged {
+                input,
+                redactions,
+                divergence,
+            } => {
+                let attempt = divergence.attempt();
+                self.divergences.push(divergence);
+                (input, redactions, vec![attempt])
+            }
+        };
+        run.redactions.extend(redactions);
+        run.attempts = attempts;
+        run.input = Some(input);
+        None
     }
 }
 
@@ -161,11 +154,12 @@ impl Engine<'_> {
             run.input = Some(self.calls.recorded_input(args, &mut run));
             return NodeState::Task(run);
         }
-        if self.calls.replays(&instance_id) {
-            self.calls
-                .answer_from_recording(&instance_id, task.tool.spec(), args, &mut run);
+        let Some(args) = self
+            .calls
+            .answer(&instance_id, task.tool.spec(), args, &mut run)
+        else {
             return NodeState::Task(run);
-        }
+        };
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
         if task.tool.placement() == Placement::Inline && !retries {
             execute_into(

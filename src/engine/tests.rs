@@ -7,6 +7,7 @@ use crate::cancel::Cancel;
 use crate::ledger::event::{Event, Status};
 use crate::ledger::writer::Memory;
 use crate::policy::{Capability, Resource};
+use crate::record::CallSource;
 use crate::tools::{Args, CallCx, KeyKind, Outcome, Placement, Tool, ToolSpec, Toolbox, key};
 use serde_json::Value;
 use std::sync::Mutex;
@@ -139,7 +140,15 @@ fn run(yaml: &str, tool: &'static dyn Tool, options: RunOptions) -> (RunReport, 
     let policy = crate::policy::effective::Effective::new(crate::plan::layers(&wf, None));
     let inputs = crate::plan::resolve_inputs(&wf, &options.inputs).unwrap();
     let memory = Memory::default();
-    let report = run_to(&wf, &options, &policy, &inputs, memory.clone(), None).unwrap();
+    let report = run_to(
+        &wf,
+        &options,
+        &policy,
+        &inputs,
+        memory.clone(),
+        CallSource::Live,
+    )
+    .unwrap();
     (report, String::from_utf8(memory.take()).unwrap())
 }
 

@@ -53,8 +53,9 @@
 //!   workflow source (on `workflow_sha256`) and the policy (on `policy_sha256`). Numbers and
 //!   booleans get none.
 
+use super::event::{self, Event, Kind, Status};
 use super::reader::{self, Line, ReadError};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -241,10 +242,9 @@ pub fn compare_limited(a: &Path, b: &Path, max_nodes: usize) -> Result<Compariso
         let mut version = None;
         while let Some(line) = ra.next_line()? {
             if line.seq == 0 {
-                version = parse(line.text)
-                    .get("kairos_version")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                version = Some(run_start(&line)?.kairos_version.into_owned());
+            } else {
+                line.kind()?;
             }
         }
         let info = |path: &Path| LedgerInfo {
@@ -280,12 +280,12 @@ pub fn compare_limited(a: &Path, b: &Path, max_nodes: usize) -> Result<Compariso
             (None, None) => break,
             (Some(x), Some(y)) if x.seq == 0 => {
                 // Both line 0s (the reader has checked they are RunStart lines).
-                let (mut sa, mut sb) = (parse(x.text), parse(y.text));
+                let (mut sa, mut sb) = (run_start(&x)?, run_start(&y)?);
                 versions = [
-                    take_str(&mut sa, "kairos_version"),
-                    take_str(&mut sb, "kairos_version"),
+                    Some(std::mem::take(&mut sa.kairos_version).into_owned()),
+                    Some(std::mem::take(&mut sb.kairos_version).into_owned()),
                 ];
-                start_differs = sa != sb;
+                start_differs = x.head.clock != y.head.clock || sa != sb;
                 run_start_differences(&mut run, sa, sb);
                 continue;
             }
@@ -312,7 +312,7 @@ pub fn compare_limited(a: &Path, b: &Path, max_nodes: usize) -> Result<Compariso
                 let [x, y] = &mut sides;
                 [y, x]
             };
-            let Some((id, summary)) = mine.process(&line) else {
+            let Some((id, summary)) = mine.process(&line)? else {
                 continue;
             };
             match theirs.done.remove(&id) {
@@ -468,17 +468,17 @@ fn fill(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// A line as a JSON object (the reader has checked it is one; anything else gives an empty
-/// map rather than a panic).
-fn parse(text: &str) -> Map<String, Value> {
-    serde_json::from_str(text).unwrap_or_default()
+/// Line 0 read whole (the reader has checked it is a `RunStart`).
+fn run_start<'a>(line: &Line<'a>) -> Result<event::RunStart<'a>, ReadError> {
+    match line.event()? {
+        Event::RunStart(start) => Ok(start),
+        _ => unreachable!("the reader checks that line 0 is a RunStart"),
+    }
 }
 
-fn take_str(map: &mut Map<String, Value>, key: &str) -> Option<String> {
-    match map.remove(key) {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    }
+/// A text field as a value to compare.
+fn text(t: event::Text<'_>) -> Value {
+    Value::String(t.into_owned())
 }
 
 /// What one ledger says about one node, kept until the other ledger's is read.
@@ -545,31 +545,35 @@ struct Side {
 impl Side {
     /// Takes in one line (seq > 0); returns a node's summary once its last event (`End` or
     /// `Skipped`) has been read.
-    fn process(&mut self, line: &Line<'_>) -> Option<(String, Summary)> {
-        let event = line.head.event;
-        let Some(id) = line.head.node else {
-            match event {
-                "RunEnd" => {
-                    let mut m = parse(line.text);
+    fn process(&mut self, line: &Line<'_>) -> Result<Option<(String, Summary)>, ReadError> {
+        let kind = line.kind()?;
+        match kind {
+            Kind::RunEnd => {
+                if let Event::RunEnd(e) = line.event()? {
                     self.trailer = Trailer {
-                        status: m.remove("status"),
-                        counts: m.remove("counts"),
-                        outputs: m.remove("outputs"),
+                        status: Some(Value::from(e.status.name())),
+                        counts: Some(e.counts.to_json()),
+                        outputs: Some(e.outputs.into_owned()),
                         pending: None,
                     };
                 }
-                "RunPaused" => {
-                    let mut m = parse(line.text);
+                return Ok(None);
+            }
+            Kind::RunPaused => {
+                if let Event::RunPaused(e) = line.event()? {
                     self.trailer = Trailer {
                         status: Some(Value::from("paused")),
                         counts: None,
                         outputs: None,
-                        pending: m.remove("pending"),
+                        pending: Some(e.pending.into_iter().map(text).collect()),
                     };
                 }
-                _ => {}
+                return Ok(None);
             }
-            return None;
+            _ => {}
+        }
+        let Some(id) = line.head.node else {
+            return Ok(None);
         };
         if !self.open.contains_key(id) {
             // A node seen again after its end (not written by kairos today) is reopened.
@@ -582,68 +586,66 @@ impl Side {
             };
             self.open.insert(id.to_string(), summary);
         }
-        let s = self.open.get_mut(id)?;
+        let Some(s) = self.open.get_mut(id) else {
+            return Ok(None);
+        };
         s.events += 1;
         let (before, after) = without_clock(reader::body(line.text));
         s.hasher.update(before.as_bytes());
         s.hasher.update(after.as_bytes());
         let relevant = matches!(
-            event,
-            "Start"
-                | "ToolOutput"
-                | "End"
-                | "Error"
-                | "Skipped"
-                | "BranchDecision"
-                | "ApprovalRequested"
+            kind,
+            Kind::Start
+                | Kind::ToolOutput
+                | Kind::End
+                | Kind::Error
+                | Kind::Skipped
+                | Kind::BranchDecision
+                | Kind::ApprovalRequested
         );
         if !relevant {
-            return None;
+            return Ok(None);
         }
-        let mut m = parse(line.text);
         let v = &mut s.values;
-        let mut set = |i: usize, key: &str| {
-            if let Some(x) = m.remove(key) {
-                v[i] = Some(x);
+        // A field the event does not have leaves what an earlier event of the node set.
+        let mut set = |i: usize, x: Option<Value>| {
+            if x.is_some() {
+                v[i] = x;
             }
         };
-        match event {
-            "Start" => {
-                set(TOOL, "tool");
-                set(INPUT_SHA256, "input_sha256");
-                set(INPUT, "input");
-                set(INSTANCES, "for_each");
+        match line.event()? {
+            Event::Start(e) => {
+                set(TOOL, Some(text(e.tool)));
+                set(INPUT_SHA256, e.input_sha256.map(text));
+                set(INPUT, e.input.map(|json| json.to_value()));
+                set(INSTANCES, e.for_each.map(Value::from));
             }
-            "ToolOutput" => {
-                // The last attempt's result counts: clear what an earlier attempt left.
-                for i in [OUTPUT, STDOUT, STDERR, EXIT_CODE] {
-                    v[i] = None;
-                }
-                let mut set = |i: usize, key: &str| v[i] = m.remove(key);
-                set(OUTPUT, "output");
-                set(STDOUT, "stdout");
-                set(STDERR, "stderr");
-                set(EXIT_CODE, "exit_code");
+            Event::ToolOutput(e) => {
+                // The last attempt's result counts: nothing an earlier attempt left stays.
+                v[OUTPUT] = Some(e.output.into_owned());
+                v[STDOUT] = e.stdout.map(text);
+                v[STDERR] = e.stderr.map(text);
+                v[EXIT_CODE] = e.exit_code.map(Value::from);
             }
-            "Error" => set(ERROR, "message"),
-            "BranchDecision" => set(BRANCH, "arm"),
-            "ApprovalRequested" => v[STATUS] = Some(Value::from("awaiting_approval")),
-            "Skipped" => {
-                set(SKIP_REASON, "reason");
-                v[STATUS] = Some(Value::from("skipped"));
+            Event::Error { message, .. } => set(ERROR, Some(text(message))),
+            Event::BranchDecision(e) => set(BRANCH, Some(Value::from(e.arm.name()))),
+            Event::ApprovalRequested { .. } => set(STATUS, Some(Value::from("awaiting_approval"))),
+            Event::Skipped { reason, .. } => {
+                set(SKIP_REASON, Some(text(reason)));
+                set(STATUS, Some(Value::from(Status::Skipped.name())));
             }
-            "End" => {
-                set(STATUS, "status");
-                set(ATTEMPTS, "attempts");
-                set(INSTANCES, "instances");
-                set(ERROR, "error");
+            Event::End(e) => {
+                set(STATUS, Some(Value::from(e.status.name())));
+                set(ATTEMPTS, e.attempts.map(Value::from));
+                set(INSTANCES, e.instances.map(Value::from));
+                set(ERROR, e.error.map(text));
             }
             _ => {}
         }
-        if matches!(event, "End" | "Skipped") {
-            return self.open.remove_entry(id);
+        if matches!(kind, Kind::End | Kind::Skipped) {
+            return Ok(self.open.remove_entry(id));
         }
-        None
+        Ok(None)
     }
 }
 
@@ -749,57 +751,49 @@ pub fn unified(a: &str, b: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// Differences of the two `RunStart` lines (`kairos_version` already taken out).
+/// Differences of the two `RunStart` lines (`kairos_version` already taken out). `format` is
+/// not compared: the reader has checked that both are the one this kairos reads.
 fn run_start_differences(
     out: &mut Vec<Difference>,
-    mut a: Map<String, Value>,
-    mut b: Map<String, Value>,
+    a: event::RunStart<'_>,
+    b: event::RunStart<'_>,
 ) {
-    type Fields = Map<String, Value>;
-    fn plain(out: &mut Vec<Difference>, key: &str, a: &mut Fields, b: &mut Fields) {
-        let (x, y) = (a.remove(key), b.remove(key));
+    fn plain(out: &mut Vec<Difference>, key: &str, x: Value, y: Value) {
         if x != y {
-            out.push(difference(key.to_string(), x, y, false));
+            out.push(difference(key.to_string(), Some(x), Some(y), false));
         }
     }
-    plain(out, "workflow", &mut a, &mut b);
-    let (sa, sb) = (a.remove("workflow_sha256"), b.remove("workflow_sha256"));
-    let (source_a, source_b) = (a.remove("workflow_source"), b.remove("workflow_source"));
-    if sa != sb || source_a != source_b {
-        let mut d = Difference::new("workflow_sha256", sa, sb);
-        if let (Some(Value::String(x)), Some(Value::String(y))) = (source_a, source_b) {
+    plain(out, "workflow", text(a.workflow), text(b.workflow));
+    if a.workflow_sha256 != b.workflow_sha256 || a.workflow_source != b.workflow_source {
+        let mut d = Difference::new(
+            "workflow_sha256",
+            Some(text(a.workflow_sha256)),
+            Some(text(b.workflow_sha256)),
+        );
+        d.texts = Texts::Own(
+            a.workflow_source.into_owned(),
+            b.workflow_source.into_owned(),
+        );
+        out.push(d);
+    }
+    plain(out, "seed", Value::from(a.seed), Value::from(b.seed));
+    keyed(
+        out,
+        "inputs",
+        Some(a.inputs.into_owned()),
+        Some(b.inputs.into_owned()),
+        false,
+    );
+    if a.policy_sha256 != b.policy_sha256 || a.policy != b.policy {
+        let mut d = Difference::new(
+            "policy_sha256",
+            Some(text(a.policy_sha256)),
+            Some(text(b.policy_sha256)),
+        );
+        if let (Some(x), Some(y)) = (as_text(&a.policy), as_text(&b.policy)) {
             d.texts = Texts::Own(x, y);
         }
         out.push(d);
-    }
-    plain(out, "seed", &mut a, &mut b);
-    keyed(out, "inputs", a.remove("inputs"), b.remove("inputs"), false);
-    let (pa, pb) = (a.remove("policy_sha256"), b.remove("policy_sha256"));
-    let (policy_a, policy_b) = (a.remove("policy"), b.remove("policy"));
-    if pa != pb || policy_a != policy_b {
-        let mut d = Difference::new("policy_sha256", pa, pb);
-        if let (Some(x), Some(y)) = (
-            policy_a.as_ref().and_then(as_text),
-            policy_b.as_ref().and_then(as_text),
-        ) {
-            d.texts = Texts::Own(x, y);
-        }
-        out.push(d);
-    }
-    // Anything else RunStart carries (nothing today besides these and `format`).
-    for (key, x) in a {
-        if matches!(key.as_str(), "seq" | "prev" | "clock" | "event") {
-            continue;
-        }
-        let y = b.remove(&key);
-        if Some(&x) != y.as_ref() {
-            out.push(difference(key, Some(x), y, false));
-        }
-    }
-    for (key, y) in b {
-        if !matches!(key.as_str(), "seq" | "prev" | "clock" | "event") {
-            out.push(difference(key, None, Some(y), false));
-        }
     }
 }
 

@@ -216,6 +216,18 @@ pub struct RunStart<'a> {
     pub policy_sha256: Text<'a>,
 }
 
+/// The key of `RunStart.policy` that holds the organisation policy's text, when the run had
+/// one.
+pub const ORGANISATION_SOURCE: &str = "organisation_source";
+
+impl RunStart<'_> {
+    /// The organisation policy's text as the run recorded it: with it, a replay rebuilds the
+    /// effective policy the run had, whatever file it came from.
+    pub fn organisation_source(&self) -> Option<&str> {
+        self.policy.get(ORGANISATION_SOURCE).and_then(Value::as_str)
+    }
+}
+
 /// A call's rendered input and its digest (see `input_digest`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Input<'a> {
@@ -507,6 +519,86 @@ pub const KINDS: [&str; 18] = [
     "RunEnd",
 ];
 
+/// An event's kind without its fields: what a reader checks on the lines it does not read
+/// whole, so that a kind this kairos does not know is refused wherever it appears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    RunStart,
+    Start,
+    ToolOutput,
+    End,
+    BranchDecision,
+    ForkSpawn,
+    JoinComplete,
+    Skipped,
+    PolicyAllow,
+    PolicyDeny,
+    ContentRedacted,
+    CallLimitExceeded,
+    Retry,
+    Error,
+    ApprovalRequested,
+    ApprovalResolved,
+    RunPaused,
+    RunEnd,
+}
+
+impl Kind {
+    /// Every kind, in the order of [`KINDS`].
+    pub const ALL: [Kind; 18] = [
+        Kind::RunStart,
+        Kind::Start,
+        Kind::ToolOutput,
+        Kind::End,
+        Kind::BranchDecision,
+        Kind::ForkSpawn,
+        Kind::JoinComplete,
+        Kind::Skipped,
+        Kind::PolicyAllow,
+        Kind::PolicyDeny,
+        Kind::ContentRedacted,
+        Kind::CallLimitExceeded,
+        Kind::Retry,
+        Kind::Error,
+        Kind::ApprovalRequested,
+        Kind::ApprovalResolved,
+        Kind::RunPaused,
+        Kind::RunEnd,
+    ];
+
+    /// The kind named `name` (the `event` field); a name this kairos does not know is
+    /// [`EventError::Unknown`]: a newer kairos wrote the line.
+    pub fn of(name: &str) -> Result<Kind, EventError> {
+        // A match rather than a search of `KINDS`: `verify` asks this of every line.
+        Ok(match name {
+            "RunStart" => Kind::RunStart,
+            "Start" => Kind::Start,
+            "ToolOutput" => Kind::ToolOutput,
+            "End" => Kind::End,
+            "BranchDecision" => Kind::BranchDecision,
+            "ForkSpawn" => Kind::ForkSpawn,
+            "JoinComplete" => Kind::JoinComplete,
+            "Skipped" => Kind::Skipped,
+            "PolicyAllow" => Kind::PolicyAllow,
+            "PolicyDeny" => Kind::PolicyDeny,
+            "ContentRedacted" => Kind::ContentRedacted,
+            "CallLimitExceeded" => Kind::CallLimitExceeded,
+            "Retry" => Kind::Retry,
+            "Error" => Kind::Error,
+            "ApprovalRequested" => Kind::ApprovalRequested,
+            "ApprovalResolved" => Kind::ApprovalResolved,
+            "RunPaused" => Kind::RunPaused,
+            "RunEnd" => Kind::RunEnd,
+            other => return Err(EventError::Unknown(other.to_string())),
+        })
+    }
+
+    /// The name the `event` field has.
+    pub fn name(self) -> &'static str {
+        KINDS[self as usize]
+    }
+}
+
 /// Why a line's body could not be read as its event.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -742,20 +834,20 @@ impl<'a> Event<'a> {
             #[serde(borrow)]
             prompt: Text<'a>,
         }
-        Ok(match kind {
-            "RunStart" => Event::RunStart(read("RunStart", line)?),
-            "Start" => Event::Start(read("Start", line)?),
-            "ToolOutput" => Event::ToolOutput(read("ToolOutput", line)?),
-            "End" => Event::End(read("End", line)?),
-            "BranchDecision" => Event::BranchDecision(read("BranchDecision", line)?),
-            "ForkSpawn" => {
+        Ok(match Kind::of(kind)? {
+            Kind::RunStart => Event::RunStart(read("RunStart", line)?),
+            Kind::Start => Event::Start(read("Start", line)?),
+            Kind::ToolOutput => Event::ToolOutput(read("ToolOutput", line)?),
+            Kind::End => Event::End(read("End", line)?),
+            Kind::BranchDecision => Event::BranchDecision(read("BranchDecision", line)?),
+            Kind::ForkSpawn => {
                 let e: ForkSpawn = read("ForkSpawn", line)?;
                 Event::ForkSpawn {
                     node: e.node,
                     children: e.children,
                 }
             }
-            "JoinComplete" => {
+            Kind::JoinComplete => {
                 let e: JoinComplete = read("JoinComplete", line)?;
                 Event::JoinComplete {
                     node: e.node,
@@ -763,22 +855,22 @@ impl<'a> Event<'a> {
                     succeeded: e.succeeded,
                 }
             }
-            "Skipped" => {
+            Kind::Skipped => {
                 let e: Skipped = read("Skipped", line)?;
                 Event::Skipped {
                     node: e.node,
                     reason: e.reason,
                 }
             }
-            "PolicyAllow" => {
+            Kind::PolicyAllow => {
                 let e: PolicyAllow = read("PolicyAllow", line)?;
                 Event::PolicyAllow {
                     node: e.node,
                     checks: e.checks,
                 }
             }
-            "PolicyDeny" => Event::PolicyDeny(read("PolicyDeny", line)?),
-            "ContentRedacted" => {
+            Kind::PolicyDeny => Event::PolicyDeny(read("PolicyDeny", line)?),
+            Kind::ContentRedacted => {
                 let e: ContentRedacted = read("ContentRedacted", line)?;
                 Event::ContentRedacted {
                     node: e.node,
@@ -786,26 +878,25 @@ impl<'a> Event<'a> {
                     count: e.count,
                 }
             }
-            "CallLimitExceeded" => Event::CallLimitExceeded(read("CallLimitExceeded", line)?),
-            "Retry" => Event::Retry(read("Retry", line)?),
-            "Error" => {
+            Kind::CallLimitExceeded => Event::CallLimitExceeded(read("CallLimitExceeded", line)?),
+            Kind::Retry => Event::Retry(read("Retry", line)?),
+            Kind::Error => {
                 let e: Error = read("Error", line)?;
                 Event::Error {
                     node: e.node,
                     message: e.message,
                 }
             }
-            "ApprovalRequested" => {
+            Kind::ApprovalRequested => {
                 let e: ApprovalRequested = read("ApprovalRequested", line)?;
                 Event::ApprovalRequested {
                     node: e.node,
                     prompt: e.prompt,
                 }
             }
-            "ApprovalResolved" => Event::ApprovalResolved(read("ApprovalResolved", line)?),
-            "RunPaused" => Event::RunPaused(read("RunPaused", line)?),
-            "RunEnd" => Event::RunEnd(read("RunEnd", line)?),
-            other => return Err(EventError::Unknown(other.to_string())),
+            Kind::ApprovalResolved => Event::ApprovalResolved(read("ApprovalResolved", line)?),
+            Kind::RunPaused => Event::RunPaused(read("RunPaused", line)?),
+            Kind::RunEnd => Event::RunEnd(read("RunEnd", line)?),
         })
     }
 }
@@ -1013,6 +1104,28 @@ mod tests {
              \"exit_code\":-1,\"error\":\"boom\"}\n"
                 .replace('}', "")
         );
+    }
+
+    #[test]
+    fn kinds_and_their_names_agree() {
+        for (kind, name) in Kind::ALL.into_iter().zip(KINDS) {
+            assert_eq!(kind.name(), name);
+            assert_eq!(Kind::of(name).unwrap(), kind);
+        }
+        for event in examples() {
+            assert_eq!(Kind::of(event.kind()).unwrap().name(), event.kind());
+        }
+        assert!(matches!(Kind::of("Teleport"), Err(EventError::Unknown(k)) if k == "Teleport"));
+    }
+
+    #[test]
+    fn the_organisation_policy_is_read_from_run_start() {
+        let Event::RunStart(mut start) = examples().remove(0) else {
+            unreachable!("the first example is RunStart")
+        };
+        assert_eq!(start.organisation_source(), None);
+        start.policy = Cow::Owned(json!({"preset": "open", ORGANISATION_SOURCE: "preset: open\n"}));
+        assert_eq!(start.organisation_source(), Some("preset: open\n"));
     }
 
     #[test]

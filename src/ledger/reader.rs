@@ -1,12 +1,15 @@
-//! The ledger reader shared by every command that reads ledgers (replay, diff, later verify
-//! and resume).
+//! The ledger reader shared by every command that reads ledgers (replay, diff, resume, verify
+//! and sign).
 //!
 //! It streams the file line by line and checks, for each line: that it is complete (ends with
 //! `\n`), that it is a JSON object, that `seq` counts 0, 1, 2, ..., that `prev` is the SHA-256
 //! of the previous line, and on line 0 that it is a `RunStart` of a format this kairos reads.
-//! Only the fields every reader needs are parsed here; a caller parses more of a line only if
-//! it needs to. Memory does not grow with the number of lines.
+//! Only the fields every reader needs are parsed here ([`Head`]: the chain check of `verify`
+//! reads nothing else); a caller asks a [`Line`] for its [`Kind`] or its whole [`Event`] only if
+//! it needs them, and either refuses an event kind this kairos does not know. Memory does not
+//! grow with the number of lines.
 
+use super::event::{Event, EventError, Kind};
 use super::{FORMAT, GENESIS};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -57,6 +60,15 @@ pub enum ReadError {
         expected: u64,
         found: String,
     },
+    #[error("{path}:{line}: {error}")]
+    #[diagnostic(code(kairos::ledger_event))]
+    Event {
+        path: String,
+        line: u64,
+        error: EventError,
+        #[help]
+        help: Option<String>,
+    },
     #[error("{path}:{line}: broken chain: `prev` is not the SHA-256 of line {previous}")]
     #[diagnostic(
         code(kairos::ledger_chain),
@@ -101,6 +113,35 @@ pub struct Line<'a> {
     /// The line's bytes, without the newline.
     pub text: &'a str,
     pub head: Head<'a>,
+    /// The ledger's path, for errors about the line.
+    path: &'a str,
+}
+
+impl<'a> Line<'a> {
+    /// The line's event kind, without reading its fields.
+    pub fn kind(&self) -> Result<Kind, ReadError> {
+        Kind::of(self.head.event).map_err(|e| self.error(e))
+    }
+
+    /// The line's event, every field read.
+    pub fn event(&self) -> Result<Event<'a>, ReadError> {
+        Event::parse(self.head.event, self.text).map_err(|e| self.error(e))
+    }
+
+    fn error(&self, error: EventError) -> ReadError {
+        let help = matches!(error, EventError::Unknown(_)).then(|| {
+            format!(
+                "this kairos ({}) reads the events it writes; read this ledger with the kairos that wrote it, or a later one",
+                env!("CARGO_PKG_VERSION")
+            )
+        });
+        ReadError::Event {
+            path: self.path.to_string(),
+            line: self.seq + 1,
+            error,
+            help,
+        }
+    }
 }
 
 /// Streams and checks a ledger.
@@ -189,13 +230,15 @@ impl<R: BufRead> Reader<R> {
             }
         };
         if self.next_seq == 0 {
-            if head.event != "RunStart" {
+            if head.event != Kind::RunStart.name() {
                 self.done = true;
                 return Err(ReadError::NotLedger {
                     path: self.path.clone(),
                     why: format!("the first event is `{}`, not `RunStart`", head.event),
                 });
             }
+            // Only `format` is read: a ledger of another format may have other fields, and
+            // must be refused for its format, not for what it lacks.
             #[derive(Deserialize)]
             struct Format<'a> {
                 #[serde(borrow)]
@@ -246,6 +289,7 @@ impl<R: BufRead> Reader<R> {
             seq: head.seq,
             text,
             head,
+            path: &self.path,
         }))
     }
 }
@@ -303,6 +347,25 @@ mod tests {
         assert_eq!(read_all(&text).unwrap(), 2);
         let line = text.lines().nth(1).unwrap();
         assert_eq!(body(line), "\"event\":\"End\",\"clock\":1,\"node\":\"a\"");
+    }
+
+    #[test]
+    fn a_line_of_an_unknown_kind_is_refused_when_asked_for() {
+        let text = ledger(&[START, "\"event\":\"Teleport\",\"clock\":1,\"node\":\"a\""]);
+        let mut r = Reader::new(text.as_bytes(), "t.jsonl");
+        r.next_line().unwrap();
+        // The chain check reads the line; asking what it is refuses it.
+        let line = r.next_line().unwrap().unwrap();
+        let e = line.kind().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.jsonl:2: unknown event `Teleport` (written by a newer kairos?)"
+        );
+        assert_eq!(e.exit_code(), crate::exit::BAD_INPUT);
+        assert!(matches!(
+            line.event(),
+            Err(ReadError::Event { line: 2, .. })
+        ));
     }
 
     #[test]

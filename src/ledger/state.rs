@@ -1,9 +1,10 @@
 //! The state of a run, rebuilt from its ledger without executing anything: per node its
 //! status, attempts and last output, the branch decisions, the run status and the final clock.
 
+use super::event::{Event, Kind, Status};
 use super::reader::{ReadError, Reader};
-use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -71,38 +72,6 @@ pub struct RunState {
     index: HashMap<String, usize, BuildHasherDefault<Fnv>>,
 }
 
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(default)]
-    workflow: Option<String>,
-    #[serde(default)]
-    workflow_sha256: Option<String>,
-    #[serde(default)]
-    seed: Option<u64>,
-    #[serde(default)]
-    inputs: Option<Value>,
-    #[serde(borrow, default)]
-    status: Option<&'a str>,
-    #[serde(default)]
-    attempts: Option<u64>,
-    #[serde(default)]
-    output: Option<Value>,
-    #[serde(default)]
-    outputs: Option<Value>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    arm: Option<String>,
-    #[serde(default)]
-    value: Option<bool>,
-    #[serde(default)]
-    pending: Option<Vec<String>>,
-}
-
 impl RunState {
     fn node(&mut self, id: &str, seq: u64) -> &mut NodeState {
         // Look up before inserting: the id is allocated once per node, not once per event.
@@ -130,16 +99,56 @@ impl RunState {
     pub fn get(&self, id: &str) -> Option<&NodeState> {
         self.index.get(id).map(|&i| &self.nodes[i])
     }
-}
 
-/// A status as a static name (statuses repeat on every node; no allocation per event).
-fn status_name(status: Option<&str>) -> &'static str {
-    match status {
-        Some("succeeded") => "succeeded",
-        Some("failed") => "failed",
-        Some("skipped") => "skipped",
-        Some("denied") => "denied",
-        _ => "unknown",
+    /// Takes in one event read whole (line `seq`).
+    fn apply(&mut self, event: Event<'_>, seq: u64) {
+        match event {
+            Event::RunStart(e) => {
+                self.workflow = e.workflow.into_owned();
+                self.workflow_sha256 = e.workflow_sha256.into_owned();
+                self.seed = e.seed;
+                self.inputs = e.inputs.into_owned();
+            }
+            Event::ToolOutput(e) => {
+                let n = self.node(&e.node, seq);
+                n.output = e.output.into_owned();
+                n.error = e.error.map(Cow::into_owned);
+            }
+            Event::End(e) => {
+                let n = self.node(&e.node, seq);
+                n.status = e.status.name();
+                n.attempts = e.attempts.unwrap_or(n.attempts);
+                if let Some(error) = e.error {
+                    n.error = Some(error.into_owned());
+                }
+            }
+            Event::Error { node, message } => {
+                self.node(&node, seq).error = Some(message.into_owned());
+            }
+            Event::Skipped { node, reason } => {
+                let n = self.node(&node, seq);
+                n.status = Status::Skipped.name();
+                n.reason = Some(reason.into_owned());
+            }
+            Event::BranchDecision(e) => {
+                self.node(&e.node, seq).output = Value::Bool(e.value);
+                self.decisions.push(Decision {
+                    node: e.node.into_owned(),
+                    arm: e.arm.name().to_string(),
+                    value: e.value,
+                    seq,
+                });
+            }
+            Event::RunPaused(e) => {
+                self.status = "paused".into();
+                self.pending_approvals = e.pending.into_iter().map(Cow::into_owned).collect();
+            }
+            Event::RunEnd(e) => {
+                self.status = e.status.name().to_string();
+                self.outputs = e.outputs.into_owned();
+            }
+            _ => {}
+        }
     }
 }
 
@@ -155,75 +164,40 @@ pub fn rebuild<R: BufRead>(
     };
     while let Some(line) = reader.next_line()? {
         let seq = line.seq;
-        let event = line.head.event;
+        let kind = line.kind()?;
         state.clock = state.clock.max(line.head.clock);
         state.events = seq + 1;
-        // Only the events that change the state are parsed beyond their head.
-        let needs_fields = !matches!(
-            event,
-            "Start" | "ForkSpawn" | "JoinComplete" | "PolicyAllow" | "ContentRedacted"
-        );
-        let f: Option<Fields<'_>> = if needs_fields {
-            serde_json::from_str(line.text).ok()
-        } else {
-            None
-        };
-        let node = line.head.node;
-        match (event, node, f) {
-            ("RunStart", _, Some(f)) => {
-                state.workflow = f.workflow.unwrap_or_default();
-                state.workflow_sha256 = f.workflow_sha256.unwrap_or_default();
-                state.seed = f.seed.unwrap_or_default();
-                state.inputs = f.inputs.unwrap_or(Value::Null);
-            }
-            ("Start", Some(id), _) => {
-                state.node(id, seq);
-            }
-            ("ToolOutput", Some(id), Some(f)) => {
-                let n = state.node(id, seq);
-                n.output = f.output.unwrap_or(Value::Null);
-                n.error = f.error;
-            }
-            ("End", Some(id), Some(f)) => {
-                let n = state.node(id, seq);
-                n.status = status_name(f.status);
-                n.attempts = f.attempts.unwrap_or(n.attempts);
-                if f.error.is_some() {
-                    n.error = f.error;
+        // Only the events that change the state beyond creating a node are read whole.
+        match kind {
+            Kind::Start => {
+                if let Some(id) = line.head.node {
+                    state.node(id, seq);
                 }
             }
-            ("Error", Some(id), Some(f)) => {
-                state.node(id, seq).error = f.message;
+            Kind::ApprovalRequested => {
+                if let Some(id) = line.head.node {
+                    state.node(id, seq).status = "waiting";
+                }
             }
-            ("Skipped", Some(id), Some(f)) => {
-                let n = state.node(id, seq);
-                n.status = "skipped";
-                n.reason = f.reason;
-            }
-            ("BranchDecision", Some(id), Some(f)) => {
-                state.node(id, seq).output = Value::Bool(f.value.unwrap_or_default());
-                state.decisions.push(Decision {
-                    node: id.to_string(),
-                    arm: f.arm.unwrap_or_default(),
-                    value: f.value.unwrap_or_default(),
-                    seq,
-                });
-            }
-            ("ApprovalRequested", Some(id), _) => {
-                state.node(id, seq).status = "waiting";
-            }
-            ("RunPaused", _, Some(f)) => {
-                state.status = "paused".into();
-                state.pending_approvals = f.pending.unwrap_or_default();
-            }
-            ("RunEnd", _, Some(f)) => {
-                state.status = status_name(f.status).to_string();
-                state.outputs = f.outputs.unwrap_or(Value::Null);
-            }
-            _ => {}
+            Kind::RunStart
+            | Kind::ToolOutput
+            | Kind::End
+            | Kind::Error
+            | Kind::Skipped
+            | Kind::BranchDecision
+            | Kind::RunPaused
+            | Kind::RunEnd => state.apply(line.event()?, seq),
+            Kind::ForkSpawn
+            | Kind::JoinComplete
+            | Kind::PolicyAllow
+            | Kind::PolicyDeny
+            | Kind::ContentRedacted
+            | Kind::CallLimitExceeded
+            | Kind::Retry
+            | Kind::ApprovalResolved => {}
         }
         if until == Some(seq) {
-            if !matches!(event, "RunEnd" | "RunPaused") {
+            if !matches!(kind, Kind::RunEnd | Kind::RunPaused) {
                 state.status = "incomplete".into();
             }
             break;

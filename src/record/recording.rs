@@ -6,9 +6,10 @@
 //! [`Divergence`] and fails, never a live call.
 
 use crate::engine::ApprovalDecision;
+use crate::ledger::event::{Event, RawJson, Stream, StreamName, Verdict};
 use crate::tools::{Attempt, Captured, Outcome};
-use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One recorded tool call.
@@ -25,7 +26,7 @@ pub struct RecordedCall {
 /// Every recorded call of a ledger, by node or instance id.
 #[derive(Debug, Default)]
 pub struct Recording {
-    pub calls: HashMap<String, RecordedCall>,
+    pub(super) calls: HashMap<String, RecordedCall>,
     /// `ContentRedacted` per node: the recorded results are already redacted, so a replay
     /// takes the counts from the recording.
     redactions: HashMap<String, Vec<(String, u64)>>,
@@ -34,7 +35,7 @@ pub struct Recording {
 }
 
 /// A call the recording cannot answer.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Divergence {
     pub node: String,
     pub reason: String,
@@ -44,151 +45,107 @@ pub struct Divergence {
     pub asked: Value,
 }
 
-#[derive(Deserialize)]
-struct Fields {
-    #[serde(default)]
-    tool: Option<String>,
-    #[serde(default)]
-    input_sha256: Option<String>,
-    #[serde(default)]
-    input: Option<Value>,
-    #[serde(default)]
-    output: Value,
-    #[serde(default)]
-    stdout: Option<String>,
-    #[serde(default)]
-    stderr: Option<String>,
-    #[serde(default)]
-    stdout_bytes: Option<u64>,
-    #[serde(default)]
-    stderr_bytes: Option<u64>,
-    #[serde(default)]
-    stdout_sha256: Option<String>,
-    #[serde(default)]
-    stderr_sha256: Option<String>,
-    #[serde(default)]
-    exit_code: Option<i32>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    delay_ms: Option<u64>,
-    #[serde(default)]
-    attempts: Option<u64>,
-}
-
-fn captured(text: Option<String>, bytes: Option<u64>, sha256: Option<String>) -> Option<Captured> {
-    text.map(|text| Captured {
-        bytes: bytes.unwrap_or(text.len() as u64),
-        truncated: bytes.is_some(),
-        sha256,
-        text,
+/// A captured stream as a tool call gave it, from what the ledger recorded.
+fn captured(stream: Option<Stream<'_>>) -> Option<Captured> {
+    stream.map(|s| {
+        let text = s.text.into_owned();
+        let (bytes, truncated, sha256) = match s.truncated {
+            Some((bytes, sha256)) => (bytes, true, sha256.map(Cow::into_owned)),
+            None => (text.len() as u64, false, None),
+        };
+        Captured {
+            text,
+            bytes,
+            truncated,
+            sha256,
+        }
     })
 }
 
 impl Recording {
-    /// Adds one ledger line (its event type, node and full text) to the recording.
-    pub fn add(&mut self, event: &str, node: Option<&str>, text: &str) -> Result<(), String> {
-        let Some(node) = node else { return Ok(()) };
-        if event == "ApprovalResolved" {
-            #[derive(Deserialize)]
-            struct Resolved {
-                decision: String,
-                #[serde(default)]
-                approver: Option<String>,
-                #[serde(default)]
-                reason: Option<String>,
-            }
-            let r: Resolved = serde_json::from_str(text)
-                .map_err(|e| format!("ApprovalResolved of `{node}`: {e}"))?;
-            self.approvals.insert(
-                node.to_string(),
-                ApprovalDecision {
-                    approve: r.decision == "approved",
-                    approver: r.approver,
-                    reason: r.reason,
-                },
-            );
-            return Ok(());
-        }
-        if event == "ContentRedacted" {
-            #[derive(Deserialize)]
-            struct Redacted {
-                field: String,
-                count: u64,
-            }
-            let r: Redacted = serde_json::from_str(text)
-                .map_err(|e| format!("ContentRedacted of `{node}`: {e}"))?;
-            // The input's redaction is recomputed from the re-rendered input.
-            if r.field != "input" {
-                self.redactions
-                    .entry(node.to_string())
-                    .or_default()
-                    .push((r.field, r.count));
-            }
-            return Ok(());
-        }
-        if !matches!(event, "Start" | "ToolOutput" | "Retry" | "End") {
-            return Ok(());
-        }
-        let f: Fields =
-            serde_json::from_str(text).map_err(|e| format!("{event} of `{node}`: {e}"))?;
+    /// Adds one ledger event to the recording; events that say nothing about calls or
+    /// decisions are passed over.
+    pub fn add(&mut self, event: Event<'_>) {
         match event {
-            "Start" => {
-                // A fan-out node's own Start has `for_each` and no input: not a call. A tool
-                // without keys records no input either, but each of its Starts is a call.
-                if f.input.is_some()
-                    || f.input_sha256.is_some()
-                    || f.tool
-                        .as_deref()
-                        .and_then(crate::tools::find)
-                        .is_some_and(|t| t.spec().keys.is_empty())
-                {
-                    self.calls.insert(
-                        node.to_string(),
-                        RecordedCall {
-                            tool: f.tool.unwrap_or_default(),
-                            input_sha256: f.input_sha256,
-                            input: f.input,
-                            ..RecordedCall::default()
-                        },
-                    );
-                }
+            Event::ApprovalResolved(e) => {
+                self.approvals.insert(
+                    e.node.to_string(),
+                    ApprovalDecision {
+                        approve: e.decision == Verdict::Approved,
+                        approver: e.approver.map(Cow::into_owned),
+                        reason: e.reason.map(Cow::into_owned),
+                    },
+                );
             }
-            "ToolOutput" => {
-                if let Some(call) = self.calls.get_mut(node) {
+            // The input's redaction is recomputed from the re-rendered input.
+            Event::ContentRedacted { node, field, count } if field != "input" => {
+                self.redactions
+                    .entry(node.into_owned())
+                    .or_default()
+                    .push((field.into_owned(), count));
+            }
+            // A fan-out node's own Start has `for_each` and no input: not a call. A tool
+            // without keys records no input, and each of its Starts is a call all the same.
+            Event::Start(e)
+                if e.input.is_some()
+                    || e.input_sha256.is_some()
+                    || crate::tools::find(&e.tool).is_some_and(|t| t.spec().keys.is_empty()) =>
+            {
+                self.calls.insert(
+                    e.node.into_owned(),
+                    RecordedCall {
+                        tool: e.tool.into_owned(),
+                        input_sha256: e.input_sha256.map(Cow::into_owned),
+                        input: e.input.as_ref().map(RawJson::to_value),
+                        ..RecordedCall::default()
+                    },
+                );
+            }
+            Event::ToolOutput(e) => {
+                if let Some(call) = self.calls.get_mut(e.node.as_ref()) {
+                    let (stdout, stderr) = (
+                        captured(e.stream(StreamName::Stdout)),
+                        captured(e.stream(StreamName::Stderr)),
+                    );
                     call.attempts.push(Attempt {
                         outcome: Outcome {
-                            output: f.output,
-                            stdout: captured(f.stdout, f.stdout_bytes, f.stdout_sha256),
-                            stderr: captured(f.stderr, f.stderr_bytes, f.stderr_sha256),
-                            exit_code: f.exit_code,
-                            error: f.error,
+                            output: e.output.into_owned(),
+                            stdout,
+                            stderr,
+                            // The engine writes an `i32`; a forged code out of its range is
+                            // left out, and a re-driven ledger shows the line as changed.
+                            exit_code: e.exit_code.and_then(|c| i32::try_from(c).ok()),
+                            error: e.error.map(Cow::into_owned),
                         },
                         delay_ms: None,
                     });
                 }
             }
-            "Retry" => {
-                if let Some(last) = self.calls.get_mut(node).and_then(|c| c.attempts.last_mut()) {
-                    last.delay_ms = f.delay_ms;
+            Event::Retry(e) => {
+                if let Some(last) = self
+                    .calls
+                    .get_mut(e.node.as_ref())
+                    .and_then(|c| c.attempts.last_mut())
+                {
+                    last.delay_ms = Some(e.delay_ms);
                 }
             }
-            _ => {
-                if let Some(call) = self.calls.get_mut(node) {
-                    call.ended_attempts = f.attempts.unwrap_or(0);
+            Event::End(e) => {
+                if let Some(call) = self.calls.get_mut(e.node.as_ref()) {
+                    call.ended_attempts = e.attempts.unwrap_or(0);
                 }
             }
+            _ => {}
         }
-        Ok(())
     }
 
     /// The recorded redactions of `id`'s results.
-    pub(crate) fn redactions(&self, id: &str) -> Vec<(String, u64)> {
+    pub(super) fn redactions(&self, id: &str) -> Vec<(String, u64)> {
         self.redactions.get(id).cloned().unwrap_or_default()
     }
 
     /// The recorded attempts of `id` if its input digest is `digest`.
-    pub(crate) fn answer(
+    pub(super) fn answer(
         &self,
         id: &str,
         tool: &str,

@@ -11,10 +11,11 @@
 
 use super::{Divergence, Recording};
 use crate::engine::{self, EngineError, RunOptions};
-use crate::ledger::reader::{self, ReadError};
+use crate::ledger::event::{self, Event};
+use crate::ledger::reader::{self, Head, ReadError};
 use crate::ledger::writer::Memory;
+use crate::plan::Organisation;
 use crate::workflow::{self, Diagnostics, Workflow};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -58,14 +59,32 @@ pub struct Outcome {
     pub first_difference: Option<Difference>,
 }
 
-#[derive(Deserialize)]
+/// What a replay takes from the recorded `RunStart`.
 struct Start {
     workflow_source: String,
-    #[serde(default)]
-    policy: Value,
-    #[serde(default)]
     inputs: Map<String, Value>,
     seed: u64,
+    organisation: Option<Organisation>,
+}
+
+impl Start {
+    fn read(start: event::RunStart<'_>, ledger: &Path) -> Result<Self, ReplayError> {
+        let Value::Object(inputs) = start.inputs.as_ref() else {
+            return Err(ReplayError::Input(format!(
+                "{}:1: RunStart lacks what a replay needs: `inputs` is not an object",
+                ledger.display()
+            )));
+        };
+        let organisation = Organisation::recorded(&start).map_err(|message| {
+            ReplayError::Input(format!("the recorded organisation policy: {message}"))
+        })?;
+        Ok(Start {
+            inputs: inputs.clone(),
+            workflow_source: start.workflow_source.into_owned(),
+            seed: start.seed,
+            organisation,
+        })
+    }
 }
 
 /// Re-drives the ledger's own workflow (`against: None`, byte-identity required) or a changed
@@ -75,20 +94,10 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     let mut recording = Recording::default();
     let mut start: Option<Start> = None;
     while let Some(line) = r.next_line()? {
-        if line.seq == 0 {
-            start = Some(serde_json::from_str(line.text).map_err(|e| {
-                ReplayError::Input(format!(
-                    "{}:1: RunStart lacks what a replay needs: {e}",
-                    ledger.display()
-                ))
-            })?);
-            continue;
+        match line.event()? {
+            Event::RunStart(s) if line.seq == 0 => start = Some(Start::read(s, ledger)?),
+            event => recording.add(event),
         }
-        recording
-            .add(line.head.event, line.head.node, line.text)
-            .map_err(|e| {
-                ReplayError::Input(format!("{}:{}: {e}", ledger.display(), line.seq + 1))
-            })?;
     }
     let events = r.lines();
     let start = start.expect("the reader checks that line 0 is RunStart");
@@ -106,27 +115,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     };
     // The same effective policy as the recorded run: the organisation policy it recorded, and
     // the workflow's own.
-    let org = match start
-        .policy
-        .get("organisation_source")
-        .and_then(Value::as_str)
-    {
-        Some(source) => {
-            let node = crate::syntax::yaml::parse(source).map_err(|e| {
-                ReplayError::Input(format!("the recorded organisation policy: {}", e.message))
-            })?;
-            let mut errors = Vec::new();
-            let spec = crate::policy::PolicySpec::read(&node, &mut errors);
-            Some((spec, source.to_string()))
-        }
-        None => None,
-    };
-    let layers = crate::plan::layers(
-        workflow,
-        org.as_ref()
-            .map(|(s, src)| ("organisation policy", s, src.as_str())),
-    );
-    let policy = crate::policy::effective::Effective::new(layers);
+    let policy = crate::plan::effective_policy(workflow, start.organisation.as_ref());
     let memory = Memory::default();
     let options = RunOptions {
         jobs: 1,
@@ -134,7 +123,6 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         inputs: Vec::new(),
         summary: false,
         approvals: recording.approvals.clone(),
-        resume: false,
         ask: None,
         cancel: Default::default(),
     };
@@ -144,7 +132,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         &policy,
         &inputs,
         memory.clone(),
-        Some(&recording),
+        super::CallSource::Replay(&recording),
     )?;
     let regenerated = String::from_utf8(memory.take()).unwrap_or_default();
     let first_difference = compare(ledger, &regenerated, against.is_some(), &report.divergences)?;
@@ -188,16 +176,6 @@ fn inputs_against(w: &Workflow, start: &Start) -> Result<Map<String, Value>, Rep
     Ok(inputs)
 }
 
-#[derive(Deserialize)]
-struct Decision<'a> {
-    #[serde(borrow)]
-    event: &'a str,
-    #[serde(borrow, default)]
-    node: Option<&'a str>,
-    #[serde(borrow, default)]
-    arm: Option<&'a str>,
-}
-
 fn compare(
     ledger: &Path,
     regenerated: &str,
@@ -235,14 +213,17 @@ fn explain(
     replayed: Option<&str>,
     divergences: &[Divergence],
 ) -> Difference {
-    fn parse(t: Option<&str>) -> Option<Decision<'_>> {
-        t.and_then(|t| serde_json::from_str(t).ok())
+    // Both ledgers have been read through (or written by) this kairos: their lines parse.
+    fn read(text: Option<&str>) -> Option<Event<'_>> {
+        let text = text?;
+        let head: Head<'_> = serde_json::from_str(text).ok()?;
+        Event::parse(head.event, text).ok()
     }
-    let (old, new) = (parse(recorded), parse(replayed));
+    let (old, new) = (read(recorded), read(replayed));
     let node = new
         .as_ref()
-        .and_then(|d| d.node)
-        .or_else(|| old.as_ref().and_then(|d| d.node))
+        .and_then(Event::node)
+        .or_else(|| old.as_ref().and_then(Event::node))
         .map(str::to_string);
     let divergence = node
         .as_ref()
@@ -250,37 +231,37 @@ fn explain(
         .cloned();
     let explanation = match (&old, &new, &divergence) {
         (_, _, Some(d)) => format!("node `{}`: {}", d.node, d.reason),
-        (Some(o), Some(n), None)
-            if o.event == "BranchDecision" && n.event == "BranchDecision" && o.node == n.node =>
+        (Some(Event::BranchDecision(o)), Some(Event::BranchDecision(n)), None)
+            if o.node == n.node =>
         {
             format!(
                 "branch `{}` now takes `{}` (the recording took `{}`)",
-                n.node.unwrap_or_default(),
-                n.arm.unwrap_or_default(),
-                o.arm.unwrap_or_default()
+                n.node,
+                n.arm.name(),
+                o.arm.name()
             )
         }
-        (Some(o), Some(n), None) if o.node != n.node => format!(
+        (Some(o), Some(n), None) if o.node() != n.node() => format!(
             "the recording has {} of `{}` here, the workflow now gives {} of `{}` (a node was added, removed or reordered)",
-            o.event,
-            o.node.unwrap_or("-"),
-            n.event,
-            n.node.unwrap_or("-")
+            o.kind(),
+            o.node().unwrap_or("-"),
+            n.kind(),
+            n.node().unwrap_or("-")
         ),
         (Some(o), Some(n), None) => format!(
             "{} of `{}` differs",
-            n.event,
-            n.node.or(o.node).unwrap_or("-")
+            n.kind(),
+            n.node().or(o.node()).unwrap_or("-")
         ),
         (Some(o), None, None) => format!(
             "the replay ends before the recorded {} of `{}`",
-            o.event,
-            o.node.unwrap_or("-")
+            o.kind(),
+            o.node().unwrap_or("-")
         ),
         (None, Some(n), None) => format!(
             "the replay goes on past the recording: {} of `{}`",
-            n.event,
-            n.node.unwrap_or("-")
+            n.kind(),
+            n.node().unwrap_or("-")
         ),
         (None, None, None) => "the lines differ".to_string(),
     };

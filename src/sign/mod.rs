@@ -6,16 +6,17 @@
 //! - [`verify`]: the checks of `kairos verify`, as a checklist.
 //!
 //! Every command reads the ledger once, streaming, through the shared
-//! [`crate::ledger::reader`]: [`scan`] checks the format, `seq` and chain, and hashes the file
-//! as it goes.
+//! [`crate::ledger::reader`]: [`scan`] checks the format, `seq` and chain, refuses events this
+//! kairos does not know (a signature vouches for what kairos can read back), and hashes the
+//! file as it goes.
 
 pub mod envelope;
 pub mod keys;
 pub mod sshsig;
 pub mod verify;
 
+use crate::ledger::event::{Event, Kind};
 use crate::ledger::reader::{self, ReadError};
-use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha512};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -139,20 +140,6 @@ impl<R: Read> Read for Hashing<'_, R> {
     }
 }
 
-#[derive(Deserialize)]
-struct RunStart<'a> {
-    #[serde(borrow, default)]
-    workflow: Option<&'a str>,
-    #[serde(borrow, default)]
-    workflow_sha256: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct RunEnd<'a> {
-    #[serde(borrow, default)]
-    status: Option<&'a str>,
-}
-
 /// Reads the whole ledger once: checks format, `seq` and chain (the shared reader), and
 /// hashes the file (SHA-256, plus `ssh_hash` for an SSHSIG) on the way.
 pub fn scan(path: &Path, ssh_hash: Option<ssh_key::HashAlg>) -> Result<Facts, ScanFailure> {
@@ -181,7 +168,7 @@ pub fn scan(path: &Path, ssh_hash: Option<ssh_key::HashAlg>) -> Result<Facts, Sc
         };
         let mut r = reader::Reader::new(std::io::BufReader::with_capacity(1 << 16, source), name);
         let mut status: &'static str = "incomplete";
-        let mut end_status = String::new();
+        let mut end_status = "";
         loop {
             let line = match r.next_line() {
                 Ok(Some(line)) => line,
@@ -191,25 +178,27 @@ pub fn scan(path: &Path, ssh_hash: Option<ssh_key::HashAlg>) -> Result<Facts, Sc
                     return Err(ScanFailure { error, lines_ok });
                 }
             };
-            match line.head.event {
-                "RunStart" if line.seq == 0 => {
-                    if let Ok(start) = serde_json::from_str::<RunStart<'_>>(line.text) {
-                        facts.workflow = start.workflow.unwrap_or_default().to_string();
-                        facts.workflow_sha256 =
-                            start.workflow_sha256.unwrap_or_default().to_string();
+            // Only the lines the facts come from are read whole; every other line's kind is
+            // checked, so a ledger with events this kairos does not know is refused.
+            let fail = |error| ScanFailure {
+                error,
+                lines_ok: line.seq,
+            };
+            let kind = line.kind().map_err(fail)?;
+            status = match kind {
+                Kind::RunPaused => "paused",
+                Kind::RunEnd => "",
+                _ => "incomplete",
+            };
+            if (kind == Kind::RunStart && line.seq == 0) || kind == Kind::RunEnd {
+                match line.event().map_err(fail)? {
+                    Event::RunStart(start) => {
+                        facts.workflow = start.workflow.into_owned();
+                        facts.workflow_sha256 = start.workflow_sha256.into_owned();
                     }
-                    status = "incomplete";
+                    Event::RunEnd(end) => end_status = end.status.name(),
+                    _ => {}
                 }
-                "RunEnd" => {
-                    end_status = serde_json::from_str::<RunEnd<'_>>(line.text)
-                        .ok()
-                        .and_then(|e| e.status)
-                        .unwrap_or("incomplete")
-                        .to_string();
-                    status = "";
-                }
-                "RunPaused" => status = "paused",
-                _ => status = "incomplete",
             }
         }
         facts.records = r.lines();
@@ -217,8 +206,9 @@ pub fn scan(path: &Path, ssh_hash: Option<ssh_key::HashAlg>) -> Result<Facts, Sc
         facts.status = if status.is_empty() {
             end_status
         } else {
-            status.to_string()
-        };
+            status
+        }
+        .to_string();
     }
     facts.sha256 = hex::encode(sha256.finalize());
     facts.ssh_prehash = extra.map(ExtraHash::finish);

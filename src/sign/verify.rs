@@ -263,7 +263,9 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
             let (line, kind) = match &failure.error {
                 ReadError::BadSeq { line, .. } => (*line, 1),
                 ReadError::BrokenChain { line, .. } => (*line, 2),
-                ReadError::NotJson { line, .. } | ReadError::Torn { line, .. } => (*line, 0),
+                ReadError::NotJson { line, .. }
+                | ReadError::Torn { line, .. }
+                | ReadError::Event { line, .. } => (*line, 0),
                 _ => (1, 0),
             };
             let message = failure.error.to_string();

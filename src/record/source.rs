@@ -1,0 +1,290 @@
+//! Where a task call's result comes from: the tool itself, or a recording.
+//!
+//! The engine asks [`CallSource::answer`] once per task call, after its policy decision and
+//! before anything runs. A live run always runs the tool. A replay (`kairos replay --check`,
+//! `--against`) never does: the recording answers every call, and a call it cannot answer
+//! (no recorded result, another tool, another input) is a [`Divergence`] that fails the node.
+//! A resumed run (`kairos run --resume`) takes what the recording has, so no committed call
+//! runs twice, and runs the rest.
+//!
+//! The input is passed as a closure: rendering and redacting it is only needed when a
+//! recording answers, and a live run should not pay for it twice.
+
+use super::{Divergence, Recording};
+use crate::tools::{Attempt, Outcome, ToolSpec};
+use serde_json::Value;
+
+/// Where the engine gets the results of task calls.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum CallSource<'r> {
+    /// Every call runs.
+    #[default]
+    Live,
+    /// Every call is answered from the recording or diverges; nothing runs.
+    Replay(&'r Recording),
+    /// A call the recording has is answered from it; the others run.
+    Resume(&'r Recording),
+}
+
+/// What to do with one call.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    /// Run the tool.
+    Run,
+    /// The recording's result. `input` is the one the `input` closure gave (what the node's
+    /// `Start` records); `redactions` are the counts the recording has for the call's
+    /// results, which are already redacted.
+    Recorded {
+        input: Value,
+        attempts: Vec<Attempt>,
+        redactions: Vec<(String, u64)>,
+    },
+    /// The recording cannot answer: the node fails with [`Divergence::attempt`], and the run
+    /// reports `divergence`. `input` and `redactions` as for [`Answer::Recorded`].
+    Diverged {
+        input: Value,
+        redactions: Vec<(String, u64)>,
+        divergence: Divergence,
+    },
+}
+
+impl CallSource<'_> {
+    /// Where the result of call `id` of `tool` comes from. `input` gives the call's rendered
+    /// input as the ledger records it (redacted); it is called only when a recording answers.
+    pub fn answer(&self, id: &str, tool: &ToolSpec, input: impl FnOnce() -> Value) -> Answer {
+        let recording = match *self {
+            CallSource::Live => return Answer::Run,
+            CallSource::Replay(r) => r,
+            CallSource::Resume(r) if r.calls.contains_key(id) => r,
+            CallSource::Resume(_) => return Answer::Run,
+        };
+        let input = input();
+        // The recorded counts go with the node whether or not the call matches: they describe
+        // the recording, as the ledger a replay regenerates has always shown them.
+        let redactions = recording.redactions(id);
+        let digest = digest(tool, &input);
+        match recording.answer(id, tool.name, digest.as_deref(), &input) {
+            Ok(attempts) => Answer::Recorded {
+                input,
+                attempts,
+                redactions,
+            },
+            Err(divergence) => Answer::Diverged {
+                input,
+                redactions,
+                divergence,
+            },
+        }
+    }
+}
+
+/// The digest a call's `Start` records: none for a tool without arguments (noop), which has
+/// no invocation to tell apart.
+fn digest(tool: &ToolSpec, input: &Value) -> Option<String> {
+    (!tool.keys.is_empty()).then(|| {
+        crate::ledger::input_digest(tool.name, &serde_json::to_string(input).unwrap_or_default())
+    })
+}
+
+impl Divergence {
+    /// The one failed attempt a node whose call diverged records.
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            outcome: Outcome {
+                error: Some(format!("replay diverged: {}", self.reason)),
+                ..Outcome::default()
+            },
+            delay_ms: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::event::{self, Event, RawJson, Text};
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    fn tool(name: &str) -> &'static ToolSpec {
+        crate::tools::find(name).unwrap().spec()
+    }
+
+    fn start(node: &str, tool: &str, input: Option<&'static str>) -> Event<'static> {
+        Event::Start(event::Start {
+            node: Text::from(node.to_string()),
+            tool: Text::from(tool.to_string()),
+            input_sha256: input.map(|i| crate::ledger::input_digest(tool, i).into()),
+            input: input.map(|i| RawJson(i.into())),
+            for_each: None,
+        })
+    }
+
+    fn output(node: &str, attempt: u64, value: Value, error: Option<&str>) -> Event<'static> {
+        Event::ToolOutput(event::ToolOutput {
+            node: Text::from(node.to_string()),
+            attempt,
+            output: Cow::Owned(value),
+            stdout: None,
+            stdout_bytes: None,
+            stdout_sha256: None,
+            stderr: None,
+            stderr_bytes: None,
+            stderr_sha256: None,
+            exit_code: None,
+            error: error.map(|e| Text::from(e.to_string())),
+        })
+    }
+
+    fn end(node: &str, attempts: u64) -> Event<'static> {
+        Event::End(event::End {
+            attempts: Some(attempts),
+            ..event::End::plain(node.to_string(), event::Status::Succeeded)
+        })
+    }
+
+    /// `greet` (echo "hi") succeeded on its second attempt after a 5 ms backoff, and its
+    /// output had one secret masked; `wait` is a noop that ran once.
+    fn recording() -> Recording {
+        let mut r = Recording::default();
+        for e in [
+            start("greet", "echo", Some(r#"{"message":"hi"}"#)),
+            output("greet", 1, Value::Null, Some("busy")),
+            Event::Retry(event::Retry {
+                node: "greet".into(),
+                attempt: 2,
+                delay_ms: 5,
+                reason: None,
+            }),
+            output("greet", 2, json!("hi"), None),
+            Event::ContentRedacted {
+                node: "greet".into(),
+                field: "output".into(),
+                count: 1,
+            },
+            Event::ContentRedacted {
+                node: "greet".into(),
+                field: "input".into(),
+                count: 1,
+            },
+            end("greet", 2),
+            start("wait", "noop", None),
+            end("wait", 1),
+        ] {
+            r.add(e);
+        }
+        r
+    }
+
+    fn hi() -> Value {
+        json!({"message": "hi"})
+    }
+
+    #[test]
+    fn replay_answers_a_recorded_call_with_its_attempts() {
+        let r = recording();
+        let answer = CallSource::Replay(&r).answer("greet", tool("echo"), hi);
+        let Answer::Recorded {
+            input,
+            attempts,
+            redactions,
+        } = answer
+        else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(input, hi());
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts[0].outcome.error.as_deref(), Some("busy"));
+        assert_eq!(attempts[0].delay_ms, Some(5));
+        assert_eq!(attempts[1].outcome.output, json!("hi"));
+        assert_eq!(attempts[1].delay_ms, None);
+        // The input's count is recomputed from the input rendered now, not taken over.
+        assert_eq!(redactions, [("output".to_string(), 1)]);
+    }
+
+    #[test]
+    fn replay_answers_a_call_without_arguments_by_its_attempt_count() {
+        let r = recording();
+        let answer = CallSource::Replay(&r).answer("wait", tool("noop"), || json!({}));
+        let Answer::Recorded { attempts, .. } = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(attempts, [Attempt::default()]);
+    }
+
+    fn diverged(answer: Answer) -> Divergence {
+        match answer {
+            Answer::Diverged { divergence, .. } => divergence,
+            other => panic!("expected a divergence, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replay_diverges_on_a_changed_input() {
+        let r = recording();
+        let asked = json!({"message": "hello"});
+        let d = diverged(CallSource::Replay(&r).answer("greet", tool("echo"), || asked.clone()));
+        assert_eq!(d.node, "greet");
+        assert_eq!(d.reason, "the rendered input differs from the recorded one");
+        assert_eq!(d.recorded, Some(hi()));
+        assert_eq!(d.asked, asked);
+        assert_eq!(
+            d.attempt().outcome.error.as_deref(),
+            Some("replay diverged: the rendered input differs from the recorded one")
+        );
+    }
+
+    #[test]
+    fn replay_diverges_on_another_tool() {
+        let r = recording();
+        let d = diverged(CallSource::Replay(&r).answer(
+            "greet",
+            tool("shell"),
+            || json!({"run": "echo hi"}),
+        ));
+        assert_eq!(
+            d.reason,
+            "the recording ran tool `echo`, the workflow now asks for `shell`"
+        );
+        assert_eq!(d.recorded, Some(hi()));
+    }
+
+    #[test]
+    fn replay_diverges_on_a_call_the_recording_lacks() {
+        let r = recording();
+        let answer = CallSource::Replay(&r).answer("later", tool("echo"), hi);
+        let Answer::Diverged {
+            input, divergence, ..
+        } = answer
+        else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(input, hi());
+        assert_eq!(divergence.reason, "no recorded result for this call");
+        assert_eq!(divergence.recorded, None);
+    }
+
+    #[test]
+    fn resume_answers_what_the_recording_has_and_runs_the_rest() {
+        let r = recording();
+        let source = CallSource::Resume(&r);
+        assert!(matches!(
+            source.answer("greet", tool("echo"), hi),
+            Answer::Recorded { .. }
+        ));
+        let not_rendered = || -> Value { panic!("a call that runs needs no recorded input") };
+        assert_eq!(
+            source.answer("later", tool("echo"), not_rendered),
+            Answer::Run
+        );
+    }
+
+    #[test]
+    fn a_live_run_runs_every_call() {
+        let not_rendered = || -> Value { panic!("a live call needs no recorded input") };
+        assert_eq!(
+            CallSource::Live.answer("greet", tool("echo"), not_rendered),
+            Answer::Run
+        );
+    }
+}
