@@ -24,6 +24,7 @@
 //! Everything is iterative (sets of ready nodes, counters): a 1,000,000-node chain runs without
 //! recursion.
 
+mod answer;
 mod approvals;
 mod commit;
 mod gate;
@@ -37,6 +38,7 @@ mod state;
 mod task;
 
 pub use crate::ledger::event::Status;
+pub use answer::{Answer, Answers, Divergence, Live};
 pub use approvals::{ApprovalDecision, Ask, AskFn};
 pub use commit::run_start;
 
@@ -45,7 +47,6 @@ use crate::ledger::event::{self as ev, Counts, Event};
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::policy::effective::Effective;
 use crate::policy::redact::Redactor;
-use crate::record::CallSource;
 use crate::workflow::{NodeIdx, NodeKind, Workflow};
 use approvals::{Approvals, Turn};
 use commit::Committer;
@@ -143,7 +144,7 @@ pub struct RunReport {
     pub ledger_lines: u64,
     pub chain_head: String,
     /// Replay: the calls the recording could not answer, in commit order of their nodes.
-    pub divergences: Vec<crate::record::Divergence>,
+    pub divergences: Vec<Divergence>,
 }
 
 /// Runs `workflow`, writing the ledger to `file`.
@@ -155,7 +156,7 @@ pub fn run(
 ) -> Result<RunReport, EngineError> {
     crate::plan::check_tools(workflow)?;
     let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
-    run_to(workflow, options, policy, &inputs, file, CallSource::Live)
+    run_to(workflow, options, policy, &inputs, file, &Live)
 }
 
 /// Runs `workflow` with resolved `inputs`, writing the ledger to `sink`; `source` says where
@@ -166,7 +167,7 @@ pub fn run_to(
     policy: &Effective,
     inputs: &Map<String, Value>,
     sink: impl Sink,
-    source: CallSource<'_>,
+    source: &dyn Answers,
 ) -> Result<RunReport, EngineError> {
     let seed = options.seed.unwrap_or(workflow.seed);
     let writer = Writer::start(sink, ChainState::default());
@@ -206,7 +207,7 @@ impl<'w> Engine<'w> {
         policy: &'w Effective,
         inputs: &Map<String, Value>,
         seed: u64,
-        source: CallSource<'w>,
+        source: &'w dyn Answers,
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();

@@ -4,12 +4,12 @@
 //! redacted before anything reads them.
 
 use super::Engine;
+use super::answer::{Answer, Answers, Divergence};
 use super::pool::{Job, execute_into};
 use super::render::{self, Locals, NodeValues, Renderer};
 use super::state::{NodeState, TaskRun};
 use crate::ledger::id::InstanceId;
 use crate::policy::redact::Redactor;
-use crate::record::{Answer, CallSource, Divergence};
 use crate::tools::{self, Attempt, Placement};
 use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
@@ -26,7 +26,7 @@ pub(super) struct Calls<'w> {
     pub redactor: Redactor,
     /// Where results come from: live calls, a recording (replay), or a recording with live
     /// calls for what it lacks (resume).
-    pub source: CallSource<'w>,
+    pub source: &'w dyn Answers,
     /// The calls the recording could not answer.
     pub divergences: Vec<Divergence>,
 }
@@ -92,7 +92,7 @@ impl Calls<'_> {
         run: &mut TaskRun,
     ) -> Option<Map<String, Value>> {
         let mut args = Some(args);
-        let answer = self.source.answer(id.as_str(), tool, || {
+        let answer = self.source.answer(id.as_str(), tool, &mut || {
             self.recorded_input(args.take().unwrap_or_default(), run)
         });
         let (input, redactions, attempts) = match answer {

@@ -7,7 +7,6 @@ use crate::cancel::Cancel;
 use crate::ledger::event::{Event, Status};
 use crate::ledger::writer::Memory;
 use crate::policy::{Capability, Resource};
-use crate::record::CallSource;
 use crate::tools::{Args, CallCx, KeyKind, Outcome, Placement, Tool, ToolSpec, Toolbox, key};
 use serde_json::Value;
 use std::sync::Mutex;
@@ -146,7 +145,7 @@ fn run(yaml: &str, tool: &'static dyn Tool, options: RunOptions) -> (RunReport, 
         &policy,
         &inputs,
         memory.clone(),
-        CallSource::Live,
+        &super::Live,
     )
     .unwrap();
     (report, String::from_utf8(memory.take()).unwrap())

@@ -13,5 +13,6 @@ pub mod redrive;
 pub mod resume;
 pub mod source;
 
-pub use recording::{Divergence, RecordedCall, Recording};
-pub use source::{Answer, CallSource};
+pub use crate::engine::Divergence;
+pub use recording::{RecordedCall, Recording};
+pub use source::CallSource;

@@ -5,7 +5,7 @@
 //! input has the recorded digest gets the recorded attempts back; any other call is a
 //! [`Divergence`] and fails, never a live call.
 
-use crate::engine::ApprovalDecision;
+use crate::engine::{ApprovalDecision, Divergence};
 use crate::ledger::event::{Event, RawJson, Stream, StreamName, Verdict};
 use crate::tools::{Attempt, Captured, Outcome};
 use serde_json::Value;
@@ -32,17 +32,6 @@ pub struct Recording {
     redactions: HashMap<String, Vec<(String, u64)>>,
     /// Recorded approval decisions, by node id.
     pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
-}
-
-/// A call the recording cannot answer.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Divergence {
-    pub node: String,
-    pub reason: String,
-    /// What the recording had (its rendered input), when it had the call.
-    pub recorded: Option<Value>,
-    /// What the workflow asked for now.
-    pub asked: Value,
 }
 
 /// A captured stream as a tool call gave it, from what the ledger recorded.

@@ -132,7 +132,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         &policy,
         &inputs,
         memory.clone(),
-        super::CallSource::Replay(&recording),
+        &super::CallSource::Replay(&recording),
     )?;
     let regenerated = String::from_utf8(memory.take()).unwrap_or_default();
     let first_difference = compare(ledger, &regenerated, against.is_some(), &report.divergences)?;

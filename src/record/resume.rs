@@ -97,7 +97,7 @@ pub fn resume(
         policy,
         &inputs,
         sink,
-        super::CallSource::Resume(&prefix.recording),
+        &super::CallSource::Resume(&prefix.recording),
     )?)
 }
 

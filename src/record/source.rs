@@ -1,59 +1,32 @@
-//! Where a task call's result comes from: the tool itself, or a recording.
+//! Recordings as the engine's source of call results (the engine's [`Answers`]).
 //!
-//! The engine asks [`CallSource::answer`] once per task call, after its policy decision and
-//! before anything runs. A live run always runs the tool. A replay (`kairos replay --check`,
+//! The engine asks once per task call, after its policy decision and before anything runs. A
+//! live run ([`crate::engine::Live`]) always runs the tool. A replay (`kairos replay --check`,
 //! `--against`) never does: the recording answers every call, and a call it cannot answer
-//! (no recorded result, another tool, another input) is a [`Divergence`] that fails the node.
+//! (no recorded result, another tool, another input) is a [`crate::engine::Divergence`] that fails the node.
 //! A resumed run (`kairos run --resume`) takes what the recording has, so no committed call
 //! runs twice, and runs the rest.
 //!
 //! The input is passed as a closure: rendering and redacting it is only needed when a
 //! recording answers, and a live run should not pay for it twice.
 
-use super::{Divergence, Recording};
-use crate::tools::{Attempt, Outcome, ToolSpec};
+use super::Recording;
+use crate::engine::{Answer, Answers};
+use crate::tools::ToolSpec;
 use serde_json::Value;
 
 /// Where the engine gets the results of task calls.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub enum CallSource<'r> {
-    /// Every call runs.
-    #[default]
-    Live,
     /// Every call is answered from the recording or diverges; nothing runs.
     Replay(&'r Recording),
     /// A call the recording has is answered from it; the others run.
     Resume(&'r Recording),
 }
 
-/// What to do with one call.
-#[derive(Debug, PartialEq)]
-pub enum Answer {
-    /// Run the tool.
-    Run,
-    /// The recording's result. `input` is the one the `input` closure gave (what the node's
-    /// `Start` records); `redactions` are the counts the recording has for the call's
-    /// results, which are already redacted.
-    Recorded {
-        input: Value,
-        attempts: Vec<Attempt>,
-        redactions: Vec<(String, u64)>,
-    },
-    /// The recording cannot answer: the node fails with [`Divergence::attempt`], and the run
-    /// reports `divergence`. `input` and `redactions` as for [`Answer::Recorded`].
-    Diverged {
-        input: Value,
-        redactions: Vec<(String, u64)>,
-        divergence: Divergence,
-    },
-}
-
-impl CallSource<'_> {
-    /// Where the result of call `id` of `tool` comes from. `input` gives the call's rendered
-    /// input as the ledger records it (redacted); it is called only when a recording answers.
-    pub fn answer(&self, id: &str, tool: &ToolSpec, input: impl FnOnce() -> Value) -> Answer {
+impl Answers for CallSource<'_> {
+    fn answer(&self, id: &str, tool: &ToolSpec, input: &mut dyn FnMut() -> Value) -> Answer {
         let recording = match *self {
-            CallSource::Live => return Answer::Run,
             CallSource::Replay(r) => r,
             CallSource::Resume(r) if r.calls.contains_key(id) => r,
             CallSource::Resume(_) => return Answer::Run,
@@ -86,23 +59,12 @@ fn digest(tool: &ToolSpec, input: &Value) -> Option<String> {
     })
 }
 
-impl Divergence {
-    /// The one failed attempt a node whose call diverged records.
-    pub fn attempt(&self) -> Attempt {
-        Attempt {
-            outcome: Outcome {
-                error: Some(format!("replay diverged: {}", self.reason)),
-                ..Outcome::default()
-            },
-            delay_ms: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Divergence;
     use crate::ledger::event::{self, Event, RawJson, Text};
+    use crate::tools::Attempt;
     use serde_json::json;
     use std::borrow::Cow;
 
@@ -183,7 +145,7 @@ mod tests {
     #[test]
     fn replay_answers_a_recorded_call_with_its_attempts() {
         let r = recording();
-        let answer = CallSource::Replay(&r).answer("greet", tool("echo"), hi);
+        let answer = CallSource::Replay(&r).answer("greet", tool("echo"), &mut hi);
         let Answer::Recorded {
             input,
             attempts,
@@ -205,7 +167,7 @@ mod tests {
     #[test]
     fn replay_answers_a_call_without_arguments_by_its_attempt_count() {
         let r = recording();
-        let answer = CallSource::Replay(&r).answer("wait", tool("noop"), || json!({}));
+        let answer = CallSource::Replay(&r).answer("wait", tool("noop"), &mut || json!({}));
         let Answer::Recorded { attempts, .. } = answer else {
             panic!("{answer:?}")
         };
@@ -223,7 +185,8 @@ mod tests {
     fn replay_diverges_on_a_changed_input() {
         let r = recording();
         let asked = json!({"message": "hello"});
-        let d = diverged(CallSource::Replay(&r).answer("greet", tool("echo"), || asked.clone()));
+        let d =
+            diverged(CallSource::Replay(&r).answer("greet", tool("echo"), &mut || asked.clone()));
         assert_eq!(d.node, "greet");
         assert_eq!(d.reason, "the rendered input differs from the recorded one");
         assert_eq!(d.recorded, Some(hi()));
@@ -240,7 +203,7 @@ mod tests {
         let d = diverged(CallSource::Replay(&r).answer(
             "greet",
             tool("shell"),
-            || json!({"run": "echo hi"}),
+            &mut || json!({"run": "echo hi"}),
         ));
         assert_eq!(
             d.reason,
@@ -252,7 +215,7 @@ mod tests {
     #[test]
     fn replay_diverges_on_a_call_the_recording_lacks() {
         let r = recording();
-        let answer = CallSource::Replay(&r).answer("later", tool("echo"), hi);
+        let answer = CallSource::Replay(&r).answer("later", tool("echo"), &mut hi);
         let Answer::Diverged {
             input, divergence, ..
         } = answer
@@ -269,21 +232,21 @@ mod tests {
         let r = recording();
         let source = CallSource::Resume(&r);
         assert!(matches!(
-            source.answer("greet", tool("echo"), hi),
+            source.answer("greet", tool("echo"), &mut hi),
             Answer::Recorded { .. }
         ));
-        let not_rendered = || -> Value { panic!("a call that runs needs no recorded input") };
+        let mut not_rendered = || -> Value { panic!("a call that runs needs no recorded input") };
         assert_eq!(
-            source.answer("later", tool("echo"), not_rendered),
+            source.answer("later", tool("echo"), &mut not_rendered),
             Answer::Run
         );
     }
 
     #[test]
     fn a_live_run_runs_every_call() {
-        let not_rendered = || -> Value { panic!("a live call needs no recorded input") };
+        let mut not_rendered = || -> Value { panic!("a live call needs no recorded input") };
         assert_eq!(
-            CallSource::Live.answer("greet", tool("echo"), not_rendered),
+            crate::engine::Live.answer("greet", tool("echo"), &mut not_rendered),
             Answer::Run
         );
     }
