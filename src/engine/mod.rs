@@ -12,14 +12,14 @@
 //!
 //! This file is the loop that drives the parts, each of which has one owner:
 //!
-//! - [`graph`]: the dense graph tables and the ready / committable sets ([`graph::Schedule`]);
-//! - [`state`]: each node's state and the rules that read it;
-//! - [`kinds`]: the one place that matches on a node's kind (begin, and events at commit);
-//! - [`task`]: task calls: rendering, answering from a recording, inline or on a worker;
-//! - [`pool`]: the worker threads and the retry loop of one call;
-//! - [`gate`]: the policy gate (capabilities, resources, `max_calls`, approval gating);
-//! - [`approvals`]: requesting and deciding approvals, or pausing;
-//! - [`commit`]: clocks, events, counts, the summary, and batches to the writer.
+//! - `graph`: the dense graph tables and the ready / committable sets (`graph::Schedule`);
+//! - `state`: each node's state and the rules that read it;
+//! - `kinds`: the one place that matches on a node's kind (begin, and events at commit);
+//! - `task`: task calls: rendering, answering from a recording, inline or on a worker;
+//! - `pool`: the worker threads and the retry loop of one call;
+//! - `gate`: the policy gate (capabilities, resources, `max_calls`, approval gating);
+//! - `approvals`: requesting and deciding approvals, or pausing;
+//! - `commit`: clocks, events, counts, the summary, and batches to the writer.
 //!
 //! Everything is iterative (sets of ready nodes, counters): a 1,000,000-node chain runs without
 //! recursion.

@@ -6,7 +6,7 @@
 //! reordered here changes both sides at once, and the round-trip tests below catch a writer
 //! and a reader that disagree.
 //!
-//! Writing goes through the byte encoder of [`super::encode`], not through serde, so lines are
+//! Writing goes through the byte encoder of `ledger/encode.rs`, not through serde, so lines are
 //! built without a JSON tree and their bytes never change for the same content: fields are
 //! written in the order they are declared here, optional fields only when present.
 //!
