@@ -76,10 +76,11 @@ impl<'w> Gate<'w> {
         args: &Map<String, Value>,
         run: &mut TaskRun,
     ) {
+        let spec = tool.spec();
         let enforced = self.policy.enforcement == Enforcement::Enforce;
         let mut checks = Vec::new();
         let mut denials = Vec::new();
-        let needed = CapSet::of(tool.spec().capabilities);
+        let needed = CapSet::of(spec.capabilities);
         if !needed.is_empty() {
             checks.push("capability");
             let granted = self.policy.granted_for(node.policy.as_deref());
@@ -109,7 +110,7 @@ impl<'w> Gate<'w> {
         }
         let limits = self
             .policy
-            .limits(tool.spec().name, &node.id, node.policy.as_deref());
+            .limits(spec.name, &node.id, node.policy.as_deref());
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
             for (key, limit) in limits {

@@ -15,6 +15,7 @@ pub struct Body<'a> {
 }
 
 impl<'a> Body<'a> {
+    #[inline]
     pub fn new(body: &'a mut String, kind: &str, clock: u64) -> Self {
         body.push_str("\"event\":\"");
         body.push_str(kind);
@@ -23,16 +24,19 @@ impl<'a> Body<'a> {
         Self { body }
     }
 
+    #[inline]
     pub fn node(self, id: &str) -> Self {
         self.str("node", id)
     }
 
+    #[inline]
     pub fn str(mut self, key: &str, value: &str) -> Self {
         self.key(key);
         push_json_str(self.body, value);
         self
     }
 
+    #[inline]
     pub fn opt_str(self, key: &str, value: Option<&str>) -> Self {
         match value {
             Some(v) => self.str(key, v),
@@ -40,18 +44,21 @@ impl<'a> Body<'a> {
         }
     }
 
+    #[inline]
     pub fn u64(mut self, key: &str, value: u64) -> Self {
         self.key(key);
         self.body.push_str(super::decimal(value, &mut [0; 20]));
         self
     }
 
+    #[inline]
     pub fn i64(mut self, key: &str, value: i64) -> Self {
         self.key(key);
         let _ = write!(self.body, "{value}");
         self
     }
 
+    #[inline]
     pub fn bool(mut self, key: &str, value: bool) -> Self {
         self.key(key);
         self.body.push_str(if value { "true" } else { "false" });
@@ -68,6 +75,7 @@ impl<'a> Body<'a> {
     }
 
     /// Already-serialized JSON.
+    #[inline]
     pub fn raw(mut self, key: &str, json: &str) -> Self {
         self.key(key);
         self.body.push_str(json);
@@ -87,6 +95,7 @@ impl<'a> Body<'a> {
         self
     }
 
+    #[inline]
     fn key(&mut self, key: &str) {
         self.body.push_str(",\"");
         self.body.push_str(key);
@@ -94,6 +103,7 @@ impl<'a> Body<'a> {
     }
 
     /// Ends the body (a newline separates it from the next in the batch).
+    #[inline]
     pub fn finish(self) {
         self.body.push('\n');
     }

@@ -11,16 +11,18 @@
 //! with [`InstanceId`], and readers (resume, replay, diff) ask [`Segment`]s what they are
 //! instead of searching the text for brackets.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// The id of one node instance, as the ledger's `node` field holds it.
+/// The id of one node instance, as the ledger's `node` field holds it. A node that runs once
+/// borrows its declared id (most nodes: no allocation per node).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InstanceId(String);
+pub struct InstanceId<'a>(Cow<'a, str>);
 
-impl InstanceId {
+impl<'a> InstanceId<'a> {
     /// A top-level node that runs once.
-    pub fn node(id: &str) -> Self {
-        InstanceId(id.to_string())
+    pub fn node(id: &'a str) -> Self {
+        InstanceId(Cow::Borrowed(id))
     }
 
     /// Item `k` of a `for_each` node.
@@ -28,7 +30,7 @@ impl InstanceId {
         let mut text = String::with_capacity(id.len() + 4);
         text.push_str(id);
         push_item(&mut text, k);
-        InstanceId(text)
+        InstanceId(Cow::Owned(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -36,7 +38,7 @@ impl InstanceId {
     }
 
     pub fn into_string(self) -> String {
-        self.0
+        self.0.into_owned()
     }
 }
 
@@ -46,13 +48,13 @@ fn push_item(text: &mut String, k: u32) {
     text.push(']');
 }
 
-impl fmt::Display for InstanceId {
+impl fmt::Display for InstanceId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl AsRef<str> for InstanceId {
+impl AsRef<str> for InstanceId<'_> {
     fn as_ref(&self) -> &str {
         &self.0
     }
