@@ -60,6 +60,50 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Outside programs some tests drive, and where they come from.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("dot", "install graphviz"),
+    ("openssl", "install openssl"),
+    ("ssh-keygen", "install openssh-client"),
+    ("python3", "install python3"),
+    ("script", "install bsdutils or util-linux"),
+];
+
+/// Whether `program` is on `PATH`. When it is not, the calling test should return at once:
+/// a notice goes to stderr (past the test harness's capture, so it shows in a normal `cargo
+/// test`). Under CI (`CI=true`, as `.ci/run` sets after installing the programs) a missing
+/// program fails the test instead, so a CI job never passes by skipping.
+#[track_caller]
+pub fn require_program(program: &str) -> bool {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if found {
+        return true;
+    }
+    let hint = PROGRAMS
+        .iter()
+        .find(|(name, _)| *name == program)
+        .map_or("install it", |(_, hint)| hint);
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    assert!(
+        !ci,
+        "{test} needs `{program}` ({hint}); under CI a missing program is an error"
+    );
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test} needs `{program}` ({hint})"
+    );
+    false
+}
+
 /// The project root (where `workflows/` lives).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
