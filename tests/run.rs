@@ -357,6 +357,27 @@ fn interpolated_values_cannot_inject_shell_commands() {
     );
 }
 
+/// A node that reads another only in the value of a slice (`(nodes.a.output | list)[:2]`)
+/// waits for it and sees its value: the reference counts as any other.
+#[test]
+fn a_reference_in_a_sliced_value_waits_for_the_node_and_reads_it() {
+    let yaml = format!(
+        "{HEAD}nodes:\n  - id: b\n    tool: template\n    with: {{ text: \"{{{{ (nodes.a.output | list)[:2] | join(',') }}}}\" }}\n  - id: a\n    tool: random\n    with: {{ shuffle: [x, y, z] }}\n"
+    );
+    let (code, events, stderr) = run(&yaml, &["-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    let drawn = of(&events, "ToolOutput", "a")[0]["output"].clone();
+    let shown = of(&events, "ToolOutput", "b")[0]["output"].clone();
+    assert_eq!(
+        shown,
+        format!(
+            "{},{}",
+            drawn[0].as_str().unwrap(),
+            drawn[1].as_str().unwrap()
+        )
+    );
+}
+
 #[test]
 fn ledgers_do_not_depend_on_directory_or_jobs() {
     let yaml = std::fs::read_to_string(root().join("workflows/quickstart.yaml"))

@@ -372,6 +372,32 @@ fn reference_to_unknown_node_by_subscript() {
     );
 }
 
+/// minijinja's variable tracking skips the value a slice is taken of; kairos reads the
+/// reference as written, so an unknown node there is found before anything runs.
+#[test]
+fn reference_to_unknown_node_in_a_sliced_value() {
+    single(
+        &wf(
+            "  - id: a\n    tool: noop\n  - id: b\n    tool: echo\n    with: { message: \"{{ (nodes.nope.output | list)[:2] }}\" }\n",
+        ),
+        "unknown_reference",
+        8,
+        33,
+        "unknown node `nope`",
+    );
+}
+
+#[test]
+fn nodes_without_a_literal_name_in_a_sliced_value() {
+    single(
+        &wf("  - id: a\n    tool: echo\n    with: { message: \"{{ (nodes | list)[:1] }}\" }\n"),
+        "invalid_value",
+        6,
+        27,
+        "`nodes` is used without naming a node",
+    );
+}
+
 #[test]
 fn reference_to_unknown_input() {
     single(

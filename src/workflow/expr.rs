@@ -106,9 +106,15 @@ pub fn check(
             return Vec::new();
         }
     };
+    // minijinja reports `nodes["ID"]` as a bare `nodes` and misses what a slice is taken of,
+    // so references to `nodes`, `inputs` and `run` are also read as written (see
+    // `written_references`); nodes only that way, since its reading covers minijinja's.
     // Sorted so that diagnostics and dependency lists do not depend on hash order.
-    let mut vars: Vec<String> = vars.into_iter().collect();
-    vars.sort();
+    let mut vars: std::collections::BTreeSet<String> = vars
+        .into_iter()
+        .filter(|v| v != "nodes" && !v.starts_with("nodes."))
+        .collect();
+    vars.extend(written_references(text, form));
     let mut used = Vec::new();
     for var in &vars {
         let mut parts = var.split('.');
@@ -134,23 +140,12 @@ pub fn check(
                         errors.push(unknown_node(id, text, source, scope));
                     }
                 }
-                None => {
-                    let subscripts = subscripted_ids(text);
-                    if subscripts.is_empty() {
-                        errors.push(WorkflowError::InvalidValue {
-                            message: "`nodes` is used without naming a node".into(),
-                            span: ss(find_in(text, source, "nodes")),
-                            label: "which node?".into(),
-                            help: Some("name the node: `nodes.ID.output`, or `nodes[\"ID\"].output` for ids with `-`; kairos orders nodes by the references it can see".into()),
-                        });
-                    }
-                    for id in subscripts {
-                        match scope.nodes.get(id.as_str()) {
-                            Some(&idx) => used.push(idx),
-                            None => errors.push(unknown_node(&id, text, source, scope)),
-                        }
-                    }
-                }
+                None => errors.push(WorkflowError::InvalidValue {
+                    message: "`nodes` is used without naming a node".into(),
+                    span: ss(find_in(text, source, "nodes")),
+                    label: "which node?".into(),
+                    help: Some("name the node: `nodes.ID.output`, or `nodes[\"ID\"].output` for ids with `-`; kairos orders nodes by the references it can see".into()),
+                }),
             },
             "inputs" => {
                 if let Some(name) = field.filter(|n| !scope.inputs.contains(n)) {
@@ -221,13 +216,155 @@ fn field_span(text: &Sp<String>, source: &str, id: &str, attr: &str) -> Span {
     }
 }
 
-/// Ids used as `nodes["ID"]` or `nodes['ID']`.
-fn subscripted_ids(text: &str) -> Vec<String> {
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r#"nodes\s*\[\s*["']([^"']+)["']\s*\]"#).expect("valid regex")
-    });
-    re.captures_iter(text).map(|c| c[1].to_string()).collect()
+/// The variables whose references are read as written.
+const WRITTEN_ROOTS: &[&str] = &["nodes", "inputs", "run"];
+
+/// The references to `nodes`, `inputs` and `run` in the expression parts of `text` (all of an
+/// expression; what is inside `{{ }}` and `{% %}` of a template, outside string literals and
+/// `raw` blocks): `ROOT`, `ROOT.NAME` or `ROOT.NAME.FIELD`, with `nodes["ID"]` read as
+/// `nodes.ID`. A bare `nodes` is one used without a literal name (`nodes[x]`, `nodes | ...`).
+///
+/// minijinja's `undeclared_variables` does not look at the value a slice is taken of:
+/// `(nodes.a.output | list)[:2]` reports nothing of `nodes.a`, and a reference missed here
+/// gives the node no ordering edge and no value at run time.
+fn written_references(text: &str, form: Form) -> Vec<String> {
+    let mut out = Vec::new();
+    if form == Form::Expression {
+        scan_expression(text, &mut out);
+        return out;
+    }
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let tag = &rest[open..];
+        let close = match tag.get(..2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            Some("{#") => {
+                rest = tag.find("#}").map_or("", |end| &tag[end + 2..]);
+                continue;
+            }
+            _ => {
+                rest = &tag[1..];
+                continue;
+            }
+        };
+        let body = &tag[2..];
+        let end = code_end(body, close);
+        let inner = &body[..end];
+        rest = body.get(end + 2..).unwrap_or_default();
+        let statement = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        if close == "%}" && statement == "raw" {
+            // Up to the end of `{% endraw %}`.
+            rest = rest
+                .find("endraw")
+                .and_then(|i| rest[i..].find("%}").map(|j| &rest[i + j + 2..]))
+                .unwrap_or_default();
+            continue;
+        }
+        scan_expression(inner, &mut out);
+    }
+    out
+}
+
+/// Where `close` ends a tag's code (outside string literals), or the end of `body`.
+fn code_end(body: &str, close: &str) -> usize {
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => i = string_end(bytes, i),
+            _ if body[i..].starts_with(close) => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The index just past the string literal that starts at `start`.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let quote = bytes[start];
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != quote {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    (i + 1).min(bytes.len())
+}
+
+/// Adds the references of [`WRITTEN_ROOTS`] in one piece of code.
+fn scan_expression(code: &str, out: &mut Vec<String>) {
+    let bytes = code.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    // Whether the last token was a `.`: `x.nodes` is an attribute, not the variable.
+    let mut after_dot = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\'' || b == b'"' {
+            i = string_end(bytes, i);
+            after_dot = false;
+        } else if ident(b) {
+            let start = i;
+            while i < bytes.len() && ident(bytes[i]) {
+                i += 1;
+            }
+            let word = &code[start..i];
+            if !after_dot && WRITTEN_ROOTS.contains(&word) {
+                let mut path = word.to_string();
+                for _ in 0..2 {
+                    match accessor(code, i) {
+                        Some((name, end)) => {
+                            path.push('.');
+                            path.push_str(name);
+                            i = end;
+                        }
+                        None => break,
+                    }
+                }
+                out.push(path);
+            }
+            after_dot = false;
+        } else {
+            if !b.is_ascii_whitespace() {
+                after_dot = b == b'.';
+            }
+            i += 1;
+        }
+    }
+}
+
+/// A literal accessor at `at`: `.NAME` or `["NAME"]` (spaces allowed); the name and the index
+/// past it.
+fn accessor(code: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = code.as_bytes();
+    let skip = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let i = skip(at);
+    match bytes.get(i)? {
+        b'.' => {
+            let start = skip(i + 1);
+            let mut end = start;
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                end += 1;
+            }
+            (end > start).then(|| (&code[start..end], end))
+        }
+        b'[' => {
+            let start = skip(i + 1);
+            let quote = *bytes.get(start)?;
+            if quote != b'\'' && quote != b'"' {
+                return None;
+            }
+            let end = string_end(bytes, start);
+            let close = skip(end);
+            (bytes.get(close) == Some(&b']') && end >= start + 2)
+                .then(|| (&code[start + 1..end - 1], close + 1))
+        }
+        _ => None,
+    }
 }
 
 /// The span of `needle` inside the source text of `text`, or the whole value.
@@ -256,4 +393,52 @@ fn locate_range(text: &Sp<String>, source: &str, start: usize, end: usize) -> Sp
     let start = start.min(text.len());
     let end = end.clamp(start, text.len());
     Span::new(text.span.offset() + shift + start, end - start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(text: &str, form: Form) -> Vec<String> {
+        written_references(text, form)
+    }
+
+    #[test]
+    fn references_are_read_where_minijinja_does_not_report_them() {
+        assert_eq!(
+            written("{{ (nodes.a.output | list)[:inputs.n] }}", Form::Template),
+            ["nodes.a.output", "inputs.n"]
+        );
+        assert_eq!(
+            written("nodes[\"b-c\"]['stdout'][1:] | length", Form::Expression),
+            ["nodes.b-c.stdout"]
+        );
+        assert_eq!(
+            written(
+                "{% for x in nodes . d.output %}{{ run.seed }}{% endfor %}",
+                Form::Template
+            ),
+            ["nodes.d.output", "run.seed"]
+        );
+    }
+
+    #[test]
+    fn literal_text_strings_comments_and_raw_blocks_are_not_references() {
+        assert!(
+            written(
+                "nodes.a {{ 'nodes.b' ~ x.nodes.c }} {# nodes.d #}{% raw %}{{ nodes.e }}{% endraw %}",
+                Form::Template
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            written("{{ \"}} nodes.a\" }}{{ nodes.f }}", Form::Template),
+            ["nodes.f"]
+        );
+    }
+
+    #[test]
+    fn nodes_without_a_literal_name_is_bare() {
+        assert_eq!(written("nodes[name].output", Form::Expression), ["nodes"]);
+    }
 }
