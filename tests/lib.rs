@@ -11,6 +11,7 @@ mod properties;
 mod replay;
 mod resume;
 mod run;
+mod schema;
 mod sign;
 mod validate;
 mod workflows;

@@ -55,7 +55,7 @@ pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "factor", "max_backoff"
 pub const BRANCH_KEYS: &[&str] = &["if", "then", "else"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt"];
 /// `with:` keys of a `run:` shorthand node.
-const SHORTHAND_WITH_KEYS: &[&str] = &["env", "cwd", "stdin"];
+pub const SHORTHAND_WITH_KEYS: &[&str] = &["env", "cwd", "stdin"];
 
 /// Reads and checks a workflow. `file` is the name diagnostics show.
 pub fn load(file: &str, source: String) -> Result<Workflow, Diagnostics> {
