@@ -378,6 +378,24 @@ fn a_reference_in_a_sliced_value_waits_for_the_node_and_reads_it() {
     );
 }
 
+/// A null (and any value that is not text) reads as JSON in what kairos prints and records:
+/// `null`, `true`, `[null,false]`, never Python's `None`, `True`, `[None, False]`.
+#[test]
+fn a_null_output_prints_as_null() {
+    let yaml = format!(
+        "{HEAD}nodes:\n  - id: a\n    tool: noop\n  - id: b\n    tool: echo\n    with: {{ message: \"{{{{ nodes.a.output }}}} {{{{ true }}}}\" }}\noutputs:\n  nothing: \"{{{{ nodes.a.output }}}}\"\n  list: \"{{{{ [none, false] }}}}\"\n"
+    );
+    let t = Test::new().workflow(&yaml);
+    let out = t
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0)
+        .stdout_contains("output nothing: null\n")
+        .stdout_contains("output list: [null,false]\n");
+    let events = read_ledger(&out.dir.path().join("l.jsonl"));
+    assert_eq!(of(&events, "ToolOutput", "b")[0]["output"], "null true");
+}
+
 #[test]
 fn ledgers_do_not_depend_on_directory_or_jobs() {
     let yaml = std::fs::read_to_string(root().join("workflows/quickstart.yaml"))

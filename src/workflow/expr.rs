@@ -15,12 +15,14 @@ pub const NODE_FIELDS: &[&str] = &["output", "stdout", "stderr", "exit_code", "s
 pub const RUN_FIELDS: &[&str] = &["seed", "name"];
 
 /// The environment every expression and template is compiled in: undefined values are errors
-/// (SPEC 2), and the extra filters workflows use are registered.
+/// (never an empty string), values are written JSON-style (see [`display`]), and the extra
+/// filters workflows use are registered.
 pub fn environment() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_formatter(|out, _state, value| write(out, &display(value)));
         env.add_filter("lines", |s: String| -> Vec<String> {
             s.lines().map(str::to_string).collect()
         });
@@ -29,19 +31,33 @@ pub fn environment() -> &'static minijinja::Environment<'static> {
 }
 
 /// The environment for `run:` lines: like [`environment`], but every value interpolated
-/// with `{{ }}` is shell-quoted, so a node's output can never inject a command (SPEC 2).
+/// with `{{ }}` is shell-quoted, so a node's output can never inject a command.
 pub fn shell_environment() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = environment().clone();
-        env.set_formatter(|out, _state, value| {
-            let text = value.to_string();
-            out.write_str(&crate::sh::quote(&text)).map_err(|_| {
-                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")
-            })
-        });
+        env.set_formatter(|out, _state, value| write(out, &crate::sh::quote(&display(value))));
         env
     })
+}
+
+/// The text `{{ value }}` writes: a string as it is, anything else as JSON (`null`, `true`,
+/// `[1, "a"]`, `{"k": null}`), the notation of the ledger and of `--format json`, rather
+/// than minijinja's Python words (`None`, `True`, `['a']`). A missing `else` of an inline
+/// `if` writes nothing, as in Jinja.
+pub fn display(value: &minijinja::Value) -> String {
+    if let Some(s) = value.as_str() {
+        return s.to_string();
+    }
+    if value.is_undefined() {
+        return String::new();
+    }
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn write(out: &mut minijinja::Output<'_>, text: &str) -> Result<(), minijinja::Error> {
+    out.write_str(text)
+        .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write"))
 }
 
 /// Whether a string is an expression or a template.
@@ -435,6 +451,20 @@ mod tests {
             written("{{ \"}} nodes.a\" }}{{ nodes.f }}", Form::Template),
             ["nodes.f"]
         );
+    }
+
+    #[test]
+    fn values_are_written_json_style() {
+        let render = |t: &str| environment().render_str(t, ()).unwrap();
+        assert_eq!(
+            render("{{ none }}|{{ true }}|{{ 'x' }}|{{ 2.5 }}|{{ 3 }}"),
+            "null|true|x|2.5|3"
+        );
+        assert_eq!(render("{{ [none, 'a', false] }}"), "[null,\"a\",false]");
+        assert_eq!(render("{{ {'k': none} }}"), "{\"k\":null}");
+        assert_eq!(render("<{{ 'x' if false }}>"), "<>");
+        let shell = shell_environment().render_str("echo {{ none }} {{ ['a b'] }}", ());
+        assert_eq!(shell.unwrap(), "echo null '[\"a b\"]'");
     }
 
     #[test]
