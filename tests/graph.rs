@@ -159,3 +159,27 @@ fn a_missing_outside_program_skips_with_a_notice_or_fails_under_ci() {
     );
     assert!(String::from_utf8_lossy(&ci.stdout).contains("under CI a missing program is an error"));
 }
+
+/// `kairos graph big.yaml | head -1`: once the reader has gone, kairos stops writing quietly
+/// (no panic, no backtrace). The output is larger than a pipe holds, so it cannot all be
+/// written before the reader goes.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let mut yaml = String::from("version: 1\nname: big\nnodes:\n");
+    for i in 0..3000 {
+        yaml.push_str(&format!("  - id: node_{i}\n    tool: noop\n"));
+    }
+    let t = Test::new().workflow(&yaml);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kairos"))
+        .args(["graph", "wf.yaml"])
+        .current_dir(t.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -31,7 +31,7 @@ pub fn run(args: &Args) -> i32 {
                 GraphFormat::Mermaid => graph::mermaid(&w),
                 GraphFormat::Dot => graph::dot(&w),
             };
-            print!("{text}");
+            out!("{text}");
             exit::SUCCESS
         }
         Err(code) => code,

@@ -2,6 +2,23 @@
 //! imports clap; each sub-command turns its arguments into calls on the library and returns
 //! an exit code from [`crate::exit`].
 
+/// `print!` for what a command reports: once the reader has gone (`kairos ... | head`), the
+/// rest of the output is dropped instead of ending in a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `println!` for what a command reports; see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod diff;
 pub mod generate;
 pub mod graph;
@@ -102,6 +119,20 @@ pub fn effective_policy(
             .map(|(f, s, src)| (f.as_str(), s, src.as_str())),
     );
     Ok(crate::policy::effective::Effective::new(layers))
+}
+
+/// Writes to stdout; a closed pipe (`kairos verify ... | head`) is not worth an error.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Pretty JSON and a newline on stdout.
+fn print_json(value: &impl serde::Serialize) {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    print_stdout(&text);
 }
 
 /// Prints an error as a miette report on stderr.

@@ -51,13 +51,13 @@ pub fn run(args: &Args) -> i32 {
         return print_node(&state, id);
     }
     if args.format == OutputFormat::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&state).expect("JSON serializes")
         );
         return exit::SUCCESS;
     }
-    println!(
+    outln!(
         "workflow {} (sha256 {}), seed {}",
         state.workflow,
         &state.workflow_sha256.get(..12).unwrap_or_default(),
@@ -75,19 +75,19 @@ pub fn run(args: &Args) -> i32 {
             .unwrap_or_else(|| short(&n.output));
         table.add_row([n.node.as_str(), n.status, &n.attempts.to_string(), &detail]);
     }
-    println!("{table}");
+    outln!("{table}");
     if state.nodes.len() > TABLE_ROWS {
-        println!(
+        outln!(
             "... and {} more nodes (--format json lists them all)",
             state.nodes.len() - TABLE_ROWS
         );
     }
     for d in &state.decisions {
-        println!("branch {} took {} (seq {})", d.node, d.arm, d.seq);
+        outln!("branch {} took {} (seq {})", d.node, d.arm, d.seq);
     }
     if let Value::Object(outputs) = &state.outputs {
         for (name, value) in outputs {
-            println!(
+            outln!(
                 "output {name}: {}",
                 value
                     .as_str()
@@ -95,12 +95,14 @@ pub fn run(args: &Args) -> i32 {
             );
         }
     }
-    println!(
+    outln!(
         "run {} after {} events, clock {}",
-        state.status, state.events, state.clock
+        state.status,
+        state.events,
+        state.clock
     );
     if !state.pending_approvals.is_empty() {
-        println!(
+        outln!(
             "waiting for approval: {}",
             state.pending_approvals.join(", ")
         );
@@ -148,8 +150,8 @@ fn print_node(state: &state::RunState, id: &str) -> i32 {
         }
     };
     match value {
-        Value::String(s) => print!("{s}"),
-        other => println!("{other}"),
+        Value::String(s) => out!("{s}"),
+        other => outln!("{other}"),
     }
     exit::SUCCESS
 }
@@ -195,32 +197,32 @@ fn redrive(args: &Args) -> i32 {
     };
     if args.format == OutputFormat::Json {
         let doc = serde_json::json!({ "matches": code == exit::SUCCESS, "mode": if args.check { "check" } else { "against" }, "outcome": outcome });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON serializes")
         );
         return code;
     }
     match &outcome.first_difference {
-        None if args.check => println!("replay matches ({} events)", outcome.events),
-        None => println!(
+        None if args.check => outln!("replay matches ({} events)", outcome.events),
+        None => outln!(
             "no divergence: the workflow behaves as recorded ({} events re-driven, no tool run)",
             outcome.events
         ),
         Some(d) => {
-            println!("replay diverges at seq {}: {}", d.seq, d.explanation);
+            outln!("replay diverges at seq {}: {}", d.seq, d.explanation);
             if let Some(div) = &d.divergence {
                 match &div.recorded {
-                    Some(rec) => println!("  recorded input: {rec}"),
-                    None => println!("  recorded input: (no recorded call)"),
+                    Some(rec) => outln!("  recorded input: {rec}"),
+                    None => outln!("  recorded input: (no recorded call)"),
                 }
-                println!("  asked input:    {}", div.asked);
+                outln!("  asked input:    {}", div.asked);
             }
             if let Some(r) = &d.recorded {
-                println!("  recorded: {}", reader::body(r));
+                outln!("  recorded: {}", reader::body(r));
             }
             if let Some(r) = &d.replayed {
-                println!("  replayed: {}", reader::body(r));
+                outln!("  replayed: {}", reader::body(r));
             }
         }
     }

@@ -313,7 +313,7 @@ pub fn run(args: &Args) -> i32 {
                 "pending_approvals": report.pending_approvals,
                 "nodes": report.nodes,
             });
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&doc).expect("JSON serializes")
             );
@@ -331,9 +331,9 @@ pub fn run(args: &Args) -> i32 {
                     n.output.as_str(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
             if report.nodes.len() > TABLE_ROWS {
-                println!(
+                outln!(
                     "... and {} more nodes (--format json lists them all)",
                     report.nodes.len() - TABLE_ROWS
                 );
@@ -342,10 +342,10 @@ pub fn run(args: &Args) -> i32 {
                 let text = value
                     .as_str()
                     .map_or_else(|| value.to_string(), str::to_string);
-                println!("output {name}: {text}");
+                outln!("output {name}: {text}");
             }
             let c = report.counts;
-            println!(
+            outln!(
                 "run {}: {} succeeded, {} failed, {} skipped, {} denied",
                 report.status.name(),
                 c[0],
@@ -354,18 +354,18 @@ pub fn run(args: &Args) -> i32 {
                 c[3]
             );
             if !report.pending_approvals.is_empty() {
-                println!(
+                outln!(
                     "waiting for approval: {}",
                     report.pending_approvals.join(", ")
                 );
-                println!(
+                outln!(
                     "resume with: kairos run {} --resume {} --approve {} --approver NAME",
                     args.file.display(),
                     path.display(),
                     report.pending_approvals[0]
                 );
             }
-            println!(
+            outln!(
                 "ledger: {} ({} events)",
                 path.display(),
                 report.ledger_lines

@@ -46,7 +46,7 @@ pub fn run(args: &Args) -> i32 {
         };
         match (args.format, result) {
             (OutputFormat::Table, Ok(w)) => {
-                println!(
+                outln!(
                     "{} {}: {} nodes, {} edges, needs {}; granted {}",
                     if violations.is_empty() { "ok" } else { "policy" },
                     path.display(),
@@ -108,7 +108,7 @@ pub fn run(args: &Args) -> i32 {
     }
     if args.format == OutputFormat::Json {
         let doc = serde_json::json!({ "valid": code == exit::SUCCESS, "files": json_files });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON serializes")
         );

@@ -89,8 +89,8 @@ pub fn run(args: &Args) -> i32 {
     };
     let code = report.exit_code();
     match args.format {
-        OutputFormat::Json => print_json(&report),
-        OutputFormat::Table => print_stdout(&table(&report)),
+        OutputFormat::Json => super::print_json(&report),
+        OutputFormat::Table => super::print_stdout(&table(&report)),
     }
     if let Some(e) = report.read_error.take() {
         super::report_error(e);
@@ -104,20 +104,6 @@ pub fn run(args: &Args) -> i32 {
         );
     }
     code
-}
-
-/// Writes to stdout; a closed pipe (`kairos verify ... | head`) is not worth an error.
-pub(super) fn print_stdout(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-/// Pretty JSON and a newline on stdout.
-pub(super) fn print_json(value: &impl serde::Serialize) {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    print_stdout(&text);
 }
 
 fn table(report: &Report) -> String {
