@@ -160,6 +160,49 @@ fn a_missing_outside_program_skips_with_a_notice_or_fails_under_ci() {
     assert!(String::from_utf8_lossy(&ci.stdout).contains("under CI a missing program is an error"));
 }
 
+#[test]
+fn json_lists_nodes_and_edges_with_their_kinds() {
+    let doc = Test::new()
+        .workflow(BRANCHY)
+        .args(["graph", "--format", "json", "wf.yaml"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(doc["workflow"], "g");
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 8);
+    assert_eq!(
+        nodes[3],
+        serde_json::json!({"id": "pick", "kind": "branch", "tool": null})
+    );
+    assert_eq!(
+        nodes[4],
+        serde_json::json!({"id": "yes", "kind": "task", "tool": "echo"})
+    );
+    let edges: Vec<(&str, &str, &str)> = doc["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap(),
+                e["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for edge in [
+        ("start", "a", "fork"),
+        ("a", "pick", "needs"),
+        ("pick", "yes", "then"),
+        ("pick", "no", "else"),
+        ("b", "yes", "data"),
+        ("yes", "end", "join"),
+    ] {
+        assert!(edges.contains(&edge), "{edge:?} not in {edges:?}");
+    }
+}
+
 /// `kairos graph big.yaml | head -1`: once the reader has gone, kairos stops writing quietly
 /// (no panic, no backtrace). The output is larger than a pipe holds, so it cannot all be
 /// written before the reader goes.

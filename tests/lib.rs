@@ -4,6 +4,7 @@ mod approval;
 mod common;
 mod determinism;
 mod diff;
+mod formats;
 mod generated;
 mod graph;
 mod policy;

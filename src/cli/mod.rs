@@ -145,6 +145,27 @@ pub fn load_workflow(path: &std::path::Path) -> Result<crate::workflow::Workflow
     crate::workflow::load_file(path).map_err(load_failed)
 }
 
+/// The diagnostics of a file that could not be loaded, as `--format json` lists them: every
+/// diagnostic of an invalid file, or one `kairos::io` record for a file that cannot be read.
+pub fn load_error_records(
+    path: &std::path::Path,
+    error: &crate::workflow::LoadError,
+) -> serde_json::Value {
+    match error {
+        crate::workflow::LoadError::Invalid(d) => serde_json::json!(d.records()),
+        e => serde_json::json!([{
+            "file": path.display().to_string(),
+            "line": null,
+            "column": null,
+            "code": "kairos::io",
+            "message": e.to_string(),
+            "label": null,
+            "labels": [],
+            "help": null,
+        }]),
+    }
+}
+
 /// Prints why a workflow or policy file could not be loaded (every diagnostic of an invalid
 /// file) and gives the exit code.
 fn load_failed(error: crate::workflow::LoadError) -> i32 {

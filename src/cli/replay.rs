@@ -16,7 +16,8 @@ pub struct Args {
     /// The state as of this event (its `seq`).
     #[arg(long, value_name = "SEQ", conflicts_with_all = ["check", "against"])]
     pub until: Option<u64>,
-    /// Print this node's full recorded output, raw (text as is, other values as JSON).
+    /// Print this node's full recorded output, raw (text as is, other values as JSON; all
+    /// JSON with `--format json`).
     #[arg(long, value_name = "ID", conflicts_with_all = ["check", "against"])]
     pub node: Option<String>,
     /// Re-drive the embedded workflow on the recorded results (no tool runs) and require the
@@ -48,7 +49,7 @@ pub fn run(args: &Args) -> i32 {
         Err(e) => return read_error(e),
     };
     if let Some(id) = &args.node {
-        return print_node(&state, id);
+        return print_node(&state, id, args.format);
     }
     if args.format == OutputFormat::Json {
         outln!(
@@ -130,7 +131,9 @@ fn short(v: &Value) -> String {
     s
 }
 
-fn print_node(state: &state::RunState, id: &str) -> i32 {
+/// `--node ID`: the output as is (text raw, other values as JSON), or with `--format json`
+/// always as JSON (text quoted).
+fn print_node(state: &state::RunState, id: &str, format: OutputFormat) -> i32 {
     let value = match state.get(id) {
         Some(n) if !n.output.is_null() || instances(state, id).next().is_none() => n.output.clone(),
         _ => {
@@ -149,9 +152,13 @@ fn print_node(state: &state::RunState, id: &str) -> i32 {
             Value::Array(outputs)
         }
     };
-    match value {
-        Value::String(s) => out!("{s}"),
-        other => outln!("{other}"),
+    match (format, value) {
+        (OutputFormat::Table, Value::String(s)) => out!("{s}"),
+        (OutputFormat::Table, other) => outln!("{other}"),
+        (OutputFormat::Json, value) => outln!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON serializes")
+        ),
     }
     exit::SUCCESS
 }

@@ -147,9 +147,14 @@ pub fn run(args: &Args) -> i32 {
     let started = std::time::Instant::now();
     // The workflow lives until the process exits, and is not freed then: for a large graph,
     // freeing hundreds of thousands of small allocations is measurable and of no use.
-    let wf = match super::load_workflow(&args.file) {
+    let wf = match crate::workflow::load_file(&args.file) {
         Ok(w) => std::mem::ManuallyDrop::new(w),
-        Err(code) => return code,
+        Err(e) => {
+            if args.format == OutputFormat::Json && !args.quiet {
+                print_not_run(args, "invalid", super::load_error_records(&args.file, &e));
+            }
+            return super::load_failed(e);
+        }
     };
     if std::env::var_os("KAIROS_TIMINGS").is_some() {
         // For benchmarks: loading (reading, parsing, validating) apart from running.
@@ -181,6 +186,9 @@ pub fn run(args: &Args) -> i32 {
             "error: the policy refuses this run ({n} capability violation{}); nothing was run",
             if n == 1 { "" } else { "s" }
         );
+        if args.format == OutputFormat::Json && !args.quiet {
+            print_not_run(args, "refused", serde_json::json!(d.records()));
+        }
         return exit::POLICY;
     }
     if let Err(e) = crate::plan::check_tools(&wf)
@@ -373,6 +381,17 @@ pub fn run(args: &Args) -> i32 {
         }
     }
     code
+}
+
+/// `--format json` of a run that did not start: the workflow is `invalid`, or the policy
+/// `refused` it; no ledger is written.
+fn print_not_run(args: &Args, status: &str, diagnostics: serde_json::Value) {
+    super::print_json(&serde_json::json!({
+        "file": args.file.display().to_string(),
+        "status": status,
+        "ledger": null,
+        "diagnostics": diagnostics,
+    }));
 }
 
 /// Creates the ledger file without ever replacing one: an explicit path must not exist; the

@@ -94,15 +94,7 @@ pub fn run(args: &Args) -> i32 {
             (OutputFormat::Json, Err(e)) => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),
                 "valid": false,
-                "diagnostics": [{
-                    "file": path.display().to_string(),
-                    "line": null,
-                    "column": null,
-                    "code": "kairos::io",
-                    "message": e.to_string(),
-                    "label": null,
-                    "help": null,
-                }],
+                "diagnostics": super::load_error_records(path, &e),
             })),
         }
     }
