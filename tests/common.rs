@@ -222,6 +222,8 @@ pub struct Diag {
     pub column: u64,
     pub message: String,
     pub help: Option<String>,
+    /// Every label: (line, column, message, primary), the primary one first.
+    pub labels: Vec<(u64, u64, String, bool)>,
 }
 
 /// Validates `yaml` and returns its diagnostics (asserting exit code 2).
@@ -245,6 +247,19 @@ pub fn diagnostics(yaml: &str) -> Vec<Diag> {
                 column: d["column"].as_u64().unwrap(),
                 message: d["message"].as_str().unwrap().to_string(),
                 help: d["help"].as_str().map(str::to_string),
+                labels: d["labels"]
+                    .as_array()
+                    .expect("labels array")
+                    .iter()
+                    .map(|l| {
+                        (
+                            l["line"].as_u64().unwrap(),
+                            l["column"].as_u64().unwrap(),
+                            l["message"].as_str().unwrap_or_default().to_string(),
+                            l["primary"].as_bool().unwrap(),
+                        )
+                    })
+                    .collect(),
             }
         })
         .collect()

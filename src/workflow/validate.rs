@@ -13,7 +13,7 @@ use crate::syntax::duration;
 use crate::syntax::read::{self, Errors, Fields, Sp};
 use crate::syntax::yaml::{self, Span, Value};
 use crate::tools::{self, KeyKind, ToolSpec};
-use miette::{Diagnostic, LabeledSpan, NamedSource};
+use miette::{LabeledSpan, NamedSource};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,10 +90,11 @@ pub fn load(file: &str, source: String) -> Result<Workflow, Diagnostics> {
     }
 }
 
+/// Where the diagnostic is (its primary label), for sorting.
 fn primary_offset(e: &WorkflowError) -> usize {
-    e.labels()
-        .and_then(|mut l| l.next())
-        .map_or(0, |l| l.offset())
+    crate::syntax::diag::labels_primary_first(e)
+        .first()
+        .map_or(0, LabeledSpan::offset)
 }
 
 struct Checker<'s, 'e> {
