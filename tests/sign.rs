@@ -299,16 +299,43 @@ fn rejects_a_ledger_truncated_by_a_line() {
     out.stderr_contains(&format!("rec.jsonl:{n}: subject"));
 }
 
+/// A cut last line is a damaged ledger: a failed verification (exit 1) naming the line, with
+/// or without a key, not unusable input.
 #[test]
 fn rejects_a_ledger_truncated_by_a_byte() {
     let f = Fixture::new(true);
     let text = f.read("rec.jsonl");
     let n = f.lines().len() as u64;
     f.write("rec.jsonl", &text[..text.len() - 1]);
-    let out = f.verify(&[]).code(2);
+    let out = f.verify(&[]).code(1);
     let (check, line, detail) = first_failure(&out);
     assert_eq!((check.as_str(), line), ("format", Some(n)));
     assert!(detail.contains("incomplete"), "{detail}");
+    out.stderr_contains(&format!("rec.jsonl:{n}: the last line is incomplete"));
+    kairos(&f.dir, &["verify", "rec.jsonl"])
+        .code(1)
+        .stdout_contains(&format!("verification FAILED: format (line {n})"));
+}
+
+/// However a ledger is damaged, verifying it fails with exit 1 and names the first bad line.
+#[test]
+fn a_damaged_ledger_is_a_failed_verification_naming_the_line() {
+    let f = Fixture::new(false);
+    let lines = f.lines();
+    let first = format!("{}\n", lines[0]);
+    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+        ("not JSON", format!("{first}{{oops\n").into_bytes(), 2),
+        ("not UTF-8", [first.as_bytes(), b"\xff\n"].concat(), 2),
+        ("empty", Vec::new(), 1),
+        ("cut inside the first line", lines[0][..20].into(), 1),
+        ("not a ledger", b"{\"seq\":0,\"hello\":1}\n".to_vec(), 1),
+    ];
+    for (what, bytes, line) in cases {
+        std::fs::write(f.dir.join("rec.jsonl"), bytes).unwrap();
+        let out = kairos(&f.dir, &["verify", "rec.jsonl", "--format", "json"]).code(1);
+        let (_, at, _) = first_failure(&out);
+        assert_eq!(at, Some(line), "{what}");
+    }
 }
 
 #[test]
@@ -474,6 +501,73 @@ fn rejects_the_envelope_of_another_ledger() {
     );
 }
 
+/// Without `--key` nothing can be said about the signatures, but an envelope that is about
+/// other contents (another ledger's, or one signed before the ledger was edited or cut) is not
+/// "verified": the envelope does not match.
+#[test]
+fn without_a_key_an_envelope_that_does_not_match_fails() {
+    let f = Fixture::new(true);
+    kairos(&f.dir, &["verify", "rec.jsonl"])
+        .code(0)
+        .stdout_contains("verified rec.jsonl")
+        .stdout_contains("signatures not checked");
+    let no_key = |f: &Fixture| {
+        let out = kairos(&f.dir, &["verify", "rec.jsonl"]).code(1);
+        assert!(!out.stdout.contains("verified rec.jsonl"), "{}", out.stdout);
+        out.stdout_contains("the envelope does not match the ledger");
+        kairos(&f.dir, &["verify", "rec.jsonl", "--format", "json"])
+            .code(1)
+            .json()["first_failure"]
+            .clone()
+    };
+    // Another ledger's envelope.
+    let original = f.read("rec.jsonl");
+    kairos(
+        &f.dir,
+        &[
+            "run",
+            "wf.yaml",
+            "-q",
+            "--ledger",
+            "other.jsonl",
+            "--input",
+            "word=bye",
+        ],
+    )
+    .code(0);
+    kairos(&f.dir, &["sign", "other.jsonl", "--key", "ci.key"]).code(0);
+    let own = f.read("rec.jsonl.intoto.json");
+    f.write("rec.jsonl.intoto.json", &f.read("other.jsonl.intoto.json"));
+    let failure = no_key(&f);
+    assert_eq!(failure["check"], "subject");
+    f.write("rec.jsonl.intoto.json", &own);
+    // An edit after signing, the chain rewritten.
+    f.write(
+        "rec.jsonl",
+        &crate::common::rechain(&original.replace("HELLO!", "HELLO?")),
+    );
+    let failure = no_key(&f);
+    assert_eq!(failure["check"], "subject");
+    assert!(failure["line"].is_u64(), "{failure}");
+    // The last line cut off after signing.
+    let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+    let n = lines.len() as u64;
+    lines.pop();
+    f.write_lines(&lines);
+    let failure = no_key(&f);
+    assert_eq!(failure["line"], n);
+    assert!(
+        failure["detail"].as_str().unwrap().contains("truncated"),
+        "{failure}"
+    );
+    // An envelope whose payload is not a kairos statement.
+    f.write("rec.jsonl", &original);
+    let mut env: serde_json::Value = serde_json::from_str(&own).unwrap();
+    env["payload"] = Base64::encode_string(b"{}").into();
+    f.write("rec.jsonl.intoto.json", &env.to_string());
+    assert_eq!(no_key(&f)["check"], "statement");
+}
+
 #[test]
 fn rejects_a_tampered_payload() {
     let f = Fixture::new(true);
@@ -624,17 +718,22 @@ fn any_single_mutation_of_a_signed_ledger_fails_verification() {
         let mutated = apply(&m, &original);
         prop_assert_ne!(&mutated, &original);
         std::fs::write(f.dir.join("rec.jsonl"), &mutated).unwrap();
-        let out = kairos(&f.dir, &["verify", "rec.jsonl", "--key", "ci.pub"]);
-        prop_assert!(
-            out.code == 1 || out.code == 2,
-            "{m:?} passed verification (exit {}):\n{}",
-            out.code,
-            out.stdout
+        let out = kairos(
+            &f.dir,
+            &["verify", "rec.jsonl", "--key", "ci.pub", "--format", "json"],
         );
         prop_assert!(
-            out.stdout.contains("FAILED") || out.code == 2,
-            "{}",
-            out.stdout
+            out.code == 1,
+            "{m:?}: exit {}, not a failed verification:\n{}{}",
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        let doc = out.json();
+        prop_assert!(
+            doc["first_failure"]["line"].is_u64(),
+            "{m:?}: no line named: {}",
+            doc["first_failure"]
         );
         Ok(())
     });

@@ -14,9 +14,10 @@
 //!  "notes": []}
 //! ```
 //!
-//! Exit 0 when every check passed, 1 when one failed (2 when the ledger is not a complete
-//! ledger: not JSON, a torn last line), 2 when an input cannot be used at all (a missing file,
-//! an unreadable key, an envelope that is not JSON).
+//! Exit 0 when every check passed; 1 when one failed, however the ledger is damaged (a cut
+//! last line too) or when its envelope does not match it (even without `--key`); 2 only when
+//! an input cannot be used at all (a missing file, an unreadable key, an envelope that is not
+//! JSON, a bad argument).
 
 use super::OutputFormat;
 use crate::exit;
