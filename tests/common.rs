@@ -67,6 +67,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("ssh-keygen", "install openssh-client"),
     ("python3", "install python3"),
     ("script", "install bsdutils or util-linux"),
+    ("grep", "install grep"),
 ];
 
 /// Whether `program` is on `PATH`. When it is not, the calling test should return at once:
@@ -75,6 +76,17 @@ const PROGRAMS: &[(&str, &str)] = &[
 /// program fails the test instead, so a CI job never passes by skipping.
 #[track_caller]
 pub fn require_program(program: &str) -> bool {
+    require(program, None)
+}
+
+/// [`require_program`] for one part of a test (`part` says which), which the test skips.
+#[track_caller]
+pub fn require_program_for(program: &str, part: &str) -> bool {
+    require(program, Some(part))
+}
+
+#[track_caller]
+fn require(program: &str, part: Option<&str>) -> bool {
     let found = std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
             use std::os::unix::fs::PermissionsExt;
@@ -91,6 +103,10 @@ pub fn require_program(program: &str) -> bool {
         .map_or("install it", |(_, hint)| hint);
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("this test");
+    let test = match part {
+        Some(part) => format!("{part} in {test}"),
+        None => test.to_string(),
+    };
     let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     assert!(
         !ci,
