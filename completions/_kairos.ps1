@@ -70,7 +70,7 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
         }
         'kairos;replay' {
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'The state as of this event (its `seq`)')
-            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Print this node''s full recorded output, raw (text as is, other values as JSON)')
+            [CompletionResult]::new('--node', '--node', [CompletionResultType]::ParameterName, 'Print this node''s full recorded output, raw (text as is, other values as JSON; all JSON with `--format json`)')
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Re-drive this (changed) workflow on the recorded results and report the first divergence from the recorded run')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Re-drive the embedded workflow on the recorded results (no tool runs) and require the regenerated ledger to be byte-identical')

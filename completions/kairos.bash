@@ -140,7 +140,7 @@ _kairos() {
             fi
             case "${prev}" in
                 --format)
-                    COMPREPLY=($(compgen -W "mermaid dot" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "mermaid dot json" -- "${cur}"))
                     return 0
                     ;;
                 *)

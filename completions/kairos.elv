@@ -64,7 +64,7 @@ set edit:completion:arg-completer[kairos] = {|@words|
         }
         &'kairos;replay'= {
             cand --until 'The state as of this event (its `seq`)'
-            cand --node 'Print this node''s full recorded output, raw (text as is, other values as JSON)'
+            cand --node 'Print this node''s full recorded output, raw (text as is, other values as JSON; all JSON with `--format json`)'
             cand --against 'Re-drive this (changed) workflow on the recorded results and report the first divergence from the recorded run'
             cand --format 'Output format'
             cand --check 'Re-drive the embedded workflow on the recorded results (no tool runs) and require the regenerated ledger to be byte-identical'

@@ -57,7 +57,7 @@ complete -c kairos -n "__fish_kairos_using_subcommand validate" -l policy -d 'An
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand replay" -l until -d 'The state as of this event (its `seq`)' -r
-complete -c kairos -n "__fish_kairos_using_subcommand replay" -l node -d 'Print this node\'s full recorded output, raw (text as is, other values as JSON)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand replay" -l node -d 'Print this node\'s full recorded output, raw (text as is, other values as JSON; all JSON with `--format json`)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand replay" -l against -d 'Re-drive this (changed) workflow on the recorded results and report the first divergence from the recorded run' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand replay" -l format -d 'Output format' -r -f -a "table\t'Text for people'
 json\t'JSON for machines'"
@@ -92,7 +92,8 @@ complete -c kairos -n "__fish_kairos_using_subcommand verify" -l require-signatu
 complete -c kairos -n "__fish_kairos_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -l format -d 'Output format' -r -f -a "mermaid\t'Mermaid flowchart (renders on GitHub and GitLab)'
-dot\t'Graphviz DOT (`| dot -Tsvg`)'"
+dot\t'Graphviz DOT (`| dot -Tsvg`)'
+json\t'JSON for programs: `{"workflow", "nodes": [{"id", "kind", "tool"}], "edges": [{"from", "to", "kind"}]}`'"
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand graph" -s V -l version -d 'Print version'
 complete -c kairos -n "__fish_kairos_using_subcommand generate" -l out -d 'Directory that receives `completions/`, `man/` and `schemas/`' -r -F

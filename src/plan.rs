@@ -7,9 +7,10 @@
 
 use crate::ledger::event::RunStart;
 use crate::policy::effective::{Effective, Layer};
-use crate::policy::{CapSet, PolicySpec};
+use crate::policy::{CapSet, Capability, PolicySpec};
 use crate::syntax::LoadError;
 use crate::syntax::diag::{WorkflowError, ss};
+use crate::syntax::yaml::Node as Yaml;
 use crate::tools::Placement;
 use crate::workflow::{NodeKind, Workflow};
 use serde_json::{Map, Value};
@@ -105,13 +106,18 @@ pub fn layers(
 }
 
 /// The static check: every task's tool capabilities against the policy. Returns one
-/// diagnostic per missing capability.
+/// diagnostic per missing capability, whose help says which layer withholds it and what line
+/// to add or change where.
 pub fn check_capabilities(
     workflow: &crate::workflow::Workflow,
     policy: &Effective,
 ) -> Vec<WorkflowError> {
     let mut out = Vec::new();
-    for node in &workflow.nodes {
+    // Parsed again only to find where keys are (a file with violations is rare).
+    let tree = (!workflow.source.is_empty())
+        .then(|| crate::syntax::yaml::parse(&workflow.source).ok())
+        .flatten();
+    for (index, node) in workflow.nodes.iter().enumerate() {
         let NodeKind::Task(task) = &node.kind else {
             continue;
         };
@@ -120,16 +126,149 @@ pub fn check_capabilities(
             .iter()
             .filter(|c| !granted.contains(*c))
         {
+            let places = Places {
+                workflow,
+                tree: tree.as_ref(),
+                node: index,
+            };
             out.push(WorkflowError::CapabilityNotGranted {
                 id: node.id.to_string(),
                 capability: cap.name().to_string(),
                 span: ss(task.span),
                 tool: task.tool.spec().name.to_string(),
-                help: Some(policy.withheld_by(cap, node.policy.as_deref(), true)),
+                help: Some(refusal_help(&places, policy, node.policy.as_deref(), cap)),
             });
         }
     }
     out
+}
+
+/// What a layer grants by itself: its preset (or, when it has none, everything for a layer
+/// that narrows the one around it), plus `allow`, minus `deny`.
+fn grants(spec: &PolicySpec, narrows: bool) -> CapSet {
+    let base = match &spec.preset {
+        Some(p) => p.value.capabilities(),
+        None if narrows => CapSet::ALL,
+        None => CapSet::EMPTY,
+    };
+    let allowed = spec.allow.iter().fold(base, |s, c| s.with(c.value));
+    spec.deny.iter().fold(allowed, |s, c| s.without(c.value))
+}
+
+/// Where the policy keys of a workflow file are, for "add this line there".
+struct Places<'a> {
+    workflow: &'a Workflow,
+    tree: Option<&'a Yaml>,
+    /// The node the diagnostic is about (its index in `nodes`).
+    node: usize,
+}
+
+impl Places<'_> {
+    /// `FILE:LINE` of a byte offset.
+    fn at(&self, offset: usize) -> String {
+        let source = &self.workflow.source;
+        let line = source[..offset.min(source.len())].matches('\n').count() + 1;
+        format!("{}:{line}", self.workflow.file)
+    }
+
+    /// The `policy:` mapping of the workflow (`node: false`) or of the node: its key's
+    /// offset, and the offsets of its `allow` and `deny` keys.
+    fn policy(&self, of_node: bool) -> Option<(usize, Option<usize>, Option<usize>)> {
+        let mut map = self.tree?;
+        if of_node {
+            let (_, nodes) = entry(map, "nodes")?;
+            let crate::syntax::yaml::Value::Seq(items) = &nodes.value else {
+                return None;
+            };
+            map = items.get(self.node)?;
+        }
+        let (key, policy) = entry(map, "policy")?;
+        let offset = |k| entry(policy, k).map(|(key, _)| key.span.offset());
+        Some((key.span.offset(), offset("allow"), offset("deny")))
+    }
+
+    /// How to grant `cap` in one layer (the workflow's or the node's) that withholds it.
+    fn fix(&self, spec: &PolicySpec, narrows: bool, cap: Capability, of_node: bool) -> String {
+        let whose = if of_node {
+            "the node's"
+        } else {
+            "the workflow's"
+        };
+        let keys = self.policy(of_node);
+        let mut steps = Vec::new();
+        if let Some(d) = spec.deny.iter().find(|d| d.value == cap) {
+            steps.push(format!(
+                "remove `{cap}` from {whose} `deny` at {}",
+                self.at(d.span.offset())
+            ));
+        }
+        let without_deny = PolicySpec {
+            deny: Vec::new(),
+            ..spec.clone()
+        };
+        if !grants(&without_deny, narrows).contains(cap) {
+            steps.push(match keys {
+                Some((_, Some(allow), _)) => {
+                    format!("add `{cap}` to {whose} `allow` at {}", self.at(allow))
+                }
+                Some((policy, None, _)) => format!(
+                    "add `allow: [{cap}]` under {whose} `policy:` at {}",
+                    self.at(policy)
+                ),
+                None if of_node => format!("add `policy: {{ allow: [{cap}] }}` to the node"),
+                None => format!(
+                    "add a `policy:` block with `allow: [{cap}]` at the top level of {}",
+                    self.workflow.file
+                ),
+            });
+        }
+        steps.join(" and ")
+    }
+}
+
+/// The value of `key` in a mapping, with its key node.
+fn entry<'a>(map: &'a Yaml, key: &str) -> Option<(&'a Yaml, &'a Yaml)> {
+    let crate::syntax::yaml::Value::Map(entries) = &map.value else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(k, v)| (k, v))
+}
+
+/// The help of a capability refusal: which layer withholds `cap` and, when the workflow can
+/// grant it, what to add or change where. An organisation policy cannot be widened by a
+/// workflow, so then the help names the organisation's line instead.
+fn refusal_help(
+    places: &Places<'_>,
+    policy: &Effective,
+    node: Option<&PolicySpec>,
+    cap: Capability,
+) -> String {
+    let withholds = |l: &&Layer| !grants(&l.spec, l.narrows).contains(cap);
+    if let Some(org) = policy.layers.iter().filter(|l| l.narrows).find(withholds) {
+        let why = policy.withheld_by(cap, None, true);
+        return format!(
+            "{why}; a workflow can only narrow {}, so only a change to {} can grant `{cap}`",
+            org.name, org.file
+        );
+    }
+    let mut fixes = Vec::new();
+    let workflow = policy.layers.iter().find(|l| !l.narrows);
+    if let Some(layer) = workflow.filter(withholds) {
+        fixes.push(places.fix(&layer.spec, false, cap, false));
+    }
+    let node = node.filter(|spec| !grants(spec, true).contains(cap));
+    if let Some(spec) = node {
+        fixes.push(places.fix(spec, true, cap, true));
+    }
+    // The layer named is the one the first fix is about.
+    let why = policy.withheld_by(cap, if fixes.len() == 1 { node } else { None }, true);
+    if fixes.is_empty() {
+        return why;
+    }
+    format!("{why}; to grant it, {}", fixes.join(", and "))
 }
 
 /// Reads `--input` values: YAML scalars (`5` is a number, `true` a boolean), else text.

@@ -288,6 +288,9 @@ fn require_approval_gates_calls_that_need_a_capability() {
 /// Driven through a pseudo-terminal with `script` (util-linux).
 #[test]
 fn interactive_approval_through_a_pseudo_terminal() {
+    if !crate::common::require_program("script") {
+        return;
+    }
     let t = Test::new().workflow(TWO);
     let dir = t.path().to_path_buf();
     let bin = assert_cmd::cargo::cargo_bin!("kairos");

@@ -60,6 +60,66 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Outside programs some tests drive, and where they come from.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("dot", "install graphviz"),
+    ("openssl", "install openssl"),
+    ("ssh-keygen", "install openssh-client"),
+    ("python3", "install python3"),
+    ("script", "install bsdutils or util-linux"),
+    ("grep", "install grep"),
+];
+
+/// Whether `program` is on `PATH`. When it is not, the calling test should return at once:
+/// a notice goes to stderr (past the test harness's capture, so it shows in a normal `cargo
+/// test`). Under CI (`CI=true`, as `.ci/run` sets after installing the programs) a missing
+/// program fails the test instead, so a CI job never passes by skipping.
+#[track_caller]
+pub fn require_program(program: &str) -> bool {
+    require(program, None)
+}
+
+/// [`require_program`] for one part of a test (`part` says which), which the test skips.
+#[track_caller]
+pub fn require_program_for(program: &str, part: &str) -> bool {
+    require(program, Some(part))
+}
+
+#[track_caller]
+fn require(program: &str, part: Option<&str>) -> bool {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if found {
+        return true;
+    }
+    let hint = PROGRAMS
+        .iter()
+        .find(|(name, _)| *name == program)
+        .map_or("install it", |(_, hint)| hint);
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    let test = match part {
+        Some(part) => format!("{part} in {test}"),
+        None => test.to_string(),
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    assert!(
+        !ci,
+        "{test} needs `{program}` ({hint}); under CI a missing program is an error"
+    );
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test} needs `{program}` ({hint})"
+    );
+    false
+}
+
 /// The project root (where `workflows/` lives).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -178,6 +238,8 @@ pub struct Diag {
     pub column: u64,
     pub message: String,
     pub help: Option<String>,
+    /// Every label: (line, column, message, primary), the primary one first.
+    pub labels: Vec<(u64, u64, String, bool)>,
 }
 
 /// Validates `yaml` and returns its diagnostics (asserting exit code 2).
@@ -201,6 +263,19 @@ pub fn diagnostics(yaml: &str) -> Vec<Diag> {
                 column: d["column"].as_u64().unwrap(),
                 message: d["message"].as_str().unwrap().to_string(),
                 help: d["help"].as_str().map(str::to_string),
+                labels: d["labels"]
+                    .as_array()
+                    .expect("labels array")
+                    .iter()
+                    .map(|l| {
+                        (
+                            l["line"].as_u64().unwrap(),
+                            l["column"].as_u64().unwrap(),
+                            l["message"].as_str().unwrap_or_default().to_string(),
+                            l["primary"].as_bool().unwrap(),
+                        )
+                    })
+                    .collect(),
             }
         })
         .collect()

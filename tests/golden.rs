@@ -15,6 +15,11 @@
 //!
 //! Nothing is regenerated unless `KAIROS_UPDATE_GOLDEN=1` is set: then the fixtures are
 //! rewritten from the current binary (see `tests/fixtures/golden/README.md`).
+//!
+//! `tests/fixtures/release-0.1/` holds the same scenarios as the first release (0.1.0) wrote
+//! them. They are never rewritten: the tests in [`previous_release`] prove that ledgers of
+//! that release still replay, resume, verify and diff as they did, although new runs now write
+//! some bytes differently (templates write values JSON-style, and `RunStart` says so).
 
 use crate::common::{Output, Test, root, spawn};
 use sha2::{Digest, Sha256};
@@ -24,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Every event kind of `kairos.ledger/1` (SPEC section 6).
+/// Every event kind of `kairos.ledger/1` (see `docs/ledger.md`).
 const EVENT_KINDS: [&str; 18] = [
     "RunStart",
     "Start",
@@ -223,8 +228,14 @@ fn updating() -> bool {
     std::env::var_os("KAIROS_UPDATE_GOLDEN").is_some_and(|v| v == "1")
 }
 
+thread_local! {
+    /// The fixtures this test thread checks: the current golden files, or the previous
+    /// release's (see [`previous_release`]).
+    static FIXTURES: std::cell::Cell<&'static str> = const { std::cell::Cell::new("golden") };
+}
+
 fn golden_dir() -> PathBuf {
-    root().join("tests/fixtures/golden")
+    root().join("tests/fixtures").join(FIXTURES.get())
 }
 
 impl Scenario {
@@ -302,7 +313,8 @@ impl Scenario {
 /// test process, before any test reads them).
 fn scenarios() -> &'static [Scenario] {
     static UPDATED: OnceLock<()> = OnceLock::new();
-    if updating() {
+    // A previous release's fixtures are never rewritten.
+    if updating() && FIXTURES.get() == "golden" {
         UPDATED.get_or_init(|| {
             update_keys();
             for s in SCENARIOS {
@@ -983,5 +995,50 @@ fn another_secret_value_writes_the_same_ledger() {
         &new,
     ) {
         panic!("{e}");
+    }
+}
+
+/// Ledgers written by the first release (0.1.0), committed as it wrote them: each still
+/// replays byte for byte (`--check`), rebuilds the committed state, resumes to the committed
+/// full ledger, verifies under the committed key and signatures, and diffs as committed.
+mod previous_release {
+    fn with_release(check: fn()) {
+        super::FIXTURES.set("release-0.1");
+        check();
+    }
+
+    #[test]
+    fn release_ledgers_pass_replay_check() {
+        with_release(super::committed_ledgers_pass_replay_check);
+    }
+
+    #[test]
+    fn release_ledgers_rebuild_the_committed_state() {
+        with_release(super::committed_ledgers_rebuild_the_committed_state);
+    }
+
+    #[test]
+    fn release_ledgers_resume_to_the_release_ledgers() {
+        with_release(super::resumes_write_the_golden_ledgers);
+    }
+
+    #[test]
+    fn release_crash_prefixes_are_cut_from_the_release_ledger() {
+        with_release(super::crash_prefixes_are_cut_from_the_golden_ledger);
+    }
+
+    #[test]
+    fn release_ledgers_verify_with_the_committed_key() {
+        with_release(super::committed_ledgers_verify_with_the_committed_key);
+    }
+
+    #[test]
+    fn release_ledgers_diff_as_committed() {
+        with_release(super::diffs_give_the_committed_results);
+    }
+
+    #[test]
+    fn release_ledgers_cover_every_event_kind() {
+        with_release(super::fixtures_cover_every_event_kind);
     }
 }

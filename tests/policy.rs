@@ -446,3 +446,98 @@ fn replay_check_reproduces_policy_decisions() {
         .run_in(out.dir.path())
         .code(0);
 }
+
+/// The refusal's help names the fix: the line to add or change, and where. Returns the one
+/// diagnostic of `validate --format json` (exit 3): (line, column, help).
+fn refusal(yaml: &str, org: Option<&str>) -> (u64, u64, String) {
+    let mut t = Test::new().workflow(yaml);
+    let mut args = vec!["validate", "--format", "json", "wf.yaml"];
+    if let Some(org) = org {
+        t = t.file("org.yaml", org);
+        args.extend(["--policy", "org.yaml"]);
+    }
+    let doc = t.args(args).run().code(3).json();
+    let diags = doc["files"][0]["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    let d = &diags[0];
+    assert_eq!(d["code"], "kairos::capability_not_granted");
+    (
+        d["line"].as_u64().unwrap(),
+        d["column"].as_u64().unwrap(),
+        d["help"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn capability_refusal_help_names_the_line_to_add_and_where() {
+    let node = "nodes:\n  - id: n\n    run: echo hi\n";
+    // A policy block without `allow`: add one under it.
+    let (line, column, help) = refusal(
+        &format!("version: 1\nname: p\npolicy: {{ preset: restrictive }}\n{node}"),
+        None,
+    );
+    assert_eq!((line, column), (6, 10), "the diagnostic points at `run:`");
+    assert!(
+        help.ends_with(
+            "; to grant it, add `allow: [subprocess]` under the workflow's `policy:` at wf.yaml:3"
+        ),
+        "{help}"
+    );
+    assert!(
+        help.starts_with(
+            "the workflow policy withholds `subprocess` (preset `restrictive` at wf.yaml:3"
+        ),
+        "{help}"
+    );
+    // No policy block: add one.
+    let (_, _, help) = refusal(&format!("version: 1\nname: p\n{node}"), None);
+    assert!(
+        help.ends_with(
+            "add a `policy:` block with `allow: [subprocess]` at the top level of wf.yaml"
+        ),
+        "{help}"
+    );
+    // An `allow` list: add to it.
+    let (_, _, help) = refusal(
+        &format!("version: 1\nname: p\npolicy:\n  preset: restrictive\n  allow: [fs_read]\n{node}"),
+        None,
+    );
+    assert!(
+        help.ends_with("add `subprocess` to the workflow's `allow` at wf.yaml:5"),
+        "{help}"
+    );
+    // Denied: take it out of `deny`.
+    let (_, _, help) = refusal(
+        &format!(
+            "version: 1\nname: p\npolicy:\n  preset: permissive\n  deny:\n    - net\n    - subprocess\n{node}"
+        ),
+        None,
+    );
+    assert!(
+        help.ends_with("remove `subprocess` from the workflow's `deny` at wf.yaml:7"),
+        "{help}"
+    );
+    // The node's own policy.
+    let (line, _, help) = refusal(
+        "version: 1\nname: p\npolicy: { preset: permissive }\nnodes:\n  - id: n\n    policy:\n      deny: [subprocess]\n    run: echo hi\n",
+        None,
+    );
+    assert_eq!(line, 8);
+    assert!(
+        help.starts_with("the node's own policy withholds `subprocess`"),
+        "{help}"
+    );
+    assert!(
+        help.ends_with("remove `subprocess` from the node's `deny` at wf.yaml:7"),
+        "{help}"
+    );
+    // The organisation's line, which no workflow line can override.
+    let (_, _, help) = refusal(
+        &format!("version: 1\nname: p\npolicy: {{ preset: permissive }}\n{node}"),
+        Some("commands: [echo]\ndeny: [subprocess]\n"),
+    );
+    assert_eq!(
+        help,
+        "the organisation policy org.yaml withholds `subprocess` (`deny` at org.yaml:2); a workflow can only narrow the organisation policy, so only a change to org.yaml can grant `subprocess`"
+    );
+}

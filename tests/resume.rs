@@ -27,6 +27,12 @@ nodes:
     run: echo b
 ";
 
+/// Sends SIGINT, as Ctrl-C does (without needing a `kill` program on the machine).
+fn interrupt(child: &std::process::Child) {
+    use rustix::process::{Pid, Signal, kill_process};
+    kill_process(Pid::from_child(child), Signal::INT).expect("send SIGINT");
+}
+
 fn kairos(dir: &Path, args: &[&str]) -> crate::common::Output {
     Test::new().args(args).run_in(dir)
 }
@@ -328,10 +334,7 @@ fn ctrl_c_lets_running_nodes_finish_then_resume_completes() {
         &["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", "4"],
     );
     std::thread::sleep(std::time::Duration::from_millis(250));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    interrupt(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -374,10 +377,7 @@ fn a_second_ctrl_c_kills_running_commands() {
     let child = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     for _ in 0..2 {
-        std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
+        interrupt(&child);
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();

@@ -357,6 +357,45 @@ fn interpolated_values_cannot_inject_shell_commands() {
     );
 }
 
+/// A node that reads another only in the value of a slice (`(nodes.a.output | list)[:2]`)
+/// waits for it and sees its value: the reference counts as any other.
+#[test]
+fn a_reference_in_a_sliced_value_waits_for_the_node_and_reads_it() {
+    let yaml = format!(
+        "{HEAD}nodes:\n  - id: b\n    tool: template\n    with: {{ text: \"{{{{ (nodes.a.output | list)[:2] | join(',') }}}}\" }}\n  - id: a\n    tool: random\n    with: {{ shuffle: [x, y, z] }}\n"
+    );
+    let (code, events, stderr) = run(&yaml, &["-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    let drawn = of(&events, "ToolOutput", "a")[0]["output"].clone();
+    let shown = of(&events, "ToolOutput", "b")[0]["output"].clone();
+    assert_eq!(
+        shown,
+        format!(
+            "{},{}",
+            drawn[0].as_str().unwrap(),
+            drawn[1].as_str().unwrap()
+        )
+    );
+}
+
+/// A null (and any value that is not text) reads as JSON in what kairos prints and records:
+/// `null`, `true`, `[null,false]`, never Python's `None`, `True`, `[None, False]`.
+#[test]
+fn a_null_output_prints_as_null() {
+    let yaml = format!(
+        "{HEAD}nodes:\n  - id: a\n    tool: noop\n  - id: b\n    tool: echo\n    with: {{ message: \"{{{{ nodes.a.output }}}} {{{{ true }}}}\" }}\noutputs:\n  nothing: \"{{{{ nodes.a.output }}}}\"\n  list: \"{{{{ [none, false] }}}}\"\n"
+    );
+    let t = Test::new().workflow(&yaml);
+    let out = t
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0)
+        .stdout_contains("output nothing: null\n")
+        .stdout_contains("output list: [null,false]\n");
+    let events = read_ledger(&out.dir.path().join("l.jsonl"));
+    assert_eq!(of(&events, "ToolOutput", "b")[0]["output"], "null true");
+}
+
 #[test]
 fn ledgers_do_not_depend_on_directory_or_jobs() {
     let yaml = std::fs::read_to_string(root().join("workflows/quickstart.yaml"))
@@ -520,6 +559,9 @@ fn kill_9_leaves_a_valid_chain_prefix() {
 
 #[test]
 fn readme_chain_check_accepts_a_ledger_and_rejects_an_edit() {
+    if !crate::common::require_program("python3") {
+        return;
+    }
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let start = readme
         .find("```python\n")

@@ -72,9 +72,10 @@ fn every_reader_refuses_an_event_of_a_newer_kairos() {
         assert!(out.stdout.is_empty(), "{args:?} printed {}", out.stdout);
     }
 
-    // verify: the format check fails at the line, as for a file that is not a ledger.
+    // verify: the format check fails at the line; a ledger verify cannot read through is a
+    // failed verification (exit 1), like any other damage.
     let out = kairos(&dir, &["verify", "newer.jsonl", "--format", "json"])
-        .code(2)
+        .code(1)
         .stderr_contains(&at_line);
     let doc = out.json();
     assert_eq!(doc["verified"], false);

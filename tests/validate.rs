@@ -78,6 +78,8 @@ fn unknown_with_key_of_a_tool() {
     assert_eq!(diags[1].help.as_deref(), Some("did you mean `message`?"));
 }
 
+/// The diagnostic is where the key is repeated (as rustc reports a redefinition), with the
+/// first occurrence as a secondary label, in the text and in `--format json`.
 #[test]
 fn duplicate_key_names_both_places() {
     let out = Test::new()
@@ -86,27 +88,35 @@ fn duplicate_key_names_both_places() {
         .run()
         .code(2);
     out.stderr_contains("duplicate key `name`")
-        .stderr_contains("[wf.yaml:2:1]")
+        .stderr_contains("[wf.yaml:3:1]")
         .stderr_contains("first defined here")
         .stderr_contains("defined again here");
-    single(
+    let d = single(
         "version: 1\nname: a\nname: b\nnodes:\n  - id: x\n    tool: noop\n",
         "duplicate_key",
-        2,
+        3,
         1,
         "`name`",
+    );
+    assert_eq!(
+        d.labels,
+        [
+            (3, 1, "defined again here".to_string(), true),
+            (2, 1, "first defined here".to_string(), false)
+        ]
     );
 }
 
 #[test]
 fn duplicate_key_inside_with() {
-    single(
+    let d = single(
         &wf("  - id: a\n    tool: echo\n    with:\n      message: a\n      message: b\n"),
         "duplicate_key",
-        7,
+        8,
         7,
         "`message`",
     );
+    assert_eq!(d.labels[1], (7, 7, "first defined here".to_string(), false));
 }
 
 #[test]
@@ -180,13 +190,45 @@ fn node_with_two_kinds() {
 
 #[test]
 fn duplicate_node_id() {
-    single(
+    let d = single(
         &wf("  - id: a\n    tool: noop\n  - id: a\n    tool: noop\n"),
         "duplicate_id",
-        4,
+        6,
         9,
         "duplicate node id `a`",
     );
+    assert_eq!(
+        d.labels,
+        [
+            (6, 9, "defined again here".to_string(), true),
+            (4, 9, "first defined here".to_string(), false)
+        ]
+    );
+}
+
+/// Diagnostics with several places carry every label in `--format json`.
+#[test]
+fn json_diagnostics_carry_every_label() {
+    let d = single(
+        &wf(
+            "  - id: a\n    needs: [c]\n    tool: noop\n  - id: b\n    needs: [a]\n    tool: noop\n  - id: c\n    needs: [b]\n    tool: noop\n",
+        ),
+        "cycle",
+        4,
+        9,
+        "a -> c -> b -> a",
+    );
+    let places: Vec<(u64, u64, bool)> = d.labels.iter().map(|l| (l.0, l.1, l.3)).collect();
+    assert_eq!(places, [(4, 9, true), (10, 9, false), (7, 9, false)]);
+    let d = single(
+        &wf("  - id: a\n    run: echo\n    tool: noop\n"),
+        "two_node_kinds",
+        5,
+        5,
+        "two kinds",
+    );
+    assert_eq!(d.labels.len(), 2);
+    assert_eq!(d.labels[1].2, "`tool` here");
 }
 
 #[test]
@@ -369,6 +411,32 @@ fn reference_to_unknown_node_by_subscript() {
         6,
         33,
         "unknown node `no-such`",
+    );
+}
+
+/// minijinja's variable tracking skips the value a slice is taken of; kairos reads the
+/// reference as written, so an unknown node there is found before anything runs.
+#[test]
+fn reference_to_unknown_node_in_a_sliced_value() {
+    single(
+        &wf(
+            "  - id: a\n    tool: noop\n  - id: b\n    tool: echo\n    with: { message: \"{{ (nodes.nope.output | list)[:2] }}\" }\n",
+        ),
+        "unknown_reference",
+        8,
+        33,
+        "unknown node `nope`",
+    );
+}
+
+#[test]
+fn nodes_without_a_literal_name_in_a_sliced_value() {
+    single(
+        &wf("  - id: a\n    tool: echo\n    with: { message: \"{{ (nodes | list)[:1] }}\" }\n"),
+        "invalid_value",
+        6,
+        27,
+        "`nodes` is used without naming a node",
     );
 }
 

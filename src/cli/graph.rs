@@ -1,4 +1,7 @@
-//! `kairos graph FILE`
+//! `kairos graph FILE [--format mermaid|dot|json]`
+//!
+//! The output is itself a format, so `--format` chooses among Mermaid, DOT and JSON (the
+//! nodes and edges both renderings draw) rather than between a table and JSON.
 
 use crate::exit;
 use crate::report::graph;
@@ -12,6 +15,9 @@ pub enum GraphFormat {
     Mermaid,
     /// Graphviz DOT (`| dot -Tsvg`).
     Dot,
+    /// JSON for programs: `{"workflow", "nodes": [{"id", "kind", "tool"}], "edges": [{"from",
+    /// "to", "kind"}]}`.
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -30,8 +36,11 @@ pub fn run(args: &Args) -> i32 {
             let text = match args.format {
                 GraphFormat::Mermaid => graph::mermaid(&w),
                 GraphFormat::Dot => graph::dot(&w),
+                GraphFormat::Json => {
+                    serde_json::to_string_pretty(&graph::json(&w)).expect("JSON serializes") + "\n"
+                }
             };
-            print!("{text}");
+            out!("{text}");
             exit::SUCCESS
         }
         Err(code) => code,

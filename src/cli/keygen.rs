@@ -86,9 +86,9 @@ pub fn run(args: &Args) -> i32 {
             "public_key": paths[1].display().to_string(),
             "ssh_public_key": paths[2].display().to_string(),
         });
-        super::verify::print_json(&doc);
+        super::print_json(&doc);
     } else {
-        super::verify::print_stdout(&format!(
+        super::print_stdout(&format!(
             "wrote {} (private, mode 0600), {} and {}\nkey id {keyid}\n",
             paths[0].display(),
             paths[1].display(),

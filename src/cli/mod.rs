@@ -2,6 +2,23 @@
 //! imports clap; each sub-command turns its arguments into calls on the library and returns
 //! an exit code from [`crate::exit`].
 
+/// `print!` for what a command reports: once the reader has gone (`kairos ... | head`), the
+/// rest of the output is dropped instead of ending in a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `println!` for what a command reports; see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod diff;
 pub mod generate;
 pub mod graph;
@@ -96,6 +113,20 @@ pub fn effective_policy(
     Ok(crate::plan::effective_policy(wf, org.as_ref()))
 }
 
+/// Writes to stdout; a closed pipe (`kairos verify ... | head`) is not worth an error.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Pretty JSON and a newline on stdout.
+fn print_json(value: &impl serde::Serialize) {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    print_stdout(&text);
+}
+
 /// Prints an error as a miette report on stderr.
 pub fn report_error(error: impl miette::Diagnostic + Send + Sync + 'static) {
     eprintln!("{:?}", miette::Report::new(error));
@@ -104,6 +135,27 @@ pub fn report_error(error: impl miette::Diagnostic + Send + Sync + 'static) {
 /// Loads a workflow file; when it cannot be, prints why and gives the exit code.
 pub fn load_workflow(path: &std::path::Path) -> Result<crate::workflow::Workflow, i32> {
     crate::workflow::load_file(path).map_err(load_failed)
+}
+
+/// The diagnostics of a file that could not be loaded, as `--format json` lists them: every
+/// diagnostic of an invalid file, or one `kairos::io` record for a file that cannot be read.
+pub fn load_error_records(
+    path: &std::path::Path,
+    error: &crate::workflow::LoadError,
+) -> serde_json::Value {
+    match error {
+        crate::workflow::LoadError::Invalid(d) => serde_json::json!(d.records()),
+        e => serde_json::json!([{
+            "file": path.display().to_string(),
+            "line": null,
+            "column": null,
+            "code": "kairos::io",
+            "message": e.to_string(),
+            "label": null,
+            "labels": [],
+            "help": null,
+        }]),
+    }
 }
 
 /// Prints why a workflow or policy file could not be loaded (every diagnostic of an invalid

@@ -17,7 +17,8 @@ pub struct Args {
     /// The state as of this event (its `seq`).
     #[arg(long, value_name = "SEQ", conflicts_with_all = ["check", "against"])]
     pub until: Option<u64>,
-    /// Print this node's full recorded output, raw (text as is, other values as JSON).
+    /// Print this node's full recorded output, raw (text as is, other values as JSON; all
+    /// JSON with `--format json`).
     #[arg(long, value_name = "ID", conflicts_with_all = ["check", "against"])]
     pub node: Option<String>,
     /// Re-drive the embedded workflow on the recorded results (no tool runs) and require the
@@ -49,16 +50,16 @@ pub fn run(args: &Args) -> i32 {
         Err(e) => return read_error(e),
     };
     if let Some(id) = &args.node {
-        return print_node(&state, id);
+        return print_node(&state, id, args.format);
     }
     if args.format == OutputFormat::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&state).expect("JSON serializes")
         );
         return exit::SUCCESS;
     }
-    println!(
+    outln!(
         "workflow {} (sha256 {}), seed {}",
         state.workflow,
         &state.workflow_sha256.get(..12).unwrap_or_default(),
@@ -76,19 +77,19 @@ pub fn run(args: &Args) -> i32 {
             .unwrap_or_else(|| short(&n.output));
         table.add_row([n.node.as_str(), n.status, &n.attempts.to_string(), &detail]);
     }
-    println!("{table}");
+    outln!("{table}");
     if state.nodes.len() > TABLE_ROWS {
-        println!(
+        outln!(
             "... and {} more nodes (--format json lists them all)",
             state.nodes.len() - TABLE_ROWS
         );
     }
     for d in &state.decisions {
-        println!("branch {} took {} (seq {})", d.node, d.arm, d.seq);
+        outln!("branch {} took {} (seq {})", d.node, d.arm, d.seq);
     }
     if let Value::Object(outputs) = &state.outputs {
         for (name, value) in outputs {
-            println!(
+            outln!(
                 "output {name}: {}",
                 value
                     .as_str()
@@ -96,12 +97,14 @@ pub fn run(args: &Args) -> i32 {
             );
         }
     }
-    println!(
+    outln!(
         "run {} after {} events, clock {}",
-        state.status, state.events, state.clock
+        state.status,
+        state.events,
+        state.clock
     );
     if !state.pending_approvals.is_empty() {
-        println!(
+        outln!(
             "waiting for approval: {}",
             state.pending_approvals.join(", ")
         );
@@ -129,7 +132,9 @@ fn short(v: &Value) -> String {
     s
 }
 
-fn print_node(state: &state::RunState, id: &str) -> i32 {
+/// `--node ID`: the output as is (text raw, other values as JSON), or with `--format json`
+/// always as JSON (text quoted).
+fn print_node(state: &state::RunState, id: &str, format: OutputFormat) -> i32 {
     let value = match state.get(id) {
         Some(n) if !n.output.is_null() || instances(state, id).next().is_none() => n.output.clone(),
         _ => {
@@ -148,9 +153,13 @@ fn print_node(state: &state::RunState, id: &str) -> i32 {
             Value::Array(outputs)
         }
     };
-    match value {
-        Value::String(s) => print!("{s}"),
-        other => println!("{other}"),
+    match (format, value) {
+        (OutputFormat::Table, Value::String(s)) => out!("{s}"),
+        (OutputFormat::Table, other) => outln!("{other}"),
+        (OutputFormat::Json, value) => outln!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON serializes")
+        ),
     }
     exit::SUCCESS
 }
@@ -196,32 +205,32 @@ fn redrive(args: &Args) -> i32 {
     };
     if args.format == OutputFormat::Json {
         let doc = serde_json::json!({ "matches": code == exit::SUCCESS, "mode": if args.check { "check" } else { "against" }, "outcome": outcome });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON serializes")
         );
         return code;
     }
     match &outcome.first_difference {
-        None if args.check => println!("replay matches ({} events)", outcome.events),
-        None => println!(
+        None if args.check => outln!("replay matches ({} events)", outcome.events),
+        None => outln!(
             "no divergence: the workflow behaves as recorded ({} events re-driven, no tool run)",
             outcome.events
         ),
         Some(d) => {
-            println!("replay diverges at seq {}: {}", d.seq, d.explanation);
+            outln!("replay diverges at seq {}: {}", d.seq, d.explanation);
             if let Some(div) = &d.divergence {
                 match &div.recorded {
-                    Some(rec) => println!("  recorded input: {rec}"),
-                    None => println!("  recorded input: (no recorded call)"),
+                    Some(rec) => outln!("  recorded input: {rec}"),
+                    None => outln!("  recorded input: (no recorded call)"),
                 }
-                println!("  asked input:    {}", div.asked);
+                outln!("  asked input:    {}", div.asked);
             }
             if let Some(r) = &d.recorded {
-                println!("  recorded: {}", reader::body(r));
+                outln!("  recorded: {}", reader::body(r));
             }
             if let Some(r) = &d.replayed {
-                println!("  replayed: {}", reader::body(r));
+                outln!("  replayed: {}", reader::body(r));
             }
         }
     }

@@ -149,9 +149,14 @@ pub fn run(args: &Args) -> i32 {
     let started = std::time::Instant::now();
     // The workflow lives until the process exits, and is not freed then: for a large graph,
     // freeing hundreds of thousands of small allocations is measurable and of no use.
-    let wf = match super::load_workflow(&args.file) {
+    let wf = match crate::workflow::load_file(&args.file) {
         Ok(w) => std::mem::ManuallyDrop::new(w),
-        Err(code) => return code,
+        Err(e) => {
+            if args.format == OutputFormat::Json && !args.quiet {
+                print_not_run(args, "invalid", super::load_error_records(&args.file, &e));
+            }
+            return super::load_failed(e);
+        }
     };
     if std::env::var_os("KAIROS_TIMINGS").is_some() {
         // For benchmarks: loading (reading, parsing, validating) apart from running.
@@ -183,6 +188,9 @@ pub fn run(args: &Args) -> i32 {
             "error: the policy refuses this run ({n} capability violation{}); nothing was run",
             if n == 1 { "" } else { "s" }
         );
+        if args.format == OutputFormat::Json && !args.quiet {
+            print_not_run(args, "refused", serde_json::json!(d.records()));
+        }
         return exit::POLICY;
     }
     if let Err(e) = crate::plan::check_tools(&wf)
@@ -206,6 +214,7 @@ pub fn run(args: &Args) -> i32 {
         approvals,
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
         cancel,
+        text_style: Default::default(),
     };
     let (path, result) = if let Some(ledger) = &args.resume {
         let result = resume::resume(ledger, &wf, &policy, options, |dropped| {
@@ -274,7 +283,7 @@ pub fn run(args: &Args) -> i32 {
                 "pending_approvals": report.pending_approvals,
                 "nodes": report.nodes,
             });
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&doc).expect("JSON serializes")
             );
@@ -292,9 +301,9 @@ pub fn run(args: &Args) -> i32 {
                     n.output.as_str(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
             if report.nodes.len() > TABLE_ROWS {
-                println!(
+                outln!(
                     "... and {} more nodes (--format json lists them all)",
                     report.nodes.len() - TABLE_ROWS
                 );
@@ -303,10 +312,10 @@ pub fn run(args: &Args) -> i32 {
                 let text = value
                     .as_str()
                     .map_or_else(|| value.to_string(), str::to_string);
-                println!("output {name}: {text}");
+                outln!("output {name}: {text}");
             }
             let c = report.counts;
-            println!(
+            outln!(
                 "run {}: {} succeeded, {} failed, {} skipped, {} denied",
                 report.status.name(),
                 c.succeeded,
@@ -315,18 +324,18 @@ pub fn run(args: &Args) -> i32 {
                 c.denied
             );
             if !report.pending_approvals.is_empty() {
-                println!(
+                outln!(
                     "waiting for approval: {}",
                     report.pending_approvals.join(", ")
                 );
-                println!(
+                outln!(
                     "resume with: kairos run {} --resume {} --approve {} --approver NAME",
                     args.file.display(),
                     path.display(),
                     report.pending_approvals[0]
                 );
             }
-            println!(
+            outln!(
                 "ledger: {} ({} events)",
                 path.display(),
                 report.ledger_lines
@@ -334,6 +343,17 @@ pub fn run(args: &Args) -> i32 {
         }
     }
     code
+}
+
+/// `--format json` of a run that did not start: the workflow is `invalid`, or the policy
+/// `refused` it; no ledger is written.
+fn print_not_run(args: &Args, status: &str, diagnostics: serde_json::Value) {
+    super::print_json(&serde_json::json!({
+        "file": args.file.display().to_string(),
+        "status": status,
+        "ledger": null,
+        "diagnostics": diagnostics,
+    }));
 }
 
 /// Creates the ledger file without ever replacing one: an explicit path must not exist; the

@@ -139,7 +139,7 @@ pub fn run(args: &Args) -> i32 {
             "workflow_sha256": facts.workflow_sha256,
             "status": facts.status,
         });
-        super::verify::print_json(&doc);
+        super::print_json(&doc);
         return exit::SUCCESS;
     }
     let n = envelope.signatures.len();
@@ -165,6 +165,6 @@ pub fn run(args: &Args) -> i32 {
             sshsig::NAMESPACE
         ));
     }
-    super::verify::print_stdout(&text);
+    super::print_stdout(&text);
     exit::SUCCESS
 }

@@ -46,7 +46,7 @@ pub fn run(args: &Args) -> i32 {
         };
         match (args.format, result) {
             (OutputFormat::Table, Ok(w)) => {
-                println!(
+                outln!(
                     "{} {}: {} nodes, {} edges, needs {}; granted {}",
                     if violations.is_empty() { "ok" } else { "policy" },
                     path.display(),
@@ -94,21 +94,13 @@ pub fn run(args: &Args) -> i32 {
             (OutputFormat::Json, Err(e)) => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),
                 "valid": false,
-                "diagnostics": [{
-                    "file": path.display().to_string(),
-                    "line": null,
-                    "column": null,
-                    "code": "kairos::io",
-                    "message": e.to_string(),
-                    "label": null,
-                    "help": null,
-                }],
+                "diagnostics": super::load_error_records(path, &e),
             })),
         }
     }
     if args.format == OutputFormat::Json {
         let doc = serde_json::json!({ "valid": code == exit::SUCCESS, "files": json_files });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON serializes")
         );

@@ -14,9 +14,10 @@
 //!  "notes": []}
 //! ```
 //!
-//! Exit 0 when every check passed, 1 when one failed (2 when the ledger is not a complete
-//! ledger: not JSON, a torn last line), 2 when an input cannot be used at all (a missing file,
-//! an unreadable key, an envelope that is not JSON).
+//! Exit 0 when every check passed; 1 when one failed, however the ledger is damaged (a cut
+//! last line too) or when its envelope does not match it (even without `--key`); 2 only when
+//! an input cannot be used at all (a missing file, an unreadable key, an envelope that is not
+//! JSON, a bad argument).
 
 use super::OutputFormat;
 use crate::exit;
@@ -89,8 +90,8 @@ pub fn run(args: &Args) -> i32 {
     };
     let code = report.exit_code();
     match args.format {
-        OutputFormat::Json => print_json(&report),
-        OutputFormat::Table => print_stdout(&table(&report)),
+        OutputFormat::Json => super::print_json(&report),
+        OutputFormat::Table => super::print_stdout(&table(&report)),
     }
     if let Some(e) = report.read_error.take() {
         super::report_error(e);
@@ -104,20 +105,6 @@ pub fn run(args: &Args) -> i32 {
         );
     }
     code
-}
-
-/// Writes to stdout; a closed pipe (`kairos verify ... | head`) is not worth an error.
-pub(super) fn print_stdout(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-/// Pretty JSON and a newline on stdout.
-pub(super) fn print_json(value: &impl serde::Serialize) {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    print_stdout(&text);
 }
 
 fn table(report: &Report) -> String {

@@ -47,6 +47,7 @@ use crate::ledger::event::{self as ev, Counts, Event};
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::policy::effective::Effective;
 use crate::policy::redact::Redactor;
+use crate::workflow::expr::TextStyle;
 use crate::workflow::{NodeIdx, NodeKind, Workflow};
 use approvals::{Approvals, Turn};
 use commit::Committer;
@@ -77,6 +78,9 @@ pub struct RunOptions {
     pub ask: Option<Ask>,
     /// Interrupts: the first stops starting nodes, the second kills running commands.
     pub cancel: Cancel,
+    /// How templates write values that are not text (a replay or resume uses the recorded
+    /// run's).
+    pub text_style: TextStyle,
 }
 
 /// The default `--jobs`: the number of CPUs, at least 4 (waiting work such as sleeps and
@@ -174,7 +178,7 @@ pub fn run_to(
     // `RunStart` (the whole source, escaped and hashed: milliseconds for a large workflow) is
     // built while the scheduler's tables are.
     let (start, mut engine) = std::thread::scope(|scope| {
-        let start = scope.spawn(|| run_start(workflow, inputs, seed, policy));
+        let start = scope.spawn(|| run_start(workflow, inputs, seed, policy, options.text_style));
         let engine = Engine::new(workflow, options, policy, inputs, seed, source, writer);
         (
             start.join().expect("building RunStart does not panic"),
@@ -236,6 +240,7 @@ impl<'w> Engine<'w> {
                     &wf.name,
                     seed,
                     Arc::clone(&values),
+                    options.text_style,
                 ),
                 values,
                 seed,

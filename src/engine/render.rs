@@ -64,14 +64,22 @@ pub struct Locals {
 
 /// Renders against one run's inputs and node values.
 pub struct Renderer {
+    style: expr::TextStyle,
     inputs: Value,
     run: Value,
     nodes: Value,
 }
 
 impl Renderer {
-    pub fn new(inputs: &serde_json::Value, name: &str, seed: u64, nodes: Arc<NodeValues>) -> Self {
+    pub fn new(
+        inputs: &serde_json::Value,
+        name: &str,
+        seed: u64,
+        nodes: Arc<NodeValues>,
+        style: expr::TextStyle,
+    ) -> Self {
         Self {
+            style,
             inputs: Value::from(minijinja::value::Serde(inputs)),
             run: Value::from(minijinja::value::Serde(
                 serde_json::json!({ "seed": seed, "name": name }),
@@ -111,7 +119,7 @@ impl Renderer {
         if !has_markup(text) {
             return Ok(text.to_string());
         }
-        let env = expr::environment();
+        let env = expr::styled(self.style);
         env.render_str(text, self.context(locals))
             .map_err(|e| describe(&e))
     }
@@ -121,7 +129,7 @@ impl Renderer {
         if !has_markup(text) {
             return Ok(text.to_string());
         }
-        expr::shell_environment()
+        expr::shell_styled(self.style)
             .render_str(text, self.context(locals))
             .map_err(|e| describe(&e))
     }
@@ -189,7 +197,13 @@ mod tests {
             &serde_json::json!({"output": "$(touch pwned)", "status": "succeeded"}),
         );
         (
-            Renderer::new(&serde_json::json!({"n": 3}), "t", 7, values.clone()),
+            Renderer::new(
+                &serde_json::json!({"n": 3}),
+                "t",
+                7,
+                values.clone(),
+                expr::TextStyle::Json,
+            ),
             values,
         )
     }

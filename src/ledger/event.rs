@@ -214,6 +214,10 @@ pub struct RunStart<'a> {
     pub policy: Cow<'a, Value>,
     #[serde(borrow)]
     pub policy_sha256: Text<'a>,
+    /// How templates wrote values that are not text (`json`); absent in ledgers written
+    /// before the field existed, whose templates wrote minijinja's own notation.
+    #[serde(borrow, default)]
+    pub template_values: Option<Text<'a>>,
 }
 
 /// The key of `RunStart.policy` that holds the organisation policy's text, when the run had
@@ -687,7 +691,8 @@ impl<'a> Event<'a> {
                 .json("inputs", &e.inputs)
                 .u64("seed", e.seed)
                 .json("policy", &e.policy)
-                .str("policy_sha256", &e.policy_sha256),
+                .str("policy_sha256", &e.policy_sha256)
+                .opt_str("template_values", e.template_values.as_deref()),
             Event::Start(e) => {
                 let b = b
                     .str("tool", &e.tool)
@@ -929,6 +934,7 @@ mod tests {
                 seed: 7,
                 policy: Cow::Owned(json!({"preset": "restrictive"})),
                 policy_sha256: t("cd"),
+                template_values: Some(t("json")),
             }),
             Event::Start(Start {
                 node: t("a[2]"),

@@ -15,6 +15,7 @@ use crate::ledger::event::{self, Event};
 use crate::ledger::reader::{self, Head, ReadError};
 use crate::ledger::writer::Memory;
 use crate::plan::Organisation;
+use crate::workflow::expr::TextStyle;
 use crate::workflow::{self, Diagnostics, Workflow};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -65,6 +66,7 @@ struct Start {
     inputs: Map<String, Value>,
     seed: u64,
     organisation: Option<Organisation>,
+    text_style: TextStyle,
 }
 
 impl Start {
@@ -78,7 +80,10 @@ impl Start {
         let organisation = Organisation::recorded(&start).map_err(|message| {
             ReplayError::Input(format!("the recorded organisation policy: {message}"))
         })?;
+        let text_style = TextStyle::from_recorded(start.template_values.as_deref())
+            .map_err(|e| ReplayError::Input(format!("{}:1: {e}", ledger.display())))?;
         Ok(Start {
+            text_style,
             inputs: inputs.clone(),
             workflow_source: start.workflow_source.into_owned(),
             seed: start.seed,
@@ -125,6 +130,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         approvals: recording.approvals.clone(),
         ask: None,
         cancel: Default::default(),
+        text_style: start.text_style,
     };
     let report = engine::run_to(
         workflow,

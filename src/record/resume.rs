@@ -17,13 +17,14 @@
 
 use super::Recording;
 use crate::engine::{self, EngineError, RunOptions, RunReport};
-use crate::ledger::event::{Kind, Verdict};
+use crate::ledger::event::{Event, Kind, Verdict};
 use crate::ledger::id;
 use crate::ledger::reader::{ReadError, Reader, body};
 use crate::ledger::writer::Sink;
 use crate::plan::PlanError;
 use crate::policy::effective::Effective;
 use crate::workflow::Workflow;
+use crate::workflow::expr::TextStyle;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -69,7 +70,9 @@ pub fn resume(
 ) -> Result<RunReport, ResumeError> {
     let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
     let seed = options.seed.unwrap_or(workflow.seed);
-    let start = engine::run_start(workflow, &inputs, seed, policy);
+    // The run goes on rendering templates as it began.
+    options.text_style = recorded_style(ledger)?;
+    let start = engine::run_start(workflow, &inputs, seed, policy, options.text_style);
     let prefix = read_prefix(ledger, start.trim_end())?;
     for d in &prefix.dropped {
         dropped(d);
@@ -153,6 +156,22 @@ fn ends_commit(kind: Kind, node: Option<&str>) -> bool {
 }
 
 /// Reads and checks the prefix of `path` for a run whose `RunStart` line would be `start`.
+/// How the run recorded in `ledger` rendered template values (from its `RunStart`).
+fn recorded_style(ledger: &Path) -> Result<TextStyle, ResumeError> {
+    let mut reader = crate::ledger::reader::open(ledger)?;
+    let style = match reader.next_line()? {
+        Some(line) => match line.event()? {
+            Event::RunStart(start) => TextStyle::from_recorded(start.template_values.as_deref()),
+            _ => Ok(TextStyle::default()),
+        },
+        None => Ok(TextStyle::default()),
+    };
+    style.map_err(|why| ResumeError::Refused {
+        path: ledger.display().to_string(),
+        why,
+    })
+}
+
 pub fn read_prefix(path: &Path, start_body: &str) -> Result<Prefix, ResumeError> {
     let name = path.display().to_string();
     let refused = |why: String| ResumeError::Refused {

@@ -1,4 +1,4 @@
-//! `kairos graph`: the workflow as Mermaid or Graphviz DOT.
+//! `kairos graph`: the workflow as Mermaid or Graphviz DOT, or as JSON for programs.
 //!
 //! Node shapes show the kind (task: box, branch: diamond, fork and join: trapezia, approval:
 //! hexagon); branch arms are labelled `then` / `else`, fork and join edges `fork` / `join`;
@@ -18,6 +18,18 @@ pub enum EdgeKind {
 }
 
 impl EdgeKind {
+    /// The name `--format json` gives the edge.
+    fn name(self) -> &'static str {
+        match self {
+            EdgeKind::Needs => "needs",
+            EdgeKind::Then => "then",
+            EdgeKind::Else => "else",
+            EdgeKind::Fork => "fork",
+            EdgeKind::Join => "join",
+            EdgeKind::Data => "data",
+        }
+    }
+
     fn label(self) -> Option<&'static str> {
         match self {
             EdgeKind::Needs | EdgeKind::Data => None,
@@ -111,6 +123,37 @@ pub fn dot(workflow: &Workflow) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+/// The graph both renderings draw, as data: every node (id, kind, tool for a task) in
+/// declaration order and every edge (`to` waits for `from`), `kind` one of `needs`, `then`,
+/// `else`, `fork`, `join` or `data` (an expression reads the node).
+pub fn json(workflow: &Workflow) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = workflow
+        .nodes
+        .iter()
+        .map(|node| {
+            serde_json::json!({
+                "id": node.id.as_str(),
+                "kind": node.kind.name(),
+                "tool": match &node.kind {
+                    NodeKind::Task(t) => Some(t.tool.spec().name),
+                    _ => None,
+                },
+            })
+        })
+        .collect();
+    let edges: Vec<serde_json::Value> = edges(workflow)
+        .into_iter()
+        .map(|(from, to, kind)| {
+            serde_json::json!({
+                "from": workflow.nodes[from as usize].id.as_str(),
+                "to": workflow.nodes[to as usize].id.as_str(),
+                "kind": kind.name(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "workflow": workflow.name, "nodes": nodes, "edges": edges })
 }
 
 fn dot_escape(text: &str) -> String {

@@ -14,10 +14,14 @@
 //! 7. `ssh signature`: `LEDGER.sig`, when present, is an SSHSIG by a trusted key over the file's
 //!    bytes in the namespace `ledger@kairos`.
 //!
+//! Without a trusted key the signatures cannot be checked, but the envelope's statement is
+//! still compared with the file (rows 4 and 5, marked unverified): an envelope that does not
+//! match the ledger (another ledger's, or one signed before the ledger was changed) fails.
+//!
 //! A check is `ok`, `failed`, `skipped` (it could not or need not run) or `absent` (there is
-//! nothing to check: no envelope, no SSH signature). The first failed check decides the exit
-//! code: the reader's for format, `seq` and chain problems (1 for a broken sequence or chain, 2
-//! for a file that is not a complete ledger), 1 for any other failure.
+//! nothing to check: no envelope, no SSH signature). Any failed check is a failed
+//! verification (exit 1), whatever is wrong with the ledger, a cut last line included; exit 2
+//! is for input that cannot be used at all (see [`InputError`]).
 
 use super::envelope::{self, Envelope, Statement};
 use super::keys::{self, TrustedKey};
@@ -135,12 +139,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// Exit code (SPEC 9).
+    /// Exit code: a ledger damaged in any way, or a signature or envelope that does not hold,
+    /// is a negative result; only unusable input (an [`InputError`]) is bad input.
     pub fn exit_code(&self) -> i32 {
-        match (&self.first_failure, &self.read_error) {
-            (None, _) => exit::SUCCESS,
-            (Some(c), Some(e)) if matches!(c.check, "format" | "seq" | "chain") => e.exit_code(),
-            (Some(_), _) => exit::NEGATIVE,
+        if self.first_failure.is_some() {
+            exit::NEGATIVE
+        } else {
+            exit::SUCCESS
         }
     }
 }
@@ -257,7 +262,11 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
             (Some(facts), sha, pre)
         }
         Err(failure) => {
-            if let ReadError::Io { .. } = failure.error {
+            // Bytes that are not text are damage, like any other; a file that cannot be read
+            // at all is unusable input.
+            let not_text = matches!(&failure.error, ReadError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::InvalidData);
+            if matches!(failure.error, ReadError::Io { .. }) && !not_text {
                 return Err(InputError::Read(failure.error));
             }
             let (line, kind) = match &failure.error {
@@ -266,9 +275,14 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
                 ReadError::NotJson { line, .. }
                 | ReadError::Torn { line, .. }
                 | ReadError::Event { line, .. } => (*line, 0),
+                ReadError::Io { .. } => (failure.lines_ok + 1, 0),
                 _ => (1, 0),
             };
-            let message = failure.error.to_string();
+            let message = if not_text {
+                "not UTF-8 text".to_string()
+            } else {
+                failure.error.to_string()
+            };
             let message = message
                 .strip_prefix(&format!("{}:{line}: ", ledger.display()))
                 .or_else(|| message.strip_prefix(&format!("{}: ", ledger.display())))
@@ -294,7 +308,8 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
                 };
                 report.checks.push(row);
             }
-            report.read_error = Some(failure.error);
+            // (The reader's own words for bytes that are not text would say "cannot read".)
+            report.read_error = (!not_text).then_some(failure.error);
             // Keep checking the signatures, for the record: a valid signature over a ledger
             // whose chain is broken still fails, but the report says which is which.
             let (sha, pre) =
@@ -356,7 +371,24 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
                 }
             }
         }
-        Some(st) => check_statement(&mut report, st, facts.as_ref(), &file_sha256, broken),
+        Some(st) => {
+            let first = report.checks.len();
+            check_statement(&mut report, st, facts.as_ref(), &file_sha256, broken);
+            if !envelope_signed {
+                // Compared without a trusted key: a mismatch means the envelope is not this
+                // ledger's; a match proves nothing.
+                for row in &mut report.checks[first..] {
+                    match row.result {
+                        Outcome::Failed => {
+                            row.detail =
+                                format!("the envelope does not match the ledger: {}", row.detail);
+                        }
+                        Outcome::Ok => row.detail.push_str(" (unverified: no trusted key)"),
+                        _ => {}
+                    }
+                }
+            }
+        }
     }
 
     // 6. The workflow.
@@ -548,6 +580,9 @@ fn check_envelope(
             None,
             "no trusted key given (--key, --allowed-signers)".into(),
         ));
+        // Unverified, the statement proves nothing, but one about other contents shows that
+        // the envelope does not belong to this ledger as it is.
+        *statement = read_statement(report, &payload, false);
         return false;
     }
     let pae = envelope::pae(&env.payload_type, &payload);
@@ -634,50 +669,77 @@ fn check_envelope(
             .join(", "),
     ));
     // Only now, from the verified bytes.
-    match serde_json::from_slice::<Statement>(&payload) {
-        Ok(st) if st.type_ != envelope::STATEMENT_TYPE => report.checks.push(check(
+    *statement = read_statement(report, &payload, true);
+    true
+}
+
+/// Parses the envelope's payload as a kairos statement, adding the `statement` row.
+/// `verified`: the payload's signature was checked (otherwise the row says it was not).
+fn read_statement(report: &mut Report, payload: &[u8], verified: bool) -> Option<Statement> {
+    let what = if verified {
+        "the signed payload"
+    } else {
+        "the envelope's payload"
+    };
+    let failed = |why: String| {
+        check(
             "statement",
             Outcome::Failed,
             None,
-            format!(
+            if verified {
+                why
+            } else {
+                format!("the envelope does not match the ledger: {why}")
+            },
+        )
+    };
+    match serde_json::from_slice::<Statement>(payload) {
+        Ok(st) if st.type_ != envelope::STATEMENT_TYPE => {
+            report.checks.push(failed(format!(
                 "_type is `{}`, not `{}`",
                 st.type_,
                 envelope::STATEMENT_TYPE
-            ),
-        )),
-        Ok(st) if st.predicate_type != envelope::PREDICATE_TYPE => report.checks.push(check(
-            "statement",
-            Outcome::Failed,
-            None,
-            format!(
+            )));
+            None
+        }
+        Ok(st) if st.predicate_type != envelope::PREDICATE_TYPE => {
+            report.checks.push(failed(format!(
                 "predicateType is `{}`, not `{}`",
                 st.predicate_type,
                 envelope::PREDICATE_TYPE
-            ),
-        )),
-        Ok(st) if st.subject.len() != 1 => report.checks.push(check(
-            "statement",
-            Outcome::Failed,
-            None,
-            format!("{} subjects, not one", st.subject.len()),
-        )),
+            )));
+            None
+        }
+        Ok(st) if st.subject.len() != 1 => {
+            report
+                .checks
+                .push(failed(format!("{} subjects, not one", st.subject.len())));
+            None
+        }
         Ok(st) => {
             report.checks.push(check(
                 "statement",
                 Outcome::Ok,
                 None,
-                format!("in-toto Statement v1, {}", envelope::PREDICATE_TYPE),
+                format!(
+                    "in-toto Statement v1, {}{}",
+                    envelope::PREDICATE_TYPE,
+                    if verified {
+                        ""
+                    } else {
+                        " (unverified: no trusted key)"
+                    }
+                ),
             ));
-            *statement = Some(st);
+            Some(st)
         }
-        Err(e) => report.checks.push(check(
-            "statement",
-            Outcome::Failed,
-            None,
-            format!("the signed payload is not a kairos in-toto statement: {e}"),
-        )),
+        Err(e) => {
+            report.checks.push(failed(format!(
+                "{what} is not a kairos in-toto statement: {e}"
+            )));
+            None
+        }
     }
-    true
 }
 
 /// Compares the verified statement with the file.

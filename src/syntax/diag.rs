@@ -30,7 +30,7 @@ pub enum WorkflowError {
         key: String,
         #[label("first defined here")]
         first: SourceSpan,
-        #[label("defined again here")]
+        #[label(primary, "defined again here")]
         second: SourceSpan,
     },
 
@@ -111,9 +111,9 @@ pub enum WorkflowError {
     )]
     DuplicateId {
         id: String,
-        #[label("first used here")]
+        #[label("first defined here")]
         first: SourceSpan,
-        #[label("used again here")]
+        #[label(primary, "defined again here")]
         second: SourceSpan,
     },
 
@@ -359,7 +359,10 @@ pub struct Diagnostics {
     pub errors: Vec<WorkflowError>,
 }
 
-/// A diagnostic flattened to data, for `--format json`.
+/// A diagnostic flattened to data, for `--format json`. `line`, `column` and `label` are
+/// those of the primary label (where the problem is); `labels` has every label, the primary
+/// one first, then the others in the order the diagnostic gives them (for a duplicate: the
+/// repeat, then "first defined here").
 #[derive(Debug, serde::Serialize)]
 pub struct DiagnosticRecord {
     pub file: String,
@@ -368,7 +371,27 @@ pub struct DiagnosticRecord {
     pub code: String,
     pub message: String,
     pub label: Option<String>,
+    pub labels: Vec<LabelRecord>,
     pub help: Option<String>,
+}
+
+/// One labelled place of a diagnostic.
+#[derive(Debug, serde::Serialize)]
+pub struct LabelRecord {
+    pub line: usize,
+    pub column: usize,
+    pub message: Option<String>,
+    pub primary: bool,
+}
+
+/// A diagnostic's labels, the primary one (marked so, or else the first) first.
+pub fn labels_primary_first(error: &dyn Diagnostic) -> Vec<LabeledSpan> {
+    let mut labels: Vec<LabeledSpan> = error.labels().map(Iterator::collect).unwrap_or_default();
+    if let Some(i) = labels.iter().position(LabeledSpan::primary) {
+        let primary = labels.remove(i);
+        labels.insert(0, primary);
+    }
+    labels
 }
 
 impl Diagnostics {
@@ -395,16 +418,28 @@ impl Diagnostics {
         self.errors
             .iter()
             .map(|error| {
-                let primary = error.labels().and_then(|mut l| l.next());
-                let offset = primary.as_ref().map_or(0, |l| l.offset());
-                let (line, column) = index.line_column(text, offset);
+                let labels: Vec<LabelRecord> = labels_primary_first(error)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let (line, column) = index.line_column(text, l.offset());
+                        LabelRecord {
+                            line,
+                            column,
+                            message: l.label().map(str::to_string),
+                            primary: i == 0,
+                        }
+                    })
+                    .collect();
+                let (line, column) = labels.first().map_or((1, 1), |l| (l.line, l.column));
                 DiagnosticRecord {
                     file: self.file_name().to_string(),
                     line,
                     column,
                     code: error.code().map(|c| c.to_string()).unwrap_or_default(),
                     message: error.to_string(),
-                    label: primary.and_then(|l| l.label().map(str::to_string)),
+                    label: labels.first().and_then(|l| l.message.clone()),
+                    labels,
                     help: error.help().map(|h| h.to_string()),
                 }
             })

@@ -14,34 +14,115 @@ pub const NODE_FIELDS: &[&str] = &["output", "stdout", "stderr", "exit_code", "s
 /// The fields of `run`.
 pub const RUN_FIELDS: &[&str] = &["seed", "name"];
 
-/// The environment every expression and template is compiled in: undefined values are errors
-/// (SPEC 2), and the extra filters workflows use are registered.
-pub fn environment() -> &'static minijinja::Environment<'static> {
-    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.add_filter("lines", |s: String| -> Vec<String> {
-            s.lines().map(str::to_string).collect()
-        });
-        env
-    })
+/// How `{{ value }}` writes a value that is not a string.
+///
+/// A run records its style in its ledger's `RunStart` (`template_values`), and a replay or a
+/// resume renders as the recorded run did: ledgers written before JSON-style values existed
+/// have no such field and go on replaying byte for byte with [`TextStyle::Legacy`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TextStyle {
+    /// A string as it is, anything else as JSON (see [`display`]).
+    #[default]
+    Json,
+    /// minijinja's own writing (`None`, `True`, `['a']`), as the first release rendered.
+    Legacy,
 }
 
-/// The environment for `run:` lines: like [`environment`], but every value interpolated
-/// with `{{ }}` is shell-quoted, so a node's output can never inject a command (SPEC 2).
+impl TextStyle {
+    /// The `template_values` a ledger records (none for [`TextStyle::Legacy`]).
+    pub fn recorded_name(self) -> Option<&'static str> {
+        match self {
+            TextStyle::Json => Some("json"),
+            TextStyle::Legacy => None,
+        }
+    }
+
+    /// The style of a ledger whose `RunStart` records `name` (`None`: the field is absent).
+    pub fn from_recorded(name: Option<&str>) -> Result<Self, String> {
+        match name {
+            None => Ok(TextStyle::Legacy),
+            Some("json") => Ok(TextStyle::Json),
+            Some(other) => Err(format!(
+                "unknown template_values `{other}` (written by a newer kairos?)"
+            )),
+        }
+    }
+}
+
+/// The environment shared by every style: undefined values are errors (never an empty
+/// string), and the extra filters workflows use are registered.
+fn base() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_filter("lines", |s: String| -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    });
+    env
+}
+
+/// The environment every expression and template is compiled in, writing values JSON-style
+/// (see [`display`]).
+pub fn environment() -> &'static minijinja::Environment<'static> {
+    styled(TextStyle::Json)
+}
+
+/// The environment that renders templates in `style`.
+pub fn styled(style: TextStyle) -> &'static minijinja::Environment<'static> {
+    static JSON: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    static LEGACY: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    match style {
+        TextStyle::Json => JSON.get_or_init(|| {
+            let mut env = base();
+            env.set_formatter(|out, _state, value| write(out, &display(value)));
+            env
+        }),
+        TextStyle::Legacy => LEGACY.get_or_init(base),
+    }
+}
+
+/// The environment for `run:` lines in `style`: every value interpolated with `{{ }}` is
+/// shell-quoted, so a node's output can never inject a command.
+pub fn shell_styled(style: TextStyle) -> &'static minijinja::Environment<'static> {
+    static JSON: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    static LEGACY: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    match style {
+        TextStyle::Json => JSON.get_or_init(|| {
+            let mut env = base();
+            env.set_formatter(|out, _state, value| write(out, &crate::sh::quote(&display(value))));
+            env
+        }),
+        TextStyle::Legacy => LEGACY.get_or_init(|| {
+            let mut env = base();
+            env.set_formatter(|out, _state, value| {
+                write(out, &crate::sh::quote(&value.to_string()))
+            });
+            env
+        }),
+    }
+}
+
+/// The environment for `run:` lines, JSON-style.
 pub fn shell_environment() -> &'static minijinja::Environment<'static> {
-    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = environment().clone();
-        env.set_formatter(|out, _state, value| {
-            let text = value.to_string();
-            out.write_str(&crate::sh::quote(&text)).map_err(|_| {
-                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")
-            })
-        });
-        env
-    })
+    shell_styled(TextStyle::Json)
+}
+
+/// The text `{{ value }}` writes: a string as it is, anything else as JSON (`null`, `true`,
+/// `[1, "a"]`, `{"k": null}`), the notation of the ledger and of `--format json`, rather
+/// than minijinja's Python words (`None`, `True`, `['a']`). A missing `else` of an inline
+/// `if` writes nothing, as in Jinja.
+pub fn display(value: &minijinja::Value) -> String {
+    if let Some(s) = value.as_str() {
+        return s.to_string();
+    }
+    if value.is_undefined() {
+        return String::new();
+    }
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn write(out: &mut minijinja::Output<'_>, text: &str) -> Result<(), minijinja::Error> {
+    out.write_str(text)
+        .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write"))
 }
 
 /// Whether a string is an expression or a template.
@@ -106,9 +187,15 @@ pub fn check(
             return Vec::new();
         }
     };
+    // minijinja reports `nodes["ID"]` as a bare `nodes` and misses what a slice is taken of,
+    // so references to `nodes`, `inputs` and `run` are also read as written (see
+    // `written_references`); nodes only that way, since its reading covers minijinja's.
     // Sorted so that diagnostics and dependency lists do not depend on hash order.
-    let mut vars: Vec<String> = vars.into_iter().collect();
-    vars.sort();
+    let mut vars: std::collections::BTreeSet<String> = vars
+        .into_iter()
+        .filter(|v| v != "nodes" && !v.starts_with("nodes."))
+        .collect();
+    vars.extend(written_references(text, form));
     let mut used = Vec::new();
     for var in &vars {
         let mut parts = var.split('.');
@@ -134,23 +221,12 @@ pub fn check(
                         errors.push(unknown_node(id, text, source, scope));
                     }
                 }
-                None => {
-                    let subscripts = subscripted_ids(text);
-                    if subscripts.is_empty() {
-                        errors.push(WorkflowError::InvalidValue {
-                            message: "`nodes` is used without naming a node".into(),
-                            span: ss(find_in(text, source, "nodes")),
-                            label: "which node?".into(),
-                            help: Some("name the node: `nodes.ID.output`, or `nodes[\"ID\"].output` for ids with `-`; kairos orders nodes by the references it can see".into()),
-                        });
-                    }
-                    for id in subscripts {
-                        match scope.nodes.get(id.as_str()) {
-                            Some(&idx) => used.push(idx),
-                            None => errors.push(unknown_node(&id, text, source, scope)),
-                        }
-                    }
-                }
+                None => errors.push(WorkflowError::InvalidValue {
+                    message: "`nodes` is used without naming a node".into(),
+                    span: ss(find_in(text, source, "nodes")),
+                    label: "which node?".into(),
+                    help: Some("name the node: `nodes.ID.output`, or `nodes[\"ID\"].output` for ids with `-`; kairos orders nodes by the references it can see".into()),
+                }),
             },
             "inputs" => {
                 if let Some(name) = field.filter(|n| !scope.inputs.contains(n)) {
@@ -221,13 +297,155 @@ fn field_span(text: &Sp<String>, source: &str, id: &str, attr: &str) -> Span {
     }
 }
 
-/// Ids used as `nodes["ID"]` or `nodes['ID']`.
-fn subscripted_ids(text: &str) -> Vec<String> {
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r#"nodes\s*\[\s*["']([^"']+)["']\s*\]"#).expect("valid regex")
-    });
-    re.captures_iter(text).map(|c| c[1].to_string()).collect()
+/// The variables whose references are read as written.
+const WRITTEN_ROOTS: &[&str] = &["nodes", "inputs", "run"];
+
+/// The references to `nodes`, `inputs` and `run` in the expression parts of `text` (all of an
+/// expression; what is inside `{{ }}` and `{% %}` of a template, outside string literals and
+/// `raw` blocks): `ROOT`, `ROOT.NAME` or `ROOT.NAME.FIELD`, with `nodes["ID"]` read as
+/// `nodes.ID`. A bare `nodes` is one used without a literal name (`nodes[x]`, `nodes | ...`).
+///
+/// minijinja's `undeclared_variables` does not look at the value a slice is taken of:
+/// `(nodes.a.output | list)[:2]` reports nothing of `nodes.a`, and a reference missed here
+/// gives the node no ordering edge and no value at run time.
+fn written_references(text: &str, form: Form) -> Vec<String> {
+    let mut out = Vec::new();
+    if form == Form::Expression {
+        scan_expression(text, &mut out);
+        return out;
+    }
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let tag = &rest[open..];
+        let close = match tag.get(..2) {
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            Some("{#") => {
+                rest = tag.find("#}").map_or("", |end| &tag[end + 2..]);
+                continue;
+            }
+            _ => {
+                rest = &tag[1..];
+                continue;
+            }
+        };
+        let body = &tag[2..];
+        let end = code_end(body, close);
+        let inner = &body[..end];
+        rest = body.get(end + 2..).unwrap_or_default();
+        let statement = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        if close == "%}" && statement == "raw" {
+            // Up to the end of `{% endraw %}`.
+            rest = rest
+                .find("endraw")
+                .and_then(|i| rest[i..].find("%}").map(|j| &rest[i + j + 2..]))
+                .unwrap_or_default();
+            continue;
+        }
+        scan_expression(inner, &mut out);
+    }
+    out
+}
+
+/// Where `close` ends a tag's code (outside string literals), or the end of `body`.
+fn code_end(body: &str, close: &str) -> usize {
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => i = string_end(bytes, i),
+            _ if body[i..].starts_with(close) => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The index just past the string literal that starts at `start`.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let quote = bytes[start];
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != quote {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    (i + 1).min(bytes.len())
+}
+
+/// Adds the references of [`WRITTEN_ROOTS`] in one piece of code.
+fn scan_expression(code: &str, out: &mut Vec<String>) {
+    let bytes = code.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    // Whether the last token was a `.`: `x.nodes` is an attribute, not the variable.
+    let mut after_dot = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\'' || b == b'"' {
+            i = string_end(bytes, i);
+            after_dot = false;
+        } else if ident(b) {
+            let start = i;
+            while i < bytes.len() && ident(bytes[i]) {
+                i += 1;
+            }
+            let word = &code[start..i];
+            if !after_dot && WRITTEN_ROOTS.contains(&word) {
+                let mut path = word.to_string();
+                for _ in 0..2 {
+                    match accessor(code, i) {
+                        Some((name, end)) => {
+                            path.push('.');
+                            path.push_str(name);
+                            i = end;
+                        }
+                        None => break,
+                    }
+                }
+                out.push(path);
+            }
+            after_dot = false;
+        } else {
+            if !b.is_ascii_whitespace() {
+                after_dot = b == b'.';
+            }
+            i += 1;
+        }
+    }
+}
+
+/// A literal accessor at `at`: `.NAME` or `["NAME"]` (spaces allowed); the name and the index
+/// past it.
+fn accessor(code: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = code.as_bytes();
+    let skip = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let i = skip(at);
+    match bytes.get(i)? {
+        b'.' => {
+            let start = skip(i + 1);
+            let mut end = start;
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                end += 1;
+            }
+            (end > start).then(|| (&code[start..end], end))
+        }
+        b'[' => {
+            let start = skip(i + 1);
+            let quote = *bytes.get(start)?;
+            if quote != b'\'' && quote != b'"' {
+                return None;
+            }
+            let end = string_end(bytes, start);
+            let close = skip(end);
+            (bytes.get(close) == Some(&b']') && end >= start + 2)
+                .then(|| (&code[start + 1..end - 1], close + 1))
+        }
+        _ => None,
+    }
 }
 
 /// The span of `needle` inside the source text of `text`, or the whole value.
@@ -256,4 +474,66 @@ fn locate_range(text: &Sp<String>, source: &str, start: usize, end: usize) -> Sp
     let start = start.min(text.len());
     let end = end.clamp(start, text.len());
     Span::new(text.span.offset() + shift + start, end - start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(text: &str, form: Form) -> Vec<String> {
+        written_references(text, form)
+    }
+
+    #[test]
+    fn references_are_read_where_minijinja_does_not_report_them() {
+        assert_eq!(
+            written("{{ (nodes.a.output | list)[:inputs.n] }}", Form::Template),
+            ["nodes.a.output", "inputs.n"]
+        );
+        assert_eq!(
+            written("nodes[\"b-c\"]['stdout'][1:] | length", Form::Expression),
+            ["nodes.b-c.stdout"]
+        );
+        assert_eq!(
+            written(
+                "{% for x in nodes . d.output %}{{ run.seed }}{% endfor %}",
+                Form::Template
+            ),
+            ["nodes.d.output", "run.seed"]
+        );
+    }
+
+    #[test]
+    fn literal_text_strings_comments_and_raw_blocks_are_not_references() {
+        assert!(
+            written(
+                "nodes.a {{ 'nodes.b' ~ x.nodes.c }} {# nodes.d #}{% raw %}{{ nodes.e }}{% endraw %}",
+                Form::Template
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            written("{{ \"}} nodes.a\" }}{{ nodes.f }}", Form::Template),
+            ["nodes.f"]
+        );
+    }
+
+    #[test]
+    fn values_are_written_json_style() {
+        let render = |t: &str| environment().render_str(t, ()).unwrap();
+        assert_eq!(
+            render("{{ none }}|{{ true }}|{{ 'x' }}|{{ 2.5 }}|{{ 3 }}"),
+            "null|true|x|2.5|3"
+        );
+        assert_eq!(render("{{ [none, 'a', false] }}"), "[null,\"a\",false]");
+        assert_eq!(render("{{ {'k': none} }}"), "{\"k\":null}");
+        assert_eq!(render("<{{ 'x' if false }}>"), "<>");
+        let shell = shell_environment().render_str("echo {{ none }} {{ ['a b'] }}", ());
+        assert_eq!(shell.unwrap(), "echo null '[\"a b\"]'");
+    }
+
+    #[test]
+    fn nodes_without_a_literal_name_is_bare() {
+        assert_eq!(written("nodes[name].output", Form::Expression), ["nodes"]);
+    }
 }

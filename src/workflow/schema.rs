@@ -1,20 +1,36 @@
-//! The JSON Schema of workflow files, for editors (`# yaml-language-server: $schema=...`).
+//! The JSON Schema of workflow files, for editors (`# yaml-language-server: $schema=...`) and
+//! other checkers.
 //!
 //! These types exist only to describe the file format; the reader in [`super::validate`] is
-//! the authority. A unit test keeps the two in step: every object's property names must equal
-//! the reader's key list, and the tool, capability and preset names come from their tables.
+//! the authority, and the schema says as much of what it checks as a schema can: keys, types,
+//! names and patterns, ranges, exactly one kind per node, and each tool's `with:` keys. What
+//! needs the whole file (duplicate keys or ids, references to nodes, cycles, expressions,
+//! regexes and globs) is left to `kairos validate`. A unit test keeps the key lists in step
+//! with the reader; tool, capability and preset names come from their tables; and
+//! `tests/schema.rs` runs an independent validator on the examples and on invalid files.
 
 #![allow(dead_code)]
 
+use super::validate::{KIND_KEYS, SHORTHAND_WITH_KEYS};
 use crate::policy::{Capability, Preset};
+use crate::tools::{KeyKind, ToolSpec};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-const DURATION: &str = r"^([0-9]+(ms|s|m|h))+$";
+/// A duration: numbers with units that add up (`500ms`, `60s`, `1h30m`).
+const DURATION: &str = r"^\s*([0-9]+(ms|s|m|h))+\s*$";
+/// A node id: a letter or `_`, then letters, digits, `_` or `-`; at most 64 bytes.
+const NODE_ID: &str = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$";
 
 /// A kairos workflow: a graph of tasks, branches, forks, joins and approvals.
 #[derive(JsonSchema)]
-#[schemars(title = "kairos workflow", deny_unknown_fields)]
+#[schemars(
+    title = "kairos workflow",
+    deny_unknown_fields,
+    transform = absent_not_null
+)]
 pub struct WorkflowDoc {
     /// Workflow format version.
     #[schemars(range(min = 1, max = 1))]
@@ -25,7 +41,8 @@ pub struct WorkflowDoc {
     description: Option<String>,
     /// Default RNG seed; `kairos run --seed N` overrides it.
     seed: Option<u64>,
-    /// Inputs, overridable with `--input key=value`.
+    /// Inputs, overridable with `--input key=value`; used as `inputs.NAME`.
+    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }))]
     inputs: Option<BTreeMap<String, InputEntry>>,
     /// Apply to every task node unless it says otherwise.
     defaults: Option<DefaultsDoc>,
@@ -34,65 +51,74 @@ pub struct WorkflowDoc {
     #[schemars(length(min = 1))]
     nodes: Vec<NodeDoc>,
     /// Workflow outputs: templates rendered when the run ends.
-    outputs: Option<BTreeMap<String, String>>,
+    outputs: Option<BTreeMap<String, Scalar>>,
 }
 
 /// An input: a declaration, or just its default value.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-enum InputEntry {
-    Declared(InputDoc),
-    Default(serde_json::Value),
+struct InputEntry;
+
+impl JsonSchema for InputEntry {
+    fn schema_name() -> Cow<'static, str> {
+        "InputEntry".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An input: a declaration, or just its default value.",
+            "anyOf": [
+                generator.subschema_for::<InputDoc>(),
+                { "type": ["string", "number", "boolean", "null"] }
+            ]
+        })
+    }
 }
 
 /// An input declaration.
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
 struct InputDoc {
     default: Option<serde_json::Value>,
     description: Option<String>,
 }
 
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
 struct DefaultsDoc {
-    #[schemars(regex(pattern = DURATION))]
-    timeout: Option<String>,
+    timeout: Option<Duration>,
     retry: Option<RetryDoc>,
 }
 
 /// Re-run a failed task with exponential backoff (jitter from the node's RNG).
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
 struct RetryDoc {
     /// Total attempts, the first included.
     #[schemars(range(min = 1))]
     attempts: u32,
     /// Wait before the second attempt (default 1s).
-    #[schemars(regex(pattern = DURATION))]
-    backoff: Option<String>,
+    backoff: Option<Duration>,
     /// Multiplier per attempt (default 2).
     #[schemars(range(min = 1.0))]
     factor: Option<f64>,
-    #[schemars(regex(pattern = DURATION))]
-    max_backoff: Option<String>,
+    max_backoff: Option<Duration>,
 }
 
 /// A node: exactly one of `run`, `tool`, `branch`, `fork`, `join`, `approval`.
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(
+    deny_unknown_fields,
+    transform = absent_not_null,
+    transform = node_rules
+)]
 struct NodeDoc {
-    /// Unique id: a letter or `_`, then letters, digits, `_` or `-`.
-    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"))]
-    id: String,
+    id: NodeId,
     description: Option<String>,
     /// Nodes that must succeed first.
-    needs: Option<Vec<String>>,
+    needs: Option<Vec<NodeId>>,
     /// Expression; when false the node is skipped.
     #[serde(rename = "if")]
-    condition: Option<String>,
-    #[schemars(regex(pattern = DURATION))]
-    timeout: Option<String>,
+    condition: Option<Expression>,
+    timeout: Option<Duration>,
     retry: Option<RetryDoc>,
     /// Record a failure and go on; dependents run.
     continue_on_error: Option<bool>,
@@ -102,17 +128,16 @@ struct NodeDoc {
     for_each: Option<ForEachDoc>,
     /// Node-level policy: can only narrow the workflow policy.
     policy: Option<PolicyDoc>,
-    /// Shell command (shorthand for `tool: shell`).
+    /// Shell command (shorthand for `tool: shell`); takes `env`, `cwd` and `stdin` under `with`.
     run: Option<String>,
-    #[schemars(schema_with = "tool_name")]
-    tool: Option<String>,
+    tool: Option<ToolName>,
     /// The tool's arguments.
-    with: Option<BTreeMap<String, serde_json::Value>>,
+    with: Option<WithDoc>,
     branch: Option<BranchDoc>,
     /// Nodes spawned in parallel.
-    fork: Option<Vec<String>>,
+    fork: Option<Vec<NodeId>>,
     /// Waits for all listed nodes; runs when at least one succeeded.
-    join: Option<Vec<String>>,
+    join: Option<Vec<NodeId>>,
     approval: Option<ApprovalDoc>,
 }
 
@@ -124,50 +149,47 @@ enum ForEachDoc {
 }
 
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
 struct BranchDoc {
     /// Expression choosing the arm.
     #[serde(rename = "if")]
-    condition: String,
-    then: Vec<String>,
+    condition: Expression,
+    then: Vec<NodeId>,
     #[serde(rename = "else")]
-    otherwise: Option<Vec<String>>,
+    otherwise: Option<Vec<NodeId>>,
 }
 
 /// A human decision.
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
 struct ApprovalDoc {
     prompt: String,
 }
 
-/// What the workflow's tools may do (SPEC section 4).
+/// What the workflow's tools may do.
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null, transform = policy_rules)]
 pub struct PolicyDoc {
-    #[schemars(schema_with = "preset_name")]
-    preset: Option<String>,
-    #[schemars(schema_with = "capability_list")]
-    allow: Option<Vec<String>>,
-    #[schemars(schema_with = "capability_list")]
-    deny: Option<Vec<String>>,
+    preset: Option<PresetName>,
+    allow: Option<Vec<CapabilityName>>,
+    deny: Option<Vec<CapabilityName>>,
     /// Call limits per tool name or node id.
     max_calls: Option<BTreeMap<String, u64>>,
     /// Regexes whose matches become [REDACTED].
     redact: Option<Vec<String>>,
     /// Environment variables whose values are masked everywhere.
+    #[schemars(inner(regex(pattern = r"^[A-Za-z0-9_]+$")))]
     secrets: Option<Vec<String>>,
     paths: Option<PathsDoc>,
     hosts: Option<Vec<String>>,
     commands: Option<Vec<String>>,
-    #[schemars(schema_with = "capability_list")]
-    require_approval: Option<Vec<String>>,
+    require_approval: Option<Vec<CapabilityName>>,
     approvers: Option<Vec<String>>,
     enforcement: Option<EnforcementDoc>,
 }
 
 #[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
 struct PathsDoc {
     read: Option<Vec<String>>,
     write: Option<Vec<String>>,
@@ -180,19 +202,217 @@ enum EnforcementDoc {
     Audit,
 }
 
-fn tool_name(_: &mut SchemaGenerator) -> Schema {
+/// Schemas written by hand: `(name in $defs, schema)`.
+macro_rules! defined {
+    ($ty:ident, $name:literal, $schema:expr) => {
+        struct $ty;
+
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                $name.into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                Schema::try_from($schema).expect("an object schema")
+            }
+        }
+    };
+}
+
+defined!(
+    NodeId,
+    "NodeId",
+    json!({
+        "description": "A node id: a letter or `_`, then letters, digits, `_` or `-`; at most 64 bytes.",
+        "type": "string",
+        "pattern": NODE_ID
+    })
+);
+defined!(
+    Duration,
+    "Duration",
+    json!({
+        "description": "A number and a unit (`ms`, `s`, `m`, `h`); units add up: `500ms`, `60s`, `1h30m`.",
+        "type": "string",
+        "pattern": DURATION
+    })
+);
+defined!(
+    Expression,
+    "Expression",
+    json!({
+        "description": "A bare expression (no `{{ }}`), or `true` or `false`.",
+        "type": ["string", "boolean"]
+    })
+);
+defined!(
+    Scalar,
+    "Scalar",
+    json!({
+        "description": "A template (`{{ ... }}` is evaluated), or a number or boolean taken as written.",
+        "type": ["string", "number", "boolean"]
+    })
+);
+defined!(
+    WithDoc,
+    "With",
+    json!({
+        "description": "A task's arguments: the keys its tool takes.",
+        "type": ["object", "null"]
+    })
+);
+defined!(
+    PresetName,
+    "Preset",
+    json!({
+        "description": "A named starting point for the policy.",
+        "type": "string",
+        "enum": Preset::ALL.map(Preset::name)
+    })
+);
+defined!(
+    CapabilityName,
+    "Capability",
+    json!({
+        "description": "Something a tool can do to the world.",
+        "type": "string",
+        "enum": Capability::ALL.map(Capability::name)
+    })
+);
+
+/// A built-in tool's name (inline, where `tool:` is).
+struct ToolName;
+
+impl JsonSchema for ToolName {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "ToolName".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = crate::tools::names().collect();
+        json_schema!({ "description": "A built-in tool.", "type": "string", "enum": names })
+    }
+}
+
+/// kairos reads an absent key as "not given" but a null value as a wrong type, so optional
+/// properties do not take `null` (which schemars adds for an `Option`).
+fn absent_not_null(schema: &mut Schema) {
+    let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+        return;
+    };
+    for property in properties.values_mut() {
+        let Value::Object(p) = property else {
+            continue;
+        };
+        if let Some(Value::Array(types)) = p.get_mut("type") {
+            types.retain(|t| t != "null");
+            if let [only] = types.as_slice() {
+                let only = only.clone();
+                p.insert("type".into(), only);
+            }
+        }
+        if let Some(Value::Array(values)) = p.get_mut("enum") {
+            values.retain(|v| !v.is_null());
+        }
+        let Some(Value::Array(any)) = p.get_mut("anyOf") else {
+            continue;
+        };
+        any.retain(|s| s != &json!({ "type": "null" }));
+        if let [only] = any.as_slice()
+            && let Value::Object(only) = only.clone()
+        {
+            p.remove("anyOf");
+            p.extend(only);
+        }
+    }
+}
+
+/// The rules that span a node's keys: exactly one kind, `with` on task nodes only, and each
+/// tool's `with` keys.
+fn node_rules(schema: &mut Schema) {
+    let kinds: Vec<Value> = KIND_KEYS
+        .iter()
+        .map(|k| json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), kinds.into());
+    let mut rules = vec![json!({
+        "if": { "required": ["with"] },
+        "then": { "anyOf": [{ "required": ["run"] }, { "required": ["tool"] }] }
+    })];
+    let shell = crate::tools::find("shell").expect("shell is a built-in tool");
+    rules.push(json!({
+        "if": { "required": ["run"] },
+        "then": with_rule(shell.spec(), SHORTHAND_WITH_KEYS)
+    }));
+    for tool in crate::tools::TOOLS.iter().map(|t| t.spec()) {
+        let keys: Vec<&str> = tool.key_names().collect();
+        rules.push(json!({
+            "if": { "required": ["tool"], "properties": { "tool": { "const": tool.name } } },
+            "then": with_rule(tool, &keys)
+        }));
+    }
+    schema.insert("allOf".into(), rules.into());
+}
+
+/// What `with` holds for `tool` when it takes the keys `allowed`.
+fn with_rule(tool: &ToolSpec, allowed: &[&str]) -> Value {
+    let keys = || tool.keys.iter().filter(|k| allowed.contains(&k.name));
+    let properties: serde_json::Map<String, Value> = keys()
+        .map(|k| {
+            let mut schema = match k.kind {
+                KeyKind::Template | KeyKind::ShellLine => {
+                    json!({ "type": ["string", "number", "boolean"] })
+                }
+                KeyKind::Expression => json!({ "type": ["string", "boolean"] }),
+                KeyKind::Value => json!({}),
+                KeyKind::Duration => json!({ "type": "string", "pattern": DURATION }),
+            };
+            schema["description"] = k.doc.into();
+            (k.name.to_string(), schema)
+        })
+        .collect();
+    let required: Vec<&str> = keys().filter(|k| k.required).map(|k| k.name).collect();
+    let groups: Vec<Value> = tool
+        .one_of
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .filter(|k| allowed.contains(k))
+                .map(|k| json!({ "required": [k] }))
+                .collect::<Vec<_>>()
+        })
+        .filter(|group| group.len() >= 2)
+        .map(|group| json!({ "oneOf": group }))
+        .collect();
+    let mut with = json!({ "properties": properties, "additionalProperties": false });
+    if required.is_empty() && groups.is_empty() {
+        return json!({ "properties": { "with": with } });
+    }
+    with["type"] = "object".into();
+    if !required.is_empty() {
+        with["required"] = required.into();
+    }
+    if !groups.is_empty() {
+        with["allOf"] = groups.into();
+    }
+    json!({ "required": ["with"], "properties": { "with": with } })
+}
+
+/// `max_calls` keys are tool names or node ids.
+fn policy_rules(schema: &mut Schema) {
     let names: Vec<&str> = crate::tools::names().collect();
-    json_schema!({ "type": "string", "enum": names })
-}
-
-fn preset_name(_: &mut SchemaGenerator) -> Schema {
-    let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-    json_schema!({ "type": "string", "enum": names })
-}
-
-fn capability_list(_: &mut SchemaGenerator) -> Schema {
-    let names: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
-    json_schema!({ "type": "array", "items": { "type": "string", "enum": names } })
+    if let Some(max_calls) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("max_calls"))
+    {
+        max_calls["propertyNames"] =
+            json!({ "anyOf": [{ "enum": names }, { "pattern": NODE_ID }] });
+    }
 }
 
 /// The workflow schema as pretty JSON with a trailing newline.

@@ -13,7 +13,7 @@ use crate::syntax::duration;
 use crate::syntax::read::{self, Errors, Fields, Sp};
 use crate::syntax::yaml::{self, Span, Value};
 use crate::tools::{self, KeyKind, ToolSpec};
-use miette::{Diagnostic, LabeledSpan, NamedSource};
+use miette::{LabeledSpan, NamedSource};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "factor", "max_backoff"
 pub const BRANCH_KEYS: &[&str] = &["if", "then", "else"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt"];
 /// `with:` keys of a `run:` shorthand node.
-const SHORTHAND_WITH_KEYS: &[&str] = &["env", "cwd", "stdin"];
+pub const SHORTHAND_WITH_KEYS: &[&str] = &["env", "cwd", "stdin"];
 
 /// Reads and checks a workflow. `file` is the name diagnostics show.
 pub fn load(file: &str, source: String) -> Result<Workflow, Diagnostics> {
@@ -100,10 +100,11 @@ pub fn load_with(
     }
 }
 
+/// Where the diagnostic is (its primary label), for sorting.
 fn primary_offset(e: &WorkflowError) -> usize {
-    e.labels()
-        .and_then(|mut l| l.next())
-        .map_or(0, |l| l.offset())
+    crate::syntax::diag::labels_primary_first(e)
+        .first()
+        .map_or(0, LabeledSpan::offset)
 }
 
 struct Checker<'s, 'e> {
