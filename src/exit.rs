@@ -1,4 +1,4 @@
-//! Process exit codes (SPEC section 9), in one place.
+//! Process exit codes (`docs/exit-codes.md`), in one place.
 
 /// Success: the run succeeded, verification passed, no difference, replay matched.
 pub const SUCCESS: i32 = 0;

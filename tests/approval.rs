@@ -1,4 +1,4 @@
-//! Approvals (SPEC 7): decisions up front, pauses, who may approve.
+//! Approvals (`docs/workflow.md`): decisions up front, pauses, who may approve.
 
 use crate::common::Test;
 use crate::run::read_ledger;

@@ -1,4 +1,4 @@
-//! The product's promise (SPEC 5): the same workflow, inputs and seed give a byte-identical
+//! The product's promise (`docs/determinism.md`): the same workflow, inputs and seed give a byte-identical
 //! ledger at any `--jobs`, on every run. Random DAGs mixing every node kind, with real
 //! parallel work (sleeps, shell processes) whose timing varies from run to run.
 

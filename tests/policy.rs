@@ -1,4 +1,4 @@
-//! Policy blocks enforced (SPEC 4): presets, allow/deny, node and organisation layers, every
+//! Policy blocks enforced (`docs/policy.md`): presets, allow/deny, node and organisation layers, every
 //! reason code through a real run, path escapes, call limits at any `--jobs`, audit mode and
 //! redaction of secrets.
 

@@ -2,7 +2,7 @@
 //!
 //! Exit 0 when the ledgers are equivalent (byte-identical, or the same events), 1 when they
 //! differ; a ledger that cannot be read or is not one is reported as a diagnostic naming the
-//! file and line, with exit 2 (1 for a broken chain or sequence), as SPEC 9 says. The
+//! file and line, with exit 2 (1 for a broken chain or sequence), as `docs/exit-codes.md` says. The
 //! comparison rules are those of [`crate::ledger::diff`].
 //!
 //! Table output (for people): one status line (`ledgers are identical (N events)`, `ledgers

@@ -1,4 +1,4 @@
-//! The canonical order of SPEC section 5 as ranks, and sets of nodes kept in that order.
+//! The canonical commit order (`docs/determinism.md`) as ranks, and sets of nodes kept in that order.
 //!
 //! The order is static: approvals (and calls that need one) last, then the highest priority,
 //! then the earliest declared. Each node gets its rank once, before the run; the scheduler's

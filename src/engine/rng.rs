@@ -1,4 +1,4 @@
-//! Per-node random streams: ChaCha20 seeded from the run seed and the node's id (SPEC 5), so
+//! Per-node random streams: ChaCha20 seeded from the run seed and the node's id (`docs/determinism.md`), so
 //! what a node draws never depends on which nodes ran before it or on which thread.
 
 use rand::SeedableRng;

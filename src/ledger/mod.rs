@@ -1,4 +1,4 @@
-//! The run ledger (SPEC section 6): JSON Lines, one event per line, each line carrying the
+//! The run ledger (`docs/ledger.md`): JSON Lines, one event per line, each line carrying the
 //! SHA-256 of the line before it.
 //!
 //! [`event::Event`] is every event and its fields, written by the engine and read back by every

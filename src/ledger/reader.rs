@@ -82,7 +82,7 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    /// Exit code (SPEC 9): a broken chain or sequence is a negative verification result (1);
+    /// Exit code (`docs/exit-codes.md`): a broken chain or sequence is a negative verification result (1);
     /// anything that is not a readable ledger at all is bad input (2).
     pub fn exit_code(&self) -> i32 {
         match self {

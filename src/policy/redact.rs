@@ -1,4 +1,4 @@
-//! Redaction (SPEC 4): `redact` patterns and the values of `secrets` environment variables are
+//! Redaction (`docs/policy.md`): `redact` patterns and the values of `secrets` environment variables are
 //! replaced before anything reaches the ledger, the terminal or another node.
 //!
 //! Everything to find is compiled into one regex (the patterns, and each secret's literal,

@@ -1,4 +1,4 @@
-//! Signing and verifying ledgers (SPEC section 8) with formats that standard tools check.
+//! Signing and verifying ledgers (`docs/ledger.md`, signing) with formats that standard tools check.
 //!
 //! - [`keys`]: Ed25519 key files (PKCS#8 v1 / SPKI PEM, OpenSSH), key ids, `allowed_signers`.
 //! - [`envelope`]: the DSSE envelope and in-toto statement written to `LEDGER.intoto.json`.

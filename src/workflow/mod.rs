@@ -1,4 +1,4 @@
-//! Workflow files (SPEC section 2): YAML in, validated [`Workflow`] out.
+//! Workflow files (`docs/workflow.md`): YAML in, validated [`Workflow`] out.
 //!
 //! Data flows one way: [`crate::syntax::yaml`] parses text into a spanned tree, [`validate`]
 //! reads the tree with the helpers of [`crate::syntax::read`] and checks it (keys, kinds, references, expressions, cycles),
