@@ -21,7 +21,7 @@ pub fn noop_run(path: &std::path::Path) {
         seed: 0,
         policy: Cow::Borrowed(&empty),
         policy_sha256: kairos::ledger::sha256_hex(b"{}").into(),
-        template_values: Some("json".into()),
+        rules: Some(2),
     })
     .write(0, &mut batch);
     for i in 0..NODES {

@@ -214,7 +214,7 @@ pub fn run(args: &Args) -> i32 {
         approvals,
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
         cancel,
-        text_style: Default::default(),
+        rules: Default::default(),
     };
     let (path, result) = if let Some(ledger) = &args.resume {
         let result = resume::resume(ledger, &wf, &policy, options, |dropped| {

@@ -127,7 +127,7 @@ pub fn run_start(
     inputs: &Map<String, Value>,
     seed: u64,
     effective: &Effective,
-    text_style: crate::workflow::expr::TextStyle,
+    rules: super::Rules,
 ) -> String {
     // A secret's value written into the workflow or passed as an input is masked here too.
     // `redact` patterns are not applied to the workflow text: they are meant for what tools
@@ -154,7 +154,7 @@ pub fn run_start(
         seed,
         policy: std::borrow::Cow::Owned(policy),
         policy_sha256: ledger::sha256_hex(policy_text.as_bytes()).into(),
-        template_values: text_style.recorded_name().map(Text::from),
+        rules: rules.recorded(),
     })
     .write(0, &mut out);
     out

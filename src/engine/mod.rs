@@ -34,6 +34,7 @@ mod order;
 mod pool;
 pub mod render;
 mod rng;
+mod rules;
 mod state;
 mod task;
 
@@ -41,13 +42,13 @@ pub use crate::ledger::event::Status;
 pub use answer::{Answer, Answers, Divergence, Live};
 pub use approvals::{ApprovalDecision, Ask, AskFn};
 pub use commit::run_start;
+pub use rules::Rules;
 
 use crate::cancel::Cancel;
 use crate::ledger::event::{self as ev, Counts, Event};
 use crate::ledger::writer::{ChainState, Sink, Writer};
 use crate::policy::effective::Effective;
 use crate::policy::redact::Redactor;
-use crate::workflow::expr::TextStyle;
 use crate::workflow::{NodeIdx, NodeKind, Workflow};
 use approvals::{Approvals, Turn};
 use commit::Committer;
@@ -78,9 +79,9 @@ pub struct RunOptions {
     pub ask: Option<Ask>,
     /// Interrupts: the first stops starting nodes, the second kills running commands.
     pub cancel: Cancel,
-    /// How templates write values that are not text (a replay or resume uses the recorded
+    /// The revision of run semantics to follow (a replay or resume follows the recorded
     /// run's).
-    pub text_style: TextStyle,
+    pub rules: Rules,
 }
 
 /// The default `--jobs`: the number of CPUs, at least 4 (waiting work such as sleeps and
@@ -178,7 +179,7 @@ pub fn run_to(
     // `RunStart` (the whole source, escaped and hashed: milliseconds for a large workflow) is
     // built while the scheduler's tables are.
     let (start, mut engine) = std::thread::scope(|scope| {
-        let start = scope.spawn(|| run_start(workflow, inputs, seed, policy, options.text_style));
+        let start = scope.spawn(|| run_start(workflow, inputs, seed, policy, options.rules));
         let engine = Engine::new(workflow, options, policy, inputs, seed, source, writer);
         (
             start.join().expect("building RunStart does not panic"),
@@ -233,14 +234,14 @@ impl<'w> Engine<'w> {
             wf,
             sched: Schedule::new(&graph),
             graph,
-            nodes: Nodes::new(n),
+            nodes: Nodes::new(n, options.rules),
             calls: Calls {
                 renderer: Renderer::new(
                     &Value::Object(inputs.clone()),
                     &wf.name,
                     seed,
                     Arc::clone(&values),
-                    options.text_style,
+                    options.rules.text_style(),
                 ),
                 values,
                 seed,
@@ -329,7 +330,7 @@ impl<'w> Engine<'w> {
         let paused = !pending_approvals.is_empty() || interrupted;
         let outputs = if paused { Map::new() } else { self.outputs() };
         let failed = |i: usize| {
-            self.nodes.states[i].status() == Status::Failed && !self.wf.nodes[i].continue_on_error
+            self.nodes.status(i as NodeIdx) == Status::Failed && !self.wf.nodes[i].continue_on_error
         };
         let status = if interrupted {
             RunStatus::Interrupted
@@ -365,7 +366,7 @@ impl<'w> Engine<'w> {
             .map(|(i, node)| NodeSummary {
                 node: node.id.to_string(),
                 kind: node.label(),
-                status: self.nodes.states[i].status().name(),
+                status: self.nodes.status(i as NodeIdx).name(),
                 attempts: commit.attempts[i],
                 output: std::mem::take(&mut commit.short[i]),
             })
@@ -429,18 +430,19 @@ impl<'w> Engine<'w> {
 
     /// `i` has its result: record its value and unblock what waits for it.
     fn resolved(&mut self, i: NodeIdx) {
-        let state = &self.nodes.states[i as usize];
-        let ok =
-            state::lets_dependents_run(state.status(), self.wf.nodes[i as usize].continue_on_error);
+        let ok = state::lets_dependents_run(
+            self.nodes.status(i),
+            self.wf.nodes[i as usize].continue_on_error,
+        );
         if self.graph.is_read(i) {
-            self.calls.values.set(i, &state.value());
+            self.calls.values.set(i, &self.nodes.value(i));
         }
         self.sched.resolved(&self.graph, i, ok);
     }
 
     /// Writes `i`'s events and unblocks the commits that wait for it.
     fn commit(&mut self, i: NodeIdx) -> Result<(), EngineError> {
-        let status = self.nodes.states[i as usize].status();
+        let status = self.nodes.status(i);
         let clock = self.commit.start_clock(&self.graph, i);
         let state = std::mem::replace(&mut self.nodes.states[i as usize], NodeState::Done(status));
         let mut events = std::mem::take(&mut self.commit.outbox);

@@ -4,7 +4,7 @@
 //! There is one [`NodeState`] per node for the whole run, so it is kept small (rare, large
 //! variants are boxed) and a committed node keeps only its status.
 
-use super::ApprovalDecision;
+use super::{ApprovalDecision, Rules};
 use crate::ledger::event::Status;
 use crate::policy::effective::codes;
 use crate::tools::{Attempt, Outcome};
@@ -52,8 +52,8 @@ const _: () = assert!(std::mem::size_of::<NodeState>() <= 32);
 
 impl NodeState {
     /// The node's status as far as it is known (a node that never got its result counts as
-    /// skipped).
-    pub fn status(&self) -> Status {
+    /// skipped), under `rules`.
+    pub fn status(&self, rules: Rules) -> Status {
         match self {
             NodeState::Done(s) => *s,
             NodeState::Pending
@@ -64,8 +64,11 @@ impl NodeState {
             NodeState::Failed(_) => Status::Failed,
             NodeState::Task(t) => t.status(),
             NodeState::ForEach { runs, .. } => {
-                if runs.iter().flatten().any(|r| r.status() == Status::Failed) {
+                let any = |s: Status| runs.iter().flatten().any(|r| r.status() == s);
+                if any(Status::Failed) {
                     Status::Failed
+                } else if rules.denied_instances_deny_the_node() && any(Status::Denied) {
+                    Status::Denied
                 } else {
                     Status::Succeeded
                 }
@@ -91,8 +94,8 @@ impl NodeState {
     }
 
     /// The node's value as expressions read it (`nodes.ID.output`, `.stdout`, ...).
-    pub fn value(&self) -> Value {
-        let status = self.status().name();
+    pub fn value(&self, rules: Rules) -> Value {
+        let status = self.status(rules).name();
         let mut v = serde_json::json!({ "output": null, "stdout": null, "stderr": null, "exit_code": null, "status": status });
         match self {
             NodeState::Task(run) => {
@@ -233,14 +236,17 @@ const SPARE_RUNS: usize = 64;
 /// later), and the runs kept for reuse.
 pub(super) struct Nodes {
     pub states: Vec<NodeState>,
+    /// The rules the run follows (some statuses depend on them).
+    pub rules: Rules,
     pub branch_values: Vec<Option<bool>>,
     #[allow(clippy::vec_box)] // the boxes are what is reused
     spare: Vec<Box<TaskRun>>,
 }
 
 impl Nodes {
-    pub fn new(n: usize) -> Self {
+    pub fn new(n: usize, rules: Rules) -> Self {
         Self {
+            rules,
             states: (0..n).map(|_| NodeState::Pending).collect(),
             branch_values: vec![None; n],
             spare: Vec::new(),
@@ -248,7 +254,12 @@ impl Nodes {
     }
 
     pub fn status(&self, i: NodeIdx) -> Status {
-        self.states[i as usize].status()
+        self.states[i as usize].status(self.rules)
+    }
+
+    /// `i`'s value as expressions read it.
+    pub fn value(&self, i: NodeIdx) -> Value {
+        self.states[i as usize].value(self.rules)
     }
 
     /// An empty run, reused when one is at hand.

@@ -380,3 +380,46 @@ fn a_second_interrupt_drops_the_running_call_so_it_runs_again_on_resume() {
     let kinds: Vec<String> = events(&ledger).into_iter().map(|(k, _, _)| k).collect();
     assert_eq!(kinds, ["RunStart", "RunPaused"]);
 }
+
+/// A fan-out node whose instances a `max_calls` limit denied is denied (not succeeded), in the
+/// ledger and the summary; a run under the first release's rules writes what it wrote.
+#[test]
+fn a_fan_out_whose_instances_were_denied_is_denied() {
+    static SPEC: ToolSpec = spec("fake.count", VALUE);
+    static TOOL: Recorder = Recorder {
+        spec: &SPEC,
+        placement: Placement::Inline,
+        calls: Mutex::new(Vec::new()),
+    };
+    let yaml = "version: 1\nname: t\npolicy:\n  preset: permissive\n  max_calls: { fake.count: 1 }\nnodes:\n  - id: each\n    for_each: [a, b, c]\n    tool: fake.count\n    with: { value: \"{{ item }}\" }\n";
+    let end = |ledger: &str| {
+        events(ledger)
+            .into_iter()
+            .find(|(k, n, _)| k == "End" && n.as_deref() == Some("each"))
+            .unwrap()
+            .2["status"]
+            .clone()
+    };
+    let (report, ledger) = run(
+        yaml,
+        &TOOL,
+        RunOptions {
+            summary: true,
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.status, RunStatus::Denied);
+    assert_eq!(end(&ledger), "denied");
+    assert_eq!(report.nodes[0].status, "denied");
+    assert_eq!(report.counts.get(Status::Denied), 1);
+    let (_, first) = run(
+        yaml,
+        &TOOL,
+        RunOptions {
+            rules: super::Rules::First,
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(end(&first), "succeeded");
+    assert_eq!(*TOOL.calls.lock().unwrap(), ["a", "a"], "one call per run");
+}

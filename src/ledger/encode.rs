@@ -52,6 +52,14 @@ impl<'a> Body<'a> {
     }
 
     #[inline]
+    pub fn opt_u64(self, key: &str, value: Option<u64>) -> Self {
+        match value {
+            Some(v) => self.u64(key, v),
+            None => self,
+        }
+    }
+
+    #[inline]
     pub fn i64(mut self, key: &str, value: i64) -> Self {
         self.key(key);
         let _ = write!(self.body, "{value}");

@@ -214,10 +214,10 @@ pub struct RunStart<'a> {
     pub policy: Cow<'a, Value>,
     #[serde(borrow)]
     pub policy_sha256: Text<'a>,
-    /// How templates wrote values that are not text (`json`); absent in ledgers written
-    /// before the field existed, whose templates wrote minijinja's own notation.
-    #[serde(borrow, default)]
-    pub template_values: Option<Text<'a>>,
+    /// The revision of run semantics the run follows (see `engine::Rules`); absent in
+    /// ledgers of the first release.
+    #[serde(default)]
+    pub rules: Option<u64>,
 }
 
 /// The key of `RunStart.policy` that holds the organisation policy's text, when the run had
@@ -692,7 +692,7 @@ impl<'a> Event<'a> {
                 .u64("seed", e.seed)
                 .json("policy", &e.policy)
                 .str("policy_sha256", &e.policy_sha256)
-                .opt_str("template_values", e.template_values.as_deref()),
+                .opt_u64("rules", e.rules),
             Event::Start(e) => {
                 let b = b
                     .str("tool", &e.tool)
@@ -934,7 +934,7 @@ mod tests {
                 seed: 7,
                 policy: Cow::Owned(json!({"preset": "restrictive"})),
                 policy_sha256: t("cd"),
-                template_values: Some(t("json")),
+                rules: Some(2),
             }),
             Event::Start(Start {
                 node: t("a[2]"),

@@ -10,12 +10,12 @@
 //! differently, or a node that appeared or disappeared.
 
 use super::{Divergence, Recording};
+use crate::engine::Rules;
 use crate::engine::{self, EngineError, RunOptions};
 use crate::ledger::event::{self, Event};
 use crate::ledger::reader::{self, Head, ReadError};
 use crate::ledger::writer::Memory;
 use crate::plan::Organisation;
-use crate::workflow::expr::TextStyle;
 use crate::workflow::{self, Diagnostics, Workflow};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -66,7 +66,7 @@ struct Start {
     inputs: Map<String, Value>,
     seed: u64,
     organisation: Option<Organisation>,
-    text_style: TextStyle,
+    rules: Rules,
 }
 
 impl Start {
@@ -80,10 +80,10 @@ impl Start {
         let organisation = Organisation::recorded(&start).map_err(|message| {
             ReplayError::Input(format!("the recorded organisation policy: {message}"))
         })?;
-        let text_style = TextStyle::from_recorded(start.template_values.as_deref())
+        let rules = Rules::from_recorded(start.rules)
             .map_err(|e| ReplayError::Input(format!("{}:1: {e}", ledger.display())))?;
         Ok(Start {
-            text_style,
+            rules,
             inputs: inputs.clone(),
             workflow_source: start.workflow_source.into_owned(),
             seed: start.seed,
@@ -130,7 +130,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         approvals: recording.approvals.clone(),
         ask: None,
         cancel: Default::default(),
-        text_style: start.text_style,
+        rules: start.rules,
     };
     let report = engine::run_to(
         workflow,

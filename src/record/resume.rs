@@ -16,7 +16,7 @@
 //! [`resume`] does all of this for `kairos run --resume`; the command only prints.
 
 use super::Recording;
-use crate::engine::{self, EngineError, RunOptions, RunReport};
+use crate::engine::{self, EngineError, Rules, RunOptions, RunReport};
 use crate::ledger::event::{Event, Kind, Verdict};
 use crate::ledger::id;
 use crate::ledger::reader::{ReadError, Reader, body};
@@ -24,7 +24,6 @@ use crate::ledger::writer::Sink;
 use crate::plan::PlanError;
 use crate::policy::effective::Effective;
 use crate::workflow::Workflow;
-use crate::workflow::expr::TextStyle;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -70,9 +69,9 @@ pub fn resume(
 ) -> Result<RunReport, ResumeError> {
     let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
     let seed = options.seed.unwrap_or(workflow.seed);
-    // The run goes on rendering templates as it began.
-    options.text_style = recorded_style(ledger)?;
-    let start = engine::run_start(workflow, &inputs, seed, policy, options.text_style);
+    // The run goes on under the rules it began with.
+    options.rules = recorded_rules(ledger)?;
+    let start = engine::run_start(workflow, &inputs, seed, policy, options.rules);
     let prefix = read_prefix(ledger, start.trim_end())?;
     for d in &prefix.dropped {
         dropped(d);
@@ -156,17 +155,17 @@ fn ends_commit(kind: Kind, node: Option<&str>) -> bool {
 }
 
 /// Reads and checks the prefix of `path` for a run whose `RunStart` line would be `start`.
-/// How the run recorded in `ledger` rendered template values (from its `RunStart`).
-fn recorded_style(ledger: &Path) -> Result<TextStyle, ResumeError> {
+/// The rules the run recorded in `ledger` follows (from its `RunStart`).
+fn recorded_rules(ledger: &Path) -> Result<Rules, ResumeError> {
     let mut reader = crate::ledger::reader::open(ledger)?;
-    let style = match reader.next_line()? {
+    let rules = match reader.next_line()? {
         Some(line) => match line.event()? {
-            Event::RunStart(start) => TextStyle::from_recorded(start.template_values.as_deref()),
-            _ => Ok(TextStyle::default()),
+            Event::RunStart(start) => Rules::from_recorded(start.rules),
+            _ => Ok(Rules::default()),
         },
-        None => Ok(TextStyle::default()),
+        None => Ok(Rules::default()),
     };
-    style.map_err(|why| ResumeError::Refused {
+    rules.map_err(|why| ResumeError::Refused {
         path: ledger.display().to_string(),
         why,
     })

@@ -16,9 +16,8 @@ pub const RUN_FIELDS: &[&str] = &["seed", "name"];
 
 /// How `{{ value }}` writes a value that is not a string.
 ///
-/// A run records its style in its ledger's `RunStart` (`template_values`), and a replay or a
-/// resume renders as the recorded run did: ledgers written before JSON-style values existed
-/// have no such field and go on replaying byte for byte with [`TextStyle::Legacy`].
+/// A run's rules revision (`engine::Rules`, recorded in its ledger) decides the style, so a
+/// replay or a resume renders as the recorded run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TextStyle {
     /// A string as it is, anything else as JSON (see [`display`]).
@@ -26,27 +25,6 @@ pub enum TextStyle {
     Json,
     /// minijinja's own writing (`None`, `True`, `['a']`), as the first release rendered.
     Legacy,
-}
-
-impl TextStyle {
-    /// The `template_values` a ledger records (none for [`TextStyle::Legacy`]).
-    pub fn recorded_name(self) -> Option<&'static str> {
-        match self {
-            TextStyle::Json => Some("json"),
-            TextStyle::Legacy => None,
-        }
-    }
-
-    /// The style of a ledger whose `RunStart` records `name` (`None`: the field is absent).
-    pub fn from_recorded(name: Option<&str>) -> Result<Self, String> {
-        match name {
-            None => Ok(TextStyle::Legacy),
-            Some("json") => Ok(TextStyle::Json),
-            Some(other) => Err(format!(
-                "unknown template_values `{other}` (written by a newer kairos?)"
-            )),
-        }
-    }
 }
 
 /// The environment shared by every style: undefined values are errors (never an empty
