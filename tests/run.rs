@@ -668,3 +668,59 @@ fn timings_report_the_loading_time_on_stderr_only() {
         "timings never reach the ledger"
     );
 }
+
+/// A template that fails at run time is reported like a validation error: file, line and
+/// column of the part that failed, what it was, and what was in scope.
+#[test]
+fn a_runtime_template_error_points_at_the_file_line_and_column() {
+    let wf = "version: 1\nname: tt\ninputs:\n  size: { default: 2 }\nnodes:\n  - id: a\n    tool: echo\n    with: { message: \"hi\" }\n  - id: b\n    needs: [a]\n    tool: template\n    with:\n      text: \"count {{ nodes.a.output.missing }} of {{ inputs.size }}\"\n";
+    Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(1)
+        .stderr_contains("kairos::template_failed")
+        .stderr_contains("node `b`: `with.text`: undefined value")
+        .stderr_contains("[wf.yaml:13:23]")
+        .stderr_contains("`nodes.a.output.missing` failed here")
+        .stderr_contains("in scope: inputs: size; nodes: a (succeeded); run: seed, name");
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run()
+        .code(1);
+    let e = &out.json()["template_errors"][0];
+    assert_eq!(
+        (e["file"].as_str(), e["line"].as_u64(), e["column"].as_u64()),
+        (Some("wf.yaml"), Some(13), Some(23))
+    );
+    assert_eq!(e["expression"], "nodes.a.output.missing");
+    assert_eq!(e["node"], "b");
+}
+
+/// Conditions, fan-out expressions and outputs are located too.
+#[test]
+fn runtime_errors_in_conditions_and_outputs_are_located() {
+    let wf = "version: 1\nname: tt\nnodes:\n  - id: b\n    tool: noop\n  - id: a\n    if: \"nodes.b.output.nope > 1\"\n    tool: noop\noutputs:\n  x: \"{{ nodes.b.output.gone }}\"\n";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run()
+        .code(1);
+    let errors = out.json()["template_errors"].clone();
+    let at: Vec<(String, u64)> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        at,
+        [("`if`".to_string(), 7), ("output `x`".to_string(), 10)]
+    );
+}

@@ -268,12 +268,25 @@ pub fn run(args: &Args) -> i32 {
             path.display()
         );
     }
+    // Templates that failed at run time are reported like validation errors, on stderr; the
+    // ledger keeps the short message.
+    if args.format == OutputFormat::Table {
+        eprint!(
+            "{}",
+            crate::report::template::render(&wf.file, &wf.source, &report.template_failures)
+        );
+    }
     if args.quiet {
         return code;
     }
     match args.format {
         OutputFormat::Json => {
             let doc = serde_json::json!({
+                "template_errors": crate::report::template::to_json(
+                    &wf.file,
+                    &wf.source,
+                    &report.template_failures,
+                ),
                 "status": report.status.name(),
                 "ledger": path.display().to_string(),
                 "events": report.ledger_lines,

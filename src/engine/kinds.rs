@@ -33,6 +33,7 @@ impl<'w> Engine<'w> {
                 }
                 Err(e) => {
                     self.nodes.states[iu] = NodeState::Failed(format!("`if`: {e}"));
+                    self.template_failed(i, None, "`if`".into(), cond, &e, None);
                     return;
                 }
             }
@@ -44,7 +45,10 @@ impl<'w> Engine<'w> {
                         self.nodes.branch_values[iu] = Some(value);
                         NodeState::Branch { value }
                     }
-                    Err(e) => NodeState::Failed(format!("branch condition: {e}")),
+                    Err(e) => {
+                        self.template_failed(i, None, "branch `if`".into(), condition, &e, None);
+                        NodeState::Failed(format!("branch condition: {e}"))
+                    }
                 }
             }
             NodeKind::Fork(_) => NodeState::Fork,

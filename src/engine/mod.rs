@@ -150,6 +150,8 @@ pub struct RunReport {
     pub chain_head: String,
     /// Replay: the calls the recording could not answer, in commit order of their nodes.
     pub divergences: Vec<Divergence>,
+    /// Templates and expressions that failed at run time, in the order they were evaluated.
+    pub template_failures: Vec<render::TemplateFailure>,
 }
 
 /// Runs `workflow`, writing the ledger to `file`.
@@ -248,6 +250,7 @@ impl<'w> Engine<'w> {
                 redactor: Redactor::new(&patterns, &secrets),
                 source,
                 divergences: Vec::new(),
+                failures: Vec::new(),
             },
             workers: Workers::new(jobs, options.cancel.clone()),
             gate,
@@ -323,7 +326,7 @@ impl<'w> Engine<'w> {
 
     /// Writes `RunEnd` (unless the run paused) and builds the report.
     fn finish(
-        self,
+        mut self,
         pending_approvals: Vec<String>,
         interrupted: bool,
     ) -> Result<RunReport, EngineError> {
@@ -382,6 +385,7 @@ impl<'w> Engine<'w> {
             ledger_lines: written.lines,
             chain_head: written.head,
             divergences: self.calls.divergences,
+            template_failures: self.calls.failures,
         })
     }
 
@@ -454,12 +458,25 @@ impl<'w> Engine<'w> {
     }
 
     /// The workflow's `outputs`, rendered after the last node.
-    fn outputs(&self) -> Map<String, Value> {
+    fn outputs(&mut self) -> Map<String, Value> {
         let mut out = Map::new();
         for (name, template) in &self.wf.outputs {
             let value = match self.calls.renderer.template(template, None) {
                 Ok(text) => Value::String(text),
-                Err(e) => serde_json::json!({ "error": e }),
+                Err(e) => {
+                    self.calls.failures.push(render::TemplateFailure::new(
+                        &self.wf.source,
+                        template.span,
+                        &template.value,
+                        &e,
+                        (
+                            None,
+                            format!("output `{name}`"),
+                            "inputs, nodes, run".into(),
+                        ),
+                    ));
+                    serde_json::json!({ "error": e.message })
+                }
             };
             out.insert(name.clone(), value);
         }

@@ -101,7 +101,7 @@ impl Renderer {
     }
 
     /// Evaluates a bare expression.
-    pub fn expression(&self, text: &str, locals: Option<&Locals>) -> Result<Value, String> {
+    pub fn expression(&self, text: &str, locals: Option<&Locals>) -> Result<Value, RenderError> {
         let env = expr::environment();
         let compiled = env.compile_expression(text).map_err(|e| describe(&e))?;
         compiled
@@ -110,12 +110,12 @@ impl Renderer {
     }
 
     /// Evaluates a bare expression for its truth.
-    pub fn condition(&self, text: &str, locals: Option<&Locals>) -> Result<bool, String> {
+    pub fn condition(&self, text: &str, locals: Option<&Locals>) -> Result<bool, RenderError> {
         self.expression(text, locals).map(|v| v.is_true())
     }
 
     /// Renders a template to text.
-    pub fn template(&self, text: &str, locals: Option<&Locals>) -> Result<String, String> {
+    pub fn template(&self, text: &str, locals: Option<&Locals>) -> Result<String, RenderError> {
         if !has_markup(text) {
             return Ok(text.to_string());
         }
@@ -125,7 +125,7 @@ impl Renderer {
     }
 
     /// Renders a `run:` line: every interpolated value is shell-quoted.
-    pub fn shell_line(&self, text: &str, locals: Option<&Locals>) -> Result<String, String> {
+    pub fn shell_line(&self, text: &str, locals: Option<&Locals>) -> Result<String, RenderError> {
         if !has_markup(text) {
             return Ok(text.to_string());
         }
@@ -136,7 +136,11 @@ impl Renderer {
 
     /// Renders a structured argument: every string inside is a template, and a string that
     /// is exactly one `{{ expression }}` keeps the expression's type (a list stays a list).
-    pub fn value(&self, node: &Yaml, locals: Option<&Locals>) -> Result<serde_json::Value, String> {
+    pub fn value(
+        &self,
+        node: &Yaml,
+        locals: Option<&Locals>,
+    ) -> Result<serde_json::Value, RenderError> {
         Ok(match &node.value {
             YamlValue::Str(s) => match single_expression(s) {
                 Some(inner) => to_json(&self.expression(inner, locals)?)?,
@@ -161,8 +165,8 @@ impl Renderer {
 }
 
 /// Converts an evaluated value to JSON.
-pub fn to_json(value: &Value) -> Result<serde_json::Value, String> {
-    serde_json::to_value(value).map_err(|e| format!("value cannot be recorded: {e}"))
+pub fn to_json(value: &Value) -> Result<serde_json::Value, RenderError> {
+    serde_json::to_value(value).map_err(|e| format!("value cannot be recorded: {e}").into())
 }
 
 fn has_markup(text: &str) -> bool {
@@ -177,13 +181,91 @@ fn single_expression(s: &str) -> Option<&str> {
         .then_some(inner.trim())
 }
 
-fn describe(e: &minijinja::Error) -> String {
-    let mut msg = e.kind().to_string();
-    if let Some(detail) = e.detail() {
-        msg.push_str(": ");
-        msg.push_str(detail);
+/// Why a template or expression could not be evaluated: the message the ledger records, and
+/// where in the template's text it failed, when minijinja knows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderError {
+    pub message: String,
+    /// Byte range in the template (or expression) text of the part that failed.
+    pub range: Option<std::ops::Range<usize>>,
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
-    msg
+}
+
+impl From<String> for RenderError {
+    fn from(message: String) -> Self {
+        RenderError {
+            message,
+            range: None,
+        }
+    }
+}
+
+fn describe(e: &minijinja::Error) -> RenderError {
+    let mut message = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        message.push_str(": ");
+        message.push_str(detail);
+    }
+    RenderError {
+        message,
+        range: e.range(),
+    }
+}
+
+/// A template or expression that failed at run time, located in the workflow file so it can
+/// be reported like a validation error.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TemplateFailure {
+    /// The node (instance) whose template failed; `None` for the workflow's `outputs`.
+    pub node: Option<String>,
+    /// What was being evaluated: `` `with.text` ``, `` `if` ``, `` `for_each` ``, ...
+    pub field: String,
+    /// The byte range in the workflow source of the part that failed (the whole value when
+    /// the part cannot be located).
+    pub offset: usize,
+    pub len: usize,
+    /// The text of the part that failed, when minijinja says which.
+    pub expression: Option<String>,
+    pub message: String,
+    /// The names in scope where it was evaluated.
+    pub scope: String,
+}
+
+impl TemplateFailure {
+    /// Locates `error`, raised evaluating `text`, inside `span` of `source` (the YAML value
+    /// that holds `text`).
+    pub fn new(
+        source: &str,
+        span: crate::syntax::yaml::Span,
+        text: &str,
+        error: &RenderError,
+        what: (Option<&str>, String, String),
+    ) -> Self {
+        let (node, field, scope) = what;
+        let part = error.range.clone().filter(|r| {
+            r.end <= text.len() && text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+        });
+        let written = source.get(span.offset()..span.end()).unwrap_or_default();
+        // The template's text stands as it is in the file unless the YAML escaped or folded it.
+        let (offset, len) = match (written.find(text), &part) {
+            (Some(at), Some(r)) => (span.offset() + at + r.start, r.len()),
+            _ => (span.offset(), span.len()),
+        };
+        TemplateFailure {
+            node: node.map(str::to_string),
+            field,
+            offset,
+            len,
+            expression: part.map(|r| text[r].to_string()),
+            message: error.message.clone(),
+            scope,
+        }
+    }
 }
 
 #[cfg(test)]

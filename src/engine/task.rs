@@ -6,10 +6,11 @@
 use super::Engine;
 use super::answer::{Answer, Answers, Divergence};
 use super::pool::{Job, execute_into};
-use super::render::{self, Locals, NodeValues, Renderer};
+use super::render::{self, Locals, NodeValues, RenderError, Renderer, TemplateFailure};
 use super::state::{NodeState, TaskRun};
 use crate::ledger::id::InstanceId;
 use crate::policy::redact::Redactor;
+use crate::syntax::read::Sp;
 use crate::tools::{self, Attempt, Placement};
 use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
@@ -29,19 +30,21 @@ pub(super) struct Calls<'w> {
     pub source: &'w dyn Answers,
     /// The calls the recording could not answer.
     pub divergences: Vec<Divergence>,
+    /// Templates and expressions that failed, located in the workflow file.
+    pub failures: Vec<TemplateFailure>,
 }
 
 impl Calls<'_> {
-    /// Renders a task's `with:` arguments; on a failure, records it in `run` and gives
-    /// `None`.
+    /// Renders a task's `with:` arguments; on a failure, records it in `run` and gives the
+    /// index of the `with:` entry that failed and why.
     fn render_args(
         &self,
         task: &crate::workflow::model::Task,
         locals: Option<&Locals>,
         run: &mut TaskRun,
-    ) -> Option<Map<String, Value>> {
+    ) -> Result<Map<String, Value>, (usize, RenderError)> {
         let mut args = Map::new();
-        for (key, value) in &task.with {
+        for (entry, (key, value)) in task.with.iter().enumerate() {
             let kind = task.tool.spec().key(key).map(|k| k.kind);
             let rendered = match kind {
                 Some(tools::KeyKind::ShellLine) => value
@@ -64,11 +67,11 @@ impl Calls<'_> {
                 }
                 Err(e) => {
                     run.error = Some(format!("`{key}`: {e}"));
-                    return None;
+                    return Err((entry, e));
                 }
             }
         }
-        Some(args)
+        Ok(args)
     }
 
     /// The rendered input as the ledger records it: redacted.
@@ -120,6 +123,54 @@ impl Calls<'_> {
 }
 
 impl Engine<'_> {
+    /// Notes that `text` (the value of `field` of node `i`, or of its item `item`) failed to
+    /// evaluate with `error`, with what was in scope, for a diagnostic after the run.
+    pub(super) fn template_failed(
+        &mut self,
+        i: NodeIdx,
+        item: Option<u32>,
+        field: String,
+        text: &Sp<String>,
+        error: &RenderError,
+        locals: Option<&Locals>,
+    ) {
+        let node = &self.wf.nodes[i as usize];
+        let id = match item {
+            Some(k) => InstanceId::item(&node.id, k),
+            None => InstanceId::node(&node.id),
+        };
+        let mut scope = Vec::new();
+        if !self.wf.inputs.is_empty() {
+            let names: Vec<&str> = self.wf.inputs.iter().map(|i| i.name.as_str()).collect();
+            scope.push(format!("inputs: {}", names.join(", ")));
+        }
+        if !node.reads.is_empty() {
+            let nodes: Vec<String> = node
+                .reads
+                .iter()
+                .map(|&r| {
+                    let status = match self.nodes.states[r as usize] {
+                        NodeState::Pending => "no result",
+                        _ => self.nodes.status(r).name(),
+                    };
+                    format!("{} ({status})", self.wf.nodes[r as usize].id)
+                })
+                .collect();
+            scope.push(format!("nodes: {}", nodes.join(", ")));
+        }
+        scope.push("run: seed, name".into());
+        if locals.is_some() {
+            scope.push("item, index".into());
+        }
+        self.calls.failures.push(TemplateFailure::new(
+            &self.wf.source,
+            text.span,
+            &text.value,
+            error,
+            (Some(id.as_str()), field, scope.join("; ")),
+        ));
+    }
+
     /// Renders a task's arguments and runs it inline or hands it to a worker.
     pub(super) fn start_task(&mut self, i: NodeIdx, instance: Option<(u32, Locals)>) -> NodeState {
         let node = &self.wf.nodes[i as usize];
@@ -135,14 +186,39 @@ impl Engine<'_> {
             match self.calls.renderer.condition(cond, locals) {
                 Ok(true) => {}
                 Ok(false) => run.skipped = Some("`if` is false".into()),
-                Err(e) => run.error = Some(format!("`if`: {e}")),
+                Err(e) => {
+                    run.error = Some(format!("`if`: {e}"));
+                    let field = "`if`".to_string();
+                    self.template_failed(
+                        i,
+                        instance.as_ref().map(|(k, _)| *k),
+                        field,
+                        cond,
+                        &e,
+                        locals,
+                    );
+                }
             }
             if run.skipped.is_some() || run.error.is_some() {
                 return NodeState::Task(run);
             }
         }
-        let Some(args) = self.calls.render_args(task, locals, &mut run) else {
-            return NodeState::Task(run);
+        let args = match self.calls.render_args(task, locals, &mut run) {
+            Ok(args) => args,
+            Err((entry, e)) => {
+                let (key, value) = &task.with[entry];
+                let text = Sp::new(value.as_str().unwrap_or_default().to_string(), value.span);
+                let field = format!("`with.{key}`");
+                self.template_failed(
+                    i,
+                    instance.as_ref().map(|(k, _)| *k),
+                    field,
+                    &text,
+                    &e,
+                    locals,
+                );
+                return NodeState::Task(run);
+            }
         };
         let instance_id = match &instance {
             Some((k, _)) => InstanceId::item(&node.id, *k),
@@ -217,7 +293,10 @@ impl Engine<'_> {
                 Ok(other) => {
                     return NodeState::Failed(format!("`for_each` must give a list, gave {other}"));
                 }
-                Err(e) => return NodeState::Failed(format!("`for_each`: {e}")),
+                Err(e) => {
+                    self.template_failed(i, None, "`for_each`".into(), text, &e, None);
+                    return NodeState::Failed(format!("`for_each`: {e}"));
+                }
             },
         };
         let mut runs = Vec::with_capacity(items.len());
