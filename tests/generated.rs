@@ -35,6 +35,7 @@ fn generated_files_are_fresh() {
         "man/kairos-validate.1",
         "man/kairos-graph.1",
         "schemas/workflow.schema.json",
+        "schemas/ledger-line.schema.json",
     ] {
         assert!(
             names.contains(&expected),

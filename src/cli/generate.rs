@@ -57,6 +57,10 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
         "schemas/workflow.schema.json".to_string(),
         crate::workflow::schema::workflow_schema().into_bytes(),
     ));
+    out.push((
+        "schemas/ledger-line.schema.json".to_string(),
+        crate::ledger::schema::ledger_line_schema().into_bytes(),
+    ));
     out
 }
 

@@ -12,8 +12,13 @@
 //!
 //! Strings borrow from the line where they can ([`Cow`]), so reading a ledger does not copy
 //! what it does not keep.
+//!
+//! The same types derive `JsonSchema`: the schema of a ledger line
+//! (`schemas/ledger-line.schema.json`, built in `ledger/schema.rs`) comes from them, and a test
+//! below checks that it names exactly the fields [`Event::write`] writes.
 
 use super::encode::Body;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -22,7 +27,7 @@ use std::borrow::Cow;
 pub type Text<'a> = Cow<'a, str>;
 
 /// A node's final status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Succeeded,
@@ -50,7 +55,7 @@ impl Status {
 }
 
 /// How a finished run ended (`RunEnd.status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunOutcome {
     Succeeded,
@@ -70,7 +75,8 @@ impl RunOutcome {
 }
 
 /// Node counts by status, in `RunEnd`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Counts {
     pub succeeded: u64,
     pub failed: u64,
@@ -112,7 +118,7 @@ impl Counts {
 }
 
 /// Which arm a branch chose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Arm {
     Then,
@@ -133,7 +139,7 @@ impl Arm {
 }
 
 /// A person's decision (`ApprovalResolved.decision`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Approved,
@@ -158,7 +164,7 @@ impl Verdict {
 }
 
 /// Why a run stopped early (`RunPaused.reason`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PauseReason {
     /// Waiting for a person's decision.
@@ -188,6 +194,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
     }
 }
 
+/// Any JSON value: the text is written into the line as it is.
+impl JsonSchema for RawJson<'_> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "RawJson".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "description": "A JSON value, written as it was rendered." })
+    }
+}
+
 impl RawJson<'_> {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
@@ -195,7 +216,8 @@ impl RawJson<'_> {
 }
 
 /// `RunStart`, line 0: what the run was asked to do.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RunStart<'a> {
     #[serde(borrow)]
     pub format: Text<'a>,
@@ -241,7 +263,8 @@ pub struct Input<'a> {
 
 /// `Start`: a task (or one `for_each` instance) begins; a fan-out node's own `Start` has
 /// `for_each` (the number of instances) and no input.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Start<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -276,7 +299,8 @@ pub struct Stream<'a> {
 }
 
 /// `ToolOutput`: one attempt's result.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ToolOutput<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -345,7 +369,8 @@ pub enum StreamName {
 
 /// `End`: a node (or instance) is done. `attempts` for tasks, `instances` for a fan-out node,
 /// `error` when it failed or was denied.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct End<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -372,7 +397,8 @@ impl<'a> End<'a> {
 }
 
 /// `BranchDecision`: the condition, its value, the chosen arm and the nodes each arm named.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct BranchDecision<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -387,7 +413,8 @@ pub struct BranchDecision<'a> {
 }
 
 /// `PolicyDeny`: a check failed (`enforced`: the call did not run).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PolicyDeny<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -400,7 +427,8 @@ pub struct PolicyDeny<'a> {
 }
 
 /// `CallLimitExceeded`: a `max_calls` limit was reached.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct CallLimitExceeded<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -413,7 +441,8 @@ pub struct CallLimitExceeded<'a> {
 }
 
 /// `Retry`: attempt `attempt` follows after `delay_ms`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Retry<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -424,7 +453,8 @@ pub struct Retry<'a> {
 }
 
 /// `ApprovalResolved`: a person's decision, and who made it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ApprovalResolved<'a> {
     #[serde(borrow)]
     pub node: Text<'a>,
@@ -436,7 +466,8 @@ pub struct ApprovalResolved<'a> {
 }
 
 /// `RunPaused`: the trailer of a run that stopped early; `--resume` replaces it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RunPaused<'a> {
     pub reason: PauseReason,
     #[serde(borrow)]
@@ -446,7 +477,8 @@ pub struct RunPaused<'a> {
 }
 
 /// `RunEnd`: the last line of a finished run.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RunEnd<'a> {
     pub status: RunOutcome,
     pub counts: Counts,
@@ -454,32 +486,41 @@ pub struct RunEnd<'a> {
 }
 
 /// One ledger event: the body of a line, without `seq` and `prev`.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Its JSON Schema, derived with the `event` field as the tag, is the core of the schema of a
+/// ledger line (`ledger/schema.rs`).
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(tag = "event", deny_unknown_fields)]
 pub enum Event<'a> {
     RunStart(RunStart<'a>),
     Start(Start<'a>),
     ToolOutput(ToolOutput<'a>),
     End(End<'a>),
     BranchDecision(BranchDecision<'a>),
+    /// `ForkSpawn`: a fork node spawned its children.
     ForkSpawn {
         node: Text<'a>,
         children: Vec<Text<'a>>,
     },
+    /// `JoinComplete`: the nodes a join waited for, and those of them that succeeded.
     JoinComplete {
         node: Text<'a>,
         joined: Vec<Text<'a>>,
         succeeded: Vec<Text<'a>>,
     },
+    /// `Skipped`: a node that did not run, and why; its only line.
     Skipped {
         node: Text<'a>,
         reason: Text<'a>,
     },
+    /// `PolicyAllow`: a call passed the policy's checks.
     PolicyAllow {
         node: Text<'a>,
         /// The checks that passed, in the order they were made.
         checks: Vec<Text<'a>>,
     },
     PolicyDeny(PolicyDeny<'a>),
+    /// `ContentRedacted`: redaction replaced `count` matches in `field`.
     ContentRedacted {
         node: Text<'a>,
         /// `input`, `output`, `stdout`, `stderr` or `error`.
@@ -488,10 +529,13 @@ pub enum Event<'a> {
     },
     CallLimitExceeded(CallLimitExceeded<'a>),
     Retry(Retry<'a>),
+    /// `Error`: why a node could not run (an expression or template that could not be
+    /// evaluated).
     Error {
         node: Text<'a>,
         message: Text<'a>,
     },
+    /// `ApprovalRequested`: the run reached an approval; `prompt` is rendered.
     ApprovalRequested {
         node: Text<'a>,
         prompt: Text<'a>,
@@ -916,6 +960,7 @@ impl<'a> Event<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn t(s: &str) -> Text<'_> {
         Cow::Borrowed(s)
@@ -976,6 +1021,35 @@ mod tests {
                     Some(Stream {
                         text: t("e"),
                         truncated: None,
+                    }),
+                ),
+            ),
+            Event::ToolOutput(
+                ToolOutput {
+                    node: t("a[0]"),
+                    attempt: 2,
+                    output: Cow::Owned(json!({"k": [1, 2]})),
+                    stdout: None,
+                    stdout_bytes: None,
+                    stdout_sha256: None,
+                    stderr: None,
+                    stderr_bytes: None,
+                    stderr_sha256: None,
+                    exit_code: None,
+                    error: None,
+                }
+                .with_stream(
+                    StreamName::Stdout,
+                    Some(Stream {
+                        text: t("o"),
+                        truncated: None,
+                    }),
+                )
+                .with_stream(
+                    StreamName::Stderr,
+                    Some(Stream {
+                        text: t("big"),
+                        truncated: Some((2_000_000, Some(t("1e")))),
                     }),
                 ),
             ),
@@ -1095,6 +1169,80 @@ mod tests {
             assert_eq!(v["event"], event.kind());
             assert_eq!(v["clock"], 4);
             assert_eq!(v["node"].as_str(), event.node());
+        }
+    }
+
+    /// A whole line of `event`, as the writer makes it (`seq` 1, the first line's `prev`).
+    fn written(event: &Event) -> Value {
+        let mut body = String::new();
+        event.write(4, &mut body);
+        let text = format!(
+            "{{\"seq\":1,\"prev\":\"{}\",{}}}",
+            crate::ledger::GENESIS,
+            body.trim_end()
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// The keys of an object, or the strings of an array.
+    fn names(v: &Value) -> BTreeSet<String> {
+        match v {
+            Value::Object(map) => map.keys().cloned().collect(),
+            Value::Array(items) => items
+                .iter()
+                .map(|s| s.as_str().expect("a name").to_string())
+                .collect(),
+            _ => panic!("neither an object nor an array: {v}"),
+        }
+    }
+
+    #[test]
+    fn the_line_schema_names_exactly_the_fields_written() {
+        let text = crate::ledger::schema::ledger_line_schema();
+        let schema: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(schema["properties"]["event"]["enum"], json!(KINDS));
+        let defs = &schema["$defs"];
+        for kind in KINDS {
+            assert!(defs[kind].is_object(), "no definition for {kind}");
+            assert_eq!(defs[kind]["properties"]["event"]["const"], kind);
+            assert_eq!(defs[kind]["additionalProperties"], false, "{kind}");
+        }
+        let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+        let mut written_by_kind: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for event in examples() {
+            let kind = event.kind();
+            let line = written(&event);
+            let keys = names(&line);
+            let properties = names(&defs[kind]["properties"]);
+            let required = names(&defs[kind]["required"]);
+            assert!(
+                keys.is_subset(&properties),
+                "{kind} writes fields its definition lacks: {:?}",
+                keys.difference(&properties).collect::<Vec<_>>()
+            );
+            assert!(
+                required.is_subset(&keys),
+                "{kind} does not write fields its definition requires: {:?}",
+                required.difference(&keys).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                required.contains("node"),
+                event.node().is_some(),
+                "{kind}: `node` is required exactly on a node's events"
+            );
+            let errors: Vec<String> = validator
+                .iter_errors(&line)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{line}: {errors:#?}");
+            written_by_kind.entry(kind).or_default().extend(keys);
+        }
+        for kind in KINDS {
+            assert_eq!(
+                written_by_kind[kind],
+                names(&defs[kind]["properties"]),
+                "the fields written for {kind} (all its examples) and its definition's differ"
+            );
         }
     }
 

@@ -10,6 +10,7 @@ mod encode;
 pub mod event;
 pub mod id;
 pub mod reader;
+pub mod schema;
 pub mod state;
 pub mod writer;
 
