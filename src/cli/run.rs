@@ -215,6 +215,7 @@ pub fn run(args: &Args) -> i32 {
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
         cancel,
         text_style: Default::default(),
+        observer: None,
     };
     let (path, result) = if let Some(ledger) = &args.resume {
         let result = resume::resume(ledger, &wf, &policy, options, |dropped| {

@@ -131,6 +131,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         ask: None,
         cancel: Default::default(),
         text_style: start.text_style,
+        observer: None,
     };
     let report = engine::run_to(
         workflow,
