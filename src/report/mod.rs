@@ -1,3 +1,5 @@
-//! Output for people and machines: graph renderings, summaries, tables.
+//! Output for people and machines: graph renderings (`graph`) and the JUnit report of a run
+//! (`junit`).
 
 pub mod graph;
+pub mod junit;
