@@ -1,5 +1,6 @@
-//! Output for people and machines: graph renderings (`graph`) and the JUnit report of a run
-//! (`junit`).
+//! Output for people and machines: graph renderings (`graph`), the JUnit report of a run
+//! (`junit`) and its Chrome trace (`trace`).
 
 pub mod graph;
 pub mod junit;
+pub mod trace;
