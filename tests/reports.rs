@@ -446,3 +446,97 @@ fn progress_line_is_absent_with_quiet() {
     };
     assert!(!screen.contains("kairos: "), "{screen:?}");
 }
+
+/// The YAML blocks of the README's section on CI jobs: GitHub Actions, then GitLab CI.
+fn readme_ci_jobs() -> Vec<Value> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("## In CI: test report, trace and signed ledger")
+        .expect("README has the CI jobs");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|block| {
+            let yaml = &block[..block.find("```").unwrap()];
+            serde_saphyr::from_str::<Value>(yaml).unwrap_or_else(|e| panic!("{e}:\n{yaml}"))
+        })
+        .collect()
+}
+
+#[test]
+fn readme_ci_jobs_publish_the_junit_report_and_the_signed_ledger() {
+    let jobs = readme_ci_jobs();
+    assert_eq!(jobs.len(), 2, "a GitHub Actions job and a GitLab CI job");
+    let steps = jobs[0]["jobs"]["run"]["steps"].as_array().unwrap();
+    let uses = |prefix: &str| {
+        steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no step uses {prefix}"))
+    };
+    assert_eq!(
+        uses("mikepenz/action-junit-report@")["with"]["report_paths"],
+        "junit.xml"
+    );
+    let uploaded = uses("actions/upload-artifact@")["with"]["path"]
+        .as_str()
+        .unwrap();
+    assert!(uploaded.contains("ledger.jsonl*") && uploaded.contains("trace.json"));
+    let github_run = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.starts_with("kairos run"))
+        .unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["run"] == "kairos sign ledger.jsonl --ssh")
+    );
+    let gitlab = &jobs[1]["kairos"];
+    assert_eq!(gitlab["artifacts"]["reports"]["junit"], "junit.xml");
+    assert_eq!(gitlab["artifacts"]["when"], "always");
+    let script: Vec<&str> = gitlab["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(script.contains(&"kairos sign ledger.jsonl --ssh"));
+    let gitlab_run = script
+        .iter()
+        .find(|l| l.starts_with("kairos run"))
+        .unwrap()
+        .trim_end()
+        .trim_end_matches("|| status=$?");
+    assert_eq!(
+        github_run.split_whitespace().collect::<Vec<_>>(),
+        gitlab_run.split_whitespace().collect::<Vec<_>>()
+    );
+
+    // The commands as the jobs run them, from a checkout of the repository.
+    let t = Test::new();
+    let dir = t.path().to_path_buf();
+    crate::common::copy_dir(&root().join("workflows"), &dir.join("workflows"));
+    let args: Vec<&str> = github_run.split_whitespace().skip(1).collect();
+    let out = t.args(&args).run();
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    Test::new()
+        .args(["keygen", "--out", "ci"])
+        .run_in(&dir)
+        .code(0);
+    let key = std::fs::read_to_string(dir.join("ci.key")).unwrap();
+    Test::new()
+        .args(["sign", "ledger.jsonl", "--ssh"])
+        .env("KAIROS_SIGNING_KEY", &key)
+        .run_in(&dir)
+        .code(0);
+    for file in ["ledger.jsonl.intoto.json", "ledger.jsonl.sig", "trace.json"] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    if let Some(suites) = parse_junit(&dir.join("junit.xml")) {
+        assert_eq!(suites[0]["name"], "quickstart");
+        assert_eq!(suites[0]["tests"], 7);
+    }
+}
