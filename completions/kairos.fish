@@ -48,6 +48,8 @@ complete -c kairos -n "__fish_kairos_using_subcommand run" -l reject -d 'Reject 
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l approver -d 'Who decides (recorded; checked against the policy\'s `approvers`)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l reason -d 'Why (recorded with the decision)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l resume -d 'Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs, seed and policy); committed results are reused, the rest runs' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l junit -d 'Write a JUnit XML report of the run here (one test case per node instance), for CI test reporters; replaced if it exists' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l trace -d 'Write a Chrome trace event file of the run here (one slice per call attempt, per thread), for Perfetto or chrome://tracing; replaced if it exists' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s q -l quiet -d 'Print nothing but errors'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s V -l version -d 'Print version'

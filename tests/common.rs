@@ -101,6 +101,28 @@ fn require(program: &str, part: Option<&str>) -> bool {
         .iter()
         .find(|(name, _)| *name == program)
         .map_or("install it", |(_, hint)| hint);
+    missing(&format!("`{program}`"), hint, part)
+}
+
+/// Whether `python3` is on `PATH` and can import `module`; otherwise the notice of
+/// [`require_program`] (`hint` says how to install it), or a failure under CI.
+#[track_caller]
+pub fn require_python_module(module: &str, hint: &str) -> bool {
+    if !require_program("python3") {
+        return false;
+    }
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found || missing(&format!("the Python module `{module}`"), hint, None)
+}
+
+/// Reports that the calling test lacks `what`: a notice, or a failure under CI. Gives false.
+#[track_caller]
+fn missing(what: &str, hint: &str, part: Option<&str>) -> bool {
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("this test");
     let test = match part {
@@ -110,13 +132,10 @@ fn require(program: &str, part: Option<&str>) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     assert!(
         !ci,
-        "{test} needs `{program}` ({hint}); under CI a missing program is an error"
+        "{test} needs {what} ({hint}); under CI a missing program is an error"
     );
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: {test} needs `{program}` ({hint})"
-    );
+    let _ = writeln!(std::io::stderr(), "skipped: {test} needs {what} ({hint})");
     false
 }
 

@@ -11,6 +11,7 @@ mod graph;
 mod policy;
 mod properties;
 mod replay;
+mod reports;
 mod resume;
 mod run;
 mod schema;

@@ -1,12 +1,14 @@
 //! `kairos run FILE`
 
 use super::OutputFormat;
-use crate::engine::{self, RunOptions, RunStatus};
+use crate::engine::{self, Observer, RunOptions, RunStatus};
 use crate::exit;
 use crate::record::resume::{self, ResumeError};
+use crate::report::{junit, progress::Progress, trace::Recorder};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,6 +54,116 @@ pub struct Args {
     /// seed and policy); committed results are reused, the rest runs.
     #[arg(long, value_name = "LEDGER", conflicts_with = "ledger")]
     pub resume: Option<PathBuf>,
+    /// Write a JUnit XML report of the run here (one test case per node instance), for CI test
+    /// reporters; replaced if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Chrome trace event file of the run here (one slice per call attempt, per
+    /// thread), for Perfetto or chrome://tracing; replaced if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+/// What a run writes besides its ledger, and the progress line: the files are created before
+/// the run starts (a path that cannot be written stops it before anything runs) and written
+/// once it has ended.
+struct Reports {
+    junit: Option<(PathBuf, File)>,
+    trace: Option<(PathBuf, File)>,
+    /// Timings, for the trace and the JUnit report's `time`.
+    recorder: Option<Arc<Recorder>>,
+    progress: Option<Progress>,
+}
+
+impl Reports {
+    fn open(args: &Args, nodes: usize) -> Result<Self, String> {
+        let create = |path: &Option<PathBuf>, what: &str| {
+            path.as_ref()
+                .map(|p| {
+                    File::create(p)
+                        .map(|f| (p.clone(), f))
+                        .map_err(|e| format!("cannot create the {what} {}: {e}", p.display()))
+                })
+                .transpose()
+        };
+        let junit = create(&args.junit, "JUnit report")?;
+        let trace = create(&args.trace, "trace")?;
+        let recorder = (junit.is_some() || trace.is_some()).then(|| Arc::new(Recorder::new()));
+        Ok(Self {
+            junit,
+            trace,
+            recorder,
+            progress: (!args.quiet).then(|| Progress::on_stderr(nodes)).flatten(),
+        })
+    }
+
+    /// The engine's observer: the recorder, the progress line, both or none.
+    fn observer(&self) -> Option<Arc<dyn Observer>> {
+        let mut all: Vec<Arc<dyn Observer>> = Vec::new();
+        if let Some(r) = &self.recorder {
+            all.push(Arc::clone(r) as Arc<dyn Observer>);
+        }
+        if let Some(p) = &self.progress {
+            all.push(p.observer());
+        }
+        match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(Arc::new(engine::Observers(all))),
+        }
+    }
+
+    /// Erases the progress line (before anything else is printed).
+    fn end_progress(&mut self) {
+        if let Some(p) = self.progress.take() {
+            p.finish();
+        }
+    }
+
+    /// The run did not happen: the files created for it go.
+    fn discard(mut self) {
+        self.end_progress();
+        for (path, _) in self.junit.iter().chain(&self.trace) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Writes the JUnit report (read back from `ledger`) and the trace; says on stderr what
+    /// could not be written, and returns whether everything was.
+    fn write(mut self, ledger: &Path, workflow: &str) -> bool {
+        self.end_progress();
+        let mut ok = true;
+        let durations = self
+            .recorder
+            .as_ref()
+            .map(|r| r.durations())
+            .unwrap_or_default();
+        if let Some((path, file)) = self.junit.take() {
+            let written = crate::ledger::reader::open(ledger)
+                .and_then(junit::Suite::read)
+                .map_err(|e| e.to_string())
+                .and_then(|suite| {
+                    use std::io::Write;
+                    let mut file = file;
+                    file.write_all(suite.to_xml(&durations).as_bytes())
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = written {
+                eprintln!(
+                    "error: cannot write the JUnit report {}: {e}",
+                    path.display()
+                );
+                ok = false;
+            }
+        }
+        if let (Some((path, file)), Some(recorder)) = (self.trace.take(), &self.recorder)
+            && let Err(e) = recorder.write(&format!("kairos run {workflow}"), file)
+        {
+            eprintln!("error: cannot write the trace {}: {e}", path.display());
+            ok = false;
+        }
+        ok
+    }
 }
 
 /// Asks on the terminal: the prompt, then approve or reject, then who decides (checked
@@ -206,6 +318,13 @@ pub fn run(args: &Args) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    let reports = match Reports::open(args, wf.nodes.len()) {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::BAD_INPUT;
+        }
+    };
     let options = RunOptions {
         jobs: args.jobs.unwrap_or(0),
         seed: args.seed,
@@ -215,6 +334,7 @@ pub fn run(args: &Args) -> i32 {
         ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
         cancel,
         rules: Default::default(),
+        observer: reports.observer(),
     };
     let (path, result) = if let Some(ledger) = &args.resume {
         let result = resume::resume(ledger, &wf, &policy, options, |dropped| {
@@ -224,14 +344,17 @@ pub fn run(args: &Args) -> i32 {
             Ok(report) => Ok(report),
             Err(ResumeError::Engine(e)) => Err(e),
             Err(ResumeError::Plan(e)) => {
+                reports.discard();
                 super::report_error(e);
                 return exit::BAD_INPUT;
             }
             Err(e @ (ResumeError::Decided { .. } | ResumeError::Io { .. })) => {
+                reports.discard();
                 eprintln!("error: {e}");
                 return exit::BAD_INPUT;
             }
             Err(e) => {
+                reports.discard();
                 super::report_error(e);
                 return exit::BAD_INPUT;
             }
@@ -241,6 +364,7 @@ pub fn run(args: &Args) -> i32 {
         let (path, file) = match open_ledger(args.ledger.as_deref(), &wf.name) {
             Ok(x) => x,
             Err(message) => {
+                reports.discard();
                 eprintln!("error: {message}");
                 return exit::BAD_INPUT;
             }
@@ -250,10 +374,12 @@ pub fn run(args: &Args) -> i32 {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
+            reports.discard();
             super::report_error(e);
             return exit::BAD_INPUT;
         }
     };
+    let reports_written = reports.write(&path, &wf.name);
     let code = match report.status {
         RunStatus::Succeeded => exit::SUCCESS,
         RunStatus::Failed => exit::NEGATIVE,
@@ -268,6 +394,13 @@ pub fn run(args: &Args) -> i32 {
             path.display()
         );
     }
+    // The run's own outcome comes first; a report that could not be written is bad input
+    // only when there is nothing worse to say.
+    let code = if reports_written || code != exit::SUCCESS {
+        code
+    } else {
+        exit::BAD_INPUT
+    };
     // Templates that failed at run time are reported like validation errors, on stderr; the
     // ledger keeps the short message.
     if args.format == OutputFormat::Table {

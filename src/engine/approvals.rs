@@ -98,6 +98,10 @@ impl Engine<'_> {
                     }
                     .write(clock, &mut self.commit.outbox);
                 }
+                if let Some(observer) = &self.observer {
+                    let node = self.wf.nodes[i as usize].id.as_str();
+                    observer.approval_requested(node, std::time::Instant::now());
+                }
             }
         }
         let id = self.wf.nodes[top as usize].id.as_str();
@@ -114,6 +118,9 @@ impl Engine<'_> {
             }
         }
         if let Some(decision) = self.approvals.decisions.get(id).cloned() {
+            if let Some(observer) = &self.observer {
+                observer.approval_decided(id, decision.approve, std::time::Instant::now());
+            }
             let call = matches!(self.wf.nodes[top as usize].kind, NodeKind::Task(_));
             self.nodes.states[top as usize] = if call && decision.approve {
                 // A `require_approval` call, approved: it runs now, at its turn.

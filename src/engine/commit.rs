@@ -4,10 +4,12 @@
 //!
 //! A node's first event takes the clock one past the latest `End` of the nodes it waits for,
 //! and each following event one more: the clock depends only on the graph and the results,
-//! never on timing (see `docs/determinism.md`).
+//! never on timing (see `docs/determinism.md`). An observer, when there is one, is told of each
+//! commit; what it is told never reaches the events.
 
 use super::ApprovalDecision;
 use super::graph::Graph;
+use super::observe::Observer;
 use super::state::{PolicyCheck, TaskRun};
 use crate::ledger::event::{self as ev, Counts, Event, Status, Text};
 use crate::ledger::writer::Writer;
@@ -17,6 +19,7 @@ use crate::policy::redact::Redactor;
 use crate::tools::{self, ToolSpec};
 use crate::workflow::{NodeIdx, Workflow};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long committed events may wait for the writer while workers run.
@@ -38,10 +41,17 @@ pub(super) struct Committer {
     /// Per node, its attempts and a one-line form of its result (when `summary`).
     pub attempts: Vec<u32>,
     pub short: Vec<String>,
+    /// Told of each node's commit.
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Committer {
-    pub fn new(writer: Writer, n: usize, summary: bool) -> Self {
+    pub fn new(
+        writer: Writer,
+        n: usize,
+        summary: bool,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Self {
         Self {
             writer,
             outbox: String::new(),
@@ -55,6 +65,7 @@ impl Committer {
             } else {
                 Vec::new()
             },
+            observer,
         }
     }
 
@@ -74,10 +85,19 @@ impl Committer {
         self.end_clock.iter().copied().max().unwrap_or(0) + 1
     }
 
-    /// `i` has written its events up to `clock` and ended with `status`.
-    pub fn node_done(&mut self, i: NodeIdx, clock: u64, status: Status) -> std::io::Result<()> {
+    /// `i` (whose id is `id`) has written its events up to `clock` and ended with `status`.
+    pub fn node_done(
+        &mut self,
+        i: NodeIdx,
+        id: &str,
+        clock: u64,
+        status: Status,
+    ) -> std::io::Result<()> {
         self.end_clock[i as usize] = clock;
         self.counts.add(status);
+        if let Some(observer) = &self.observer {
+            observer.node_committed(id, status, Instant::now());
+        }
         if self.outbox.len() >= BATCH_BYTES {
             self.flush()?;
         }

@@ -19,7 +19,9 @@
 //! - `pool`: the worker threads and the retry loop of one call;
 //! - `gate`: the policy gate (capabilities, resources, `max_calls`, approval gating);
 //! - `approvals`: requesting and deciding approvals, or pausing;
-//! - `commit`: clocks, events, counts, the summary, and batches to the writer.
+//! - `commit`: clocks, events, counts, the summary, and batches to the writer;
+//! - `observe`: what an observer (a trace, a progress display) is told while the run runs;
+//!   nothing flows back from it into the run.
 //!
 //! Everything is iterative (sets of ready nodes, counters): a 1,000,000-node chain runs without
 //! recursion.
@@ -30,6 +32,7 @@ mod commit;
 mod gate;
 mod graph;
 mod kinds;
+pub mod observe;
 mod order;
 mod pool;
 pub mod render;
@@ -42,6 +45,7 @@ pub use crate::ledger::event::Status;
 pub use answer::{Answer, Answers, Divergence, Live};
 pub use approvals::{ApprovalDecision, Ask, AskFn};
 pub use commit::run_start;
+pub use observe::{AttemptInfo, Lane, Observer, Observers};
 pub use rules::Rules;
 
 use crate::cancel::Cancel;
@@ -82,6 +86,9 @@ pub struct RunOptions {
     /// The revision of run semantics to follow (a replay or resume follows the recorded
     /// run's).
     pub rules: Rules,
+    /// Told when calls start and finish, nodes commit and approvals wait (`--trace`, the
+    /// progress display). Never changes the ledger; `None` costs nothing.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// The default `--jobs`: the number of CPUs, at least 4 (waiting work such as sleeps and
@@ -205,6 +212,8 @@ struct Engine<'w> {
     approvals: Approvals,
     commit: Committer,
     cancel: Cancel,
+    /// `RunOptions::observer`, for the calls that run inline and for approvals.
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl<'w> Engine<'w> {
@@ -252,11 +261,12 @@ impl<'w> Engine<'w> {
                 divergences: Vec::new(),
                 failures: Vec::new(),
             },
-            workers: Workers::new(jobs, options.cancel.clone()),
+            workers: Workers::new(jobs, options.cancel.clone(), options.observer.clone()),
             gate,
             approvals: Approvals::new(n, options.approvals.clone(), options.ask.clone()),
-            commit: Committer::new(writer, n, options.summary),
+            commit: Committer::new(writer, n, options.summary, options.observer.clone()),
             cancel: options.cancel.clone(),
+            observer: options.observer.clone(),
         }
     }
 
@@ -452,7 +462,8 @@ impl<'w> Engine<'w> {
         let mut events = std::mem::take(&mut self.commit.outbox);
         let clock = self.kind_events(i, state, status, clock, &mut events);
         self.commit.outbox = events;
-        self.commit.node_done(i, clock, status)?;
+        self.commit
+            .node_done(i, self.wf.nodes[i as usize].id.as_str(), clock, status)?;
         self.sched.committed(&self.graph, i);
         Ok(())
     }

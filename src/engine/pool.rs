@@ -3,8 +3,10 @@
 //! with its retries.
 //!
 //! Workers only run calls; they never touch the engine's state. A finished call goes back to
-//! the scheduler as a [`JobResult`], which decides when it commits.
+//! the scheduler as a [`JobResult`], which decides when it commits. With an observer, each
+//! attempt is reported from the thread that runs it (see `observe.rs`).
 
+use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use crate::cancel::Cancel;
 use crate::tools::{self, Attempt, Tool};
@@ -16,7 +18,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Work for a worker thread: one task, or one `for_each` instance.
 pub(super) struct Job {
@@ -96,16 +98,28 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(jobs: usize, results: &Arc<Results>, cancel: &Cancel) -> Self {
+    fn start(
+        jobs: usize,
+        results: &Arc<Results>,
+        cancel: &Cancel,
+        observer: Option<&Arc<dyn Observer>>,
+    ) -> Self {
         let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
         let threads = (0..jobs)
             .map(|i| {
                 let shared = Arc::clone(&shared);
                 let results = Arc::clone(results);
                 let cancel = cancel.clone();
+                let observer = observer.cloned();
                 std::thread::Builder::new()
                     .name(format!("kairos-worker-{i}"))
-                    .spawn(move || worker(&shared, &results, jobs, &cancel))
+                    .spawn(move || {
+                        let watch = observer.as_deref().map(|observer| Watch {
+                            observer,
+                            lane: Lane::Worker(i),
+                        });
+                        worker(&shared, &results, jobs, &cancel, watch);
+                    })
                     .expect("spawn a worker thread")
             })
             .collect();
@@ -130,7 +144,13 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: &Queue, results: &Results, workers: usize, cancel: &Cancel) {
+fn worker(
+    shared: &Queue,
+    results: &Results,
+    workers: usize,
+    cancel: &Cancel,
+    watch: Option<Watch<'_>>,
+) {
     let (lock, cv) = shared;
     loop {
         let job = {
@@ -155,6 +175,7 @@ fn worker(shared: &Queue, results: &Results, workers: usize, cancel: &Cancel) {
                 job.seed,
                 &job.instance_id,
                 cancel,
+                watch,
             )
         });
         // The scheduler is needed soon only when the workers may run out of queued jobs.
@@ -165,6 +186,7 @@ fn worker(shared: &Queue, results: &Results, workers: usize, cancel: &Cancel) {
 
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
 /// schedule is the same on every run.
+#[allow(clippy::too_many_arguments)] // one call's every input, passed as they are
 pub(super) fn execute(
     tool: &dyn Tool,
     args: &Map<String, Value>,
@@ -173,6 +195,7 @@ pub(super) fn execute(
     seed: u64,
     instance_id: &str,
     cancel: &Cancel,
+    watch: Option<Watch<'_>>,
 ) -> Vec<Attempt> {
     let mut out = Vec::with_capacity(1);
     execute_into(
@@ -183,12 +206,14 @@ pub(super) fn execute(
         seed,
         instance_id,
         cancel,
+        watch,
         &mut out,
     );
     out
 }
 
-/// [`execute`], appending the attempts to `out`.
+/// [`execute`], appending the attempts to `out`. `watch`, when there is an observer, is told
+/// when each attempt starts and finishes.
 #[allow(clippy::too_many_arguments)] // one call's every input, passed as they are
 pub(super) fn execute_into(
     tool: &dyn Tool,
@@ -198,6 +223,7 @@ pub(super) fn execute_into(
     seed: u64,
     instance_id: &str,
     cancel: &Cancel,
+    watch: Option<Watch<'_>>,
     out: &mut Vec<Attempt>,
 ) {
     // The RNG is derived only for the calls that draw from it.
@@ -205,6 +231,16 @@ pub(super) fn execute_into(
         .then(|| rng::for_node(seed, instance_id));
     let attempts = retry.map_or(1, |r| r.attempts.max(1));
     for k in 0..attempts {
+        let info = watch.map(|w| {
+            let info = AttemptInfo {
+                instance: instance_id,
+                tool: tool.spec().name,
+                attempt: k + 1,
+                lane: w.lane,
+            };
+            w.observer.attempt_started(&info, Instant::now());
+            (w.observer, info)
+        });
         let outcome = tool.call(
             args,
             &mut tools::CallCx {
@@ -214,6 +250,9 @@ pub(super) fn execute_into(
             },
         );
         let failed = outcome.error.is_some();
+        if let Some((observer, info)) = &info {
+            observer.attempt_finished(info, failed, Instant::now());
+        }
         match retry.filter(|_| failed && k + 1 < attempts) {
             Some(r) => {
                 let base = r.backoff.as_secs_f64() * r.factor.powi(k as i32);
@@ -247,16 +286,18 @@ pub(super) fn execute_into(
 pub(super) struct Workers {
     jobs: usize,
     cancel: Cancel,
+    observer: Option<Arc<dyn Observer>>,
     pool: Option<Pool>,
     results: Arc<Results>,
     outstanding: usize,
 }
 
 impl Workers {
-    pub fn new(jobs: usize, cancel: Cancel) -> Self {
+    pub fn new(jobs: usize, cancel: Cancel, observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
             jobs,
             cancel,
+            observer,
             pool: None,
             results: Arc::default(),
             outstanding: 0,
@@ -265,8 +306,9 @@ impl Workers {
 
     pub fn push(&mut self, job: Job) {
         let (jobs, results, cancel) = (self.jobs, &self.results, &self.cancel);
+        let observer = self.observer.as_ref();
         self.pool
-            .get_or_insert_with(|| Pool::start(jobs, results, cancel))
+            .get_or_insert_with(|| Pool::start(jobs, results, cancel, observer))
             .push(job);
         self.outstanding += 1;
     }

@@ -246,6 +246,7 @@ impl Engine<'_> {
                 self.calls.seed,
                 instance_id.as_str(),
                 &self.cancel,
+                super::observe::Watch::inline(self.observer.as_deref()),
                 &mut run.attempts,
             );
             run.input = Some(self.calls.recorded_input(args, &mut run));

@@ -131,6 +131,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         ask: None,
         cancel: Default::default(),
         rules: start.rules,
+        observer: None,
     };
     let report = engine::run_to(
         workflow,
