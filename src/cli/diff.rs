@@ -196,6 +196,7 @@ impl Serialize for DifferenceJson<'_> {
     }
 }
 
+/// The table output, for people: the status line, then each section in turn.
 fn to_table(c: &Comparison) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -223,66 +224,84 @@ fn to_table(c: &Comparison) -> String {
     // Unified diffs come after the tables, in the order of their rows.
     let mut diffs: Vec<(String, &Difference)> = Vec::new();
     if !c.run.is_empty() {
-        let mut table = new_table(&["run", "A", "B"]);
-        for d in &c.run {
-            table.add_row([
-                d.field.clone(),
-                cell(&d.field, d.a.as_ref()),
-                cell(&d.field, d.b.as_ref()),
-            ]);
-            if d.has_diff() {
-                let title = match d.field.as_str() {
-                    "workflow_sha256" => "workflow source".to_string(),
-                    "policy_sha256" => "policy".to_string(),
-                    field => format!("run {field}"),
-                };
-                diffs.push((title, d));
-            }
-        }
-        let _ = writeln!(o, "{table}");
+        run_table(o, &c.run, &mut diffs);
     }
     if !c.nodes.is_empty() {
-        let mut table = new_table(&["node", "field", "A", "B"]);
-        let (mut rows, mut shown) = (0, 0u64);
-        for n in &c.nodes {
-            if rows >= TABLE_ROWS {
-                break;
-            }
-            shown += 1;
-            let absent = match n.only_in {
-                Some(diff::Which::A) => "(not in B)",
-                Some(diff::Which::B) => "(not in A)",
-                None => "(none)",
+        node_table(o, c, &mut diffs);
+    }
+    first_divergence(o, c);
+    unified_diffs(o, diffs);
+    out
+}
+
+/// The table `run | A | B` of the run differences; adds those with a unified diff to `diffs`.
+fn run_table<'c>(o: &mut String, run: &'c [Difference], diffs: &mut Vec<(String, &'c Difference)>) {
+    let mut table = new_table(&["run", "A", "B"]);
+    for d in run {
+        table.add_row([
+            d.field.clone(),
+            cell(&d.field, d.a.as_ref()),
+            cell(&d.field, d.b.as_ref()),
+        ]);
+        if d.has_diff() {
+            let title = match d.field.as_str() {
+                "workflow_sha256" => "workflow source".to_string(),
+                "policy_sha256" => "policy".to_string(),
+                field => format!("run {field}"),
             };
-            for d in &n.differences {
-                rows += 1;
-                let show = |v: Option<&Value>| match v {
-                    None => absent.to_string(),
-                    v => cell(&d.field, v),
-                };
-                table.add_row([
-                    n.node.clone(),
-                    d.field.clone(),
-                    show(d.a.as_ref()),
-                    show(d.b.as_ref()),
-                ]);
-                // A rendered input that fits in its cells needs no diff to be read.
-                let fits = |v: Option<&Value>| !cell(&d.field, v).ends_with('…');
-                let whole = d.field == "input" && fits(d.a.as_ref()) && fits(d.b.as_ref());
-                if d.has_diff() && !whole {
-                    diffs.push((format!("node {} {}", n.node, d.field), d));
-                }
-            }
-        }
-        let _ = writeln!(o, "{table}");
-        if c.nodes_differing > shown {
-            let _ = writeln!(
-                o,
-                "... and {} more nodes differ (--format json lists them all)",
-                c.nodes_differing - shown
-            );
+            diffs.push((title, d));
         }
     }
+    let _ = writeln!(o, "{table}");
+}
+
+/// The table `node | field | A | B` of the first nodes that differ, and how many more do;
+/// adds the differences with a unified diff to `diffs`.
+fn node_table<'c>(o: &mut String, c: &'c Comparison, diffs: &mut Vec<(String, &'c Difference)>) {
+    let mut table = new_table(&["node", "field", "A", "B"]);
+    let (mut rows, mut shown) = (0, 0u64);
+    for n in &c.nodes {
+        if rows >= TABLE_ROWS {
+            break;
+        }
+        shown += 1;
+        let absent = match n.only_in {
+            Some(diff::Which::A) => "(not in B)",
+            Some(diff::Which::B) => "(not in A)",
+            None => "(none)",
+        };
+        for d in &n.differences {
+            rows += 1;
+            let show = |v: Option<&Value>| match v {
+                None => absent.to_string(),
+                v => cell(&d.field, v),
+            };
+            table.add_row([
+                n.node.clone(),
+                d.field.clone(),
+                show(d.a.as_ref()),
+                show(d.b.as_ref()),
+            ]);
+            // A rendered input that fits in its cells needs no diff to be read.
+            let fits = |v: Option<&Value>| !cell(&d.field, v).ends_with('…');
+            let whole = d.field == "input" && fits(d.a.as_ref()) && fits(d.b.as_ref());
+            if d.has_diff() && !whole {
+                diffs.push((format!("node {} {}", n.node, d.field), d));
+            }
+        }
+    }
+    let _ = writeln!(o, "{table}");
+    if c.nodes_differing > shown {
+        let _ = writeln!(
+            o,
+            "... and {} more nodes differ (--format json lists them all)",
+            c.nodes_differing - shown
+        );
+    }
+}
+
+/// The first divergent seq, and the first divergent events after `RunStart`.
+fn first_divergence(o: &mut String, c: &Comparison) {
     if c.first_divergent_seq == Some(0) {
         let _ = writeln!(
             o,
@@ -310,6 +329,10 @@ fn to_table(c: &Comparison) -> String {
             let _ = writeln!(o, "  {name}: {text}");
         }
     }
+}
+
+/// The unified diffs under their titles, each cut to [`DIFF_LINES`] lines.
+fn unified_diffs(o: &mut String, diffs: Vec<(String, &Difference)>) {
     for (title, d) in diffs {
         let Some(text) = d.diff() else { continue };
         let _ = writeln!(o, "\n{title}:");
@@ -325,7 +348,6 @@ fn to_table(c: &Comparison) -> String {
             );
         }
     }
-    out
 }
 
 fn new_table(header: &[&str]) -> comfy_table::Table {

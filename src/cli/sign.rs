@@ -9,8 +9,9 @@
 use super::OutputFormat;
 use crate::exit;
 use crate::sign::envelope::{Envelope, Statement};
-use crate::sign::{self, keys, sshsig};
-use std::path::PathBuf;
+use crate::sign::{self, Facts, keys, sshsig};
+use ed25519_dalek::SigningKey;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,32 +41,14 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> i32 {
-    // A PEM in the variable itself (a CI secret) rather than a path.
-    let loaded = match args.key.to_str() {
-        Some(text) if text.contains("-----BEGIN ") => {
-            keys::parse_signing_key(text, "KAIROS_SIGNING_KEY")
-        }
-        _ => keys::load_signing_key(&args.key),
-    };
-    let key = match loaded {
+    let key = match signing_key(args) {
         Ok(k) => k,
-        Err(e) => {
-            super::report_error(e);
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let ssh_hash = args.ssh.then_some(ssh_key::HashAlg::Sha512);
-    let facts = match sign::scan(&args.ledger, ssh_hash) {
+    let facts = match scan(args, ssh_hash) {
         Ok(f) => f,
-        Err(failure) => {
-            let code = failure.error.exit_code();
-            super::report_error(failure.error);
-            eprintln!(
-                "error: refusing to sign {}: it does not verify",
-                args.ledger.display()
-            );
-            return code;
-        }
+        Err(code) => return code,
     };
     let statement = Statement::about(&facts);
     let payload = statement.to_payload();
@@ -73,35 +56,9 @@ pub fn run(args: &Args) -> i32 {
         .envelope
         .clone()
         .unwrap_or_else(|| sign::envelope_path(&args.ledger));
-    let mut envelope = match std::fs::read(&envelope_path) {
-        Ok(text) => {
-            let existing: Envelope = match serde_json::from_slice(&text) {
-                Ok(e) => e,
-                Err(e) => {
-                    eprintln!(
-                        "error: {} exists but is not a DSSE envelope ({e}); remove it to sign anew",
-                        envelope_path.display()
-                    );
-                    return exit::BAD_INPUT;
-                }
-            };
-            if existing.payload_bytes().ok().as_deref() != Some(payload.as_slice())
-                || existing.payload_type != crate::sign::envelope::PAYLOAD_TYPE
-            {
-                eprintln!(
-                    "error: {} signs other contents than {} as it is now (the ledger changed since, or the envelope belongs to another ledger); remove it to sign anew",
-                    envelope_path.display(),
-                    args.ledger.display()
-                );
-                return exit::BAD_INPUT;
-            }
-            existing
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Envelope::new(&payload),
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", envelope_path.display());
-            return exit::BAD_INPUT;
-        }
+    let mut envelope = match envelope_to_sign(args, &envelope_path, &payload) {
+        Ok(e) => e,
+        Err(code) => return code,
     };
     let replaced = envelope.sign(&key, &payload);
     if let Err(e) = sign::write_atomically(&envelope_path, envelope.to_json().as_bytes()) {
@@ -109,19 +66,10 @@ pub fn run(args: &Args) -> i32 {
         return exit::BAD_INPUT;
     }
     let ssh_path = sign::ssh_signature_path(&args.ledger);
-    if args.ssh {
-        let prehash = facts.ssh_prehash.clone().unwrap_or_default();
-        let text = match sshsig::sign(&key, &prehash) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot make the SSH signature: {e}");
-                return exit::BAD_INPUT;
-            }
-        };
-        if let Err(e) = sign::write_atomically(&ssh_path, text.as_bytes()) {
-            eprintln!("error: cannot write {}: {e}", ssh_path.display());
-            return exit::BAD_INPUT;
-        }
+    if args.ssh
+        && let Err(code) = write_ssh_signature(&key, &facts, &ssh_path)
+    {
+        return code;
     }
     let keyid = keys::keyid(&key.verifying_key());
     if args.format == OutputFormat::Json {
@@ -167,4 +115,92 @@ pub fn run(args: &Args) -> i32 {
     }
     super::print_stdout(&text);
     exit::SUCCESS
+}
+
+/// Loads `--key`; when it cannot be, prints why and gives the exit code.
+fn signing_key(args: &Args) -> Result<SigningKey, i32> {
+    // A PEM in the variable itself (a CI secret) rather than a path.
+    let loaded = match args.key.to_str() {
+        Some(text) if text.contains("-----BEGIN ") => {
+            keys::parse_signing_key(text, "KAIROS_SIGNING_KEY")
+        }
+        _ => keys::load_signing_key(&args.key),
+    };
+    match loaded {
+        Ok(k) => Ok(k),
+        Err(e) => {
+            super::report_error(e);
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
+/// Reads the ledger once (format, `seq`, chain, file hashes); when it does not verify, prints
+/// why signing is refused and gives the exit code.
+fn scan(args: &Args, ssh_hash: Option<ssh_key::HashAlg>) -> Result<Facts, i32> {
+    match sign::scan(&args.ledger, ssh_hash) {
+        Ok(f) => Ok(f),
+        Err(failure) => {
+            let code = failure.error.exit_code();
+            super::report_error(failure.error);
+            eprintln!(
+                "error: refusing to sign {}: it does not verify",
+                args.ledger.display()
+            );
+            Err(code)
+        }
+    }
+}
+
+/// The envelope to add the signature to: the one at `envelope_path` when it signs `payload`,
+/// or a new one when there is none. Otherwise prints why and gives the exit code.
+fn envelope_to_sign(args: &Args, envelope_path: &Path, payload: &[u8]) -> Result<Envelope, i32> {
+    match std::fs::read(envelope_path) {
+        Ok(text) => {
+            let existing: Envelope = match serde_json::from_slice(&text) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!(
+                        "error: {} exists but is not a DSSE envelope ({e}); remove it to sign anew",
+                        envelope_path.display()
+                    );
+                    return Err(exit::BAD_INPUT);
+                }
+            };
+            if existing.payload_bytes().ok().as_deref() != Some(payload)
+                || existing.payload_type != crate::sign::envelope::PAYLOAD_TYPE
+            {
+                eprintln!(
+                    "error: {} signs other contents than {} as it is now (the ledger changed since, or the envelope belongs to another ledger); remove it to sign anew",
+                    envelope_path.display(),
+                    args.ledger.display()
+                );
+                return Err(exit::BAD_INPUT);
+            }
+            Ok(existing)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Envelope::new(payload)),
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", envelope_path.display());
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
+/// Writes the SSHSIG over the ledger's bytes to `ssh_path`; when it cannot, prints why and
+/// gives the exit code.
+fn write_ssh_signature(key: &SigningKey, facts: &Facts, ssh_path: &Path) -> Result<(), i32> {
+    let prehash = facts.ssh_prehash.clone().unwrap_or_default();
+    let text = match sshsig::sign(key, &prehash) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot make the SSH signature: {e}");
+            return Err(exit::BAD_INPUT);
+        }
+    };
+    if let Err(e) = sign::write_atomically(ssh_path, text.as_bytes()) {
+        eprintln!("error: cannot write {}: {e}", ssh_path.display());
+        return Err(exit::BAD_INPUT);
+    }
+    Ok(())
 }

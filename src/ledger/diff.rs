@@ -58,7 +58,7 @@ use super::reader::{self, Line, ReadError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::time::Duration;
 
@@ -238,31 +238,7 @@ pub fn compare_limited(a: &Path, b: &Path, max_nodes: usize) -> Result<Compariso
     let mut ra = reader::open(a)?;
     let mut rb = reader::open(b)?;
     if same_bytes(a, b)? {
-        // One pass of the reader checks both.
-        let mut version = None;
-        while let Some(line) = ra.next_line()? {
-            if line.seq == 0 {
-                version = Some(run_start(&line)?.kairos_version.into_owned());
-            } else {
-                line.kind()?;
-            }
-        }
-        let info = |path: &Path| LedgerInfo {
-            path: path.display().to_string(),
-            events: ra.lines(),
-            head: ra.head().to_string(),
-            kairos_version: version.clone(),
-        };
-        return Ok(Comparison {
-            identical: true,
-            a: info(a),
-            b: info(b),
-            run: Vec::new(),
-            nodes: Vec::new(),
-            nodes_differing: 0,
-            first_divergent_seq: None,
-            first_divergence: None,
-        });
+        return identical(&mut ra, a, b);
     }
 
     let mut sides = [Side::default(), Side::default()];
@@ -292,74 +268,26 @@ pub fn compare_limited(a: &Path, b: &Path, max_nodes: usize) -> Result<Compariso
             pair => pair,
         };
         if divergence.is_none() {
-            let ba = la.as_ref().map(|l| reader::body(l.text));
-            let bb = lb.as_ref().map(|l| reader::body(l.text));
-            if ba != bb {
-                let seq = la.as_ref().or(lb.as_ref()).map_or(0, |l| l.seq);
-                divergence = Some(Divergence {
-                    seq,
-                    a: ba.map(str::to_string),
-                    b: bb.map(str::to_string),
-                });
-            }
+            divergence = divergence_at(la.as_ref(), lb.as_ref());
         }
         for (k, line) in [la, lb].into_iter().enumerate() {
-            let Some(line) = line else { continue };
-            let [mine, theirs] = if k == 0 {
-                let [x, y] = &mut sides;
-                [x, y]
-            } else {
-                let [x, y] = &mut sides;
-                [y, x]
-            };
-            let Some((id, summary)) = mine.process(&line)? else {
-                continue;
-            };
-            match theirs.done.remove(&id) {
-                Some(other) => {
-                    let (sa, sb) = if k == 0 {
-                        (summary, other)
-                    } else {
-                        (other, summary)
-                    };
-                    nodes.add(compare_nodes(id, Some(sa), Some(sb)));
-                }
-                None => {
-                    mine.done.insert(id, summary);
-                }
+            if let Some(line) = line {
+                take_line(&mut sides, k, &line, &mut nodes)?;
             }
         }
     }
 
     // Nodes not matched while streaming: unfinished ones, and those only one ledger has.
-    let [side_a, side_b] = sides;
-    let mut rest_b: HashMap<String, Summary> = side_b.open.into_iter().chain(side_b.done).collect();
-    for (id, sa) in side_a.open.into_iter().chain(side_a.done) {
-        let sb = rest_b.remove(&id);
-        nodes.add(compare_nodes(id, Some(sa), sb));
-    }
-    for (id, sb) in rest_b {
-        nodes.add(compare_nodes(id, None, Some(sb)));
-    }
+    let [trailer_a, trailer_b] = add_unmatched(sides, &mut nodes);
     let nodes_differing = nodes.total;
     let nodes = nodes.into_sorted();
-    run_end_differences(&mut run, side_a.trailer, side_b.trailer);
+    run_end_differences(&mut run, trailer_a, trailer_b);
 
     let [va, vb] = versions;
     Ok(Comparison {
         identical: false,
-        a: LedgerInfo {
-            path: a.display().to_string(),
-            events: ra.lines(),
-            head: ra.head().to_string(),
-            kairos_version: va,
-        },
-        b: LedgerInfo {
-            path: b.display().to_string(),
-            events: rb.lines(),
-            head: rb.head().to_string(),
-            kairos_version: vb,
-        },
+        a: ledger_info(a, &ra, va),
+        b: ledger_info(b, &rb, vb),
         run,
         nodes,
         nodes_differing,
@@ -370,6 +298,117 @@ pub fn compare_limited(a: &Path, b: &Path, max_nodes: usize) -> Result<Compariso
         },
         first_divergence: divergence,
     })
+}
+
+/// The comparison of two files with the same bytes: reading A checks both.
+fn identical<R: BufRead>(
+    ra: &mut reader::Reader<R>,
+    a: &Path,
+    b: &Path,
+) -> Result<Comparison, ReadError> {
+    // One pass of the reader checks both.
+    let mut version = None;
+    while let Some(line) = ra.next_line()? {
+        if line.seq == 0 {
+            version = Some(run_start(&line)?.kairos_version.into_owned());
+        } else {
+            line.kind()?;
+        }
+    }
+    let info = |path: &Path| LedgerInfo {
+        path: path.display().to_string(),
+        events: ra.lines(),
+        head: ra.head().to_string(),
+        kairos_version: version.clone(),
+    };
+    Ok(Comparison {
+        identical: true,
+        a: info(a),
+        b: info(b),
+        run: Vec::new(),
+        nodes: Vec::new(),
+        nodes_differing: 0,
+        first_divergent_seq: None,
+        first_divergence: None,
+    })
+}
+
+/// The divergence at a pair of lines (after `RunStart`), when their event bodies differ.
+fn divergence_at(la: Option<&Line<'_>>, lb: Option<&Line<'_>>) -> Option<Divergence> {
+    let ba = la.map(|l| reader::body(l.text));
+    let bb = lb.map(|l| reader::body(l.text));
+    if ba != bb {
+        let seq = la.or(lb).map_or(0, |l| l.seq);
+        return Some(Divergence {
+            seq,
+            a: ba.map(str::to_string),
+            b: bb.map(str::to_string),
+        });
+    }
+    None
+}
+
+/// Takes in a line of ledger `k` (0: A, 1: B): the node whose last event it is is compared
+/// with the other ledger's summary when that has been read, or waits for it.
+fn take_line(
+    sides: &mut [Side; 2],
+    k: usize,
+    line: &Line<'_>,
+    nodes: &mut Kept,
+) -> Result<(), ReadError> {
+    let [mine, theirs] = if k == 0 {
+        let [x, y] = sides;
+        [x, y]
+    } else {
+        let [x, y] = sides;
+        [y, x]
+    };
+    let Some((id, summary)) = mine.process(line)? else {
+        return Ok(());
+    };
+    match theirs.done.remove(&id) {
+        Some(other) => {
+            let (sa, sb) = if k == 0 {
+                (summary, other)
+            } else {
+                (other, summary)
+            };
+            nodes.add(compare_nodes(id, Some(sa), Some(sb)));
+        }
+        None => {
+            mine.done.insert(id, summary);
+        }
+    }
+    Ok(())
+}
+
+/// Compares the nodes not matched while streaming (A's order, then those only B has);
+/// returns how each run ended.
+fn add_unmatched(sides: [Side; 2], nodes: &mut Kept) -> [Trailer; 2] {
+    let [side_a, side_b] = sides;
+    let mut rest_b: HashMap<String, Summary> = side_b.open.into_iter().chain(side_b.done).collect();
+    for (id, sa) in side_a.open.into_iter().chain(side_a.done) {
+        let sb = rest_b.remove(&id);
+        nodes.add(compare_nodes(id, Some(sa), sb));
+    }
+    for (id, sb) in rest_b {
+        nodes.add(compare_nodes(id, None, Some(sb)));
+    }
+    [side_a.trailer, side_b.trailer]
+}
+
+/// What the report says of a ledger read to its end.
+fn ledger_info<R: BufRead>(
+    path: &Path,
+    reader: &reader::Reader<R>,
+    kairos_version: Option<String>,
+) -> LedgerInfo {
+    LedgerInfo {
+        path: path.display().to_string(),
+        events: reader.lines(),
+        head: reader.head().to_string(),
+        kairos_version,
+    }
 }
 
 /// The differing nodes kept for the report: the first `max` in report order.

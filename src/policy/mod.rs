@@ -262,22 +262,7 @@ impl PolicySpec {
             return spec;
         };
         if let Some(n) = f.get("preset") {
-            spec.preset = read::string(n, errors).and_then(|s| {
-                let found = Preset::ALL.into_iter().find(|p| p.name() == s.value);
-                if found.is_none() {
-                    errors.push(WorkflowError::UnknownPreset {
-                        help: did_you_mean(&s, Preset::ALL.map(Preset::name)).or_else(|| {
-                            Some(format!(
-                                "presets: {}",
-                                Preset::ALL.map(Preset::name).join(", ")
-                            ))
-                        }),
-                        name: s.value.clone(),
-                        span: ss(s.span),
-                    });
-                }
-                found.map(|p| Sp::new(p, s.span))
-            });
+            spec.preset = preset(n, errors);
         }
         for (key, slot) in [
             ("allow", &mut spec.allow),
@@ -289,44 +274,13 @@ impl PolicySpec {
             }
         }
         if let Some(n) = f.get("max_calls") {
-            if let Value::Map(entries) = &n.value {
-                for (k, v) in entries {
-                    if let (Some(k), Some(v)) =
-                        (read::scalar_text(k, errors), read::non_negative(v, errors))
-                    {
-                        spec.max_calls.push((k, v));
-                    }
-                }
-            } else {
-                errors.push(read::wrong_type(
-                    n,
-                    "a mapping of tool names or node ids to limits",
-                ));
-            }
+            spec.max_calls = max_calls(n, errors);
         }
         if let Some(n) = f.get("redact") {
-            spec.redact = read::string_list(n, errors);
-            for pattern in &spec.redact {
-                if let Err(e) = regex::Regex::new(pattern) {
-                    errors.push(WorkflowError::InvalidRegex {
-                        message: first_line(&e.to_string()),
-                        span: ss(pattern.span),
-                    });
-                }
-            }
+            spec.redact = redact_patterns(n, errors);
         }
         if let Some(n) = f.get("secrets") {
-            spec.secrets = read::string_list(n, errors);
-            for s in &spec.secrets {
-                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    errors.push(WorkflowError::InvalidValue {
-                        message: format!("`{}` is not an environment variable name", s.value),
-                        span: ss(s.span),
-                        label: "not a variable name".into(),
-                        help: Some("`secrets` lists names of environment variables, such as OPENAI_API_KEY".into()),
-                    });
-                }
-            }
+            spec.secrets = secret_names(n, errors);
         }
         if let Some(n) = f.get("paths")
             && let Some(paths) = Fields::new(n, "paths", &["read", "write"], errors)
@@ -336,33 +290,12 @@ impl PolicySpec {
                 ("write", &mut spec.paths_write),
             ] {
                 if let Some(n) = paths.get(key) {
-                    *slot = read::string_list(n, errors);
-                    for glob in slot.iter() {
-                        if let Err(e) = globset::GlobBuilder::new(glob)
-                            .literal_separator(true)
-                            .build()
-                        {
-                            errors.push(WorkflowError::InvalidGlob {
-                                glob: glob.value.clone(),
-                                message: e.kind().to_string(),
-                                span: ss(glob.span),
-                            });
-                        }
-                    }
+                    *slot = path_globs(n, errors);
                 }
             }
         }
         if let Some(n) = f.get("hosts") {
-            spec.hosts = read::string_list(n, errors);
-            for h in &spec.hosts {
-                if let Err(e) = globset::Glob::new(h) {
-                    errors.push(WorkflowError::InvalidGlob {
-                        glob: h.value.clone(),
-                        message: e.kind().to_string(),
-                        span: ss(h.span),
-                    });
-                }
-            }
+            spec.hosts = host_globs(n, errors);
         }
         if let Some(n) = f.get("commands") {
             spec.commands = read::string_list(n, errors);
@@ -371,25 +304,135 @@ impl PolicySpec {
             spec.approvers = read::string_list(n, errors);
         }
         if let Some(n) = f.get("enforcement") {
-            spec.enforcement = read::string(n, errors).and_then(|s| {
-                let e = match s.as_str() {
-                    "enforce" => Some(Enforcement::Enforce),
-                    "audit" => Some(Enforcement::Audit),
-                    _ => None,
-                };
-                if e.is_none() {
-                    errors.push(WorkflowError::InvalidValue {
-                        message: format!("unknown enforcement `{}`", s.value),
-                        span: ss(s.span),
-                        label: "expected `enforce` or `audit`".into(),
-                        help: did_you_mean(&s, ["enforce", "audit"]),
-                    });
-                }
-                e.map(|e| Sp::new(e, s.span))
-            });
+            spec.enforcement = enforcement(n, errors);
         }
         spec
     }
+}
+
+/// Reads `preset`: one of the preset names.
+fn preset(n: &Node, errors: &mut Errors) -> Option<Sp<Preset>> {
+    read::string(n, errors).and_then(|s| {
+        let found = Preset::ALL.into_iter().find(|p| p.name() == s.value);
+        if found.is_none() {
+            errors.push(WorkflowError::UnknownPreset {
+                help: did_you_mean(&s, Preset::ALL.map(Preset::name)).or_else(|| {
+                    Some(format!(
+                        "presets: {}",
+                        Preset::ALL.map(Preset::name).join(", ")
+                    ))
+                }),
+                name: s.value.clone(),
+                span: ss(s.span),
+            });
+        }
+        found.map(|p| Sp::new(p, s.span))
+    })
+}
+
+/// Reads `max_calls`: a mapping of tool names or node ids to limits.
+fn max_calls(n: &Node, errors: &mut Errors) -> Vec<(Sp<String>, Sp<u64>)> {
+    let mut limits = Vec::new();
+    if let Value::Map(entries) = &n.value {
+        for (k, v) in entries {
+            if let (Some(k), Some(v)) =
+                (read::scalar_text(k, errors), read::non_negative(v, errors))
+            {
+                limits.push((k, v));
+            }
+        }
+    } else {
+        errors.push(read::wrong_type(
+            n,
+            "a mapping of tool names or node ids to limits",
+        ));
+    }
+    limits
+}
+
+/// Reads `redact`: a list of regexes, each of which must compile.
+fn redact_patterns(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
+    let patterns = read::string_list(n, errors);
+    for pattern in &patterns {
+        if let Err(e) = regex::Regex::new(pattern) {
+            errors.push(WorkflowError::InvalidRegex {
+                message: first_line(&e.to_string()),
+                span: ss(pattern.span),
+            });
+        }
+    }
+    patterns
+}
+
+/// Reads `secrets`: a list of environment variable names.
+fn secret_names(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
+    let secrets = read::string_list(n, errors);
+    for s in &secrets {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            errors.push(WorkflowError::InvalidValue {
+                message: format!("`{}` is not an environment variable name", s.value),
+                span: ss(s.span),
+                label: "not a variable name".into(),
+                help: Some(
+                    "`secrets` lists names of environment variables, such as OPENAI_API_KEY".into(),
+                ),
+            });
+        }
+    }
+    secrets
+}
+
+/// Reads `paths.read` or `paths.write`: a list of path globs, each of which must compile.
+fn path_globs(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
+    let globs = read::string_list(n, errors);
+    for glob in &globs {
+        if let Err(e) = globset::GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+        {
+            errors.push(WorkflowError::InvalidGlob {
+                glob: glob.value.clone(),
+                message: e.kind().to_string(),
+                span: ss(glob.span),
+            });
+        }
+    }
+    globs
+}
+
+/// Reads `hosts`: a list of host globs, each of which must compile.
+fn host_globs(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
+    let hosts = read::string_list(n, errors);
+    for h in &hosts {
+        if let Err(e) = globset::Glob::new(h) {
+            errors.push(WorkflowError::InvalidGlob {
+                glob: h.value.clone(),
+                message: e.kind().to_string(),
+                span: ss(h.span),
+            });
+        }
+    }
+    hosts
+}
+
+/// Reads `enforcement`: `enforce` or `audit`.
+fn enforcement(n: &Node, errors: &mut Errors) -> Option<Sp<Enforcement>> {
+    read::string(n, errors).and_then(|s| {
+        let e = match s.as_str() {
+            "enforce" => Some(Enforcement::Enforce),
+            "audit" => Some(Enforcement::Audit),
+            _ => None,
+        };
+        if e.is_none() {
+            errors.push(WorkflowError::InvalidValue {
+                message: format!("unknown enforcement `{}`", s.value),
+                span: ss(s.span),
+                label: "expected `enforce` or `audit`".into(),
+                help: did_you_mean(&s, ["enforce", "audit"]),
+            });
+        }
+        e.map(|e| Sp::new(e, s.span))
+    })
 }
 
 fn capabilities(node: &Node, errors: &mut Errors) -> Vec<Sp<Capability>> {

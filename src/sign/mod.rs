@@ -3,7 +3,8 @@
 //! - [`keys`]: Ed25519 key files (PKCS#8 v1 / SPKI PEM, OpenSSH), key ids, `allowed_signers`.
 //! - [`envelope`]: the DSSE envelope and in-toto statement written to `LEDGER.intoto.json`.
 //! - [`sshsig`]: the SSHSIG signature `LEDGER.sig` over the raw ledger bytes.
-//! - [`verify`]: the checks of `kairos verify`, as a checklist.
+//! - [`verify`]: the checks of `kairos verify`, as a checklist (the envelope's rows are in
+//!   `verify_envelope`).
 //!
 //! Every command reads the ledger once, streaming, through the shared
 //! [`crate::ledger::reader`]: [`scan`] checks the format, `seq` and chain, refuses events this
@@ -14,6 +15,7 @@ pub mod envelope;
 pub mod keys;
 pub mod sshsig;
 pub mod verify;
+mod verify_envelope;
 
 use crate::ledger::event::{Event, Kind};
 use crate::ledger::reader::{self, ReadError};

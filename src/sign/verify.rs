@@ -23,12 +23,13 @@
 //! verification (exit 1), whatever is wrong with the ledger, a cut last line included; exit 2
 //! is for input that cannot be used at all (see [`InputError`]).
 
-use super::envelope::{self, Envelope, Statement};
+use super::envelope::{Envelope, Statement};
 use super::keys::{self, TrustedKey};
-use super::{Facts, sshsig};
+use super::{Facts, ScanFailure, sshsig, verify_envelope};
 use crate::exit;
 use crate::ledger::reader::ReadError;
 use serde::Serialize;
+use ssh_key::{HashAlg, SshSig};
 use std::path::{Path, PathBuf};
 
 /// What to verify, and against what.
@@ -150,7 +151,13 @@ impl Report {
     }
 }
 
-fn check(check: &'static str, result: Outcome, line: Option<u64>, detail: String) -> Check {
+/// One row of the checklist.
+pub(super) fn check(
+    check: &'static str,
+    result: Outcome,
+    line: Option<u64>,
+    detail: String,
+) -> Check {
     Check {
         check,
         result,
@@ -159,7 +166,8 @@ fn check(check: &'static str, result: Outcome, line: Option<u64>, detail: String
     }
 }
 
-fn short(hex: &str) -> &str {
+/// The first 12 hex digits of a digest, as the rows show it.
+pub(super) fn short(hex: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
 }
 
@@ -185,195 +193,31 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
         return Err(InputError::NoTrustedKey);
     }
     let ledger = &options.ledger;
-    let envelope = read_optional(options.envelope.as_deref(), super::envelope_path(ledger))?
-        .map(|(path, text)| {
-            serde_json::from_str::<Envelope>(&text)
-                .map(|e| (path.clone(), e))
-                .map_err(|e| InputError::Envelope {
-                    path: path.display().to_string(),
-                    why: e.to_string(),
-                })
-        })
-        .transpose()?;
-    let ssh_sig = read_optional(
-        options.ssh_signature.as_deref(),
-        super::ssh_signature_path(ledger),
-    )?
-    .map(|(path, text)| {
-        sshsig::parse(&text)
-            .map(|s| (path.clone(), s))
-            .map_err(|why| InputError::SshSignature {
-                path: path.display().to_string(),
-                why,
-            })
-    })
-    .transpose()?;
+    let envelope = read_envelope(options)?;
+    let ssh_sig = read_ssh_signature(options)?;
     let ssh_hash = ssh_sig.as_ref().map(|(_, s)| s.hash_alg());
 
-    let mut report = Report {
-        ledger: ledger.display().to_string(),
-        verified: false,
-        signed: false,
-        records: None,
-        chain_head: None,
-        sha256: None,
-        workflow: None,
-        workflow_sha256: None,
-        status: None,
-        signers: Vec::new(),
-        first_failure: None,
-        checks: Vec::new(),
-        notes: Vec::new(),
-        read_error: None,
-    };
+    let mut report = empty_report(ledger);
 
     // 1. Format, seq, chain (and the file's hashes).
-    let (facts, file_sha256, ssh_prehash) = match super::scan(ledger, ssh_hash) {
-        Ok(facts) => {
-            report.checks.push(check(
-                "format",
-                Outcome::Ok,
-                None,
-                format!("{}, starts with RunStart", crate::ledger::FORMAT),
-            ));
-            report.checks.push(check(
-                "seq",
-                Outcome::Ok,
-                None,
-                format!("0..{} contiguous", facts.records.saturating_sub(1)),
-            ));
-            report.checks.push(check(
-                "chain",
-                Outcome::Ok,
-                None,
-                format!(
-                    "{} lines chained, head {}",
-                    facts.records,
-                    short(&facts.head)
-                ),
-            ));
-            report.records = Some(facts.records);
-            report.chain_head = Some(facts.head.clone());
-            report.sha256 = Some(facts.sha256.clone());
-            report.workflow = Some(facts.workflow.clone());
-            report.workflow_sha256 = Some(facts.workflow_sha256.clone());
-            report.status = Some(facts.status.clone());
-            let (sha, pre) = (facts.sha256.clone(), facts.ssh_prehash.clone());
-            (Some(facts), sha, pre)
-        }
-        Err(failure) => {
-            // Bytes that are not text are damage, like any other; a file that cannot be read
-            // at all is unusable input.
-            let not_text = matches!(&failure.error, ReadError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::InvalidData);
-            if matches!(failure.error, ReadError::Io { .. }) && !not_text {
-                return Err(InputError::Read(failure.error));
-            }
-            let (line, kind) = match &failure.error {
-                ReadError::BadSeq { line, .. } => (*line, 1),
-                ReadError::BrokenChain { line, .. } => (*line, 2),
-                ReadError::NotJson { line, .. }
-                | ReadError::Torn { line, .. }
-                | ReadError::Event { line, .. } => (*line, 0),
-                ReadError::Io { .. } => (failure.lines_ok + 1, 0),
-                _ => (1, 0),
-            };
-            let message = if not_text {
-                "not UTF-8 text".to_string()
-            } else {
-                failure.error.to_string()
-            };
-            let message = message
-                .strip_prefix(&format!("{}:{line}: ", ledger.display()))
-                .or_else(|| message.strip_prefix(&format!("{}: ", ledger.display())))
-                .unwrap_or(&message)
-                .to_string();
-            for (i, name) in ["format", "seq", "chain"].into_iter().enumerate() {
-                let row = match i.cmp(&kind) {
-                    std::cmp::Ordering::Less => check(
-                        name,
-                        Outcome::Ok,
-                        None,
-                        format!("lines 1-{} ok", failure.lines_ok),
-                    ),
-                    std::cmp::Ordering::Equal => {
-                        check(name, Outcome::Failed, Some(line), message.clone())
-                    }
-                    std::cmp::Ordering::Greater => check(
-                        name,
-                        Outcome::Skipped,
-                        None,
-                        format!("stopped at line {line}"),
-                    ),
-                };
-                report.checks.push(row);
-            }
-            // (The reader's own words for bytes that are not text would say "cannot read".)
-            report.read_error = (!not_text).then_some(failure.error);
-            // Keep checking the signatures, for the record: a valid signature over a ledger
-            // whose chain is broken still fails, but the report says which is which.
-            let (sha, pre) =
-                super::hash_file(ledger, ssh_hash).map_err(|source| InputError::Io {
-                    path: ledger.display().to_string(),
-                    source,
-                })?;
-            report.sha256 = Some(sha.clone());
-            (None, sha, pre)
-        }
-    };
+    let (facts, (file_sha256, ssh_prehash)) = check_ledger(&mut report, ledger, ssh_hash)?;
     let broken = "not checked: the ledger did not read to its end";
 
     // 2-5. The envelope.
     let mut statement: Option<Statement> = None;
     let mut envelope_signed = false;
     match &envelope {
-        None => {
-            report.checks.push(check(
-                "envelope",
-                Outcome::Absent,
-                None,
-                format!("no {}", super::envelope_path(ledger).display()),
-            ));
-            let has_ssh = ssh_sig.is_some();
-            let (result, detail) = if options.require_signature && !has_ssh {
-                (
-                    Outcome::Failed,
-                    "no signature (envelope or SSH signature), and --require-signature".to_string(),
-                )
-            } else {
-                (Outcome::Absent, "no envelope".to_string())
-            };
-            report.checks.push(check("signature", result, None, detail));
-        }
+        None => verify_envelope::no_envelope(&mut report, options, ssh_sig.is_some()),
         Some((path, env)) => {
-            envelope_signed = check_envelope(&mut report, path, env, options, &mut statement);
+            envelope_signed =
+                verify_envelope::check_envelope(&mut report, path, env, options, &mut statement);
         }
     }
-    let stmt_rows = ["statement", "subject", "records", "chain head", "run"];
     match &statement {
-        None => {
-            let why = if envelope.is_none() {
-                "no envelope"
-            } else if envelope_signed {
-                "not checked: the signed statement is not a kairos statement"
-            } else {
-                "not checked: no verified signature"
-            };
-            // `statement` is already there when it failed to parse.
-            for name in stmt_rows {
-                if !report.checks.iter().any(|c| c.check == name) {
-                    let result = if envelope.is_none() {
-                        Outcome::Absent
-                    } else {
-                        Outcome::Skipped
-                    };
-                    report.checks.push(check(name, result, None, why.into()));
-                }
-            }
-        }
+        None => verify_envelope::no_statement(&mut report, envelope.is_some(), envelope_signed),
         Some(st) => {
             let first = report.checks.len();
-            check_statement(&mut report, st, facts.as_ref(), &file_sha256, broken);
+            verify_envelope::check_statement(&mut report, st, facts.as_ref(), &file_sha256, broken);
             if !envelope_signed {
                 // Compared without a trusted key: a mismatch means the envelope is not this
                 // ledger's; a match proves nothing.
@@ -392,7 +236,195 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
     }
 
     // 6. The workflow.
-    match (&options.workflow, &facts) {
+    check_workflow(&mut report, options, facts.as_ref(), broken);
+
+    // 7. The SSH signature.
+    let ssh_signed = check_ssh_signature(&mut report, options, ssh_sig.as_ref(), ssh_prehash);
+
+    report.signed = envelope_signed || ssh_signed;
+    conclude(
+        &mut report,
+        options,
+        envelope.is_none() && ssh_sig.is_none(),
+    );
+    Ok(report)
+}
+
+/// Reads the envelope (`--envelope`, or `LEDGER.intoto.json` when there is one).
+fn read_envelope(options: &Options) -> Result<Option<(PathBuf, Envelope)>, InputError> {
+    read_optional(
+        options.envelope.as_deref(),
+        super::envelope_path(&options.ledger),
+    )?
+    .map(|(path, text)| {
+        serde_json::from_str::<Envelope>(&text)
+            .map(|e| (path.clone(), e))
+            .map_err(|e| InputError::Envelope {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            })
+    })
+    .transpose()
+}
+
+/// Reads the SSH signature (`--ssh-signature`, or `LEDGER.sig` when there is one).
+fn read_ssh_signature(options: &Options) -> Result<Option<(PathBuf, SshSig)>, InputError> {
+    read_optional(
+        options.ssh_signature.as_deref(),
+        super::ssh_signature_path(&options.ledger),
+    )?
+    .map(|(path, text)| {
+        sshsig::parse(&text)
+            .map(|s| (path.clone(), s))
+            .map_err(|why| InputError::SshSignature {
+                path: path.display().to_string(),
+                why,
+            })
+    })
+    .transpose()
+}
+
+/// The report before any check has run.
+fn empty_report(ledger: &Path) -> Report {
+    Report {
+        ledger: ledger.display().to_string(),
+        verified: false,
+        signed: false,
+        records: None,
+        chain_head: None,
+        sha256: None,
+        workflow: None,
+        workflow_sha256: None,
+        status: None,
+        signers: Vec::new(),
+        first_failure: None,
+        checks: Vec::new(),
+        notes: Vec::new(),
+        read_error: None,
+    }
+}
+
+/// The file's SHA-256 and, when there is an SSH signature, the hash it signs.
+type FileHashes = (String, Option<Vec<u8>>);
+
+/// Row 1: the `format`, `seq` and `chain` rows, from one pass of the reader that also hashes
+/// the file. Returns what the ledger establishes (`None` when it did not read to its end),
+/// the file's SHA-256 and the SSHSIG hash.
+fn check_ledger(
+    report: &mut Report,
+    ledger: &Path,
+    ssh_hash: Option<HashAlg>,
+) -> Result<(Option<Facts>, FileHashes), InputError> {
+    match super::scan(ledger, ssh_hash) {
+        Ok(facts) => {
+            ledger_read(report, &facts);
+            let (sha, pre) = (facts.sha256.clone(), facts.ssh_prehash.clone());
+            Ok((Some(facts), (sha, pre)))
+        }
+        Err(failure) => Ok((None, ledger_damaged(report, ledger, ssh_hash, failure)?)),
+    }
+}
+
+/// The rows and facts of a ledger that read to its end.
+fn ledger_read(report: &mut Report, facts: &Facts) {
+    report.checks.push(check(
+        "format",
+        Outcome::Ok,
+        None,
+        format!("{}, starts with RunStart", crate::ledger::FORMAT),
+    ));
+    report.checks.push(check(
+        "seq",
+        Outcome::Ok,
+        None,
+        format!("0..{} contiguous", facts.records.saturating_sub(1)),
+    ));
+    report.checks.push(check(
+        "chain",
+        Outcome::Ok,
+        None,
+        format!(
+            "{} lines chained, head {}",
+            facts.records,
+            short(&facts.head)
+        ),
+    ));
+    report.records = Some(facts.records);
+    report.chain_head = Some(facts.head.clone());
+    report.sha256 = Some(facts.sha256.clone());
+    report.workflow = Some(facts.workflow.clone());
+    report.workflow_sha256 = Some(facts.workflow_sha256.clone());
+    report.status = Some(facts.status.clone());
+}
+
+/// The rows of a ledger that did not read to its end: the check that failed, those before it
+/// passed, those after it skipped. Returns the file's SHA-256 and SSHSIG hash, so the
+/// signatures are still checked.
+fn ledger_damaged(
+    report: &mut Report,
+    ledger: &Path,
+    ssh_hash: Option<HashAlg>,
+    failure: ScanFailure,
+) -> Result<FileHashes, InputError> {
+    // Bytes that are not text are damage, like any other; a file that cannot be read
+    // at all is unusable input.
+    let not_text = matches!(&failure.error, ReadError::Io { source, .. }
+        if source.kind() == std::io::ErrorKind::InvalidData);
+    if matches!(failure.error, ReadError::Io { .. }) && !not_text {
+        return Err(InputError::Read(failure.error));
+    }
+    let (line, kind) = match &failure.error {
+        ReadError::BadSeq { line, .. } => (*line, 1),
+        ReadError::BrokenChain { line, .. } => (*line, 2),
+        ReadError::NotJson { line, .. }
+        | ReadError::Torn { line, .. }
+        | ReadError::Event { line, .. } => (*line, 0),
+        ReadError::Io { .. } => (failure.lines_ok + 1, 0),
+        _ => (1, 0),
+    };
+    let message = if not_text {
+        "not UTF-8 text".to_string()
+    } else {
+        failure.error.to_string()
+    };
+    let message = message
+        .strip_prefix(&format!("{}:{line}: ", ledger.display()))
+        .or_else(|| message.strip_prefix(&format!("{}: ", ledger.display())))
+        .unwrap_or(&message)
+        .to_string();
+    for (i, name) in ["format", "seq", "chain"].into_iter().enumerate() {
+        let row = match i.cmp(&kind) {
+            std::cmp::Ordering::Less => check(
+                name,
+                Outcome::Ok,
+                None,
+                format!("lines 1-{} ok", failure.lines_ok),
+            ),
+            std::cmp::Ordering::Equal => check(name, Outcome::Failed, Some(line), message.clone()),
+            std::cmp::Ordering::Greater => check(
+                name,
+                Outcome::Skipped,
+                None,
+                format!("stopped at line {line}"),
+            ),
+        };
+        report.checks.push(row);
+    }
+    // (The reader's own words for bytes that are not text would say "cannot read".)
+    report.read_error = (!not_text).then_some(failure.error);
+    // Keep checking the signatures, for the record: a valid signature over a ledger
+    // whose chain is broken still fails, but the report says which is which.
+    let (sha, pre) = super::hash_file(ledger, ssh_hash).map_err(|source| InputError::Io {
+        path: ledger.display().to_string(),
+        source,
+    })?;
+    report.sha256 = Some(sha.clone());
+    Ok((sha, pre))
+}
+
+/// Row 6: the `workflow` row, with `--workflow`.
+fn check_workflow(report: &mut Report, options: &Options, facts: Option<&Facts>, broken: &str) {
+    match (&options.workflow, facts) {
         (None, _) => report.checks.push(check(
             "workflow",
             Outcome::Skipped,
@@ -434,15 +466,25 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
             report.checks.push(row);
         }
     }
+}
 
-    // 7. The SSH signature.
+/// Row 7: the `ssh signature` row. Returns whether the SSH signature verified.
+fn check_ssh_signature(
+    report: &mut Report,
+    options: &Options,
+    ssh_sig: Option<&(PathBuf, SshSig)>,
+    ssh_prehash: Option<Vec<u8>>,
+) -> bool {
     let mut ssh_signed = false;
-    match &ssh_sig {
+    match ssh_sig {
         None => report.checks.push(check(
             "ssh signature",
             Outcome::Absent,
             None,
-            format!("no {}", super::ssh_signature_path(ledger).display()),
+            format!(
+                "no {}",
+                super::ssh_signature_path(&options.ledger).display()
+            ),
         )),
         Some((path, _)) if options.keys.is_empty() => report.checks.push(check(
             "ssh signature",
@@ -484,8 +526,12 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
             }
         }
     }
+    ssh_signed
+}
 
-    report.signed = envelope_signed || ssh_signed;
+/// The end of the checklist: a missing signature under `--require-signature`, the notes for
+/// people, and the verdict. `unsigned`: there is neither an envelope nor an SSH signature.
+fn conclude(report: &mut Report, options: &Options, unsigned: bool) {
     if !report.signed
         && options.require_signature
         && !report.checks.iter().any(|c| c.result == Outcome::Failed)
@@ -497,7 +543,7 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
             "no signature by a trusted key, and --require-signature".into(),
         ));
     }
-    if envelope.is_none() && ssh_sig.is_none() {
+    if unsigned {
         report.notes.push(if options.keys.is_empty() {
             "the ledger is unsigned: only its format and chain were checked".into()
         } else {
@@ -515,390 +561,6 @@ pub fn verify(options: &Options) -> Result<Report, InputError> {
         .find(|c| c.result == Outcome::Failed)
         .cloned();
     report.verified = report.first_failure.is_none();
-    Ok(report)
-}
-
-/// Checks the envelope and its signatures; sets `statement` from the verified payload.
-/// Returns whether a trusted signature verified.
-fn check_envelope(
-    report: &mut Report,
-    path: &Path,
-    env: &Envelope,
-    options: &Options,
-    statement: &mut Option<Statement>,
-) -> bool {
-    let name = path.display();
-    if env.payload_type != envelope::PAYLOAD_TYPE {
-        report.checks.push(check(
-            "envelope",
-            Outcome::Failed,
-            None,
-            format!(
-                "{name}: payloadType is `{}`, not `{}`",
-                env.payload_type,
-                envelope::PAYLOAD_TYPE
-            ),
-        ));
-        return false;
-    }
-    let payload = match env.payload_bytes() {
-        Ok(p) => p,
-        Err(why) => {
-            report.checks.push(check(
-                "envelope",
-                Outcome::Failed,
-                None,
-                format!("{name}: {why}"),
-            ));
-            return false;
-        }
-    };
-    if env.signatures.is_empty() {
-        report.checks.push(check(
-            "envelope",
-            Outcome::Failed,
-            None,
-            format!("{name}: no signatures"),
-        ));
-        return false;
-    }
-    report.checks.push(check(
-        "envelope",
-        Outcome::Ok,
-        None,
-        format!(
-            "{name}: DSSE, {}, {} signature{}",
-            envelope::PAYLOAD_TYPE,
-            env.signatures.len(),
-            if env.signatures.len() == 1 { "" } else { "s" }
-        ),
-    ));
-    if options.keys.is_empty() {
-        report.checks.push(check(
-            "signature",
-            Outcome::Skipped,
-            None,
-            "no trusted key given (--key, --allowed-signers)".into(),
-        ));
-        // Unverified, the statement proves nothing, but one about other contents shows that
-        // the envelope does not belong to this ledger as it is.
-        *statement = read_statement(report, &payload, false);
-        return false;
-    }
-    let pae = envelope::pae(&env.payload_type, &payload);
-    let mut verified: Vec<&TrustedKey> = Vec::new();
-    let mut problems = Vec::new();
-    for (i, sig) in env.signatures.iter().enumerate() {
-        let label = format!(
-            "signature {} (keyid {})",
-            i + 1,
-            if sig.keyid.is_empty() {
-                "none"
-            } else {
-                short(&sig.keyid)
-            }
-        );
-        let signature = match envelope::decode_signature(sig) {
-            Ok(s) => s,
-            Err(why) => {
-                problems.push(format!("{label}: {why}"));
-                continue;
-            }
-        };
-        // The keyid is a hint, not authenticated: try the named key first, then the others.
-        let mut candidates: Vec<&TrustedKey> = options.keys.iter().collect();
-        candidates.sort_by_key(|k| k.keyid != sig.keyid);
-        let mut found = None;
-        let mut refused = None;
-        for key in candidates {
-            if key.key.verify_strict(&pae, &signature).is_ok() {
-                match key.allows(sshsig::NAMESPACE, options.now) {
-                    Ok(()) => found = Some(key),
-                    Err(why) => refused = Some(format!("the key of `{}`: {why}", key.name)),
-                }
-                break;
-            }
-        }
-        match (found, refused) {
-            (Some(key), _) => {
-                if !verified.iter().any(|k| k.keyid == key.keyid) {
-                    verified.push(key);
-                }
-            }
-            (None, Some(why)) => problems.push(format!("{label}: {why}")),
-            (None, None) => {
-                let trusted = options.keys.iter().any(|k| k.keyid == sig.keyid);
-                problems.push(if trusted {
-                    format!("{label}: does not verify (the payload or the signature was changed)")
-                } else {
-                    format!("{label}: not made by a trusted key")
-                });
-            }
-        }
-    }
-    if verified.is_empty() {
-        report.checks.push(check(
-            "signature",
-            Outcome::Failed,
-            None,
-            format!("no signature by a trusted key: {}", problems.join("; ")),
-        ));
-        return false;
-    }
-    for key in &verified {
-        report.signers.push(Signer {
-            keyid: key.keyid.clone(),
-            name: key.name.clone(),
-            signature: "dsse",
-        });
-    }
-    if !problems.is_empty() {
-        report.notes.push(format!(
-            "other signatures in the envelope were not used: {}",
-            problems.join("; ")
-        ));
-    }
-    report.checks.push(check(
-        "signature",
-        Outcome::Ok,
-        None,
-        verified
-            .iter()
-            .map(|k| format!("signed by {} (keyid {})", k.name, short(&k.keyid)))
-            .collect::<Vec<_>>()
-            .join(", "),
-    ));
-    // Only now, from the verified bytes.
-    *statement = read_statement(report, &payload, true);
-    true
-}
-
-/// Parses the envelope's payload as a kairos statement, adding the `statement` row.
-/// `verified`: the payload's signature was checked (otherwise the row says it was not).
-fn read_statement(report: &mut Report, payload: &[u8], verified: bool) -> Option<Statement> {
-    let what = if verified {
-        "the signed payload"
-    } else {
-        "the envelope's payload"
-    };
-    let failed = |why: String| {
-        check(
-            "statement",
-            Outcome::Failed,
-            None,
-            if verified {
-                why
-            } else {
-                format!("the envelope does not match the ledger: {why}")
-            },
-        )
-    };
-    match serde_json::from_slice::<Statement>(payload) {
-        Ok(st) if st.type_ != envelope::STATEMENT_TYPE => {
-            report.checks.push(failed(format!(
-                "_type is `{}`, not `{}`",
-                st.type_,
-                envelope::STATEMENT_TYPE
-            )));
-            None
-        }
-        Ok(st) if st.predicate_type != envelope::PREDICATE_TYPE => {
-            report.checks.push(failed(format!(
-                "predicateType is `{}`, not `{}`",
-                st.predicate_type,
-                envelope::PREDICATE_TYPE
-            )));
-            None
-        }
-        Ok(st) if st.subject.len() != 1 => {
-            report
-                .checks
-                .push(failed(format!("{} subjects, not one", st.subject.len())));
-            None
-        }
-        Ok(st) => {
-            report.checks.push(check(
-                "statement",
-                Outcome::Ok,
-                None,
-                format!(
-                    "in-toto Statement v1, {}{}",
-                    envelope::PREDICATE_TYPE,
-                    if verified {
-                        ""
-                    } else {
-                        " (unverified: no trusted key)"
-                    }
-                ),
-            ));
-            Some(st)
-        }
-        Err(e) => {
-            report.checks.push(failed(format!(
-                "{what} is not a kairos in-toto statement: {e}"
-            )));
-            None
-        }
-    }
-}
-
-/// Compares the verified statement with the file.
-fn check_statement(
-    report: &mut Report,
-    st: &Statement,
-    facts: Option<&Facts>,
-    file_sha256: &str,
-    broken: &str,
-) {
-    let subject = &st.subject[0];
-    let p = &st.predicate;
-    let renamed = if facts.is_some_and(|f| f.name != subject.name) {
-        format!(" (signed as `{}`)", subject.name)
-    } else {
-        String::new()
-    };
-    // Where the file departs from the signed ledger, as far as the count and head tell.
-    let locate = |f: &Facts| -> (Option<u64>, String) {
-        if f.records < p.records {
-            (
-                Some(f.records + 1),
-                format!(
-                    "the file ends after {} lines, the signed ledger has {} (truncated)",
-                    f.records, p.records
-                ),
-            )
-        } else if f.records > p.records {
-            (
-                Some(p.records + 1),
-                format!(
-                    "line {} is past the signed ledger's {} lines (appended)",
-                    p.records + 1,
-                    p.records
-                ),
-            )
-        } else if f.head != p.chain_head {
-            (
-                Some(f.records),
-                format!(
-                    "line {} is not the signed one (it, or a line before it, was changed and the chain rewritten, or this is another ledger)",
-                    f.records
-                ),
-            )
-        } else {
-            (
-                None,
-                "the file has other bytes than the signed ledger".into(),
-            )
-        }
-    };
-    let row = if subject.digest.sha256 == file_sha256 {
-        check(
-            "subject",
-            Outcome::Ok,
-            None,
-            format!("sha256 {} is the file's{renamed}", short(file_sha256)),
-        )
-    } else {
-        let (line, why) = match facts {
-            Some(f) => locate(f),
-            None => (
-                None,
-                "the file has other bytes than the signed ledger".into(),
-            ),
-        };
-        check(
-            "subject",
-            Outcome::Failed,
-            line,
-            format!(
-                "the signed ledger{} has sha256 {}, the file {}: {why}",
-                if renamed.is_empty() {
-                    String::new()
-                } else {
-                    format!(" `{}`", subject.name)
-                },
-                short(&subject.digest.sha256),
-                short(file_sha256)
-            ),
-        )
-    };
-    report.checks.push(row);
-    let Some(f) = facts else {
-        for name in ["records", "chain head", "run"] {
-            report
-                .checks
-                .push(check(name, Outcome::Skipped, None, broken.into()));
-        }
-        return;
-    };
-    report.checks.push(if p.records == f.records {
-        check(
-            "records",
-            Outcome::Ok,
-            None,
-            format!("{} records", f.records),
-        )
-    } else {
-        let (line, why) = locate(f);
-        check("records", Outcome::Failed, line, why)
-    });
-    report.checks.push(if p.chain_head == f.head {
-        check("chain head", Outcome::Ok, None, short(&f.head).to_string())
-    } else {
-        check(
-            "chain head",
-            Outcome::Failed,
-            Some(f.records),
-            format!(
-                "the signed chain head is {}, the file's last line hashes to {}",
-                short(&p.chain_head),
-                short(&f.head)
-            ),
-        )
-    });
-    let mut differences = Vec::new();
-    if p.format != crate::ledger::FORMAT {
-        differences.push(format!("format `{}`", p.format));
-    }
-    if p.workflow != f.workflow {
-        differences.push(format!(
-            "workflow `{}` (the ledger: `{}`)",
-            p.workflow, f.workflow
-        ));
-    }
-    if p.workflow_sha256 != f.workflow_sha256 {
-        differences.push(format!(
-            "workflow sha256 {} (the ledger: {})",
-            short(&p.workflow_sha256),
-            short(&f.workflow_sha256)
-        ));
-    }
-    if p.status != f.status {
-        differences.push(format!(
-            "status `{}` (the ledger: `{}`)",
-            p.status, f.status
-        ));
-    }
-    report.checks.push(if differences.is_empty() {
-        check(
-            "run",
-            Outcome::Ok,
-            None,
-            format!(
-                "workflow `{}` (sha256 {}), status {}",
-                f.workflow,
-                short(&f.workflow_sha256),
-                f.status
-            ),
-        )
-    } else {
-        check(
-            "run",
-            Outcome::Failed,
-            None,
-            format!("the statement says {}", differences.join(", ")),
-        )
-    });
 }
 
 /// Seconds since 1970 now.

@@ -118,6 +118,13 @@ pub struct Scope<'a> {
     pub loop_vars: bool,
 }
 
+/// What opens the code of a template: `{{ value }}`, `{% statement %}`, `{# comment #}`. A
+/// template without any of them is plain text.
+const TEMPLATE_OPENERS: [&str; 3] = [VALUE_OPENER, "{%", "{#"];
+
+/// What opens a value in a template (and is out of place in a bare expression).
+const VALUE_OPENER: &str = "{{";
+
 /// Compiles `text` and checks its references; returns the nodes it reads, in first-use order.
 pub fn check(
     text: &Sp<String>,
@@ -126,44 +133,11 @@ pub fn check(
     source: &str,
     errors: &mut Errors,
 ) -> Vec<u32> {
-    if form == Form::Template
-        && !text.contains("{{")
-        && !text.contains("{%")
-        && !text.contains("{#")
-    {
+    if form == Form::Template && !TEMPLATE_OPENERS.iter().any(|o| text.contains(o)) {
         return Vec::new();
     }
-    let env = environment();
-    let vars = match form {
-        Form::Expression => env
-            .compile_expression(text)
-            .map(|e| e.undeclared_variables(true)),
-        Form::Template => env
-            .template_from_str(text)
-            .map(|t| t.undeclared_variables(true)),
-    };
-    let vars = match vars {
-        Ok(vars) => vars,
-        Err(err) => {
-            let message = err
-                .detail()
-                .map_or_else(|| err.kind().to_string(), str::to_string);
-            let span = err
-                .range()
-                .map_or(text.span, |r| locate_range(text, source, r.start, r.end));
-            errors.push(WorkflowError::ExpressionSyntax {
-                what: if form == Form::Expression {
-                    "expression"
-                } else {
-                    "template"
-                },
-                message,
-                span: ss(span),
-                help: (form == Form::Expression && text.contains("{{"))
-                    .then(|| "this is a bare expression: write it without `{{ }}`".to_string()),
-            });
-            return Vec::new();
-        }
+    let Some(vars) = compile(text, form, source, errors) else {
+        return Vec::new();
     };
     // minijinja reports `nodes["ID"]` as a bare `nodes` and misses what a slice is taken of,
     // so references to `nodes`, `inputs` and `run` are also read as written (see
@@ -181,43 +155,8 @@ pub fn check(
         let field = parts.next();
         let attr = parts.next();
         match root {
-            "nodes" => match field {
-                Some(id) => {
-                    if let Some(&idx) = scope.nodes.get(id) {
-                        used.push(idx);
-                        if let Some(attr) = attr.filter(|a| !NODE_FIELDS.contains(a)) {
-                            errors.push(WorkflowError::UnknownReference {
-                                what: "node field",
-                                name: attr.to_string(),
-                                span: ss(field_span(text, source, id, attr)),
-                                help: did_you_mean(attr, NODE_FIELDS.iter().copied()).or_else(
-                                    || Some(format!("a node has: {}", NODE_FIELDS.join(", "))),
-                                ),
-                            });
-                        }
-                    } else {
-                        errors.push(unknown_node(id, text, source, scope));
-                    }
-                }
-                None => errors.push(WorkflowError::InvalidValue {
-                    message: "`nodes` is used without naming a node".into(),
-                    span: ss(find_in(text, source, "nodes")),
-                    label: "which node?".into(),
-                    help: Some("name the node: `nodes.ID.output`, or `nodes[\"ID\"].output` for ids with `-`; kairos orders nodes by the references it can see".into()),
-                }),
-            },
-            "inputs" => {
-                if let Some(name) = field.filter(|n| !scope.inputs.contains(n)) {
-                    errors.push(WorkflowError::UnknownReference {
-                        what: "input",
-                        name: name.to_string(),
-                        span: ss(find_in(text, source, &format!("inputs.{name}"))),
-                        help: did_you_mean(name, scope.inputs.iter().copied()).or_else(|| {
-                            Some("declare it under `inputs:` at the top of the workflow".into())
-                        }),
-                    });
-                }
-            }
+            "nodes" => used.extend(node_reference(field, attr, text, source, scope, errors)),
+            "inputs" => errors.extend(input_reference(field, text, source, scope)),
             "item" | "index" if scope.loop_vars => {}
             "item" | "index" => errors.push(WorkflowError::UnknownReference {
                 what: "variable",
@@ -227,33 +166,141 @@ pub fn check(
                     "`{root}` is defined only in a node with `for_each`"
                 )),
             }),
-            "run" => {
-                if let Some(f) = field.filter(|f| !RUN_FIELDS.contains(f)) {
-                    errors.push(WorkflowError::UnknownReference {
-                        what: "run field",
-                        name: f.to_string(),
-                        span: ss(find_in(text, source, &format!("run.{f}"))),
-                        help: Some(format!("`run` has: {}", RUN_FIELDS.join(", "))),
-                    });
-                }
-            }
-            other => {
-                let mut names = vec!["nodes", "inputs", "run"];
-                if scope.loop_vars {
-                    names.extend(["item", "index"]);
-                }
-                errors.push(WorkflowError::UnknownReference {
-                    what: "variable",
-                    name: other.to_string(),
-                    span: ss(find_in(text, source, other)),
-                    help: did_you_mean(other, names.iter().copied())
-                        .or_else(|| Some(format!("expressions can use: {}", names.join(", ")))),
-                });
-            }
+            "run" => errors.extend(run_reference(field, text, source)),
+            other => errors.push(unknown_variable(other, text, source, scope)),
         }
     }
     used.dedup();
     used
+}
+
+/// Compiles `text` as `form`; returns the variables it uses, or adds the syntax error.
+fn compile(
+    text: &Sp<String>,
+    form: Form,
+    source: &str,
+    errors: &mut Errors,
+) -> Option<std::collections::HashSet<String>> {
+    let env = environment();
+    let vars = match form {
+        Form::Expression => env
+            .compile_expression(text)
+            .map(|e| e.undeclared_variables(true)),
+        Form::Template => env
+            .template_from_str(text)
+            .map(|t| t.undeclared_variables(true)),
+    };
+    match vars {
+        Ok(vars) => Some(vars),
+        Err(err) => {
+            let message = err
+                .detail()
+                .map_or_else(|| err.kind().to_string(), str::to_string);
+            let span = err
+                .range()
+                .map_or(text.span, |r| locate_range(text, source, r.start, r.end));
+            errors.push(WorkflowError::ExpressionSyntax {
+                what: if form == Form::Expression {
+                    "expression"
+                } else {
+                    "template"
+                },
+                message,
+                span: ss(span),
+                help: (form == Form::Expression && text.contains(VALUE_OPENER))
+                    .then(|| "this is a bare expression: write it without `{{ }}`".to_string()),
+            });
+            None
+        }
+    }
+}
+
+/// Checks a reference to `nodes.ID.FIELD` (`id` and `attr` as far as written); returns the
+/// node it reads, when there is one.
+fn node_reference(
+    id: Option<&str>,
+    attr: Option<&str>,
+    text: &Sp<String>,
+    source: &str,
+    scope: &Scope<'_>,
+    errors: &mut Errors,
+) -> Option<u32> {
+    match id {
+        Some(id) => {
+            if let Some(&idx) = scope.nodes.get(id) {
+                if let Some(attr) = attr.filter(|a| !NODE_FIELDS.contains(a)) {
+                    errors.push(WorkflowError::UnknownReference {
+                        what: "node field",
+                        name: attr.to_string(),
+                        span: ss(field_span(text, source, id, attr)),
+                        help: did_you_mean(attr, NODE_FIELDS.iter().copied())
+                            .or_else(|| Some(format!("a node has: {}", NODE_FIELDS.join(", ")))),
+                    });
+                }
+                Some(idx)
+            } else {
+                errors.push(unknown_node(id, text, source, scope));
+                None
+            }
+        }
+        None => {
+            errors.push(WorkflowError::InvalidValue {
+                message: "`nodes` is used without naming a node".into(),
+                span: ss(find_in(text, source, "nodes")),
+                label: "which node?".into(),
+                help: Some("name the node: `nodes.ID.output`, or `nodes[\"ID\"].output` for ids with `-`; kairos orders nodes by the references it can see".into()),
+            });
+            None
+        }
+    }
+}
+
+/// The error of a reference to `inputs.NAME` for an input the workflow does not declare.
+fn input_reference(
+    name: Option<&str>,
+    text: &Sp<String>,
+    source: &str,
+    scope: &Scope<'_>,
+) -> Option<WorkflowError> {
+    let name = name.filter(|n| !scope.inputs.contains(n))?;
+    Some(WorkflowError::UnknownReference {
+        what: "input",
+        name: name.to_string(),
+        span: ss(find_in(text, source, &format!("inputs.{name}"))),
+        help: did_you_mean(name, scope.inputs.iter().copied())
+            .or_else(|| Some("declare it under `inputs:` at the top of the workflow".into())),
+    })
+}
+
+/// The error of a reference to a field `run` does not have.
+fn run_reference(field: Option<&str>, text: &Sp<String>, source: &str) -> Option<WorkflowError> {
+    let f = field.filter(|f| !RUN_FIELDS.contains(f))?;
+    Some(WorkflowError::UnknownReference {
+        what: "run field",
+        name: f.to_string(),
+        span: ss(find_in(text, source, &format!("run.{f}"))),
+        help: Some(format!("`run` has: {}", RUN_FIELDS.join(", "))),
+    })
+}
+
+/// The error of a variable expressions do not have, with the names they can use.
+fn unknown_variable(
+    other: &str,
+    text: &Sp<String>,
+    source: &str,
+    scope: &Scope<'_>,
+) -> WorkflowError {
+    let mut names = vec!["nodes", "inputs", "run"];
+    if scope.loop_vars {
+        names.extend(["item", "index"]);
+    }
+    WorkflowError::UnknownReference {
+        what: "variable",
+        name: other.to_string(),
+        span: ss(find_in(text, source, other)),
+        help: did_you_mean(other, names.iter().copied())
+            .or_else(|| Some(format!("expressions can use: {}", names.join(", ")))),
+    }
 }
 
 fn unknown_node(id: &str, text: &Sp<String>, source: &str, scope: &Scope<'_>) -> WorkflowError {

@@ -486,27 +486,9 @@ impl Checker<'_, '_> {
         if let Some(c) = &condition {
             self.expr(c, Form::Expression, &scope, &mut used);
         }
-        let for_each = f.get("for_each").and_then(|n| match &n.value {
-            Value::Seq(items) => Some(ForEach::Items(
-                items.iter().map(yaml::Node::to_json).collect(),
-            )),
-            Value::Str(s) => {
-                let text = Sp::new(s.to_string(), n.span);
-                let outer = Scope {
-                    loop_vars: false,
-                    ..scope
-                };
-                self.expr(&text, Form::Expression, &outer, &mut used);
-                Some(ForEach::Expression(text))
-            }
-            _ => {
-                self.errors.push(read::wrong_type(
-                    n,
-                    "a list, or an expression that gives a list",
-                ));
-                None
-            }
-        });
+        let for_each = f
+            .get("for_each")
+            .and_then(|n| self.for_each(n, &scope, &mut used));
         let timeout = f
             .get("timeout")
             .and_then(|n| self.duration(n))
@@ -531,13 +513,76 @@ impl Checker<'_, '_> {
             .and_then(|n| read::string(n, self.errors))
             .map(|s| s.value);
 
+        let kind = self.node_kind(head, f, &scope, ids, &mut used);
+
+        used.sort_unstable();
+        used.dedup();
+        Some(Node {
+            id: head.id.into(),
+            span: head.span,
+            kind: kind.unwrap_or(NodeKind::Fork(Box::default())),
+            deps: needs.into(),
+            reads: used.as_slice().into(),
+            after: used.into(),
+            condition: condition.map(Box::new),
+            timeout,
+            retry: retry.map(Box::new),
+            continue_on_error,
+            priority,
+            for_each: for_each.map(Box::new),
+            policy,
+            description: description.map(String::into_boxed_str),
+        })
+    }
+
+    /// Reads `for_each`: a list, or an expression that gives one (which cannot use the loop's
+    /// own `item` and `index`).
+    fn for_each(
+        &mut self,
+        n: &yaml::Node,
+        scope: &Scope<'_>,
+        used: &mut Vec<NodeIdx>,
+    ) -> Option<ForEach> {
+        match &n.value {
+            Value::Seq(items) => Some(ForEach::Items(
+                items.iter().map(yaml::Node::to_json).collect(),
+            )),
+            Value::Str(s) => {
+                let text = Sp::new(s.to_string(), n.span);
+                let outer = Scope {
+                    loop_vars: false,
+                    ..*scope
+                };
+                self.expr(&text, Form::Expression, &outer, used);
+                Some(ForEach::Expression(text))
+            }
+            _ => {
+                self.errors.push(read::wrong_type(
+                    n,
+                    "a list, or an expression that gives a list",
+                ));
+                None
+            }
+        }
+    }
+
+    /// Reads the node's kind: its one key of [`KIND_KEYS`] (none, or two, is an error) and
+    /// its `with`, which only task nodes have.
+    fn node_kind(
+        &mut self,
+        head: &Head<'_>,
+        f: &Fields<'_>,
+        scope: &Scope<'_>,
+        ids: &HashMap<&str, NodeIdx>,
+        used: &mut Vec<NodeIdx>,
+    ) -> Option<NodeKind> {
         let mut kinds: Vec<(&'static str, Span)> = KIND_KEYS
             .iter()
             .filter_map(|&k| f.key_span(k).map(|s| (k, s)))
             .collect();
         kinds.sort_by_key(|(_, span)| span.offset());
         let with = f.get("with");
-        let kind = match kinds.as_slice() {
+        match kinds.as_slice() {
             [] => {
                 self.errors.push(WorkflowError::NoKind {
                     id: head.id.to_string(),
@@ -565,28 +610,9 @@ impl Checker<'_, '_> {
                     });
                 }
                 let value = f.get(kind).expect("kind key present");
-                self.kind(head.id, kind, value, with, &scope, ids, &mut used)
+                self.kind(head.id, kind, value, with, scope, ids, used)
             }
-        };
-
-        used.sort_unstable();
-        used.dedup();
-        Some(Node {
-            id: head.id.into(),
-            span: head.span,
-            kind: kind.unwrap_or(NodeKind::Fork(Box::default())),
-            deps: needs.into(),
-            reads: used.as_slice().into(),
-            after: used.into(),
-            condition: condition.map(Box::new),
-            timeout,
-            retry: retry.map(Box::new),
-            continue_on_error,
-            priority,
-            for_each: for_each.map(Box::new),
-            policy,
-            description: description.map(String::into_boxed_str),
-        })
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
