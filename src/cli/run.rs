@@ -255,19 +255,27 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 /// At most this many rows in the summary table; `--format json` has them all.
 const TABLE_ROWS: usize = 200;
 
-pub fn run(args: &Args) -> i32 {
-    let cancel = crate::cancel::Cancel::default();
-    crate::interrupt::install(cancel.clone());
+/// Admission: loads the workflow and its effective policy and runs the static checks; on a
+/// refusal, prints why and gives the exit code. The workflow lives until the process exits
+/// and is not freed then: for a large graph, freeing hundreds of thousands of small
+/// allocations is measurable and of no use.
+fn admit(
+    args: &Args,
+) -> Result<
+    (
+        std::mem::ManuallyDrop<crate::workflow::Workflow>,
+        crate::policy::effective::Effective,
+    ),
+    i32,
+> {
     let started = std::time::Instant::now();
-    // The workflow lives until the process exits, and is not freed then: for a large graph,
-    // freeing hundreds of thousands of small allocations is measurable and of no use.
     let wf = match crate::workflow::load_file(&args.file) {
         Ok(w) => std::mem::ManuallyDrop::new(w),
         Err(e) => {
             if args.format == OutputFormat::Json && !args.quiet {
                 print_not_run(args, "invalid", super::load_error_records(&args.file, &e));
             }
-            return super::load_failed(e);
+            return Err(super::load_failed(e));
         }
     };
     if std::env::var_os("KAIROS_TIMINGS").is_some() {
@@ -277,10 +285,7 @@ pub fn run(args: &Args) -> i32 {
             started.elapsed().as_secs_f64() * 1000.0
         );
     }
-    let policy = match super::effective_policy(&wf, args.policy.as_deref()) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let policy = super::effective_policy(&wf, args.policy.as_deref())?;
     // The static check: under `enforce`, a tool the policy does not allow refuses the run
     // before anything starts.
     let violations = crate::plan::check_capabilities(&wf, &policy);
@@ -303,14 +308,24 @@ pub fn run(args: &Args) -> i32 {
         if args.format == OutputFormat::Json && !args.quiet {
             print_not_run(args, "refused", serde_json::json!(d.records()));
         }
-        return exit::POLICY;
+        return Err(exit::POLICY);
     }
     if let Err(e) = crate::plan::check_tools(&wf)
         .and_then(|()| crate::plan::resolve_inputs(&wf, &args.inputs).map(drop))
     {
         super::report_error(e);
-        return exit::BAD_INPUT;
+        return Err(exit::BAD_INPUT);
     }
+    Ok((wf, policy))
+}
+
+pub fn run(args: &Args) -> i32 {
+    let cancel = crate::cancel::Cancel::default();
+    crate::interrupt::install(cancel.clone());
+    let (wf, policy) = match admit(args) {
+        Ok(admitted) => admitted,
+        Err(code) => return code,
+    };
     let approvals = match decisions(args, &wf, &policy) {
         Ok(d) => d,
         Err(message) => {
@@ -412,6 +427,17 @@ pub fn run(args: &Args) -> i32 {
     if args.quiet {
         return code;
     }
+    print_summary(args, &wf, &path, &report);
+    code
+}
+
+/// The run's summary on stdout: a table for people, or JSON.
+fn print_summary(
+    args: &Args,
+    wf: &crate::workflow::Workflow,
+    path: &Path,
+    report: &engine::RunReport,
+) {
     match args.format {
         OutputFormat::Json => {
             let doc = serde_json::json!({
@@ -488,7 +514,6 @@ pub fn run(args: &Args) -> i32 {
             );
         }
     }
-    code
 }
 
 /// `--format json` of a run that did not start: the workflow is `invalid`, or the policy
