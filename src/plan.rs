@@ -113,10 +113,16 @@ pub fn check_capabilities(
     policy: &Effective,
 ) -> Vec<WorkflowError> {
     let mut out = Vec::new();
-    // Parsed again only to find where keys are (a file with violations is rare).
-    let tree = (!workflow.source.is_empty())
-        .then(|| crate::syntax::yaml::parse(&workflow.source).ok())
-        .flatten();
+    // Parsed again only to find where keys are, and only once a violation is found (a file
+    // with violations is rare, and parsing a large one takes most of the loading time).
+    let tree = std::cell::OnceCell::new();
+    let tree = || {
+        tree.get_or_init(|| {
+            (!workflow.source.is_empty())
+                .then(|| crate::syntax::yaml::parse(&workflow.source).ok())
+                .flatten()
+        })
+    };
     for (index, node) in workflow.nodes.iter().enumerate() {
         let NodeKind::Task(task) = &node.kind else {
             continue;
@@ -128,7 +134,7 @@ pub fn check_capabilities(
         {
             let places = Places {
                 workflow,
-                tree: tree.as_ref(),
+                tree: tree().as_ref(),
                 node: index,
             };
             out.push(WorkflowError::CapabilityNotGranted {
