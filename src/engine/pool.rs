@@ -167,16 +167,16 @@ fn worker(
         };
         // After Ctrl-C, queued jobs are handed back unrun.
         let attempts = (!cancel.requested()).then(|| {
-            execute(
-                job.tool,
-                &job.args,
-                job.timeout,
-                job.retry.as_ref(),
-                job.seed,
-                &job.instance_id,
+            execute(&Call {
+                tool: job.tool,
+                args: &job.args,
+                timeout: job.timeout,
+                retry: job.retry.as_ref(),
+                seed: job.seed,
+                instance_id: &job.instance_id,
                 cancel,
                 watch,
-            )
+            })
         });
         // The scheduler is needed soon only when the workers may run out of queued jobs.
         let queued = lock.lock().expect("queue lock").0.len();
@@ -184,21 +184,31 @@ fn worker(
     }
 }
 
+/// One tool call as the retry loop needs it: the tool, its rendered arguments, the node's
+/// timeout and retry, what its RNG is derived from, and where interrupts and observations go.
+pub(super) struct Call<'a> {
+    pub tool: &'a dyn Tool,
+    pub args: &'a Map<String, Value>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<&'a Retry>,
+    pub seed: u64,
+    pub instance_id: &'a str,
+    pub cancel: &'a Cancel,
+    /// Told when each attempt starts and finishes, when there is an observer.
+    pub watch: Option<Watch<'a>>,
+}
+
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
 /// schedule is the same on every run.
-#[allow(clippy::too_many_arguments)] // one call's every input, passed as they are
-pub(super) fn execute(
-    tool: &dyn Tool,
-    args: &Map<String, Value>,
-    timeout: Option<Duration>,
-    retry: Option<&Retry>,
-    seed: u64,
-    instance_id: &str,
-    cancel: &Cancel,
-    watch: Option<Watch<'_>>,
-) -> Vec<Attempt> {
+pub(super) fn execute(call: &Call<'_>) -> Vec<Attempt> {
     let mut out = Vec::with_capacity(1);
-    execute_into(
+    execute_into(call, &mut out);
+    out
+}
+
+/// [`execute`], appending the attempts to `out`.
+pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
+    let Call {
         tool,
         args,
         timeout,
@@ -207,25 +217,7 @@ pub(super) fn execute(
         instance_id,
         cancel,
         watch,
-        &mut out,
-    );
-    out
-}
-
-/// [`execute`], appending the attempts to `out`. `watch`, when there is an observer, is told
-/// when each attempt starts and finishes.
-#[allow(clippy::too_many_arguments)] // one call's every input, passed as they are
-pub(super) fn execute_into(
-    tool: &dyn Tool,
-    args: &Map<String, Value>,
-    timeout: Option<Duration>,
-    retry: Option<&Retry>,
-    seed: u64,
-    instance_id: &str,
-    cancel: &Cancel,
-    watch: Option<Watch<'_>>,
-    out: &mut Vec<Attempt>,
-) {
+    } = *call;
     // The RNG is derived only for the calls that draw from it.
     let mut rng = (tool.draws_rng() || retry.is_some_and(|r| r.attempts > 1))
         .then(|| rng::for_node(seed, instance_id));

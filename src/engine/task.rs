@@ -5,7 +5,7 @@
 
 use super::Engine;
 use super::answer::{Answer, Answers, Divergence};
-use super::pool::{Job, execute_into};
+use super::pool::{Call, Job, execute_into};
 use super::render::{self, Locals, NodeValues, RenderError, Renderer, TemplateFailure};
 use super::state::{NodeState, TaskRun};
 use crate::ledger::id::InstanceId;
@@ -238,17 +238,17 @@ impl Engine<'_> {
         };
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
         if task.tool.placement() == Placement::Inline && !retries {
-            execute_into(
-                task.tool,
-                &args,
-                node.timeout,
-                None,
-                self.calls.seed,
-                instance_id.as_str(),
-                &self.cancel,
-                super::observe::Watch::inline(self.observer.as_deref()),
-                &mut run.attempts,
-            );
+            let call = Call {
+                tool: task.tool,
+                args: &args,
+                timeout: node.timeout,
+                retry: None,
+                seed: self.calls.seed,
+                instance_id: instance_id.as_str(),
+                cancel: &self.cancel,
+                watch: super::observe::Watch::inline(self.observer.as_deref()),
+            };
+            execute_into(&call, &mut run.attempts);
             run.input = Some(self.calls.recorded_input(args, &mut run));
             redact_results(&self.calls.redactor, &mut run);
             return NodeState::Task(run);
