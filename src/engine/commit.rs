@@ -324,17 +324,9 @@ fn attempt_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpe
             *clock += 1;
             Event::ToolOutput(
                 ev::ToolOutput {
-                    node: id.into(),
-                    attempt: k as u64 + 1,
-                    output: std::borrow::Cow::Borrowed(&o.output),
-                    stdout: None,
-                    stdout_bytes: None,
-                    stdout_sha256: None,
-                    stderr: None,
-                    stderr_bytes: None,
-                    stderr_sha256: None,
                     exit_code: o.exit_code.map(i64::from),
                     error: o.error.as_deref().map(Text::from),
+                    ..ev::ToolOutput::new(id, k as u64 + 1, std::borrow::Cow::Borrowed(&o.output))
                 }
                 .with_stream(ev::StreamName::Stdout, stream(&o.stdout))
                 .with_stream(ev::StreamName::Stderr, stream(&o.stderr)),

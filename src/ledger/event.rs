@@ -326,6 +326,24 @@ pub struct ToolOutput<'a> {
 }
 
 impl<'a> ToolOutput<'a> {
+    /// Attempt `attempt` of `node` gave `output`; streams, exit code and error are added with
+    /// the fields (and [`ToolOutput::with_stream`]).
+    pub fn new(node: impl Into<Text<'a>>, attempt: u64, output: Cow<'a, Value>) -> Self {
+        ToolOutput {
+            node: node.into(),
+            attempt,
+            output,
+            stdout: None,
+            stdout_bytes: None,
+            stdout_sha256: None,
+            stderr: None,
+            stderr_bytes: None,
+            stderr_sha256: None,
+            exit_code: None,
+            error: None,
+        }
+    }
+
     /// Sets a stream's fields from what was captured.
     pub fn with_stream(mut self, which: StreamName, s: Option<Stream<'a>>) -> Self {
         let Some(s) = s else { return self };

@@ -84,17 +84,8 @@ mod tests {
 
     fn output(node: &str, attempt: u64, value: Value, error: Option<&str>) -> Event<'static> {
         Event::ToolOutput(event::ToolOutput {
-            node: Text::from(node.to_string()),
-            attempt,
-            output: Cow::Owned(value),
-            stdout: None,
-            stdout_bytes: None,
-            stdout_sha256: None,
-            stderr: None,
-            stderr_bytes: None,
-            stderr_sha256: None,
-            exit_code: None,
             error: error.map(|e| Text::from(e.to_string())),
+            ..event::ToolOutput::new(node.to_string(), attempt, Cow::Owned(value))
         })
     }
 
