@@ -31,6 +31,18 @@ pub enum PlanError {
     #[error("node `{node}` uses tool `{tool}`, which this version of kairos cannot run yet")]
     #[diagnostic(code(kairos::tool_unavailable))]
     ToolUnavailable { node: String, tool: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Redaction(#[from] crate::policy::redact::RedactError),
+}
+
+/// Checks that the redaction the policy asks for (its `redact` patterns and the values of its
+/// `secrets`, as set now) can be built: a run without it would write secrets in clear, so
+/// `kairos run` and `kairos validate` refuse such a policy.
+pub fn check_redaction(policy: &Effective) -> Result<(), PlanError> {
+    let (patterns, secrets) = policy.redaction();
+    crate::policy::redact::Redactor::new(&patterns, &secrets)?;
+    Ok(())
 }
 
 /// An organisation policy: the file it was read from (named in diagnostics), what it says, and

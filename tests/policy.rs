@@ -541,3 +541,34 @@ fn capability_refusal_help_names_the_line_to_add_and_where() {
         "the organisation policy org.yaml withholds `subprocess` (`deny` at org.yaml:2); a workflow can only narrow the organisation policy, so only a change to org.yaml can grant `subprocess`"
     );
 }
+
+/// Redaction too large to build used to switch itself off and write secrets in clear; now it
+/// refuses the run (before any ledger is written) and fails validation.
+#[test]
+fn redaction_that_cannot_be_built_refuses_the_run() {
+    let patterns: Vec<String> = (0..400)
+        .map(|i| format!("\"(?:[a-z]{{80}}x{i}){{60}}\""))
+        .collect();
+    let wf = format!(
+        "version: 1\nname: r\npolicy:\n  preset: permissive\n  redact: [{}]\n  secrets: [KAIROS_TEST_REDACT_SECRET]\nnodes:\n  - id: a\n    run: echo \"$KAIROS_TEST_REDACT_SECRET\"\n",
+        patterns.join(", ")
+    );
+    let out = Test::new()
+        .workflow(&wf)
+        .env("KAIROS_TEST_REDACT_SECRET", "hunter22")
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(2)
+        .stderr_contains("kairos::redaction_unbuildable");
+    assert!(
+        !out.dir.path().join("l.jsonl").exists(),
+        "no ledger is written"
+    );
+    Test::new()
+        .workflow(&wf)
+        .env("KAIROS_TEST_REDACT_SECRET", "hunter22")
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("cannot be built");
+}

@@ -312,6 +312,7 @@ fn admit(
     }
     if let Err(e) = crate::plan::check_tools(&wf)
         .and_then(|()| crate::plan::resolve_inputs(&wf, &args.inputs).map(drop))
+        .and_then(|()| crate::plan::check_redaction(&policy))
     {
         super::report_error(e);
         return Err(exit::BAD_INPUT);

@@ -28,10 +28,15 @@ pub fn run(args: &Args) -> i32 {
         }
         let checked = result.as_ref().ok().map(|w| {
             let policy = super::effective_policy(w, args.policy.as_deref());
-            policy.map(|p| {
+            policy.and_then(|p| {
+                // Redaction that cannot be built refuses the run, so it fails validation too.
+                if let Err(e) = crate::plan::check_redaction(&p) {
+                    super::report_error(e);
+                    return Err(exit::BAD_INPUT);
+                }
                 let violations = crate::plan::check_capabilities(w, &p);
                 let enforced = p.enforcement == crate::policy::Enforcement::Enforce;
-                (p.granted, violations, enforced)
+                Ok((p.granted, violations, enforced))
             })
         });
         let (granted, violations) = match checked {

@@ -15,7 +15,7 @@ use crate::ledger::event::{self as ev, Counts, Event, Status, Text};
 use crate::ledger::writer::Writer;
 use crate::ledger::{self, FORMAT};
 use crate::policy::effective::{self, Effective};
-use crate::policy::redact::Redactor;
+use crate::policy::redact::{RedactError, Redactor};
 use crate::tools::{self, ToolSpec};
 use crate::workflow::{NodeIdx, Workflow};
 use serde_json::{Map, Value};
@@ -148,11 +148,11 @@ pub fn run_start(
     seed: u64,
     effective: &Effective,
     rules: super::Rules,
-) -> String {
+) -> Result<String, RedactError> {
     // A secret's value written into the workflow or passed as an input is masked here too.
     // `redact` patterns are not applied to the workflow text: they are meant for what tools
     // produce, and masking part of the source would change the workflow a replay re-drives.
-    let redactor = Redactor::new(&[], &effective.redaction().1);
+    let redactor = Redactor::new(&[], &effective.redaction().1)?;
     let source = redactor.redact(&workflow.source).0;
     let mut inputs = Value::Object(inputs.clone());
     redactor.redact_json(&mut inputs);
@@ -177,7 +177,7 @@ pub fn run_start(
         rules: rules.recorded(),
     })
     .write(0, &mut out);
-    out
+    Ok(out)
 }
 
 /// A short, one-line form of a task's result for the summary table.

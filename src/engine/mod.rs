@@ -184,18 +184,21 @@ pub fn run_to(
     source: &dyn Answers,
 ) -> Result<RunReport, EngineError> {
     let seed = options.seed.unwrap_or(workflow.seed);
+    // Admission checks this too; a run never goes on without the redaction its policy asks for.
+    let (patterns, secrets) = policy.redaction();
+    let redactor = Redactor::new(&patterns, &secrets).map_err(crate::plan::PlanError::from)?;
     let writer = Writer::start(sink, ChainState::default());
     // `RunStart` (the whole source, escaped and hashed: milliseconds for a large workflow) is
     // built while the scheduler's tables are.
     let (start, mut engine) = std::thread::scope(|scope| {
         let start = scope.spawn(|| run_start(workflow, inputs, seed, policy, options.rules));
-        let engine = Engine::new(workflow, options, policy, inputs, seed, source, writer);
+        let engine = Engine::new(workflow, options, policy, inputs, source, redactor, writer);
         (
             start.join().expect("building RunStart does not panic"),
             engine,
         )
     });
-    engine.commit.outbox = start;
+    engine.commit.outbox = start.map_err(crate::plan::PlanError::from)?;
     engine.commit.flush()?;
     engine.run()
 }
@@ -222,11 +225,12 @@ impl<'w> Engine<'w> {
         options: &RunOptions,
         policy: &'w Effective,
         inputs: &Map<String, Value>,
-        seed: u64,
         source: &'w dyn Answers,
+        redactor: Redactor,
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();
+        let seed = options.seed.unwrap_or(wf.seed);
         let gate = Gate::new(policy);
         let graph = Graph::new(wf, |node| {
             matches!(node.kind, NodeKind::Approval { .. }) || gate.needs_approval(node)
@@ -236,7 +240,6 @@ impl<'w> Engine<'w> {
                 .filter(|&i| graph.is_read(i))
                 .map(|i| (i, wf.nodes[i as usize].id.as_str())),
         ));
-        let (patterns, secrets) = policy.redaction();
         let jobs = match options.jobs {
             0 => default_jobs(),
             jobs => jobs,
@@ -256,7 +259,7 @@ impl<'w> Engine<'w> {
                 ),
                 values,
                 seed,
-                redactor: Redactor::new(&patterns, &secrets),
+                redactor,
                 source,
                 divergences: Vec::new(),
                 failures: Vec::new(),

@@ -12,6 +12,18 @@ use regex::Regex;
 /// Values shorter than this are not treated as secrets: masking every `a` helps nobody.
 const MIN_SECRET_LEN: usize = 4;
 
+/// Why the redaction a policy asks for cannot be built. A run must not go on without it: its
+/// secrets would reach the ledger in clear.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the redaction this policy asks for cannot be built: {reason}")]
+#[diagnostic(
+    code(kairos::redaction_unbuildable),
+    help("use fewer or simpler `redact` patterns (together they compile into one regex)")
+)]
+pub struct RedactError {
+    pub reason: String,
+}
+
 pub struct Redactor {
     regex: Option<Regex>,
     /// Per capture group (after the patterns'), the replacement.
@@ -21,7 +33,7 @@ pub struct Redactor {
 impl Redactor {
     /// Builds the redactor; `secrets` are environment variable names, read now (a variable
     /// that is not set has nothing to mask).
-    pub fn new(patterns: &[String], secrets: &[String]) -> Self {
+    pub fn new(patterns: &[String], secrets: &[String]) -> Result<Self, RedactError> {
         let values: Vec<(String, String)> = secrets
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
@@ -30,7 +42,10 @@ impl Redactor {
     }
 
     /// Builds the redactor from secret (name, value) pairs.
-    pub fn with_values(patterns: &[String], secrets: &[(String, String)]) -> Self {
+    pub fn with_values(
+        patterns: &[String],
+        secrets: &[(String, String)],
+    ) -> Result<Self, RedactError> {
         let mut alternatives = Vec::new();
         let mut replacements = Vec::new();
         for p in patterns {
@@ -56,10 +71,10 @@ impl Redactor {
             }
         }
         if alternatives.is_empty() {
-            return Self {
+            return Ok(Self {
                 regex: None,
                 replacements,
-            };
+            });
         }
         // Each alternative is its own capture group, so a match tells which replacement applies.
         // Longer literals first, so a secret's longer encoded form wins over a shorter one.
@@ -69,14 +84,24 @@ impl Redactor {
             .collect::<Vec<_>>()
             .join("|");
         // A larger lazy-DFA cache keeps the single pass fast when there are many patterns.
+        // Redaction that cannot be built refuses the run: going on without it would write every
+        // secret in clear.
         let regex = regex::RegexBuilder::new(&pattern)
             .dfa_size_limit(64 << 20)
             .build()
-            .ok();
-        Self {
-            regex,
+            .map_err(|e| RedactError {
+                reason: e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            })?;
+        Ok(Self {
+            regex: Some(regex),
             replacements,
-        }
+        })
     }
 
     pub fn is_active(&self) -> bool {
@@ -188,7 +213,8 @@ mod tests {
         let r = Redactor::with_values(
             &["(?i)password=\\S+".into()],
             &[("KAIROS_TEST_SECRET_A".into(), "s3cr3t-v@lue/42".into())],
-        );
+        )
+        .unwrap();
         let secret = "s3cr3t-v@lue/42";
         let json = serde_json::to_string(&serde_json::json!({ "k": secret })).unwrap();
         let texts = [
@@ -210,5 +236,16 @@ mod tests {
         }
         assert_eq!(r.redact("user password=hunter2 ok").0, "user [REDACTED] ok");
         assert_eq!(r.redact("nothing here"), ("nothing here".into(), 0));
+    }
+
+    #[test]
+    fn redaction_too_large_to_build_is_an_error_not_silence() {
+        let patterns: Vec<String> = (0..400)
+            .map(|i| format!("(?:[a-z]{{80}}x{i}){{60}}"))
+            .collect();
+        let e = Redactor::with_values(&patterns, &[("S".into(), "hunter22".into())])
+            .err()
+            .expect("too large to build");
+        assert!(e.to_string().contains("cannot be built"), "{e}");
     }
 }

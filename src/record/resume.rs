@@ -71,7 +71,8 @@ pub fn resume(
     let seed = options.seed.unwrap_or(workflow.seed);
     // The run goes on under the rules it began with.
     options.rules = recorded_rules(ledger)?;
-    let start = engine::run_start(workflow, &inputs, seed, policy, options.rules);
+    let start = engine::run_start(workflow, &inputs, seed, policy, options.rules)
+        .map_err(PlanError::from)?;
     let prefix = read_prefix(ledger, start.trim_end())?;
     for d in &prefix.dropped {
         dropped(d);
