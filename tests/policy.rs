@@ -572,3 +572,24 @@ fn redaction_that_cannot_be_built_refuses_the_run() {
         .code(2)
         .stderr_contains("cannot be built");
 }
+
+/// A secret read from a file ends with a newline; the shell call's `output` is its trimmed
+/// stdout, which used to reach the ledger and the summary in clear.
+#[test]
+fn secret_with_trailing_newline_is_masked_in_output() {
+    let out = Test::new()
+        .workflow("version: 1\nname: s\npolicy:\n  preset: permissive\n  secrets: [KAIROS_TEST_NL_SECRET]\nnodes:\n  - id: a\n    run: printenv KAIROS_TEST_NL_SECRET\n")
+        .env("KAIROS_TEST_NL_SECRET", "s3cret-from-a-file\n")
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(!ledger.contains("s3cret-from-a-file"), "{ledger}");
+    assert!(!out.stdout.contains("s3cret-from-a-file"), "{}", out.stdout);
+    let output = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["event"] == "ToolOutput")
+        .unwrap();
+    assert_eq!(output["output"], "[REDACTED:KAIROS_TEST_NL_SECRET]");
+}

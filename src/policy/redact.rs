@@ -53,16 +53,24 @@ impl Redactor {
             replacements.push("[REDACTED]".to_string());
         }
         for (name, value) in secrets {
-            let value = value.clone();
-            if value.len() < MIN_SECRET_LEN {
-                continue;
+            // A secret read from a file or a mount usually ends with a newline, and tools trim
+            // what they output (a shell call's `output` is its trimmed stdout): the trimmed
+            // value is masked too, in every form.
+            let bases: Vec<&str> = [value.as_str(), value.trim()]
+                .into_iter()
+                .filter(|b| b.len() >= MIN_SECRET_LEN)
+                .collect();
+            let mut forms = Vec::new();
+            for base in bases {
+                forms.push(base.to_string());
+                let json = serde_json::to_string(base).unwrap_or_default();
+                forms.push(json[1..json.len() - 1].to_string());
+                forms.push(url_encode(base));
+                forms.extend(base64_forms(base.as_bytes()));
             }
-            let mut forms = vec![value.clone()];
-            let json = serde_json::to_string(&value).unwrap_or_default();
-            forms.push(json[1..json.len() - 1].to_string());
-            forms.push(url_encode(&value));
-            forms.extend(base64_forms(value.as_bytes()));
-            forms.sort();
+            // Longest first: the alternation takes the first form that matches at a place, and
+            // the untrimmed value must win over the trimmed one inside it.
+            forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
             forms.dedup();
             forms.retain(|f| f.len() >= MIN_SECRET_LEN);
             for f in forms {
@@ -247,5 +255,17 @@ mod tests {
             .err()
             .expect("too large to build");
         assert!(e.to_string().contains("cannot be built"), "{e}");
+    }
+
+    #[test]
+    fn secret_with_trailing_newline_is_masked_trimmed_too() {
+        let r = Redactor::with_values(&[], &[("TOKEN".into(), "  tok-12345\n".into())]).unwrap();
+        assert_eq!(r.redact("out: tok-12345").0, "out: [REDACTED:TOKEN]");
+        assert_eq!(
+            r.redact("raw:  tok-12345\n!").0,
+            "raw:[REDACTED:TOKEN]!",
+            "the untrimmed value wins where it stands whole"
+        );
+        assert_eq!(r.redact(&base64(b"tok-12345")).1, 1);
     }
 }
