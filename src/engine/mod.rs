@@ -478,7 +478,7 @@ impl<'w> Engine<'w> {
             let value = match self.calls.renderer.template(template, None) {
                 Ok(text) => Value::String(text),
                 Err(e) => {
-                    self.calls.failures.push(render::TemplateFailure::new(
+                    let failure = render::TemplateFailure::new(
                         &self.wf.source,
                         template.span,
                         &template.value,
@@ -488,7 +488,10 @@ impl<'w> Engine<'w> {
                             format!("output `{name}`"),
                             "inputs, nodes, run".into(),
                         ),
-                    ));
+                    );
+                    self.calls
+                        .failures
+                        .push(failure.redacted(&self.calls.redactor));
                     serde_json::json!({ "error": e.message })
                 }
             };

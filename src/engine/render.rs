@@ -237,6 +237,20 @@ pub struct TemplateFailure {
 }
 
 impl TemplateFailure {
+    /// The failure with a secret that reached its texts (a message quoting a value) masked:
+    /// it is printed for people.
+    pub fn redacted(mut self, redactor: &crate::policy::redact::Redactor) -> Self {
+        for text in [Some(&mut self.message), self.expression.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let (masked, 1..) = redactor.redact(text) {
+                *text = masked.into_owned();
+            }
+        }
+        self
+    }
+
     /// Locates `error`, raised evaluating `text`, inside `span` of `source` (the YAML value
     /// that holds `text`).
     pub fn new(
@@ -333,5 +347,35 @@ mod tests {
             r.value(&entries[1].1, None).unwrap(),
             serde_json::json!("n=3")
         );
+    }
+
+    #[test]
+    fn a_failure_printed_for_people_has_its_secrets_masked() {
+        let source = "text: \"{{ nodes.a.output[\"hunter22secret\"] }}\"";
+        let error = RenderError {
+            message: "no key hunter22secret".into(),
+            range: Some(3..34),
+        };
+        let text = &source[7..source.len() - 1];
+        let failure = TemplateFailure::new(
+            source,
+            crate::syntax::yaml::Span::new(6, source.len() - 6),
+            text,
+            &error,
+            (
+                Some("a"),
+                "`with.text`".into(),
+                "nodes: a (succeeded)".into(),
+            ),
+        );
+        assert!(failure.message.contains("hunter22secret"));
+        let redactor = crate::policy::redact::Redactor::with_values(
+            &[],
+            &[("TOK".into(), "hunter22secret".into())],
+        )
+        .unwrap();
+        let masked = failure.redacted(&redactor);
+        assert_eq!(masked.message, "no key [REDACTED:TOK]");
+        assert!(!masked.expression.unwrap().contains("hunter22secret"));
     }
 }

@@ -162,13 +162,16 @@ impl Engine<'_> {
         if locals.is_some() {
             scope.push("item, index".into());
         }
-        self.calls.failures.push(TemplateFailure::new(
+        let failure = TemplateFailure::new(
             &self.wf.source,
             text.span,
             &text.value,
             error,
             (Some(id.as_str()), field, scope.join("; ")),
-        ));
+        );
+        self.calls
+            .failures
+            .push(failure.redacted(&self.calls.redactor));
     }
 
     /// Renders a task's arguments and runs it inline or hands it to a worker.
