@@ -4,6 +4,9 @@
 //!
 //! This is a leaf: the workflow's template filters, the shell tool and the policy all use it.
 
+pub mod line;
+pub mod resolve;
+
 /// Characters that never need quoting: `quote` returns a string made only of these as it is.
 /// `=` is left out on purpose: an unquoted `a=b` in command position is an assignment.
 fn is_plain(byte: u8) -> bool {
@@ -193,58 +196,24 @@ pub fn direct_argv(line: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
-/// The programs a shell call runs, when they can all be determined: `args[0]`, the first word of
-/// a plain `run:` line, or the first word of every command of a line with pipes, lists and
-/// redirections. `None` when the line runs code that cannot be seen statically (command
-/// substitution, `eval`, a nested shell).
-pub fn programs(run: Option<&str>, args: Option<&[String]>) -> Option<Vec<String>> {
+/// The programs a shell call runs: `args[0]`, or every command word of a `run:` line the
+/// recogniser in [`line`] accepts; otherwise why they cannot be determined.
+pub fn programs(run: Option<&str>, args: Option<&[String]>) -> Result<Vec<String>, String> {
     if let Some(args) = args {
-        return args.first().map(|p| vec![p.clone()]);
+        return match args.first() {
+            Some(program) => Ok(vec![program.clone()]),
+            None => Err("`args` is empty".into()),
+        };
     }
-    let line = run?;
-    if let Some(argv) = direct_argv(line) {
-        return argv.into_iter().next().map(|p| vec![p]);
+    let Some(line) = run else {
+        return Err("the call has neither `run` nor `args`".into());
+    };
+    match line::analyse(line) {
+        Ok(programs) => Ok(programs.into_iter().map(|p| p.name).collect()),
+        Err(refusal) => Err(format!(
+            "the line holds {refusal}, which kairos does not analyse"
+        )),
     }
-    if line.contains("$(") || line.contains('`') || line.contains("<(") || line.contains(">(") {
-        return None;
-    }
-    let mut out = Vec::new();
-    for segment in line.split(['|', ';', '&', '\n']) {
-        let mut words = segment
-            .split_whitespace()
-            .filter(|w| !w.contains('=') || w.starts_with('-'));
-        let Some(first) = words.next() else { continue };
-        let first = first.trim_matches(['(', ')', '{', '}']);
-        if first.is_empty()
-            || first.starts_with(['<', '>'])
-            || first.chars().next().is_some_and(|c| c.is_ascii_digit()) && first.contains('>')
-        {
-            continue;
-        }
-        if matches!(
-            first,
-            "eval"
-                | "exec"
-                | "source"
-                | "."
-                | "sh"
-                | "bash"
-                | "zsh"
-                | "dash"
-                | "env"
-                | "xargs"
-                | "sudo"
-                | "command"
-                | "builtin"
-        ) {
-            return None;
-        }
-        if first.contains('$') || first.contains('"') || first.contains('\'') {
-            return None;
-        }
-        out.push(first.to_string());
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -384,23 +353,19 @@ mod tests {
 
     #[test]
     fn programs_of_shell_lines() {
-        assert_eq!(
-            programs(Some("git log --oneline"), None),
-            Some(vec!["git".into()])
-        );
-        assert_eq!(
-            programs(Some("git log | wc -l"), None),
-            Some(vec!["git".into(), "wc".into()])
-        );
+        let ok = |list: &[&str]| Ok(list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(programs(Some("git log --oneline"), None), ok(&["git"]));
+        assert_eq!(programs(Some("git log | wc -l"), None), ok(&["git", "wc"]));
         assert_eq!(
             programs(Some("A=1 make && echo ok > out"), None),
-            Some(vec!["make".into(), "echo".into()])
+            ok(&["make", "echo"])
         );
-        assert_eq!(programs(Some("echo $(rm -rf x)"), None), None);
-        assert_eq!(programs(Some("eval \"$X\""), None), None);
+        assert!(programs(Some("echo $(rm -rf x)"), None).is_err());
+        assert!(programs(Some("eval \"$X\""), None).is_err());
         assert_eq!(
             programs(None, Some(&["wc".to_string(), "-l".to_string()])),
-            Some(vec!["wc".into()])
+            ok(&["wc"])
         );
+        assert!(programs(None, Some(&[])).is_err());
     }
 }

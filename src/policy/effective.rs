@@ -307,9 +307,10 @@ impl Effective {
         match resource {
             Resource::Read(path) => (Check::Path, self.check_path(path, false)),
             Resource::Write(path) => (Check::Path, self.check_path(path, true)),
-            Resource::Programs(programs) => {
-                (Check::Command, self.check_commands(programs.as_deref()))
-            }
+            Resource::Programs(programs) => (
+                Check::Command,
+                self.check_commands(programs.as_deref().map_err(String::as_str)),
+            ),
             Resource::Url(url) => (Check::Host, self.check_host(url)),
         }
     }
@@ -365,16 +366,16 @@ impl Effective {
     }
 
     /// Checks the programs a call would start against `commands` of every layer.
-    fn check_commands(&self, programs: Option<&[String]>) -> Result<(), Denial> {
+    /// A line kairos cannot analyse is denied: only a line whose every command word is known
+    /// can be said to run nothing else (see docs/policy.md, "Commands").
+    fn check_commands(&self, programs: Result<&[String], &str>) -> Result<(), Denial> {
         if self.commands.is_empty() {
             return Ok(());
         }
-        let Some(programs) = programs else {
-            return Err(Denial {
-                reason: Reason::CommandNotPermitted,
-                detail: "the commands this line runs cannot be determined (command substitution, `eval`, ...)".into(),
-            });
-        };
+        let programs = programs.map_err(|why| Denial {
+            reason: Reason::CommandNotPermitted,
+            detail: format!("the programs this call starts cannot be determined: {why}"),
+        })?;
         // Names match names exactly; a program given by path must be listed by that path.
         for program in programs {
             if !self
@@ -615,15 +616,15 @@ mod tests {
             ("path", Err(Reason::PathNotPermitted))
         );
         assert_eq!(
-            verdict(Resource::Programs(Some(vec!["git".into()]))),
+            verdict(Resource::Programs(Ok(vec!["git".into()]))),
             ("command", Ok(()))
         );
         assert_eq!(
-            verdict(Resource::Programs(Some(vec!["git".into(), "rm".into()]))),
+            verdict(Resource::Programs(Ok(vec!["git".into(), "rm".into()]))),
             ("command", Err(Reason::CommandNotPermitted))
         );
         assert_eq!(
-            verdict(Resource::Programs(None)),
+            verdict(Resource::Programs(Err("why".into()))),
             ("command", Err(Reason::CommandNotPermitted))
         );
         assert_eq!(
@@ -642,7 +643,7 @@ mod tests {
         for r in [
             Resource::Read("/etc/passwd"),
             Resource::Write("/tmp/x"),
-            Resource::Programs(None),
+            Resource::Programs(Err("why".into())),
             Resource::Url("https://anywhere.test/"),
         ] {
             assert_eq!(e.check(&r).1, Ok(()), "{r:?}");

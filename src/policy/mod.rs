@@ -76,9 +76,9 @@ pub enum Resource<'a> {
     Read(&'a str),
     /// A file written.
     Write(&'a str),
-    /// The programs a call starts; `None` when they cannot be known before it runs (command
-    /// substitution, `eval`, ...).
-    Programs(Option<Vec<String>>),
+    /// The programs a call starts; `Err(why)` when they cannot be known before it runs (a line
+    /// outside what kairos analyses: command substitution, subshells, `eval`, ...).
+    Programs(Result<Vec<String>, String>),
     /// A URL the call reaches; its host is what is checked.
     Url(&'a str),
 }

@@ -43,7 +43,7 @@ impl Tool for Mcp {
                 let argv: Vec<String> = argv.iter().map(word).collect();
                 crate::sh::programs(None, Some(&argv))
             }
-            _ => None,
+            _ => Err("the server is not given as an argument vector".into()),
         };
         vec![Resource::Programs(programs)]
     }
@@ -65,7 +65,7 @@ mod tests {
         let with = args(json!({ "server": ["mcp-files", "--root", "."], "tool": "list" }));
         assert_eq!(
             Mcp.resources(&with),
-            [Resource::Programs(Some(vec!["mcp-files".into()]))]
+            [Resource::Programs(Ok(vec!["mcp-files".into()]))]
         );
 
         let policy = Effective::of_workflow("preset: permissive\ncommands: [git]\n");
@@ -83,7 +83,10 @@ mod tests {
     fn a_server_that_is_not_an_argv_cannot_pass_commands() {
         for server in [json!("files"), json!([])] {
             let with = args(json!({ "server": server, "tool": "list" }));
-            assert_eq!(Mcp.resources(&with), [Resource::Programs(None)]);
+            assert!(matches!(
+                Mcp.resources(&with).as_slice(),
+                [Resource::Programs(Err(_))]
+            ));
         }
     }
 }

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::cancel::Cancel;
 use crate::policy::Capability;
+use crate::sh::resolve::{self, Resolved};
 use crate::syntax::duration;
 use serde_json::Value;
 
@@ -152,16 +153,18 @@ const READ_CHUNK: usize = 64 * 1024;
 /// ready, until both are closed or the deadline passes, and only then reaps the child. No thread
 /// is started for a command, except one to write `stdin` when there is any.
 pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
-    let argv = match &request.command {
+    let (argv, through_shell) = match &request.command {
         Command::Args(argv) if argv.is_empty() => {
             return Outcome {
                 error: Some("empty `args`".into()),
                 ..Outcome::default()
             };
         }
-        Command::Args(argv) => argv.clone(),
-        Command::Line(line) => crate::sh::direct_argv(line)
-            .unwrap_or_else(|| vec![SHELL.into(), "-c".into(), line.clone()]),
+        Command::Args(argv) => (argv.clone(), false),
+        Command::Line(line) => match crate::sh::direct_argv(line) {
+            Some(argv) => (argv, false),
+            None => (vec![SHELL.into(), "-c".into(), resolve_line(line)], true),
+        },
     };
     let program = &argv[0];
 
@@ -177,7 +180,17 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         );
     }
 
-    let mut command = process::Command::new(program);
+    // The program is the file kairos's own `PATH` finds, whatever `PATH` the call sets; its
+    // `argv[0]` stays the name as written (multi-call programs read it).
+    let mut command = match resolve::program(program) {
+        Resolved::Found(path) => {
+            let mut command = process::Command::new(path);
+            command.arg0(program);
+            command
+        }
+        Resolved::Path => process::Command::new(program),
+        Resolved::Missing => return cannot_run(program, "not found in PATH"),
+    };
     command
         .args(&argv[1..])
         .envs(request.env.iter().map(|(k, v)| (k, v)))
@@ -191,6 +204,17 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         // A group of its own, whose id is the child's pid, so a timeout can kill everything the
         // child started and nothing else.
         .process_group(0);
+    if through_shell {
+        // bash, as `sh`, imports functions from variables named `BASH_FUNC_NAME%%`, and a
+        // function runs ahead of any builtin or program of that name.
+        for (name, _) in
+            std::env::vars_os().chain(request.env.iter().map(|(k, v)| (k.into(), v.into())))
+        {
+            if name.as_encoded_bytes().starts_with(b"BASH_FUNC_") {
+                command.env_remove(name);
+            }
+        }
+    }
     if let Some(cwd) = &request.cwd {
         command.current_dir(cwd);
     }
@@ -262,6 +286,38 @@ fn describe(status: ExitStatus) -> (Option<i32>, Option<String>) {
         (None, Some(signal)) => (None, Some(format!("killed by signal {signal}"))),
         (None, None) => (None, Some(format!("ended abnormally ({status})"))),
     }
+}
+
+/// `line` with every program it starts replaced by the file kairos's own `PATH` finds (quoted),
+/// so the shell starts that file whatever `PATH` the call or the line sets. Builtins in command
+/// position are left to the shell, which runs them itself; a name `PATH` does not have becomes
+/// `/dev/null/NAME`, which fails as a missing command does (127) without a `PATH` search. A line
+/// outside what [`crate::sh::line`] reads runs as written: no `commands` list applies to it, or
+/// it would have been denied.
+fn resolve_line(line: &str) -> String {
+    let Ok(programs) = crate::sh::line::analyse(line) else {
+        return line.to_owned();
+    };
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0;
+    for p in programs {
+        if p.builtin_position && crate::sh::line::SHELL_BUILTINS.contains(&p.name.as_str()) {
+            continue;
+        }
+        let replacement = match resolve::program(&p.name) {
+            Resolved::Path => continue,
+            Resolved::Found(path) => match path.to_str() {
+                Some(path) => crate::sh::quote(path),
+                None => crate::sh::quote(&format!("/dev/null/{}", p.name)),
+            },
+            Resolved::Missing => crate::sh::quote(&format!("/dev/null/{}", p.name)),
+        };
+        out.push_str(&line[copied..p.span.start]);
+        out.push_str(&replacement);
+        copied = p.span.end;
+    }
+    out.push_str(&line[copied..]);
+    out
 }
 
 /// The outcome of a command that could not be started: 127, as `sh` reports a command it
@@ -854,14 +910,14 @@ mod tests {
         };
         assert_eq!(
             programs(json!({ "run": "git log | wc -l" })),
-            Some(vec!["git".to_string(), "wc".to_string()])
+            Ok(vec!["git".to_string(), "wc".to_string()])
         );
         assert_eq!(
             programs(json!({ "args": ["/usr/bin/git", "status"] })),
-            Some(vec!["/usr/bin/git".to_string()])
+            Ok(vec!["/usr/bin/git".to_string()])
         );
-        assert_eq!(programs(json!({ "run": "echo $(id)" })), None);
-        assert_eq!(programs(json!({ "args": [] })), None);
+        assert!(programs(json!({ "run": "echo $(id)" })).is_err());
+        assert!(programs(json!({ "args": [] })).is_err());
     }
 
     #[test]
