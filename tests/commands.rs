@@ -308,3 +308,169 @@ fn commands_missing_program_fails_as_not_found() {
     let direct = of(&events, "ToolOutput", "direct")[0];
     assert_eq!(direct["exit_code"], 127);
 }
+
+/// Differential check of the analysis against `sh` itself: for lines built at random from
+/// fragments of the shell language, whenever kairos accepts a line, every program `sh -c` starts
+/// for it (each a stub on `PATH` that logs its name) is one kairos reported.
+mod differential {
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    const STUBS: &[&str] = &["aa", "bb", "cc", "env"];
+
+    const FRAGMENTS: &[&str] = &[
+        "aa",
+        "bb",
+        "cc",
+        "env",
+        "echo",
+        "true",
+        "command",
+        "exec",
+        "X=aa",
+        "'aa'",
+        "\"bb\"",
+        "a\\a",
+        "$X",
+        "${X}",
+        "\"$X\"",
+        "a*",
+        "a?",
+        "{aa,bb}",
+        "~",
+        ";",
+        "&&",
+        "||",
+        "|",
+        "&",
+        "\n",
+        "(",
+        ")",
+        "{",
+        "}",
+        "((",
+        "))",
+        "$(aa)",
+        "`bb`",
+        "<(cc)",
+        ">/dev/null",
+        "2>/dev/null",
+        "2>&1",
+        "&>/dev/null",
+        ">&2",
+        "<&0",
+        "#",
+        "'",
+        "\"",
+        "\\",
+        "if",
+        "then",
+        "fi",
+        "for",
+        "do",
+        "done",
+        "in",
+        "!",
+        "eval",
+        "-u",
+        "-i",
+        "PATH=.",
+        "x=1",
+        "$'aa'",
+        "<<E",
+        "$((1))",
+        "-v",
+        "-p",
+        "--",
+    ];
+
+    fn stubs(dir: &Path) {
+        let env = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join("env"))
+            .find(|p| p.is_file())
+            .expect("env on PATH");
+        for name in STUBS {
+            let tail = if *name == "env" {
+                format!("exec {} \"$@\"\n", env.display())
+            } else {
+                String::new()
+            };
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\necho {name} >> \"$LOG\"\n{tail}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    /// The programs `sh -c line` started, from the stubs' log.
+    fn started(dir: &Path, line: &str) -> BTreeSet<String> {
+        let log = dir.join("log");
+        let _ = std::fs::remove_file(&log);
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", line])
+            .env_clear()
+            .env("PATH", dir.join("bin"))
+            .env("LOG", &log)
+            .env("X", "aa")
+            .current_dir(dir.join("work"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        assert!(status.is_ok(), "{line:?}");
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn commands_analysis_covers_what_sh_runs(
+            parts in prop::collection::vec(
+                (prop::sample::select(FRAGMENTS), prop::bool::weighted(0.8)),
+                1..9,
+            )
+        ) {
+            let mut line = String::new();
+            for (fragment, space) in parts {
+                line.push_str(fragment);
+                if space {
+                    line.push(' ');
+                }
+            }
+            // Background commands finish before the log is read.
+            let line = format!("{line}\nwait");
+            if let Ok(programs) = kairos::sh::line::analyse(&line) {
+                let reported: BTreeSet<String> = programs.into_iter().map(|p| p.name).collect();
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+                std::fs::create_dir_all(dir.path().join("work")).unwrap();
+                stubs(&dir.path().join("bin"));
+                let ran = started(dir.path(), &line);
+                prop_assert!(
+                    ran.is_subset(&reported),
+                    "{line:?}: sh ran {ran:?}, kairos reported {reported:?}"
+                );
+            }
+        }
+    }
+
+    /// The fragments do produce accepted lines that run stubs, so the property is not vacuous.
+    #[test]
+    fn commands_differential_check_sees_programs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        stubs(&dir.path().join("bin"));
+        let line = "aa 2>&1 | 'bb' && env -u X cc\nwait";
+        assert!(kairos::sh::line::analyse(line).is_ok());
+        assert_eq!(
+            started(dir.path(), line),
+            ["aa", "bb", "cc", "env"].map(String::from).into()
+        );
+    }
+}
