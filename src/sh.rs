@@ -1,6 +1,7 @@
 //! What kairos knows about POSIX shell lines: how to quote a value so `sh` reads it back as
 //! one word, how to split a line that is nothing but words (so it can be run without a
-//! shell), and which programs a line would start (for the `commands` policy).
+//! shell), which programs a line would start (for the `commands` policy: [`line`]), and what a
+//! program name means ([`resolve`]).
 //!
 //! This is a leaf: the workflow's template filters, the shell tool and the policy all use it.
 

@@ -3,13 +3,14 @@
 //!
 //! A `run:` line goes through `sh -c` only when it needs a shell: a line made of plain words is
 //! split here and executed directly (as GNU make does), which halves the cost of a spawn and
-//! behaves the same. `args:` never touches a shell. Every child is put in a process group of its
-//! own, so that a timeout can kill the whole tree it started (`sleep 100 & sleep 100` included)
-//! without touching the runner. Both output streams are read to the end while the child runs so
-//! that it never blocks on a full pipe; only the first [`CAPTURE_LIMIT`] bytes of each are kept,
-//! and past that the full size and SHA-256 are recorded instead. The group is registered with
-//! the call's [`Cancel`] while it runs, so a second interrupt kills it.
-
+//! behaves the same. `args:` never touches a shell. A program name means the file kairos's own
+//! `PATH` finds (`crate::sh::resolve`), whatever `PATH` the call sets. Every child is put in a
+//! process group of its own, so that a timeout can kill the whole tree it started (`sleep 100 &
+//! sleep 100` included) without touching the runner. Both output streams are read to the end
+//! while the child runs so that it never blocks on a full pipe; only the first
+//! [`CAPTURE_LIMIT`] bytes of each are kept, and past that the full size and SHA-256 are
+//! recorded instead. The group is registered with the call's [`Cancel`] while it runs, so a
+//! second interrupt kills it.
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
@@ -205,14 +206,8 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         // child started and nothing else.
         .process_group(0);
     if through_shell {
-        // bash, as `sh`, imports functions from variables named `BASH_FUNC_NAME%%`, and a
-        // function runs ahead of any builtin or program of that name.
-        for (name, _) in
-            std::env::vars_os().chain(request.env.iter().map(|(k, v)| (k.into(), v.into())))
-        {
-            if name.as_encoded_bytes().starts_with(b"BASH_FUNC_") {
-                command.env_remove(name);
-            }
+        for name in bash_functions(&request.env) {
+            command.env_remove(name);
         }
     }
     if let Some(cwd) = &request.cwd {
@@ -286,6 +281,17 @@ fn describe(status: ExitStatus) -> (Option<i32>, Option<String>) {
         (None, Some(signal)) => (None, Some(format!("killed by signal {signal}"))),
         (None, None) => (None, Some(format!("ended abnormally ({status})"))),
     }
+}
+
+/// The variables, from kairos's environment or the call's, that bash as `sh` would import as
+/// functions (`BASH_FUNC_NAME%%`): a function runs ahead of any builtin or program of that name,
+/// so they are kept from the shell.
+fn bash_functions(env: &[(String, String)]) -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .chain(env.iter().map(|(name, _)| name.into()))
+        .filter(|name| name.as_encoded_bytes().starts_with(b"BASH_FUNC_"))
+        .collect()
 }
 
 /// `line` with every program it starts replaced by the file kairos's own `PATH` finds (quoted),
@@ -677,6 +683,74 @@ mod tests {
             ..line("true")
         });
         assert_eq!(outcome.exit_code, Some(127));
+    }
+
+    #[test]
+    fn programs_of_a_sh_line_are_resolved_and_builtins_left_to_the_shell() {
+        let cat = match resolve::program("cat") {
+            Resolved::Found(path) => crate::sh::quote(path.to_str().unwrap()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            resolve_line("echo a | PATH=. cat; cd /; ./x"),
+            format!("echo a | PATH=. {cat}; cd /; ./x")
+        );
+        assert_eq!(
+            resolve_line("env A=1 'cat' x && command cat"),
+            format!(
+                "{} A=1 {cat} x && command {cat}",
+                match resolve::program("env") {
+                    Resolved::Found(p) => crate::sh::quote(p.to_str().unwrap()),
+                    other => panic!("{other:?}"),
+                }
+            )
+        );
+        assert_eq!(
+            resolve_line("kairos-no-such-program || echo x"),
+            "/dev/null/kairos-no-such-program || echo x"
+        );
+        // A line the recogniser does not read is left to the shell as it is.
+        assert_eq!(resolve_line("(cat)"), "(cat)");
+    }
+
+    #[test]
+    fn a_path_in_env_does_not_choose_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("cat");
+        std::fs::write(&fake, "#!/bin/sh\necho fake\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().to_str().unwrap().to_string();
+        for request in [
+            line("cat"),
+            line("cat | cat"),
+            line(&format!("PATH={path} cat")),
+            args(&["cat"]),
+        ] {
+            let outcome = run(&Request {
+                env: vec![("PATH".into(), path.clone())],
+                stdin: Some("real".into()),
+                ..request.clone()
+            });
+            assert_eq!(outcome.output, json!("real"), "{request:?}");
+        }
+    }
+
+    #[test]
+    fn exported_bash_functions_do_not_reach_sh() {
+        let env = [
+            (
+                "BASH_FUNC_echo%%".to_string(),
+                "() { touch pwned; }".to_string(),
+            ),
+            ("BASH".to_string(), "x".to_string()),
+        ];
+        let removed = bash_functions(&env);
+        assert!(
+            removed.iter().any(|n| n == "BASH_FUNC_echo%%"),
+            "{removed:?}"
+        );
+        assert!(!removed.iter().any(|n| n == "BASH"), "{removed:?}");
     }
 
     #[test]
