@@ -11,6 +11,7 @@
 //! [`CAPTURE_LIMIT`] bytes of each are kept, and past that the full size and SHA-256 are
 //! recorded instead. The group is registered with the call's [`Cancel`] while it runs, so a
 //! second interrupt kills it.
+
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
