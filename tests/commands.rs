@@ -318,7 +318,11 @@ mod differential {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    const STUBS: &[&str] = &["aa", "bb", "cc", "env"];
+    const STUBS: &[&str] = &["aa", "bb", "cc", "env", "nice", "nohup"];
+
+    /// Stubs that log their name, then do their real job (which starts the program named in
+    /// their arguments).
+    const WRAPPERS: &[&str] = &["env", "nice", "nohup"];
 
     const FRAGMENTS: &[&str] = &[
         "aa",
@@ -387,13 +391,15 @@ mod differential {
     ];
 
     fn stubs(dir: &Path) {
-        let env = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-            .map(|d| d.join("env"))
-            .find(|p| p.is_file())
-            .expect("env on PATH");
+        let real = |name: &str| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap())
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| panic!("{name} on PATH"))
+        };
         for name in STUBS {
-            let tail = if *name == "env" {
-                format!("exec {} \"$@\"\n", env.display())
+            let tail = if WRAPPERS.contains(name) {
+                format!("exec {} \"$@\"\n", real(name).display())
             } else {
                 String::new()
             };
