@@ -251,9 +251,9 @@ impl Reader<'_> {
                     self.end_command()?;
                 }
                 b'&' => {
-                    // `&>` is one redirection in bash but `&` then `>` in dash; both readings
-                    // run no other command than the words around them, and the second one
-                    // ends the command here, so it reports every program of either.
+                    // `&>` is one redirection in bash, but `&` (in the background) then `>` in
+                    // dash. Ending the command here reads it as dash does, which reports every
+                    // command word either shell would run.
                     self.pos += if self.peek_at(1) == Some(b'&') { 2 } else { 1 };
                     self.end_command()?;
                 }
