@@ -480,3 +480,32 @@ mod differential {
         );
     }
 }
+
+/// A relative entry in kairos's own `PATH` is taken from where kairos started, not from the
+/// call's `cwd`.
+#[test]
+fn commands_relative_path_entry_is_not_read_from_cwd() {
+    let yaml = "version: 1\nname: c\npolicy: { preset: permissive, commands: [echo, cat] }\nnodes:\n  - id: direct\n    run: echo direct\n    with: { cwd: sub }\n  - id: through_sh\n    run: echo through | cat\n    with: { cwd: sub }\n";
+    let t = Test::new().workflow(yaml);
+    let t = t.file("sub/.keep", "");
+    std::fs::create_dir_all(t.path().join("sub/evil")).unwrap();
+    for name in ["echo", "cat"] {
+        let path = t.path().join("sub/evil").join(name);
+        std::fs::write(&path, "#!/bin/sh\ntouch ../PWNED\necho pwned\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("evil:{}", std::env::var("PATH").unwrap());
+    let out = t
+        .env("PATH", &path)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    let events = ledger(out.dir.path());
+    assert_eq!(of(&events, "ToolOutput", "direct")[0]["output"], "direct");
+    assert_eq!(
+        of(&events, "ToolOutput", "through_sh")[0]["output"],
+        "through"
+    );
+    assert!(!out.dir.path().join("PWNED").exists());
+}
