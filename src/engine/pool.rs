@@ -9,6 +9,7 @@
 use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use crate::cancel::Cancel;
+use crate::syntax::duration;
 use crate::tools::{self, Attempt, Tool};
 use crate::workflow::NodeIdx;
 use crate::workflow::model::Retry;
@@ -165,7 +166,8 @@ fn worker(
                 state = cv.wait(state).expect("queue lock");
             }
         };
-        // After Ctrl-C, queued jobs are handed back unrun.
+        // After Ctrl-C, queued jobs are handed back unrun, and a call that the interrupt cut
+        // short (a backoff or a `sleep` ended early) is handed back as not run.
         let attempts = (!cancel.requested()).then(|| {
             execute(&Call {
                 tool: job.tool,
@@ -178,6 +180,7 @@ fn worker(
                 watch,
             })
         });
+        let attempts = attempts.flatten();
         // The scheduler is needed soon only when the workers may run out of queued jobs.
         let queued = lock.lock().expect("queue lock").0.len();
         results.put((job.node, job.instance, attempts), queued < 2 * workers);
@@ -199,15 +202,16 @@ pub(super) struct Call<'a> {
 }
 
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
-/// schedule is the same on every run.
-pub(super) fn execute(call: &Call<'_>) -> Vec<Attempt> {
+/// schedule is the same on every run. `None` when an interrupt cut the call short: it is not
+/// committed, and runs again on resume.
+pub(super) fn execute(call: &Call<'_>) -> Option<Vec<Attempt>> {
     let mut out = Vec::with_capacity(1);
-    execute_into(call, &mut out);
-    out
+    execute_into(call, &mut out).then_some(out)
 }
 
-/// [`execute`], appending the attempts to `out`.
-pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
+/// [`execute`], appending the attempts to `out`; returns whether the call ran to its end
+/// (`false`: an interrupt cut it short).
+pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) -> bool {
     let Call {
         tool,
         args,
@@ -241,6 +245,9 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
                 cancel,
             },
         );
+        if outcome.is_interrupted() && cancel.requested() {
+            return false;
+        }
         let failed = outcome.error.is_some();
         if let Some((observer, info)) = &info {
             observer.attempt_finished(info, failed, Instant::now());
@@ -252,14 +259,18 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
                 // Half fixed, half jitter: spreads retries, never waits less than half.
                 let draw = rng.as_mut().map_or(0.5, |r| r.random::<f64>());
                 let delay = capped * (0.5 + 0.5 * draw);
-                let delay_ms = (delay * 1000.0).round() as u64;
+                // No wait is longer than the longest duration a workflow may write (a large
+                // `factor` would otherwise grow it without end).
+                let delay_ms = (delay * 1000.0)
+                    .round()
+                    .min(duration::MAX.as_millis() as f64) as u64;
                 out.push(Attempt {
                     outcome,
                     delay_ms: Some(delay_ms),
                 });
-                // A second interrupt ends the wait; the job's result is then dropped.
-                if !cancel.sleep(Duration::from_millis(delay_ms)) {
-                    break;
+                // Ctrl-C ends the wait at once; the call then runs again on resume.
+                if !cancel.wait(Duration::from_millis(delay_ms)) {
+                    return false;
                 }
             }
             None => {
@@ -271,6 +282,7 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
             }
         }
     }
+    true
 }
 
 /// The pool as the scheduler sees it: started on the first call that needs a worker, with

@@ -251,7 +251,8 @@ impl Engine<'_> {
                 cancel: &self.cancel,
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
             };
-            execute_into(&call, &mut run.attempts);
+            // An inline call computes; no interrupt cuts it short.
+            let _ran_to_its_end = execute_into(&call, &mut run.attempts);
             run.input = Some(self.calls.recorded_input(args, &mut run));
             redact_results(&self.calls.redactor, &mut run);
             return NodeState::Task(run);

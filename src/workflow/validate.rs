@@ -319,14 +319,34 @@ impl Checker<'_, '_> {
     fn duration(&mut self, n: &yaml::Node) -> Option<Duration> {
         match &n.value {
             Value::Str(s) => {
-                let d = duration::parse(s);
-                if d.is_none() {
-                    self.errors.push(WorkflowError::InvalidDuration {
-                        text: s.to_string(),
-                        span: ss(n.span),
-                    });
+                match duration::check(s) {
+                    Ok(d) => Some(d),
+                    Err(duration::Invalid::Syntax) => {
+                        self.errors.push(WorkflowError::InvalidDuration {
+                            text: s.to_string(),
+                            span: ss(n.span),
+                        });
+                        None
+                    }
+                    Err(duration::Invalid::TooLong) => {
+                        self.errors.push(WorkflowError::InvalidValue {
+                            message: format!(
+                                "duration `{}` is longer than the longest allowed, {}",
+                                // The text may be any number of digits long.
+                                s.chars().take(40).collect::<String>()
+                                    + if s.chars().count() > 40 { "…" } else { "" },
+                                duration::format(duration::MAX)
+                            ),
+                            span: ss(n.span),
+                            label: "too long".into(),
+                            help: Some(
+                                "a run waits at most 7 days (`168h`) at a time; see docs/workflow.md"
+                                    .into(),
+                            ),
+                        });
+                        None
+                    }
                 }
-                d
             }
             Value::Int(_) | Value::Float(_) => {
                 self.errors.push(WorkflowError::InvalidDuration {

@@ -1,0 +1,114 @@
+//! Bounded work: waits end at the first Ctrl-C, durations have a maximum, retries count as
+//! calls, templates run on fuel with an output cap, and `for_each` lists and values have a
+//! size limit. Attack inputs are in `tests/fixtures/attacks/limits/`.
+
+use crate::common::{Test, single, spawn};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Sends SIGINT (or SIGTERM), as Ctrl-C (or a service manager) does.
+fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    use rustix::process::{Pid, kill_process};
+    kill_process(Pid::from_child(child), signal).expect("send a signal");
+}
+
+/// Starts `kairos run` on `yaml` in `dir`, waits until it is in its wait (`ready` exists, or
+/// a moment), sends `sig` once, and checks it pauses with exit 130 well before the wait ends.
+fn first_signal_ends_the_wait(yaml: &str, sig: rustix::process::Signal) {
+    let t = Test::new().workflow(yaml);
+    let dir = t.path().to_path_buf();
+    let mut child = spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
+    let started = Instant::now();
+    while !dir.join("ready").exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Past the command, into the wait that follows it.
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    signal(&child, sig);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("kairos did not stop within 20 s of the first signal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["event"].as_str(), last["reason"].as_str()),
+        (Some("RunPaused"), Some("interrupted")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\"node\":\"wait\""),
+        "a wait cut short is not committed: {text}"
+    );
+    drop(t);
+}
+
+#[test]
+fn first_sigint_ends_a_long_sleep() {
+    first_signal_ends_the_wait(
+        "version: 1\nname: nap\npolicy: { preset: permissive }\nnodes:\n  - id: mark\n    run: touch ready\n  - id: wait\n    needs: [mark]\n    tool: sleep\n    with: { duration: 1h }\n",
+        rustix::process::Signal::INT,
+    );
+}
+
+#[test]
+fn first_sigterm_ends_a_long_sleep() {
+    first_signal_ends_the_wait(
+        "version: 1\nname: nap\npolicy: { preset: permissive }\nnodes:\n  - id: mark\n    run: touch ready\n  - id: wait\n    needs: [mark]\n    tool: sleep\n    with: { duration: 1h }\n",
+        rustix::process::Signal::TERM,
+    );
+}
+
+#[test]
+fn first_sigint_ends_a_retry_backoff() {
+    first_signal_ends_the_wait(
+        "version: 1\nname: flaky\npolicy: { preset: permissive }\nnodes:\n  - id: wait\n    run: touch ready; exit 1\n    retry: { attempts: 3, backoff: 1h }\n",
+        rustix::process::Signal::INT,
+    );
+}
+
+#[test]
+fn durations_longer_than_a_week_are_invalid() {
+    let yaml = "version: 1\nname: absurd\nnodes:\n  - id: wait\n    tool: sleep\n    with: { duration: 999999999h }\n";
+    single(
+        yaml,
+        "invalid_value",
+        6,
+        23,
+        "duration `999999999h` is longer than the longest allowed, 168h",
+    );
+    let yaml =
+        "version: 1\nname: absurd\nnodes:\n  - id: a\n    tool: noop\n    timeout: 168h1ms\n";
+    single(
+        yaml,
+        "invalid_value",
+        6,
+        14,
+        "duration `168h1ms` is longer than the longest allowed, 168h",
+    );
+    let yaml = "version: 1\nname: fine\nnodes:\n  - id: a\n    tool: noop\n    timeout: 168h\n    retry: { attempts: 2, backoff: 1s, max_backoff: 168h }\n";
+    Test::new()
+        .workflow(yaml)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(0);
+}
+
+#[allow(dead_code)]
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/attacks/limits")
+            .join(name),
+    )
+    .unwrap()
+}
