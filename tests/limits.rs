@@ -112,3 +112,54 @@ fn fixture(name: &str) -> String {
     )
     .unwrap()
 }
+
+#[test]
+fn literal_for_each_over_the_item_limit_is_invalid() {
+    let yaml = fixture("for_each_100001.yaml");
+    let out = Test::new()
+        .workflow(&yaml)
+        .args(["validate", "--format", "json", "wf.yaml"])
+        .run()
+        .code(2);
+    let d = &out.json()["files"][0]["diagnostics"][0];
+    assert_eq!(d["code"], "kairos::invalid_value", "{d}");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(5), Some(15))
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("`for_each` lists 100001 items, more than the limit of 100000"),
+        "{d}"
+    );
+}
+
+#[test]
+fn rendered_for_each_over_the_item_limit_fails_the_node() {
+    let yaml = "version: 1\nname: wide\npolicy: { preset: permissive }\nnodes:\n  - id: many\n    run: seq 100001\n  - id: each\n    needs: [many]\n    for_each: \"nodes.many.stdout | lines | list\"\n    tool: noop\n";
+    let out = Test::new()
+        .workflow(yaml)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(1)
+        .stderr_contains("gave 100001 items, more than the limit of 100000");
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(!ledger.contains("\"each[0]\""), "no instance ran");
+}
+
+#[test]
+fn literal_strings_over_a_mebibyte_are_invalid() {
+    let big = "x".repeat((1 << 20) + 1);
+    let yaml = format!(
+        "version: 1\nname: big\nnodes:\n  - id: a\n    tool: echo\n    with: {{ message: {big} }}\n"
+    );
+    single(
+        &yaml,
+        "invalid_value",
+        6,
+        22,
+        "this string is 1048577 bytes long, more than the limit of 1048576 bytes",
+    );
+}

@@ -12,6 +12,7 @@ use crate::ledger::id::InstanceId;
 use crate::policy::redact::Redactor;
 use crate::syntax::read::Sp;
 use crate::tools::{self, Attempt, Placement};
+use crate::workflow::limits;
 use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
@@ -294,6 +295,15 @@ impl Engine<'_> {
                 .expression(text, None)
                 .and_then(|v| render::to_json(&v))
             {
+                Ok(Value::Array(items)) if items.len() > limits::FOR_EACH_ITEMS => {
+                    let e = RenderError::from(format!(
+                        "gave {} items, more than the limit of {} (docs/workflow.md#limits)",
+                        items.len(),
+                        limits::FOR_EACH_ITEMS
+                    ));
+                    self.template_failed(i, None, "`for_each`".into(), text, &e, None);
+                    return NodeState::Failed(format!("`for_each`: {e}"));
+                }
                 Ok(Value::Array(items)) => items,
                 Ok(other) => {
                     return NodeState::Failed(format!("`for_each` must give a list, gave {other}"));
