@@ -163,3 +163,126 @@ fn literal_strings_over_a_mebibyte_are_invalid() {
         "this string is 1048577 bytes long, more than the limit of 1048576 bytes",
     );
 }
+
+const RETRIES_OVER_ONE_CALL: &str = "version: 1
+name: retries
+policy: { preset: permissive, max_calls: { shell: 1 } }
+nodes:
+  - id: flaky
+    run: echo ran >> calls.txt; exit 1
+    retry: { attempts: 6, backoff: 1ms }
+";
+
+#[test]
+fn retries_count_as_calls() {
+    let out = Test::new()
+        .workflow(RETRIES_OVER_ONE_CALL)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(3);
+    let dir = out.dir.path();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("calls.txt")).unwrap(),
+        "ran\n",
+        "the command ran exactly once"
+    );
+    let ledger = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert!(ledger.contains("\"rules\":3"), "{ledger}");
+    assert!(
+        ledger.contains("\"event\":\"CallLimitExceeded\",\"clock\":3,\"node\":\"flaky\",\"reason\":\"CALL_LIMIT_EXCEEDED\",\"key\":\"shell\",\"limit\":1,\"enforced\":true}"),
+        "{ledger}"
+    );
+    assert!(
+        ledger.contains("\"node\":\"flaky\",\"status\":\"failed\",\"attempts\":1,\"error\":\"denied by policy: CALL_LIMIT_EXCEEDED\""),
+        "{ledger}"
+    );
+    assert!(!ledger.contains("\"event\":\"Retry\""), "{ledger}");
+    // The replay re-counts the retries from the record and writes the same ledger.
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(dir)
+        .code(0);
+}
+
+#[test]
+fn retries_beyond_the_limit_run_under_audit() {
+    let yaml = RETRIES_OVER_ONE_CALL.replace(
+        "max_calls: { shell: 1 }",
+        "max_calls: { shell: 1 }, enforcement: audit",
+    );
+    let out = Test::new()
+        .workflow(&yaml)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(1);
+    let dir = out.dir.path();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("calls.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        6
+    );
+    let ledger = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert_eq!(
+        ledger.matches("\"event\":\"CallLimitExceeded\"").count(),
+        5,
+        "every retry over the limit is recorded: {ledger}"
+    );
+    assert!(!ledger.contains("\"enforced\":true"), "{ledger}");
+}
+
+/// Several retrying nodes and instances share one budget: which retries run must not depend
+/// on which worker gets there first.
+const SHARED_BUDGET: &str = "version: 1
+name: shared
+policy: { preset: permissive, max_calls: { shell: 9 } }
+nodes:
+  - id: fan
+    for_each: [a, b, c, d, e, f]
+    run: \"echo {{ item }} >> calls.txt; test -e ok-{{ item }} || { touch ok-{{ item }}; exit 1; }\"
+    retry: { attempts: 3, backoff: 2ms }
+  - id: other
+    run: echo other >> calls.txt; exit 1
+    retry: { attempts: 3, backoff: 1ms }
+  - id: late
+    needs: [other]
+    run: echo late >> calls.txt
+";
+
+#[test]
+fn retries_sharing_a_budget_are_granted_alike_at_any_jobs() {
+    let mut ledgers = Vec::new();
+    for jobs in ["1", "2", "8"] {
+        let out = Test::new()
+            .workflow(SHARED_BUDGET)
+            .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", jobs])
+            .run()
+            .code(3);
+        let dir = out.dir.path();
+        let mut calls: Vec<String> = std::fs::read_to_string(dir.join("calls.txt"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        calls.sort();
+        // Six first attempts, then the retries of a, b and c (instance order); d, e and f
+        // are refused theirs, and `other` its first call.
+        assert_eq!(
+            calls,
+            ["a", "a", "b", "b", "c", "c", "d", "e", "f"],
+            "--jobs {jobs}"
+        );
+        ledgers.push(std::fs::read_to_string(dir.join("l.jsonl")).unwrap());
+    }
+    assert_eq!(ledgers[0], ledgers[1], "--jobs 1 and 2");
+    assert_eq!(ledgers[0], ledgers[2], "--jobs 1 and 8");
+    assert_eq!(
+        ledgers[0]
+            .matches("\"event\":\"CallLimitExceeded\"")
+            .count(),
+        4,
+        "{}",
+        ledgers[0]
+    );
+}

@@ -231,7 +231,7 @@ impl<'w> Engine<'w> {
     ) -> Self {
         let n = wf.nodes.len();
         let seed = options.seed.unwrap_or(wf.seed);
-        let gate = Gate::new(policy);
+        let gate = Gate::new(policy, options.rules);
         let graph = Graph::new(wf, |node| {
             matches!(node.kind, NodeKind::Approval { .. }) || gate.needs_approval(node)
         });
