@@ -103,7 +103,6 @@ fn durations_longer_than_a_week_are_invalid() {
         .code(0);
 }
 
-#[allow(dead_code)]
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -285,4 +284,101 @@ fn retries_sharing_a_budget_are_granted_alike_at_any_jobs() {
         "{}",
         ledgers[0]
     );
+}
+
+/// Runs an attack workflow from the fixtures; returns its output and ledger.
+fn run_attack(name: &str) -> (crate::common::Output, String) {
+    let out = Test::new()
+        .workflow(&fixture(name))
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run();
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    (out, ledger)
+}
+
+#[test]
+fn template_nested_loops_run_out_of_fuel() {
+    let started = Instant::now();
+    let (out, ledger) = run_attack("template_nested_loops.yaml");
+    let out = out
+        .code(1)
+        .stderr_contains("kairos::template_failed")
+        .stderr_contains("evaluation ran out of fuel");
+    assert!(out.stderr.contains("wf.yaml:7:"), "{}", out.stderr);
+    assert!(
+        ledger.contains("\"event\":\"Error\",\"clock\":2,\"node\":\"spin\",\"message\":\"`text`: evaluation ran out of fuel (its budget is 1000000 units of work and memory; docs/workflow.md#limits)\"}"),
+        "{ledger}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn template_recursive_macro_runs_out_of_fuel() {
+    let started = Instant::now();
+    let (out, _) = run_attack("template_recursive_macro.yaml");
+    out.code(1).stderr_contains("evaluation ran out of fuel");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn template_doubling_stops_at_the_output_cap() {
+    let (out, ledger) = run_attack("template_doubling.yaml");
+    out.code(1)
+        .stderr_contains("node `d17`: `with.message`: the rendered text is 8388608 bytes");
+    assert!(
+        ledger.contains("\"node\":\"d17\",\"message\":\"`message`: the rendered text is 8388608 bytes, more than the limit of 4194304 bytes (docs/workflow.md#limits)\"}"),
+        "the node's error says why"
+    );
+    // 64 bytes doubled 16 times is the largest value that passes.
+    assert!(ledger.contains("\"node\":\"d16\",\"status\":\"succeeded\""));
+    assert!(ledger.contains("\"node\":\"d17\",\"status\":\"failed\""));
+    assert!(
+        ledger.len() < 64 << 20,
+        "the ledger stays small: {}",
+        ledger.len()
+    );
+}
+
+#[test]
+fn a_pure_tools_timeout_covers_its_rendering() {
+    let yaml = "version: 1\nname: slow\nnodes:\n  - id: spin\n    tool: template\n    timeout: 1ms\n    with:\n      text: '{% for a in \"0123456789\" * 30 %}{% for b in \"0123456789\" * 30 %}x{% endfor %}{% endfor %}'\n";
+    let out = Test::new()
+        .workflow(yaml)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(1);
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(
+        ledger.contains("\"attempt\":1,\"output\":null,\"error\":\"timed out after 1ms\"}"),
+        "{ledger}"
+    );
+    // The recorded timeout replays as it was recorded.
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(out.dir.path())
+        .code(0);
+}
+
+#[test]
+fn first_sigint_stops_a_fan_out_of_heavy_templates() {
+    let t = Test::new().workflow(&fixture("template_heavy_fan_out.yaml"));
+    let dir = t.path().to_path_buf();
+    let mut child = spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let sent = Instant::now();
+    signal(&child, rustix::process::Signal::INT);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("kairos did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert!(text.trim_end().ends_with("\"reason\":\"interrupted\",\"pending\":[],\"resume\":\"kairos run WORKFLOW --resume LEDGER\"}"), "{text}");
+    drop(t);
 }

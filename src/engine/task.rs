@@ -17,6 +17,7 @@ use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What making a call needs besides the node: templates, the run's seed, redaction, and
 /// where results come from when they are not live.
@@ -182,6 +183,8 @@ impl Engine<'_> {
             unreachable!("tasks only")
         };
         let locals = instance.as_ref().map(|(_, l)| l);
+        // A pure tool's work is its rendering: the node's timeout covers it (see below).
+        let started = node.timeout.map(|_| Instant::now());
         // Boxes of committed runs are reused: most nodes run and commit in quick succession.
         let mut run = self.nodes.new_run();
         if instance.is_some()
@@ -255,6 +258,17 @@ impl Engine<'_> {
             };
             // An inline call computes; no interrupt cuts it short, and it has no retries.
             let _ran_to_its_end = execute_into(&call, &mut run.attempts, &mut Vec::new());
+            // Rendering and computing took longer than the node's timeout: the call timed out,
+            // recorded as a tool's timeout is (the clock decides, as it does for a command).
+            if let (Some(limit), Some(started)) = (node.timeout, started)
+                && started.elapsed() > limit
+                && let Some(attempt) = run.attempts.last_mut()
+            {
+                attempt.outcome = tools::Outcome::failed(format!(
+                    "timed out after {}",
+                    crate::syntax::duration::format(limit)
+                ));
+            }
             run.input = Some(self.calls.recorded_input(args, &mut run));
             redact_results(&self.calls.redactor, &mut run);
             return NodeState::Task(run);
@@ -339,6 +353,12 @@ impl Engine<'_> {
         let mut remaining = 0;
         // Mark the node as in progress before starting instances: each may finish at once.
         for (k, item) in items.into_iter().enumerate() {
+            if self.cancel.requested() {
+                // Ctrl-C: the other instances do not start (their rendering may take long), and
+                // the node, which cannot get its result now, runs again on resume.
+                remaining += 1;
+                break;
+            }
             let res = self.start_task(i, Some((k as u32, Locals { item, index: k })));
             match res {
                 NodeState::Task(run) => runs.push(Some(*run)),

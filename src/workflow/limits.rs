@@ -10,3 +10,14 @@ pub const FOR_EACH_ITEMS: usize = 100_000;
 /// The longest literal string in a workflow file, in bytes. A value written once may be
 /// copied into every call that reads it, and into the ledger each time.
 pub const LITERAL_BYTES: usize = 1 << 20;
+
+/// The fuel of one template or expression evaluation (minijinja's `fuel`): about one unit per
+/// instruction and one per 64 bytes of data it creates or writes. A million is far beyond what
+/// a workflow's templates need, and ends a runaway template (doubling a string, nested loops,
+/// recursive macros) within about a second. Running out is a run-time template error.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
+/// The largest value one template or expression may give, in bytes (its text, or a value's
+/// JSON). Four times the output a command's capture keeps, so a template can join a few of
+/// them.
+pub const RENDERED_BYTES: usize = 4 << 20;
