@@ -373,7 +373,8 @@ mod tests {
         for result in [
             r.template(looping, None).map(|_| ()),
             r.shell_line(looping, None).map(|_| ()),
-            r.expression("('ab' * 100000000) | length", None).map(|_| ()),
+            r.expression("('ab' * 100000000) | length", None)
+                .map(|_| ()),
         ] {
             let e = result.unwrap_err();
             assert!(e.message.contains("ran out of fuel"), "{e}");
