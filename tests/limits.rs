@@ -382,3 +382,31 @@ fn first_sigint_stops_a_fan_out_of_heavy_templates() {
     assert!(text.trim_end().ends_with("\"reason\":\"interrupted\",\"pending\":[],\"resume\":\"kairos run WORKFLOW --resume LEDGER\"}"), "{text}");
     drop(t);
 }
+
+#[test]
+fn a_call_waiting_for_its_turn_does_not_start_after_ctrl_c() {
+    // `limited` is ready at once but, under a call limit, waits for `first` to commit; it is
+    // a pure tool, which would run inline the moment its turn comes.
+    let yaml = "version: 1\nname: turn\npolicy: { preset: permissive, max_calls: { limited: 5 } }\nnodes:\n  - id: first\n    run: touch ready; sleep 1\n  - id: limited\n    tool: echo\n    with: { message: started }\n";
+    let t = Test::new().workflow(yaml);
+    let dir = t.path().to_path_buf();
+    let mut child = spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
+    let started = Instant::now();
+    while !dir.join("ready").exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, rustix::process::Signal::INT);
+    let status = child.wait().unwrap();
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert!(
+        text.contains("\"node\":\"first\""),
+        "the running node finished: {text}"
+    );
+    assert!(
+        !text.contains("\"node\":\"limited\""),
+        "no node starts after Ctrl-C: {text}"
+    );
+    drop(t);
+}
