@@ -3,7 +3,8 @@
 //! test can cancel a call without sending a signal and two runs in one process do not share
 //! their interrupts.
 //!
-//! The first interrupt asks a run to stop starting nodes and to let running ones finish. The
+//! The first interrupt asks a run to stop starting nodes and to let running ones finish, and
+//! ends the waits that are only waits (backoffs, `sleep`: see [`Cancel::wait`]). The
 //! second kills the process group of every command still running and ends every wait at once.
 //! Commands register their process group for as long as they run; the count only goes up.
 
@@ -23,7 +24,7 @@ struct Shared {
     interrupts: AtomicU8,
     /// The process groups of the commands running now.
     groups: Mutex<Vec<u32>>,
-    /// Notified, with `groups` as its lock, when the second interrupt arrives.
+    /// Notified, with `groups` as its lock, when an interrupt arrives.
     killed: Condvar,
 }
 
@@ -39,13 +40,15 @@ impl Cancel {
             })
             .unwrap_or(u8::MAX);
         let count = before.saturating_add(1);
+        let groups = self.groups();
         if count >= 2 {
-            let groups = self.groups();
             for &group in groups.iter() {
                 kill(group);
             }
-            self.0.killed.notify_all();
         }
+        // Every interrupt wakes the waits: the first ends the [`wait`](Self::wait)s, the second
+        // the [`sleep`](Self::sleep)s too.
+        self.0.killed.notify_all();
         count
     }
 
@@ -81,12 +84,24 @@ impl Cancel {
     }
 
     /// Waits for `duration` unless the second interrupt comes first; returns whether the whole
-    /// duration passed.
+    /// duration passed. For waits that are work a run lets finish after a first interrupt.
     pub fn sleep(&self, duration: Duration) -> bool {
+        self.wait_until(duration, 2)
+    }
+
+    /// Waits for `duration` unless an interrupt comes first (or has come); returns whether the
+    /// whole duration passed. For waits that are nothing but waiting (a retry's backoff, the
+    /// `sleep` tool): the first Ctrl-C ends them, so that the run pauses at once.
+    pub fn wait(&self, duration: Duration) -> bool {
+        self.wait_until(duration, 1)
+    }
+
+    /// Waits for `duration` unless `interrupts` interrupts have arrived.
+    fn wait_until(&self, duration: Duration, interrupts: u8) -> bool {
         let deadline = Instant::now().checked_add(duration);
         let mut groups = self.groups();
         loop {
-            if self.killed() {
+            if self.count() >= interrupts {
                 return false;
             }
             // A deadline too far to represent is waited for an hour at a time.
@@ -178,6 +193,23 @@ mod tests {
         });
         assert!(!cancel.sleep(Duration::from_secs(24 * 3600)));
         interrupter.join().unwrap();
+    }
+
+    #[test]
+    fn the_first_interrupt_ends_a_wait() {
+        let cancel = Cancel::default();
+        let other = cancel.clone();
+        let interrupter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            other.interrupt();
+        });
+        let started = Instant::now();
+        assert!(!cancel.wait(Duration::from_secs(24 * 3600)));
+        assert!(started.elapsed() < Duration::from_secs(60));
+        interrupter.join().unwrap();
+        // Once interrupted, a wait does not start.
+        assert!(!cancel.wait(Duration::from_secs(3600)));
+        assert!(Cancel::default().wait(Duration::from_millis(1)));
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub enum PlanError {
         help("pass it with `--input {name}=VALUE`")
     )]
     MissingInput { name: String },
+    #[error("input `{name}` is {bytes} bytes long, more than the limit of {limit} bytes")]
+    #[diagnostic(
+        code(kairos::input_too_long),
+        help("large data belongs in a file that a task reads; see docs/workflow.md#limits")
+    )]
+    InputTooLong {
+        name: String,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("node `{node}` uses tool `{tool}`, which this version of kairos cannot run yet")]
     #[diagnostic(code(kairos::tool_unavailable))]
     ToolUnavailable { node: String, tool: String },
@@ -328,6 +338,14 @@ pub fn resolve_inputs(
     }
     for input in &workflow.inputs {
         let value = match given.iter().rev().find(|(n, _)| n == &input.name) {
+            // A value given once may be copied into every call that reads it.
+            Some((_, v)) if v.len() > crate::workflow::limits::LITERAL_BYTES => {
+                return Err(PlanError::InputTooLong {
+                    name: input.name.clone(),
+                    bytes: v.len(),
+                    limit: crate::workflow::limits::LITERAL_BYTES,
+                });
+            }
             Some((_, v)) => parse_input_value(v),
             None => input
                 .default
@@ -354,4 +372,28 @@ pub fn check_tools(workflow: &Workflow) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_over_a_mebibyte_is_refused() {
+        let wf = crate::workflow::load_str(
+            "wf.yaml",
+            "version: 1\nname: big\ninputs:\n  text: { default: small }\nnodes:\n  - id: a\n    tool: echo\n    with: { message: \"{{ inputs.text }}\" }\n",
+        )
+        .unwrap();
+        let big = "x".repeat(crate::workflow::limits::LITERAL_BYTES + 1);
+        let err = resolve_inputs(&wf, &[("text".into(), big)]).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "input `text` is 1048577 bytes long, more than the limit of 1048576 bytes"
+            ),
+            "{err}"
+        );
+        let fits = "x".repeat(crate::workflow::limits::LITERAL_BYTES);
+        assert!(resolve_inputs(&wf, &[("text".into(), fits)]).is_ok());
+    }
 }

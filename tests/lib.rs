@@ -9,6 +9,7 @@ mod formats;
 mod generated;
 mod golden;
 mod graph;
+mod limits;
 mod policy;
 mod properties;
 mod replay;

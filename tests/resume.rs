@@ -326,7 +326,8 @@ fn kill_9_then_resume_gives_the_uninterrupted_ledger() {
 
 #[test]
 fn ctrl_c_lets_running_nodes_finish_then_resume_completes() {
-    let yaml = "version: 1\nname: sleepy\nnodes:\n  - id: start\n    fork: [a, b]\n  - id: a\n    tool: sleep\n    with: { duration: 600ms }\n  - id: b\n    tool: sleep\n    with: { duration: 600ms }\n  - id: after\n    needs: [a, b]\n    tool: sleep\n    with: { duration: 300ms }\n  - id: last\n    needs: [after]\n    tool: echo\n    with: { message: done }\n";
+    // Running commands finish after a first Ctrl-C (a `sleep` tool, a wait, would end at once).
+    let yaml = "version: 1\nname: sleepy\npolicy: { preset: permissive }\nnodes:\n  - id: start\n    fork: [a, b]\n  - id: a\n    run: sleep 0.6\n  - id: b\n    run: sleep 0.6\n  - id: after\n    needs: [a, b]\n    tool: sleep\n    with: { duration: 300ms }\n  - id: last\n    needs: [after]\n    tool: echo\n    with: { message: done }\n";
     let t = Test::new().workflow(yaml);
     let dir = t.path().to_path_buf();
     let child = crate::common::spawn(

@@ -5,28 +5,44 @@
 //!
 //! Call limits are counted here, in commit order: a call under a limit is started only when
 //! it is next to commit, so the same calls are allowed at any `--jobs`.
+//!
+//! Under rules 3 every attempt is a call, retries included. A node under a limit is the only
+//! such node in flight (it is next to commit until it has committed), so its retries are the
+//! only ones asking: they are granted on the workers that run them from a shared [`Budget`],
+//! after every first attempt of the node has been counted, one instance at a time in instance
+//! order, each instance's attempts in order. That is the order a single worker would grant
+//! them in, whatever `--jobs` is. Recorded calls (replay, resume) are counted the same way,
+//! from their recorded attempts. See `docs/policy.md#call-limits`.
 
-use super::state::{PolicyCheck, TaskRun};
+use super::Rules;
+use super::state::{NodeState, PolicyCheck, TaskRun};
+use crate::cancel::Cancel;
 use crate::policy::effective::{self, Effective};
 use crate::policy::{CapSet, Enforcement};
 use crate::tools::Tool;
 use crate::workflow::{Node, NodeKind};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 pub(super) struct Gate<'w> {
     pub policy: &'w Effective,
-    /// Calls counted so far per `max_calls` key, in commit order.
-    calls: HashMap<String, u64>,
+    /// Calls counted so far per `max_calls` key, in commit order; shared with the workers that
+    /// ask for retries.
+    budget: Arc<Budget>,
+    /// Whether retries count as calls (rules 3).
+    retries_are_calls: bool,
     /// Whether an enforced denial stopped part of the run.
     denied: bool,
 }
 
 impl<'w> Gate<'w> {
-    pub fn new(policy: &'w Effective) -> Self {
+    pub fn new(policy: &'w Effective, rules: Rules) -> Self {
         Self {
             policy,
-            calls: HashMap::new(),
+            budget: Arc::default(),
+            retries_are_calls: rules.retries_are_calls(),
             denied: false,
         }
     }
@@ -34,6 +50,81 @@ impl<'w> Gate<'w> {
     /// Whether an enforced denial stopped part of the run.
     pub fn denied(&self) -> bool {
         self.denied
+    }
+
+    /// Notes the checks of a node's retries (from a worker): an enforced refusal stopped part
+    /// of the run, as an enforced denial of a first attempt does.
+    pub fn retries_checked(&mut self, checks: &[PolicyCheck]) {
+        self.denied |= checks
+            .iter()
+            .any(|c| matches!(c, PolicyCheck::Limit { enforced: true, .. }));
+    }
+
+    /// The limits a node's retries count against: empty when retries are not calls here (rules
+    /// before 3), when the node does not retry, or when no limit applies.
+    pub fn retry_limits(&self, node: &Node, tool: &dyn Tool) -> Vec<(String, u64)> {
+        if !self.retries_are_calls || node.retry.as_ref().is_none_or(|r| r.attempts <= 1) {
+            return Vec::new();
+        }
+        if !self.policy.has_limits(node.policy.as_deref()) {
+            return Vec::new();
+        }
+        self.policy
+            .limits(tool.spec().name, &node.id, node.policy.as_deref())
+    }
+
+    /// Before the calls of a node whose retries count: its retries wait until [`seal`](Self::seal).
+    pub fn open_node(&self) {
+        let mut counted = self.budget.lock();
+        debug_assert!(
+            counted.open.is_empty(),
+            "one limited node in flight at a time"
+        );
+        counted.sealed = false;
+    }
+
+    /// The grant a worker asks for the retries of instance `instance` (0 for a plain task).
+    pub fn retry_grant(&self, limits: Vec<(String, u64)>, instance: u32) -> RetryGrant {
+        self.budget.lock().open.insert(instance);
+        RetryGrant {
+            budget: Arc::clone(&self.budget),
+            limits,
+            enforced: self.policy.enforcement == Enforcement::Enforce,
+            instance,
+        }
+    }
+
+    /// After every call of the node has been decided: counts the retries of its recorded calls
+    /// (in `state`, instance order) as the workers would have, then lets the live ones ask.
+    pub fn seal(&mut self, state: &mut NodeState, limits: &[(String, u64)], attempts: u32) {
+        let enforced = self.policy.enforcement == Enforcement::Enforce;
+        let runs: Vec<&mut TaskRun> = match state {
+            NodeState::Task(run) => vec![&mut **run],
+            NodeState::ForEach { runs, .. } => runs.iter_mut().flatten().collect(),
+            _ => Vec::new(),
+        };
+        for run in runs {
+            // Live calls on workers have no attempts yet; recorded ones have all of them.
+            if run.denied || run.attempts.is_empty() {
+                continue;
+            }
+            let made = run.attempts.len();
+            let last_failed = run
+                .attempts
+                .last()
+                .is_some_and(|a| a.outcome.error.is_some());
+            // Each retry made was granted; a failed call that stopped short was refused one.
+            let asked = made - 1 + usize::from(last_failed && made < attempts as usize);
+            for _ in 0..asked {
+                let checks = self.budget.lock().count(limits, enforced);
+                self.retries_checked(&checks);
+                run.checks.extend(checks);
+            }
+        }
+        let mut counted = self.budget.lock();
+        counted.sealed = true;
+        drop(counted);
+        self.budget.changed.notify_all();
     }
 
     /// Whether a task's call needs a person's approval (`require_approval`).
@@ -113,22 +204,114 @@ impl<'w> Gate<'w> {
             .limits(spec.name, &node.id, node.policy.as_deref());
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
-            for (key, limit) in limits {
-                let count = self.calls.entry(key.clone()).or_insert(0);
-                *count += 1;
-                if *count > limit {
-                    run.checks.push(PolicyCheck::Limit {
-                        key,
-                        limit,
-                        enforced,
-                    });
-                    run.denied |= enforced;
-                }
-            }
+            let exceeded = self.budget.lock().count(&limits, enforced);
+            run.denied |= enforced && !exceeded.is_empty();
+            run.checks.extend(exceeded);
         }
         if run.checks.is_empty() && !checks.is_empty() {
             run.checks.push(PolicyCheck::Allow { checks });
         }
         self.denied |= run.denied;
+    }
+}
+
+/// The calls counted per `max_calls` key, and the turn of the instances of the node in flight
+/// that may still ask for retries.
+#[derive(Default)]
+pub(super) struct Budget {
+    counted: Mutex<Counted>,
+    /// Notified when the node is sealed and when an instance finishes.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Counted {
+    calls: HashMap<String, u64>,
+    /// Instances of the node in flight whose calls are still running (and may ask).
+    open: BTreeSet<u32>,
+    /// Whether every first attempt of the node in flight has been counted.
+    sealed: bool,
+}
+
+impl Budget {
+    /// A worker that panicked holding the lock must not stop the others; the counts are
+    /// whole at every unlock.
+    fn lock(&self) -> MutexGuard<'_, Counted> {
+        self.counted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Counted {
+    /// Counts one call against each of `limits`; the checks of the limits it goes over.
+    fn count(&mut self, limits: &[(String, u64)], enforced: bool) -> Vec<PolicyCheck> {
+        let mut exceeded = Vec::new();
+        for (key, limit) in limits {
+            let count = self.calls.entry(key.clone()).or_insert(0);
+            *count += 1;
+            if *count > *limit {
+                exceeded.push(PolicyCheck::Limit {
+                    key: key.clone(),
+                    limit: *limit,
+                    enforced,
+                });
+            }
+        }
+        exceeded
+    }
+}
+
+/// Lets one live call (a task, or a `for_each` instance) ask for its retries; when dropped
+/// (the call is over), the next instance's turn comes.
+pub(super) struct RetryGrant {
+    budget: Arc<Budget>,
+    limits: Vec<(String, u64)>,
+    enforced: bool,
+    instance: u32,
+}
+
+/// The answer to a retry's request.
+pub(super) enum Granted {
+    /// The retry may run; the checks of any limit it goes over (not enforced: audit).
+    Yes(Vec<PolicyCheck>),
+    /// An enforced limit refuses it; the checks say which.
+    No(Vec<PolicyCheck>),
+    /// The run was interrupted while the retry waited for its turn.
+    Interrupted,
+}
+
+impl RetryGrant {
+    /// Waits for this call's turn (every first attempt counted, every earlier instance over),
+    /// then counts the retry.
+    pub fn request(&self, cancel: &Cancel) -> Granted {
+        let mut counted = self.budget.lock();
+        loop {
+            let first_open = counted.open.first().copied();
+            if counted.sealed && first_open.is_none_or(|k| k >= self.instance) {
+                break;
+            }
+            // A wait, and the first Ctrl-C ends waits (see `Cancel::wait`).
+            if cancel.requested() {
+                return Granted::Interrupted;
+            }
+            counted = self
+                .budget
+                .changed
+                .wait_timeout(counted, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let checks = counted.count(&self.limits, self.enforced);
+        if self.enforced && !checks.is_empty() {
+            Granted::No(checks)
+        } else {
+            Granted::Yes(checks)
+        }
+    }
+}
+
+impl Drop for RetryGrant {
+    fn drop(&mut self) {
+        self.budget.lock().open.remove(&self.instance);
+        self.budget.changed.notify_all();
     }
 }

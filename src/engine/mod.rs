@@ -231,7 +231,7 @@ impl<'w> Engine<'w> {
     ) -> Self {
         let n = wf.nodes.len();
         let seed = options.seed.unwrap_or(wf.seed);
-        let gate = Gate::new(policy);
+        let gate = Gate::new(policy, options.rules);
         let graph = Graph::new(wf, |node| {
             matches!(node.kind, NodeKind::Approval { .. }) || gate.needs_approval(node)
         });
@@ -431,6 +431,8 @@ impl<'w> Engine<'w> {
     fn commit_ready(&mut self) -> Result<(), EngineError> {
         while let Some(top) = self.sched.next_commit(&self.graph) {
             match &self.nodes.states[top as usize] {
+                // After Ctrl-C no node starts, not even one that waited for its turn.
+                NodeState::AwaitingTurn if self.cancel.requested() => break,
                 NodeState::AwaitingTurn => {
                     // Its turn in commit order: now its call limits can be counted.
                     self.nodes.states[top as usize] = self.start_node(top);

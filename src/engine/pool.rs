@@ -6,9 +6,12 @@
 //! the scheduler as a [`JobResult`], which decides when it commits. With an observer, each
 //! attempt is reported from the thread that runs it (see `observe.rs`).
 
+use super::gate::{Granted, RetryGrant};
 use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
+use super::state::PolicyCheck;
 use crate::cancel::Cancel;
+use crate::syntax::duration;
 use crate::tools::{self, Attempt, Tool};
 use crate::workflow::NodeIdx;
 use crate::workflow::model::Retry;
@@ -31,6 +34,8 @@ pub(super) struct Job {
     pub retry: Option<Retry>,
     pub seed: u64,
     pub instance_id: String,
+    /// Where its retries ask for their grant, when they count as calls (see `gate.rs`).
+    pub grant: Option<RetryGrant>,
 }
 
 impl PartialEq for Job {
@@ -52,8 +57,17 @@ impl Ord for Job {
     }
 }
 
-/// A job's node, instance and attempts (none when it was not run because of an interrupt).
-pub(super) type JobResult = (NodeIdx, Option<u32>, Option<Vec<Attempt>>);
+/// A job's node, instance and what its call did (none when it was not run, or was cut short,
+/// because of an interrupt).
+pub(super) type JobResult = (NodeIdx, Option<u32>, Option<Finished>);
+
+/// What a call did: its attempts, and the checks of the `max_calls` limits its retries asked
+/// (in order; see `gate.rs`).
+#[derive(Debug, Default)]
+pub(super) struct Finished {
+    pub attempts: Vec<Attempt>,
+    pub checks: Vec<PolicyCheck>,
+}
 
 /// The job queue and whether it is closed, with the condition workers wait on.
 type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
@@ -165,7 +179,8 @@ fn worker(
                 state = cv.wait(state).expect("queue lock");
             }
         };
-        // After Ctrl-C, queued jobs are handed back unrun.
+        // After Ctrl-C, queued jobs are handed back unrun, and a call that the interrupt cut
+        // short (a backoff or a `sleep` ended early) is handed back as not run.
         let attempts = (!cancel.requested()).then(|| {
             execute(&Call {
                 tool: job.tool,
@@ -176,8 +191,12 @@ fn worker(
                 instance_id: &job.instance_id,
                 cancel,
                 watch,
+                grant: job.grant.as_ref(),
             })
         });
+        let attempts = attempts.flatten();
+        // The call is over: the next instance's retries may ask.
+        drop(job.grant);
         // The scheduler is needed soon only when the workers may run out of queued jobs.
         let queued = lock.lock().expect("queue lock").0.len();
         results.put((job.node, job.instance, attempts), queued < 2 * workers);
@@ -196,18 +215,28 @@ pub(super) struct Call<'a> {
     pub cancel: &'a Cancel,
     /// Told when each attempt starts and finishes, when there is an observer.
     pub watch: Option<Watch<'a>>,
+    /// Where its retries ask for their grant, when they count as calls.
+    pub grant: Option<&'a RetryGrant>,
 }
 
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
-/// schedule is the same on every run.
-pub(super) fn execute(call: &Call<'_>) -> Vec<Attempt> {
-    let mut out = Vec::with_capacity(1);
-    execute_into(call, &mut out);
-    out
+/// schedule is the same on every run. `None` when an interrupt cut the call short: it is not
+/// committed, and runs again on resume.
+pub(super) fn execute(call: &Call<'_>) -> Option<Finished> {
+    let mut out = Finished {
+        attempts: Vec::with_capacity(1),
+        checks: Vec::new(),
+    };
+    execute_into(call, &mut out.attempts, &mut out.checks).then_some(out)
 }
 
-/// [`execute`], appending the attempts to `out`.
-pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
+/// [`execute`], appending the attempts to `out` and the checks of its retries to `checks`;
+/// returns whether the call ran to its end (`false`: an interrupt cut it short).
+pub(super) fn execute_into(
+    call: &Call<'_>,
+    out: &mut Vec<Attempt>,
+    checks: &mut Vec<PolicyCheck>,
+) -> bool {
     let Call {
         tool,
         args,
@@ -217,6 +246,7 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
         instance_id,
         cancel,
         watch,
+        grant,
     } = *call;
     // The RNG is derived only for the calls that draw from it.
     let mut rng = (tool.draws_rng() || retry.is_some_and(|r| r.attempts > 1))
@@ -241,25 +271,46 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
                 cancel,
             },
         );
+        if outcome.is_interrupted() && cancel.requested() {
+            return false;
+        }
         let failed = outcome.error.is_some();
         if let Some((observer, info)) = &info {
             observer.attempt_finished(info, failed, Instant::now());
         }
-        match retry.filter(|_| failed && k + 1 < attempts) {
+        let mut retry = retry.filter(|_| failed && k + 1 < attempts);
+        // Under a call limit, a retry is a call: it runs only once granted.
+        if retry.is_some()
+            && let Some(grant) = grant
+        {
+            match grant.request(cancel) {
+                Granted::Yes(exceeded) => checks.extend(exceeded),
+                Granted::No(exceeded) => {
+                    checks.extend(exceeded);
+                    retry = None;
+                }
+                Granted::Interrupted => return false,
+            }
+        }
+        match retry {
             Some(r) => {
                 let base = r.backoff.as_secs_f64() * r.factor.powi(k as i32);
                 let capped = r.max_backoff.map_or(base, |m| base.min(m.as_secs_f64()));
                 // Half fixed, half jitter: spreads retries, never waits less than half.
                 let draw = rng.as_mut().map_or(0.5, |r| r.random::<f64>());
                 let delay = capped * (0.5 + 0.5 * draw);
-                let delay_ms = (delay * 1000.0).round() as u64;
+                // No wait is longer than the longest duration a workflow may write (a large
+                // `factor` would otherwise grow it without end).
+                let delay_ms = (delay * 1000.0)
+                    .round()
+                    .min(duration::MAX.as_millis() as f64) as u64;
                 out.push(Attempt {
                     outcome,
                     delay_ms: Some(delay_ms),
                 });
-                // A second interrupt ends the wait; the job's result is then dropped.
-                if !cancel.sleep(Duration::from_millis(delay_ms)) {
-                    break;
+                // Ctrl-C ends the wait at once; the call then runs again on resume.
+                if !cancel.wait(Duration::from_millis(delay_ms)) {
+                    return false;
                 }
             }
             None => {
@@ -271,6 +322,7 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
             }
         }
     }
+    true
 }
 
 /// The pool as the scheduler sees it: started on the first call that needs a worker, with

@@ -5,7 +5,7 @@
 //! has already checked that every reference names a node this one waits for.
 
 use crate::syntax::yaml::{Node as Yaml, Value as YamlValue};
-use crate::workflow::expr;
+use crate::workflow::{expr, limits};
 use minijinja::value::{Object, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -122,6 +122,7 @@ impl Renderer {
         let env = expr::styled(self.style);
         env.render_str(text, self.context(locals))
             .map_err(|e| describe(&e))
+            .and_then(capped)
     }
 
     /// Renders a `run:` line: every interpolated value is shell-quoted.
@@ -132,6 +133,7 @@ impl Renderer {
         expr::shell_styled(self.style)
             .render_str(text, self.context(locals))
             .map_err(|e| describe(&e))
+            .and_then(capped)
     }
 
     /// Renders a structured argument: every string inside is a template, and a string that
@@ -164,9 +166,50 @@ impl Renderer {
     }
 }
 
-/// Converts an evaluated value to JSON.
+/// Converts an evaluated value to JSON; a value whose JSON is longer than
+/// [`limits::RENDERED_BYTES`] is refused.
 pub fn to_json(value: &Value) -> Result<serde_json::Value, RenderError> {
+    if let Some(s) = value.as_str() {
+        return capped(s.to_string()).map(serde_json::Value::String);
+    }
+    let mut size = Counter(0);
+    if serde_json::to_writer(&mut size, value).is_err() && size.0 > limits::RENDERED_BYTES {
+        return Err(too_large("value is over", size.0));
+    }
     serde_json::to_value(value).map_err(|e| format!("value cannot be recorded: {e}").into())
+}
+
+/// Counts the bytes written to it, and refuses to go past [`limits::RENDERED_BYTES`].
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        if self.0 > limits::RENDERED_BYTES {
+            return Err(std::io::Error::other("too large"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A rendered text, unless it is longer than [`limits::RENDERED_BYTES`].
+fn capped(text: String) -> Result<String, RenderError> {
+    if text.len() > limits::RENDERED_BYTES {
+        return Err(too_large("text is", text.len()));
+    }
+    Ok(text)
+}
+
+fn too_large(what: &str, bytes: usize) -> RenderError {
+    format!(
+        "the rendered {what} {bytes} bytes, more than the limit of {} bytes (docs/workflow.md#limits)",
+        limits::RENDERED_BYTES
+    )
+    .into()
 }
 
 fn has_markup(text: &str) -> bool {
@@ -206,6 +249,15 @@ impl From<String> for RenderError {
 }
 
 fn describe(e: &minijinja::Error) -> RenderError {
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return RenderError {
+            message: format!(
+                "evaluation ran out of fuel (its budget is {} units of work and memory; docs/workflow.md#limits)",
+                limits::TEMPLATE_FUEL
+            ),
+            range: e.range(),
+        };
+    }
     let mut message = e.kind().to_string();
     if let Some(detail) = e.detail() {
         message.push_str(": ");
@@ -312,6 +364,43 @@ mod tests {
                 .unwrap(),
             "succeeded 3 7"
         );
+    }
+
+    #[test]
+    fn evaluation_runs_on_fuel() {
+        let (r, _) = renderer();
+        let looping = "{% for a in 'ab' * 500 %}{% for b in 'ab' * 500 %}{% for c in 'ab' * 500 %}x{% endfor %}{% endfor %}{% endfor %}";
+        for result in [
+            r.template(looping, None).map(|_| ()),
+            r.shell_line(looping, None).map(|_| ()),
+            r.expression("('ab' * 100000000) | length", None)
+                .map(|_| ()),
+        ] {
+            let e = result.unwrap_err();
+            assert!(e.message.contains("ran out of fuel"), "{e}");
+        }
+    }
+
+    #[test]
+    fn rendered_values_are_capped() {
+        let (r, _) = renderer();
+        // Within the fuel, over the size: 6 MiB in one go.
+        let e = r.template("{{ 'abcdef' * 1048576 }}", None).unwrap_err();
+        assert!(
+            e.message.contains("the rendered text is 6291456 bytes"),
+            "{e}"
+        );
+        let big = r.expression("['abcdef' * 1048576]", None);
+        match big {
+            Ok(v) => assert!(
+                to_json(&v)
+                    .unwrap_err()
+                    .message
+                    .contains("rendered value is over")
+            ),
+            Err(e) => assert!(e.message.contains("fuel"), "{e}"),
+        }
+        assert_eq!(r.template("{{ 'ab' * 1000 }}", None).unwrap().len(), 2000);
     }
 
     #[test]

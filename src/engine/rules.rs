@@ -16,13 +16,16 @@ pub enum Rules {
     First,
     /// Templates write values that are not text JSON-style (`null`, `true`, `["a"]`); a
     /// fan-out node with an instance denied by an enforced policy (and none failed) is denied.
-    #[default]
     Second,
+    /// Every attempt of a call counts against `max_calls`, retries included (granted in commit
+    /// order, then instance order, then attempt order); a retry beyond a limit is refused.
+    #[default]
+    Third,
 }
 
 impl Rules {
     /// The revision new runs follow.
-    pub const CURRENT: Rules = Rules::Second;
+    pub const CURRENT: Rules = Rules::Third;
 
     /// The number a ledger's `RunStart` records (none for the first release, which recorded
     /// nothing).
@@ -30,6 +33,7 @@ impl Rules {
         match self {
             Rules::First => None,
             Rules::Second => Some(2),
+            Rules::Third => Some(3),
         }
     }
 
@@ -38,6 +42,7 @@ impl Rules {
         match rules {
             None | Some(1) => Ok(Rules::First),
             Some(2) => Ok(Rules::Second),
+            Some(3) => Ok(Rules::Third),
             Some(n) => Err(format!(
                 "the run follows rules revision {n} (written by a newer kairos?)"
             )),
@@ -48,13 +53,18 @@ impl Rules {
     pub fn text_style(self) -> TextStyle {
         match self {
             Rules::First => TextStyle::Legacy,
-            Rules::Second => TextStyle::Json,
+            Rules::Second | Rules::Third => TextStyle::Json,
         }
     }
 
     /// Whether a fan-out node with a denied instance (and none failed) is itself denied.
     pub fn denied_instances_deny_the_node(self) -> bool {
         self >= Rules::Second
+    }
+
+    /// Whether a retry is a call that `max_calls` counts.
+    pub fn retries_are_calls(self) -> bool {
+        self >= Rules::Third
     }
 }
 
@@ -64,7 +74,7 @@ mod tests {
 
     #[test]
     fn recorded_revisions_read_back() {
-        for rules in [Rules::First, Rules::Second] {
+        for rules in [Rules::First, Rules::Second, Rules::Third] {
             assert_eq!(Rules::from_recorded(rules.recorded()), Ok(rules));
         }
         assert_eq!(Rules::default(), Rules::CURRENT);

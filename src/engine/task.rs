@@ -5,17 +5,19 @@
 
 use super::Engine;
 use super::answer::{Answer, Answers, Divergence};
-use super::pool::{Call, Job, execute_into};
+use super::pool::{Call, Finished, Job, execute_into};
 use super::render::{self, Locals, NodeValues, RenderError, Renderer, TemplateFailure};
 use super::state::{NodeState, TaskRun};
 use crate::ledger::id::InstanceId;
 use crate::policy::redact::Redactor;
 use crate::syntax::read::Sp;
-use crate::tools::{self, Attempt, Placement};
+use crate::tools::{self, Placement};
+use crate::workflow::limits;
 use crate::workflow::{ForEach, NodeIdx, NodeKind};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What making a call needs besides the node: templates, the run's seed, redaction, and
 /// where results come from when they are not live.
@@ -181,6 +183,8 @@ impl Engine<'_> {
             unreachable!("tasks only")
         };
         let locals = instance.as_ref().map(|(_, l)| l);
+        // A pure tool's work is its rendering: the node's timeout covers it (see below).
+        let started = node.timeout.map(|_| Instant::now());
         // Boxes of committed runs are reused: most nodes run and commit in quick succession.
         let mut run = self.nodes.new_run();
         if instance.is_some()
@@ -250,14 +254,32 @@ impl Engine<'_> {
                 instance_id: instance_id.as_str(),
                 cancel: &self.cancel,
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
+                grant: None,
             };
-            execute_into(&call, &mut run.attempts);
+            // An inline call computes; no interrupt cuts it short, and it has no retries.
+            let _ran_to_its_end = execute_into(&call, &mut run.attempts, &mut Vec::new());
+            // Rendering and computing took longer than the node's timeout: the call timed out,
+            // recorded as a tool's timeout is (the clock decides, as it does for a command).
+            if let (Some(limit), Some(started)) = (node.timeout, started)
+                && started.elapsed() > limit
+                && let Some(attempt) = run.attempts.last_mut()
+            {
+                attempt.outcome = tools::Outcome::failed(format!(
+                    "timed out after {}",
+                    crate::syntax::duration::format(limit)
+                ));
+            }
             run.input = Some(self.calls.recorded_input(args, &mut run));
             redact_results(&self.calls.redactor, &mut run);
             return NodeState::Task(run);
         }
         run.input = Some(self.calls.recorded_input(args.clone(), &mut run));
         let instance_id = instance_id.into_string();
+        let limits = self.gate.retry_limits(node, task.tool);
+        let grant = (!limits.is_empty()).then(|| {
+            self.gate
+                .retry_grant(limits, instance.as_ref().map_or(0, |(k, _)| *k))
+        });
         self.workers.push(Job {
             key: (
                 Reverse(node.priority),
@@ -272,16 +294,31 @@ impl Engine<'_> {
             retry: node.retry.as_deref().cloned(),
             seed: self.calls.seed,
             instance_id,
+            grant,
         });
         NodeState::Running(run)
     }
 
     /// Starts a task node: one call, or one per `for_each` item.
     pub(super) fn start_node(&mut self, i: NodeIdx) -> NodeState {
-        match &self.wf.nodes[i as usize].for_each {
+        let node = &self.wf.nodes[i as usize];
+        let NodeKind::Task(task) = &node.kind else {
+            unreachable!("tasks only")
+        };
+        // Retries that count as calls are granted once every first attempt is counted.
+        let limits = self.gate.retry_limits(node, task.tool);
+        if !limits.is_empty() {
+            self.gate.open_node();
+        }
+        let mut state = match &node.for_each {
             None => self.start_task(i, None),
             Some(each) => self.start_for_each(i, each),
+        };
+        if !limits.is_empty() {
+            let attempts = node.retry.as_ref().map_or(1, |r| r.attempts);
+            self.gate.seal(&mut state, &limits, attempts);
         }
+        state
     }
 
     fn start_for_each(&mut self, i: NodeIdx, each: &ForEach) -> NodeState {
@@ -293,6 +330,15 @@ impl Engine<'_> {
                 .expression(text, None)
                 .and_then(|v| render::to_json(&v))
             {
+                Ok(Value::Array(items)) if items.len() > limits::FOR_EACH_ITEMS => {
+                    let e = RenderError::from(format!(
+                        "gave {} items, more than the limit of {} (docs/workflow.md#limits)",
+                        items.len(),
+                        limits::FOR_EACH_ITEMS
+                    ));
+                    self.template_failed(i, None, "`for_each`".into(), text, &e, None);
+                    return NodeState::Failed(format!("`for_each`: {e}"));
+                }
                 Ok(Value::Array(items)) => items,
                 Ok(other) => {
                     return NodeState::Failed(format!("`for_each` must give a list, gave {other}"));
@@ -307,6 +353,12 @@ impl Engine<'_> {
         let mut remaining = 0;
         // Mark the node as in progress before starting instances: each may finish at once.
         for (k, item) in items.into_iter().enumerate() {
+            if self.cancel.requested() {
+                // Ctrl-C: the other instances do not start (their rendering may take long), and
+                // the node, which cannot get its result now, runs again on resume.
+                remaining += 1;
+                break;
+            }
             let res = self.start_task(i, Some((k as u32, Locals { item, index: k })));
             match res {
                 NodeState::Task(run) => runs.push(Some(*run)),
@@ -324,17 +376,19 @@ impl Engine<'_> {
         &mut self,
         node: NodeIdx,
         instance: Option<u32>,
-        attempts: Option<Vec<Attempt>>,
+        finished: Option<Finished>,
     ) {
         // A job not run (interrupt), or killed by a second interrupt, commits nothing: the
         // node runs again on resume.
-        let Some(attempts) = attempts.filter(|_| !self.cancel.killed()) else {
+        let Some(Finished { attempts, checks }) = finished.filter(|_| !self.cancel.killed()) else {
             return;
         };
+        self.gate.retries_checked(&checks);
         let iu = node as usize;
         match (&mut self.nodes.states[iu], instance) {
             (NodeState::Running(run), None) => {
                 run.attempts = attempts;
+                run.checks.extend(checks);
                 redact_results(&self.calls.redactor, run);
                 self.nodes.states[iu] = match std::mem::take(&mut self.nodes.states[iu]) {
                     NodeState::Running(run) => NodeState::Task(run),
@@ -345,6 +399,7 @@ impl Engine<'_> {
             (NodeState::ForEach { runs, remaining }, Some(k)) => {
                 if let Some(Some(run)) = runs.get_mut(k as usize) {
                     run.attempts = attempts;
+                    run.checks.extend(checks);
                     redact_results(&self.calls.redactor, run);
                 }
                 *remaining -= 1;

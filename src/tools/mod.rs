@@ -197,6 +197,22 @@ impl Outcome {
     }
 }
 
+/// The error of a call that an interrupt cut short ([`Outcome::interrupted`]).
+const INTERRUPTED: &str = "interrupted";
+
+impl Outcome {
+    /// A call that an interrupt cut short (a `sleep` ended by Ctrl-C). The engine does not
+    /// commit it: the call runs again when the run is resumed.
+    pub fn interrupted() -> Self {
+        Outcome::failed(INTERRUPTED)
+    }
+
+    /// Whether this is [`Outcome::interrupted`].
+    pub fn is_interrupted(&self) -> bool {
+        self.error.as_deref() == Some(INTERRUPTED) && self.exit_code.is_none()
+    }
+}
+
 impl From<Result<Value, String>> for Outcome {
     fn from(result: Result<Value, String>) -> Self {
         match result {

@@ -2,6 +2,7 @@
 //! strings): the shared minijinja environment, and the static checks validation runs on them
 //! (syntax, and references to nodes, inputs and loop variables).
 
+use super::limits;
 use crate::syntax::diag::{WorkflowError, did_you_mean, ss};
 use crate::syntax::read::{Errors, Sp};
 use crate::syntax::yaml::Span;
@@ -32,6 +33,9 @@ pub enum TextStyle {
 fn base() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // Every evaluation runs on a budget: fuel bounds both its time and the memory it may
+    // allocate, deterministically (the same template runs out at the same point every time).
+    env.set_fuel(Some(limits::TEMPLATE_FUEL));
     env.add_filter("lines", |s: String| -> Vec<String> {
         s.lines().map(str::to_string).collect()
     });

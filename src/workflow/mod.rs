@@ -5,6 +5,7 @@
 //! producing either a [`Workflow`] or [`Diagnostics`] that point into the file.
 
 pub mod expr;
+pub mod limits;
 pub mod model;
 pub mod schema;
 pub mod validate;

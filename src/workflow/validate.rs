@@ -6,6 +6,7 @@
 //! Errors are collected, sorted by position, and returned together.
 
 use super::expr::{self, Form, Scope};
+use super::limits;
 use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
 use crate::policy::PolicySpec;
 use crate::syntax::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
@@ -124,6 +125,7 @@ struct Head<'n> {
 impl Checker<'_, '_> {
     fn workflow(&mut self, root: &yaml::Node) -> Option<Workflow> {
         read::check_duplicate_keys(root, self.errors);
+        self.check_literal_sizes(root);
         let f = Fields::new(root, "workflow", WORKFLOW_KEYS, self.errors)?;
 
         let version = f
@@ -319,14 +321,34 @@ impl Checker<'_, '_> {
     fn duration(&mut self, n: &yaml::Node) -> Option<Duration> {
         match &n.value {
             Value::Str(s) => {
-                let d = duration::parse(s);
-                if d.is_none() {
-                    self.errors.push(WorkflowError::InvalidDuration {
-                        text: s.to_string(),
-                        span: ss(n.span),
-                    });
+                match duration::check(s) {
+                    Ok(d) => Some(d),
+                    Err(duration::Invalid::Syntax) => {
+                        self.errors.push(WorkflowError::InvalidDuration {
+                            text: s.to_string(),
+                            span: ss(n.span),
+                        });
+                        None
+                    }
+                    Err(duration::Invalid::TooLong) => {
+                        self.errors.push(WorkflowError::InvalidValue {
+                            message: format!(
+                                "duration `{}` is longer than the longest allowed, {}",
+                                // The text may be any number of digits long.
+                                s.chars().take(40).collect::<String>()
+                                    + if s.chars().count() > 40 { "…" } else { "" },
+                                duration::format(duration::MAX)
+                            ),
+                            span: ss(n.span),
+                            label: "too long".into(),
+                            help: Some(
+                                "a run waits at most 7 days (`168h`) at a time; see docs/workflow.md"
+                                    .into(),
+                            ),
+                        });
+                        None
+                    }
                 }
-                d
             }
             Value::Int(_) | Value::Float(_) => {
                 self.errors.push(WorkflowError::InvalidDuration {
@@ -535,6 +557,33 @@ impl Checker<'_, '_> {
         })
     }
 
+    /// Refuses every string in the file longer than [`limits::LITERAL_BYTES`].
+    fn check_literal_sizes(&mut self, root: &yaml::Node) {
+        let mut stack = vec![root];
+        while let Some(n) = stack.pop() {
+            match &n.value {
+                Value::Str(s) if s.len() > limits::LITERAL_BYTES => {
+                    self.errors.push(WorkflowError::InvalidValue {
+                        message: format!(
+                            "this string is {} bytes long, more than the limit of {} bytes",
+                            s.len(),
+                            limits::LITERAL_BYTES
+                        ),
+                        span: ss(n.span),
+                        label: "too long".into(),
+                        help: Some(
+                            "large data belongs in a file that a task reads; see docs/workflow.md#limits"
+                                .into(),
+                        ),
+                    });
+                }
+                Value::Seq(items) => stack.extend(items.iter()),
+                Value::Map(entries) => stack.extend(entries.iter().flat_map(|(k, v)| [k, v])),
+                _ => {}
+            }
+        }
+    }
+
     /// Reads `for_each`: a list, or an expression that gives one (which cannot use the loop's
     /// own `item` and `index`).
     fn for_each(
@@ -544,6 +593,21 @@ impl Checker<'_, '_> {
         used: &mut Vec<NodeIdx>,
     ) -> Option<ForEach> {
         match &n.value {
+            Value::Seq(items) if items.len() > limits::FOR_EACH_ITEMS => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!(
+                        "`for_each` lists {} items, more than the limit of {}",
+                        items.len(),
+                        limits::FOR_EACH_ITEMS
+                    ),
+                    span: ss(n.span),
+                    label: "too many items".into(),
+                    help: Some(
+                        "split the work over several nodes; see docs/workflow.md#limits".into(),
+                    ),
+                });
+                None
+            }
             Value::Seq(items) => Some(ForEach::Items(
                 items.iter().map(yaml::Node::to_json).collect(),
             )),
