@@ -15,6 +15,7 @@ mod reports;
 mod resume;
 mod run;
 mod schema;
+mod secrets;
 mod sign;
 mod unknown_event;
 mod validate;

@@ -9,6 +9,9 @@
 
 use regex::Regex;
 
+/// A placeholder redaction writes (`[REDACTED]`, `[REDACTED:NAME]`).
+const PLACEHOLDER: &str = r"\[REDACTED(?::[A-Za-z0-9_]+)?\]";
+
 /// Values shorter than this are not treated as secrets: masking every `a` helps nobody.
 const MIN_SECRET_LEN: usize = 4;
 
@@ -86,8 +89,10 @@ impl Redactor {
         }
         // Each alternative is its own capture group, so a match tells which replacement applies.
         // Longer literals first, so a secret's longer encoded form wins over a shorter one.
-        let pattern = alternatives
-            .iter()
+        // The first group is a placeholder already written, kept as it is and not counted: text
+        // redacted once (and counted) passes the ledger's choke point unchanged.
+        let pattern = std::iter::once(PLACEHOLDER.to_string())
+            .chain(alternatives.iter().cloned())
             .map(|a| format!("({a})"))
             .collect::<Vec<_>>()
             .join("|");
@@ -123,16 +128,30 @@ impl Redactor {
         };
         let mut count = 0;
         let out = re.replace_all(text, |caps: &regex::Captures<'_>| {
-            count += 1;
             let group = (1..caps.len())
                 .find(|&g| caps.get(g).is_some())
-                .unwrap_or(1);
+                .unwrap_or(2);
+            if group == 1 {
+                return caps[0].to_string();
+            }
+            count += 1;
             self.replacements
-                .get(group - 1)
+                .get(group - 2)
                 .cloned()
                 .unwrap_or_else(|| "[REDACTED]".into())
         });
+        if count == 0 {
+            // Only placeholders matched: the text is unchanged.
+            return (text.into(), 0);
+        }
         (out, count)
+    }
+
+    /// Whether `text` holds anything to replace.
+    pub fn finds(&self, text: &str) -> bool {
+        self.regex
+            .as_ref()
+            .is_some_and(|re| re.captures_iter(text).any(|caps| caps.get(1).is_none()))
     }
 
     /// Redacts every string inside a JSON value in place; returns the number of replacements.
@@ -152,6 +171,21 @@ impl Redactor {
             serde_json::Value::Object(map) => map.values_mut().map(|v| self.redact_json(v)).sum(),
             _ => 0,
         }
+    }
+}
+
+/// The ledger's choke point (`ledger/encode.rs`): every text field of every event the engine
+/// writes passes here. What the engine already redacted (and counted) has nothing left to
+/// match, so the counts recorded per field stay those of the first pass.
+impl crate::ledger::Mask for Redactor {
+    fn mask<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        self.redact(text).0
+    }
+    fn finds(&self, text: &str) -> bool {
+        Redactor::finds(self, text)
+    }
+    fn mask_json(&self, value: &mut serde_json::Value) {
+        self.redact_json(value);
     }
 }
 
