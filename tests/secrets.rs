@@ -268,3 +268,67 @@ fn redaction_counts_of_tool_results_are_not_counted_twice() {
     assert_eq!(counts, ["output=1", "stdout=1"]);
     assert_run_leaves_no_trace(&out);
 }
+
+/// Runs a workflow whose shell nodes print `secret` in Python's URL and JSON encodings and in
+/// base64 as the `base64` tool wraps it; nothing of it may reach the ledger or the terminal.
+fn encodings_leave_no_trace(secret: &str) {
+    let script = std::fs::read_to_string(
+        crate::common::root().join("tests/fixtures/attacks/secrets/encode.py"),
+    )
+    .unwrap();
+    // 50 bytes before the secret put the 76-column break of `base64` inside its encoding.
+    let wf = "version: 1\nname: enc\npolicy: { preset: permissive, secrets: [KAIROS_TEST_SECRET] }\nnodes:\n  - id: python\n    run: python3 encode.py\n  - id: b64\n    run: \"{ printf '%050d' 0; printf %s \\\"$KAIROS_TEST_SECRET\\\"; } | base64; printf %s \\\"$KAIROS_TEST_SECRET\\\" | base64 -w 7\"\n  - id: reuse\n    tool: echo\n    with: { message: \"{{ nodes.python.stdout }} {{ nodes.b64.stdout }}\" }\noutputs:\n  all: \"{{ nodes.python.output }} {{ nodes.b64.output }}\"\n";
+    for format in ["table", "json"] {
+        let out = Test::new()
+            .workflow(wf)
+            .file("encode.py", &script)
+            .env("KAIROS_TEST_SECRET", secret)
+            .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", format])
+            .run()
+            .code(0);
+        let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+        let stdout_of = |node: &str| -> String {
+            let line = ledger
+                .lines()
+                .find(|l| {
+                    l.contains("\"ToolOutput\"") && l.contains(&format!("\"node\":\"{node}\""))
+                })
+                .unwrap_or_else(|| panic!("no ToolOutput of {node}:\n{ledger}"));
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["stdout"].as_str().unwrap().to_string()
+        };
+        // Every line the tools printed was masked whole.
+        let python = stdout_of("python");
+        assert_eq!(python.lines().count(), 8, "{python}");
+        for line in python.lines() {
+            assert_eq!(
+                line.trim_matches('"'),
+                "[REDACTED:KAIROS_TEST_SECRET]",
+                "{python}"
+            );
+        }
+        let b64 = stdout_of("b64");
+        assert!(
+            b64.matches("[REDACTED:KAIROS_TEST_SECRET]").count() >= 2,
+            "{b64}"
+        );
+        for text in [&ledger, &out.stdout, &out.stderr] {
+            assert_no_trace("run", text, secret);
+            // Base64 with its line breaks taken out, raw or JSON-escaped.
+            assert_no_trace(
+                "unwrapped",
+                &text.replace("\\n", "").replace('\n', ""),
+                secret,
+            );
+        }
+    }
+}
+
+#[test]
+fn secret_in_python_url_and_json_encodings_and_wrapped_base64_is_masked() {
+    if !require_program("python3") || !require_program("base64") {
+        return;
+    }
+    encodings_leave_no_trace(SECRET);
+    encodings_leave_no_trace("pässwörd/42 x+y\"q");
+}
