@@ -18,8 +18,6 @@ use std::fmt::Write;
 pub trait Mask {
     /// `text` with what must not be seen replaced.
     fn mask<'t>(&self, text: &'t str) -> Cow<'t, str>;
-    /// Whether `text` holds anything to replace.
-    fn finds(&self, text: &str) -> bool;
     /// Masks every string inside `value`.
     fn mask_json(&self, value: &mut Value);
 }
@@ -126,30 +124,38 @@ impl<'a> Body<'a> {
 
     /// A JSON value, serialized compactly (object keys in their map's order); its strings are
     /// masked.
-    pub fn json(self, key: &str, value: &Value) -> Self {
+    pub fn json(mut self, key: &str, value: &Value) -> Self {
+        self.key(key);
+        let masked;
+        let value = match self.mask {
+            Some(mask) => {
+                let mut copy = value.clone();
+                mask.mask_json(&mut copy);
+                masked = copy;
+                &masked
+            }
+            None => value,
+        };
         // Serializing a serde_json::Value into a String cannot fail.
-        let text = serde_json::to_string(value).unwrap_or_default();
-        self.raw(key, &text)
+        self.body
+            .push_str(&serde_json::to_string(value).unwrap_or_default());
+        self
     }
 
-    /// Already-serialized JSON; its strings are masked (the mask knows a value's JSON-escaped
-    /// forms, so text without a match is written as it is without being parsed).
+    /// Already-serialized JSON; its strings are masked (parsed and written again, when there
+    /// is a mask: object keys keep their order, as `serde_json` sorts them both times).
     #[inline]
     pub fn raw(mut self, key: &str, json: &str) -> Self {
-        self.key(key);
         match self.mask {
-            Some(mask) if mask.finds(json) => {
-                let masked = serde_json::from_str::<Value>(json).map(|mut v| {
-                    mask.mask_json(&mut v);
-                    serde_json::to_string(&v).unwrap_or_default()
-                });
+            Some(_) => match serde_json::from_str::<Value>(json) {
+                Ok(value) => return self.json(key, &value),
                 // Text that is not JSON (never, from the engine) is masked as text.
-                match masked {
-                    Ok(text) => self.body.push_str(&text),
-                    Err(_) => push_json_str(self.body, &mask.mask(json)),
-                }
+                Err(_) => return self.str(key, json),
+            },
+            None => {
+                self.key(key);
+                self.body.push_str(json);
             }
-            _ => self.body.push_str(json),
         }
         self
     }
