@@ -17,6 +17,7 @@ mod run;
 mod schema;
 mod secrets;
 mod sign;
+mod terminal;
 mod unknown_event;
 mod validate;
 mod workflows;
