@@ -165,6 +165,8 @@ fn printing_commands() -> (tempfile::TempDir, Vec<Vec<&'static str>>) {
         vec!["verify", "l.jsonl"],
         vec!["verify", "l.jsonl", "--format", "json"],
         vec!["graph", "wf.yaml"],
+        vec!["keygen", "--out", "k"],
+        vec!["sign", "l.jsonl", "--key", "k.key"],
     ];
     (dir, commands)
 }
