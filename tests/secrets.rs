@@ -332,3 +332,23 @@ fn secret_in_python_url_and_json_encodings_and_wrapped_base64_is_masked() {
     encodings_leave_no_trace(SECRET);
     encodings_leave_no_trace("pässwörd/42 x+y\"q");
 }
+
+#[test]
+fn a_pattern_matching_a_prefix_of_a_secret_leaves_nothing_of_it() {
+    let secret = "tok-abc-def-123456";
+    let out = Test::new()
+        .workflow("version: 1\nname: p\npolicy: { preset: permissive, secrets: [KAIROS_TEST_SECRET], redact: [\"tok-[a-z]{3}\", \"key=\\\\w+\"] }\nnodes:\n  - id: a\n    run: echo \"$KAIROS_TEST_SECRET and key=$KAIROS_TEST_SECRET\"\n")
+        .env("KAIROS_TEST_SECRET", secret)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run()
+        .code(0);
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    for text in [&ledger, &out.stdout, &out.stderr] {
+        assert!(!text.contains("def-123456"), "{text}");
+        assert!(!text.contains("123456"), "{text}");
+    }
+    assert!(
+        ledger.contains("[REDACTED:KAIROS_TEST_SECRET] and "),
+        "{ledger}"
+    );
+}
