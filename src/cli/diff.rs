@@ -45,7 +45,6 @@ use crate::ledger::diff::{self, Comparison, Difference};
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -84,15 +83,16 @@ pub fn run(args: &Args) -> i32 {
             return code;
         }
     };
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    // A closed pipe (`kairos diff a b | head`) is not worth an error or a panic.
-    let _ = match args.format {
-        OutputFormat::Json => serde_json::to_writer_pretty(&mut stdout, &Report(&comparison))
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout)),
-        OutputFormat::Table => stdout.write_all(to_table(&comparison).as_bytes()),
+    // Through `print`: the table escaped for a terminal, JSON as it is; a closed or full stdout
+    // is handled there.
+    match args.format {
+        OutputFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&Report(&comparison)).unwrap_or_default();
+            text.push('\n');
+            super::print::raw(&text);
+        }
+        OutputFormat::Table => super::print::people(&to_table(&comparison)),
     }
-    .and_then(|()| stdout.flush());
     if comparison.equivalent() {
         exit::SUCCESS
     } else {
@@ -380,7 +380,8 @@ fn cell(field: &str, value: Option<&Value>) -> String {
     if s.is_empty() {
         s.push('…');
     }
-    s
+    // Escaped here, before the table is laid out, so that columns line up.
+    crate::report::text::printable(&s).into_owned()
 }
 
 /// `text` cut to at most `max` characters, with `…` when cut.

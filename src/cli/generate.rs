@@ -80,7 +80,7 @@ pub fn run(args: &Args) -> i32 {
     match write_all(&args.out) {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "error: cannot write generated files under {}: {e}",
                 args.out.display()
             );

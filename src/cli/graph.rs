@@ -40,7 +40,8 @@ pub fn run(args: &Args) -> i32 {
                     serde_json::to_string_pretty(&graph::json(&w)).expect("JSON serializes") + "\n"
                 }
             };
-            out!("{text}");
+            // Machine formats (Mermaid, DOT, JSON), written as they are.
+            super::print::raw(&text);
             exit::SUCCESS
         }
         Err(code) => code,

@@ -42,7 +42,7 @@ pub fn run(args: &Args) -> i32 {
         crate::sign::beside(&args.out, ".pub.ssh"),
     ];
     if let Some(existing) = paths.iter().find(|p| p.symlink_metadata().is_ok()) {
-        eprintln!(
+        errln!(
             "error: {} already exists; kairos keygen never overwrites a key (choose another --out)",
             existing.display()
         );
@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> i32 {
     ];
     for (i, (path, (mode, text))) in paths.iter().zip(&files).enumerate() {
         if let Err(e) = create(path, *mode, text) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            errln!("error: cannot write {}: {e}", path.display());
             // Leave no half key pair behind.
             for written in &paths[..=i] {
                 if e.kind() != std::io::ErrorKind::AlreadyExists || written != path {

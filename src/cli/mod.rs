@@ -2,27 +2,33 @@
 //! imports clap; each sub-command turns its arguments into calls on the library and returns
 //! an exit code from [`crate::exit`].
 
-/// `print!` for what a command reports: once the reader has gone (`kairos ... | head`), the
-/// rest of the output is dropped instead of ending in a panic.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
-    }};
+/// `println!` for what a command reports to people: through [`print`], control characters
+/// escaped, and a closed or full stdout never panics.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print::people(&format!("{}\n", format_args!($($arg)*)))
+    };
 }
 
-/// `println!` for what a command reports; see [`out!`].
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
+/// `eprint!` for messages to people: control characters escaped, never a panic.
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::cli::print::err_people(&format!($($arg)*))
+    };
+}
+
+/// `eprintln!` for messages to people; see [`err!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::print::err_people(&format!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 pub mod diff;
 pub mod generate;
 pub mod graph;
 pub mod keygen;
+pub mod print;
 pub mod replay;
 pub mod run;
 pub mod sign;
@@ -87,7 +93,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Replay(args) => replay::run(&args),
@@ -97,7 +103,8 @@ pub fn main() -> i32 {
         Command::Verify(args) => verify::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Generate(args) => generate::run(&args),
-    }
+    };
+    print::finish(code)
 }
 
 /// Loads `--policy ORG.yaml` (if given) and combines it with the workflow's policy. On a bad
@@ -113,23 +120,25 @@ pub fn effective_policy(
     Ok(crate::plan::effective_policy(wf, org.as_ref()))
 }
 
-/// Writes to stdout; a closed pipe (`kairos verify ... | head`) is not worth an error.
+/// Text for people on stdout (see [`print`]).
 fn print_stdout(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    print::people(text);
 }
 
-/// Pretty JSON and a newline on stdout.
+/// Pretty JSON and a newline on stdout, as it is: JSON escapes control characters itself.
 fn print_json(value: &impl serde::Serialize) {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
-    print_stdout(&text);
+    print::raw(&text);
 }
 
-/// Prints an error as a miette report on stderr.
+/// Prints an error as a miette report on stderr. Its message may quote what a workflow, a
+/// tool or a ledger holds: its texts are shown with their control characters escaped.
 pub fn report_error(error: impl miette::Diagnostic + Send + Sync + 'static) {
-    eprintln!("{:?}", miette::Report::new(error));
+    print::err_raw(&format!(
+        "{:?}\n",
+        miette::Report::new(print::Escaped(error))
+    ));
 }
 
 /// Loads a workflow file; when it cannot be, prints why and gives the exit code.
@@ -165,7 +174,7 @@ fn load_failed(error: crate::workflow::LoadError) -> i32 {
         crate::workflow::LoadError::Invalid(d) => {
             let mut out = String::new();
             d.render(&mut out);
-            eprint!("{out}");
+            print::err_raw(&out);
         }
         e => report_error(e),
     }

@@ -5,6 +5,7 @@ use crate::exit;
 use crate::ledger::id::InstanceId;
 use crate::ledger::{reader, state};
 use crate::record::redrive::{self, ReplayError};
+use crate::report::text::printable;
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -53,10 +54,7 @@ pub fn run(args: &Args) -> i32 {
         return print_node(&state, id, args.format);
     }
     if args.format == OutputFormat::Json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&state).expect("JSON serializes")
-        );
+        super::print_json(&state);
         return exit::SUCCESS;
     }
     outln!(
@@ -75,7 +73,12 @@ pub fn run(args: &Args) -> i32 {
             .or(n.reason.as_deref())
             .map(str::to_string)
             .unwrap_or_else(|| short(&n.output));
-        table.add_row([n.node.as_str(), n.status, &n.attempts.to_string(), &detail]);
+        table.add_row([
+            &*printable(&n.node),
+            n.status,
+            &n.attempts.to_string(),
+            &printable(&detail),
+        ]);
     }
     outln!("{table}");
     if state.nodes.len() > TABLE_ROWS {
@@ -140,7 +143,7 @@ fn print_node(state: &state::RunState, id: &str, format: OutputFormat) -> i32 {
         _ => {
             let outputs: Vec<Value> = instances(state, id).map(|n| n.output.clone()).collect();
             if outputs.is_empty() {
-                eprintln!(
+                errln!(
                     "error: the ledger has no node `{id}`{}",
                     if state.status == "incomplete" {
                         " (up to where it was read)"
@@ -153,13 +156,11 @@ fn print_node(state: &state::RunState, id: &str, format: OutputFormat) -> i32 {
             Value::Array(outputs)
         }
     };
+    // Raw by design: this is how a node's output is taken out of a ledger as it was.
     match (format, value) {
-        (OutputFormat::Table, Value::String(s)) => out!("{s}"),
-        (OutputFormat::Table, other) => outln!("{other}"),
-        (OutputFormat::Json, value) => outln!(
-            "{}",
-            serde_json::to_string_pretty(&value).expect("JSON serializes")
-        ),
+        (OutputFormat::Table, Value::String(s)) => super::print::raw(&s),
+        (OutputFormat::Table, other) => super::print::raw(&format!("{other}\n")),
+        (OutputFormat::Json, value) => super::print_json(&value),
     }
     exit::SUCCESS
 }
@@ -186,8 +187,8 @@ fn redrive(args: &Args) -> i32 {
         Err(ReplayError::EmbeddedWorkflow(d)) => {
             let mut out = String::new();
             d.render(&mut out);
-            eprint!("{out}");
-            eprintln!(
+            super::print::err_raw(&out);
+            errln!(
                 "error: the workflow embedded in {} does not validate",
                 args.ledger.display()
             );
@@ -205,10 +206,7 @@ fn redrive(args: &Args) -> i32 {
     };
     if args.format == OutputFormat::Json {
         let doc = serde_json::json!({ "matches": code == exit::SUCCESS, "mode": if args.check { "check" } else { "against" }, "outcome": outcome });
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON serializes")
-        );
+        super::print_json(&doc);
         return code;
     }
     match &outcome.first_difference {

@@ -4,6 +4,7 @@ use super::OutputFormat;
 use crate::engine::{self, Observer, RunOptions, RunStatus};
 use crate::exit;
 use crate::record::resume::{self, ResumeError};
+use crate::report::text::printable;
 use crate::report::{junit, progress::Progress, trace::Recorder};
 
 use std::fs::File;
@@ -149,7 +150,7 @@ impl Reports {
                         .map_err(|e| e.to_string())
                 });
             if let Err(e) = written {
-                eprintln!(
+                errln!(
                     "error: cannot write the JUnit report {}: {e}",
                     path.display()
                 );
@@ -159,7 +160,7 @@ impl Reports {
         if let (Some((path, file)), Some(recorder)) = (self.trace.take(), &self.recorder)
             && let Err(e) = recorder.write(&format!("kairos run {workflow}"), file)
         {
-            eprintln!("error: cannot write the trace {}: {e}", path.display());
+            errln!("error: cannot write the trace {}: {e}", path.display());
             ok = false;
         }
         ok
@@ -173,22 +174,22 @@ fn ask_on_terminal(policy: &crate::policy::effective::Effective) -> engine::Ask 
     engine::Ask(std::sync::Arc::new(move |id: &str, prompt: &str| {
         use std::io::BufRead;
         let mut lines = std::io::stdin().lock().lines();
-        eprintln!("approval `{id}`: {prompt}");
+        errln!("approval `{id}`: {prompt}");
         let approve = loop {
-            eprint!("approve? [y/n] ");
+            err!("approve? [y/n] ");
             match lines.next()?.ok()?.trim() {
                 "y" | "yes" => break true,
                 "n" | "no" => break false,
-                _ => eprintln!("answer y or n"),
+                _ => errln!("answer y or n"),
             }
         };
         let approver = loop {
-            eprint!("your name: ");
+            err!("your name: ");
             let name = lines.next()?.ok()?.trim().to_string();
             let name = (!name.is_empty()).then_some(name);
             match approvers(name.as_deref()) {
                 Ok(()) => break name,
-                Err(e) => eprintln!("{e}"),
+                Err(e) => errln!("{e}"),
             }
         };
         Some(engine::ApprovalDecision {
@@ -280,7 +281,7 @@ fn admit(
     };
     if std::env::var_os("KAIROS_TIMINGS").is_some() {
         // For benchmarks: loading (reading, parsing, validating) apart from running.
-        eprintln!(
+        errln!(
             "kairos: timings: load {:.3} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
@@ -300,8 +301,8 @@ fn admit(
         };
         let mut out = String::new();
         d.render(&mut out);
-        eprint!("{out}");
-        eprintln!(
+        super::print::err_raw(&out);
+        errln!(
             "error: the policy refuses this run ({n} capability violation{}); nothing was run",
             if n == 1 { "" } else { "s" }
         );
@@ -330,14 +331,14 @@ pub fn run(args: &Args) -> i32 {
     let approvals = match decisions(args, &wf, &policy) {
         Ok(d) => d,
         Err(message) => {
-            eprintln!("error: {message}; no decision recorded");
+            errln!("error: {message}; no decision recorded");
             return exit::BAD_INPUT;
         }
     };
     let reports = match Reports::open(args, wf.nodes.len()) {
         Ok(r) => r,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             return exit::BAD_INPUT;
         }
     };
@@ -354,7 +355,7 @@ pub fn run(args: &Args) -> i32 {
     };
     let (path, result) = if let Some(ledger) = &args.resume {
         let result = resume::resume(ledger, &wf, &policy, options, |dropped| {
-            eprintln!("resuming {}: {dropped}", ledger.display());
+            errln!("resuming {}: {dropped}", ledger.display());
         });
         let result = match result {
             Ok(report) => Ok(report),
@@ -366,7 +367,7 @@ pub fn run(args: &Args) -> i32 {
             }
             Err(e @ (ResumeError::Decided { .. } | ResumeError::Io { .. })) => {
                 reports.discard();
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return exit::BAD_INPUT;
             }
             Err(e) => {
@@ -381,7 +382,7 @@ pub fn run(args: &Args) -> i32 {
             Ok(x) => x,
             Err(message) => {
                 reports.discard();
-                eprintln!("error: {message}");
+                errln!("error: {message}");
                 return exit::BAD_INPUT;
             }
         };
@@ -404,7 +405,7 @@ pub fn run(args: &Args) -> i32 {
         RunStatus::Interrupted => exit::INTERRUPTED,
     };
     if report.status == RunStatus::Interrupted {
-        eprintln!(
+        errln!(
             "interrupted; resume with: kairos run {} --resume {}",
             args.file.display(),
             path.display()
@@ -420,10 +421,11 @@ pub fn run(args: &Args) -> i32 {
     // Templates that failed at run time are reported like validation errors, on stderr; the
     // ledger keeps the short message.
     if args.format == OutputFormat::Table {
-        eprint!(
-            "{}",
-            crate::report::template::render(&wf.file, &wf.source, &report.template_failures)
-        );
+        super::print::err_raw(&crate::report::template::render(
+            &wf.file,
+            &wf.source,
+            &report.template_failures,
+        ));
     }
     if args.quiet {
         return code;
@@ -432,7 +434,8 @@ pub fn run(args: &Args) -> i32 {
     code
 }
 
-/// The run's summary on stdout: a table for people, or JSON.
+/// The run's summary on stdout: a table for people (cells escaped before the table is laid
+/// out, so columns line up), or JSON.
 fn print_summary(
     args: &Args,
     wf: &crate::workflow::Workflow,
@@ -456,10 +459,7 @@ fn print_summary(
                 "pending_approvals": report.pending_approvals,
                 "nodes": report.nodes,
             });
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&doc).expect("JSON serializes")
-            );
+            super::print_json(&doc);
         }
         OutputFormat::Table => {
             let mut table = comfy_table::Table::new();
@@ -467,11 +467,11 @@ fn print_summary(
             table.set_header(["node", "kind", "status", "attempts", "output"]);
             for n in report.nodes.iter().take(TABLE_ROWS) {
                 table.add_row([
-                    n.node.as_str(),
+                    &*printable(&n.node),
                     n.kind,
                     n.status,
                     &n.attempts.to_string(),
-                    n.output.as_str(),
+                    &printable(&n.output),
                 ]);
             }
             outln!("{table}");

@@ -62,7 +62,7 @@ pub fn run(args: &Args) -> i32 {
     };
     let replaced = envelope.sign(&key, &payload);
     if let Err(e) = sign::write_atomically(&envelope_path, envelope.to_json().as_bytes()) {
-        eprintln!("error: cannot write {}: {e}", envelope_path.display());
+        errln!("error: cannot write {}: {e}", envelope_path.display());
         return exit::BAD_INPUT;
     }
     let ssh_path = sign::ssh_signature_path(&args.ledger);
@@ -143,7 +143,7 @@ fn scan(args: &Args, ssh_hash: Option<ssh_key::HashAlg>) -> Result<Facts, i32> {
         Err(failure) => {
             let code = failure.error.exit_code();
             super::report_error(failure.error);
-            eprintln!(
+            errln!(
                 "error: refusing to sign {}: it does not verify",
                 args.ledger.display()
             );
@@ -160,7 +160,7 @@ fn envelope_to_sign(args: &Args, envelope_path: &Path, payload: &[u8]) -> Result
             let existing: Envelope = match serde_json::from_slice(&text) {
                 Ok(e) => e,
                 Err(e) => {
-                    eprintln!(
+                    errln!(
                         "error: {} exists but is not a DSSE envelope ({e}); remove it to sign anew",
                         envelope_path.display()
                     );
@@ -170,7 +170,7 @@ fn envelope_to_sign(args: &Args, envelope_path: &Path, payload: &[u8]) -> Result
             if existing.payload_bytes().ok().as_deref() != Some(payload)
                 || existing.payload_type != crate::sign::envelope::PAYLOAD_TYPE
             {
-                eprintln!(
+                errln!(
                     "error: {} signs other contents than {} as it is now (the ledger changed since, or the envelope belongs to another ledger); remove it to sign anew",
                     envelope_path.display(),
                     args.ledger.display()
@@ -181,7 +181,7 @@ fn envelope_to_sign(args: &Args, envelope_path: &Path, payload: &[u8]) -> Result
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Envelope::new(payload)),
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", envelope_path.display());
+            errln!("error: cannot read {}: {e}", envelope_path.display());
             Err(exit::BAD_INPUT)
         }
     }
@@ -194,12 +194,12 @@ fn write_ssh_signature(key: &SigningKey, facts: &Facts, ssh_path: &Path) -> Resu
     let text = match sshsig::sign(key, &prehash) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot make the SSH signature: {e}");
+            errln!("error: cannot make the SSH signature: {e}");
             return Err(exit::BAD_INPUT);
         }
     };
     if let Err(e) = sign::write_atomically(ssh_path, text.as_bytes()) {
-        eprintln!("error: cannot write {}: {e}", ssh_path.display());
+        errln!("error: cannot write {}: {e}", ssh_path.display());
         return Err(exit::BAD_INPUT);
     }
     Ok(())

@@ -67,15 +67,15 @@ pub fn run(args: &Args) -> i32 {
                     };
                     let mut out = String::new();
                     d.render(&mut out);
-                    eprint!("{out}");
+                    super::print::err_raw(&out);
                 }
             }
             (OutputFormat::Table, Err(LoadError::Invalid(d))) => {
                 let mut out = String::new();
                 d.render(&mut out);
-                eprint!("{out}");
+                super::print::err_raw(&out);
                 let n = d.errors.len();
-                eprintln!("error: {} is not a valid workflow ({n} error{})", d.file_name(), if n == 1 { "" } else { "s" });
+                errln!("error: {} is not a valid workflow ({n} error{})", d.file_name(), if n == 1 { "" } else { "s" });
             }
             (OutputFormat::Table, Err(e)) => super::report_error(e),
             (OutputFormat::Json, Ok(w)) => json_files.push(serde_json::json!({
@@ -105,10 +105,7 @@ pub fn run(args: &Args) -> i32 {
     }
     if args.format == OutputFormat::Json {
         let doc = serde_json::json!({ "valid": code == exit::SUCCESS, "files": json_files });
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON serializes")
-        );
+        super::print_json(&doc);
     }
     code
 }

@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> i32 {
         Some(path) => match std::fs::read(path) {
             Ok(bytes) => Some((path.clone(), crate::ledger::sha256_hex(&bytes))),
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
+                errln!("error: cannot read {}: {e}", path.display());
                 return exit::BAD_INPUT;
             }
         },
@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> i32 {
     if let Some(e) = report.read_error.take() {
         super::report_error(e);
     } else if let Some(f) = &report.first_failure {
-        eprintln!(
+        errln!(
             "error: {}{}: {}: {}",
             args.ledger.display(),
             f.line.map(|l| format!(":{l}")).unwrap_or_default(),

@@ -111,7 +111,8 @@ impl Engine<'_> {
         {
             // The requests are on disk before a person is asked.
             let ask = ask.clone();
-            let prompt = prompt.clone();
+            // The terminal sees what the ledger sees: the prompt, redacted.
+            let prompt = self.calls.redactor.redact(prompt).0.into_owned();
             self.commit.flush()?;
             if let Some(decision) = (ask.0)(id, &prompt) {
                 self.approvals.decisions.insert(id.to_string(), decision);

@@ -14,6 +14,7 @@ use super::state::{PolicyCheck, TaskRun};
 use crate::ledger::event::{self as ev, Counts, Event, Status, Text};
 use crate::ledger::writer::Writer;
 use crate::ledger::{self, FORMAT};
+use crate::ledger::{EventSink as Sink, Mask};
 use crate::policy::effective::{self, Effective};
 use crate::policy::redact::{RedactError, Redactor};
 use crate::tools::{self, ToolSpec};
@@ -28,10 +29,58 @@ pub(super) const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 /// A batch this large goes to the writer at once.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Event bodies committed but not yet handed to the writer (sent in batches).
+///
+/// The one way the engine's events reach the ledger: every text field of every event written
+/// here passes the run's redaction on its way in (`ledger/encode.rs`, [`Mask`]), whichever
+/// field it is and whether or not the code that built the event thought of secrets.
+#[derive(Default)]
+pub(super) struct Outbox {
+    text: String,
+    /// `None` only while the outbox is taken out of the committer (`std::mem::take`).
+    redactor: Option<Arc<Redactor>>,
+}
+
+impl Outbox {
+    pub fn new(redactor: Arc<Redactor>) -> Self {
+        Self {
+            text: String::new(),
+            redactor: Some(redactor),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The `RunStart` body, built and masked on its own (see [`run_start`]).
+    pub fn push_run_start(&mut self, body: &str) {
+        self.text.push_str(body);
+    }
+}
+
+impl Sink for Outbox {
+    #[inline]
+    fn parts(&mut self) -> (&mut String, Option<&dyn Mask>) {
+        let mask = self
+            .redactor
+            .as_deref()
+            .filter(|r| r.is_active())
+            .map(|r| r as &dyn Mask);
+        (&mut self.text, mask)
+    }
+}
+
 pub(super) struct Committer {
     writer: Writer,
-    /// Event bodies committed but not yet handed to the writer (sent in batches).
-    pub outbox: String,
+    /// The run's redaction (the outbox has it too, but the outbox is taken out while a node's
+    /// events are written, and the summary is kept at the same time).
+    redactor: Arc<Redactor>,
+    pub outbox: Outbox,
     last_flush: Instant,
     /// Each committed node's last clock value.
     end_clock: Vec<u64>,
@@ -48,13 +97,15 @@ pub(super) struct Committer {
 impl Committer {
     pub fn new(
         writer: Writer,
+        redactor: Arc<Redactor>,
         n: usize,
         summary: bool,
         observer: Option<Arc<dyn Observer>>,
     ) -> Self {
         Self {
             writer,
-            outbox: String::new(),
+            outbox: Outbox::new(Arc::clone(&redactor)),
+            redactor,
             last_flush: Instant::now(),
             end_clock: vec![0; n],
             counts: Counts::default(),
@@ -104,17 +155,27 @@ impl Committer {
         Ok(())
     }
 
-    /// Keeps `text` as `i`'s line in the summary.
+    /// Keeps `text` as `i`'s line in the summary, redacted like the ledger.
     pub fn summarize(&mut self, i: NodeIdx, text: impl FnOnce() -> String) {
         if self.summary {
-            self.short[i as usize] = text();
+            let text = text();
+            self.short[i as usize] = match self.redactor() {
+                Some(r) => r.redact(&text).0.into_owned(),
+                None => text,
+            };
         }
+    }
+
+    /// The run's redaction, for what leaves the engine other than by the ledger (the report
+    /// a command prints).
+    pub fn redactor(&self) -> Option<&Redactor> {
+        Some(&*self.redactor).filter(|r| r.is_active())
     }
 
     /// Sends what is committed to the writer.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.last_flush = Instant::now();
-        self.writer.send(std::mem::take(&mut self.outbox))
+        self.writer.send(std::mem::take(&mut self.outbox.text))
     }
 
     /// How long the scheduler may wait for results before the outbox is due: committed
@@ -213,7 +274,7 @@ pub(super) fn short(run: &TaskRun) -> String {
 /// The events of one task run: `Start`, then per attempt `ToolOutput` (and `Retry` before
 /// the next), then `End`; or `Skipped`; or `Start`, `Error`, `End` when it could not run.
 pub(super) fn task_events(
-    events: &mut String,
+    events: &mut Outbox,
     clock: &mut u64,
     id: &str,
     tool: &ToolSpec,
@@ -280,7 +341,7 @@ pub(super) fn task_events(
 }
 
 /// The `PolicyAllow`, `PolicyDeny` and `CallLimitExceeded` events of a call.
-fn check_events(events: &mut String, clock: &mut u64, id: &str, run: &TaskRun) {
+fn check_events(events: &mut Outbox, clock: &mut u64, id: &str, run: &TaskRun) {
     for decision in &run.checks {
         *clock += 1;
         let node = Text::from(id);
@@ -316,7 +377,7 @@ fn check_events(events: &mut String, clock: &mut u64, id: &str, run: &TaskRun) {
 }
 
 /// Per attempt, `ToolOutput` (noop has none unless it failed) and `Retry` before the next.
-fn attempt_events(events: &mut String, clock: &mut u64, id: &str, tool: &ToolSpec, run: &TaskRun) {
+fn attempt_events(events: &mut Outbox, clock: &mut u64, id: &str, tool: &ToolSpec, run: &TaskRun) {
     for (k, attempt) in run.attempts.iter().enumerate() {
         let o = &attempt.outcome;
         // A tool without keys succeeds with nothing to record (see `ToolSpec::keys`).
@@ -359,7 +420,7 @@ fn stream(c: &Option<tools::Captured>) -> Option<ev::Stream<'_>> {
 /// Writes `ApprovalResolved` (`ApprovalRequested` took the node's first clock tick when it was
 /// written) and returns the clock for the node's next event.
 pub(super) fn approval_resolved(
-    events: &mut String,
+    events: &mut Outbox,
     start: u64,
     id: &str,
     d: &ApprovalDecision,

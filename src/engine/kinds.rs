@@ -136,7 +136,7 @@ impl<'w> Engine<'w> {
         state: NodeState,
         status: Status,
         mut clock: u64,
-        events: &mut String,
+        events: &mut super::commit::Outbox,
     ) -> u64 {
         let node = &self.wf.nodes[i as usize];
         let id = node.id.as_str();
@@ -257,7 +257,7 @@ impl<'w> Engine<'w> {
         runs: &[Option<TaskRun>],
         status: Status,
         mut clock: u64,
-        events: &mut String,
+        events: &mut super::commit::Outbox,
     ) -> u64 {
         let node = &self.wf.nodes[i as usize];
         let id = node.id.as_str();

@@ -186,7 +186,8 @@ pub fn run_to(
     let seed = options.seed.unwrap_or(workflow.seed);
     // Admission checks this too; a run never goes on without the redaction its policy asks for.
     let (patterns, secrets) = policy.redaction();
-    let redactor = Redactor::new(&patterns, &secrets).map_err(crate::plan::PlanError::from)?;
+    let redactor =
+        Arc::new(Redactor::new(&patterns, &secrets).map_err(crate::plan::PlanError::from)?);
     let writer = Writer::start(sink, ChainState::default());
     // `RunStart` (the whole source, escaped and hashed: milliseconds for a large workflow) is
     // built while the scheduler's tables are.
@@ -198,7 +199,8 @@ pub fn run_to(
             engine,
         )
     });
-    engine.commit.outbox = start.map_err(crate::plan::PlanError::from)?;
+    let start = start.map_err(crate::plan::PlanError::from)?;
+    engine.commit.outbox.push_run_start(&start);
     engine.commit.flush()?;
     engine.run()
 }
@@ -226,7 +228,7 @@ impl<'w> Engine<'w> {
         policy: &'w Effective,
         inputs: &Map<String, Value>,
         source: &'w dyn Answers,
-        redactor: Redactor,
+        redactor: Arc<Redactor>,
         writer: Writer,
     ) -> Self {
         let n = wf.nodes.len();
@@ -259,7 +261,7 @@ impl<'w> Engine<'w> {
                 ),
                 values,
                 seed,
-                redactor,
+                redactor: Arc::clone(&redactor),
                 source,
                 divergences: Vec::new(),
                 failures: Vec::new(),
@@ -267,7 +269,13 @@ impl<'w> Engine<'w> {
             workers: Workers::new(jobs, options.cancel.clone(), options.observer.clone()),
             gate,
             approvals: Approvals::new(n, options.approvals.clone(), options.ask.clone()),
-            commit: Committer::new(writer, n, options.summary, options.observer.clone()),
+            commit: Committer::new(
+                writer,
+                redactor,
+                n,
+                options.summary,
+                options.observer.clone(),
+            ),
             cancel: options.cancel.clone(),
             observer: options.observer.clone(),
         }
@@ -387,6 +395,22 @@ impl<'w> Engine<'w> {
                 output: std::mem::take(&mut commit.short[i]),
             })
             .collect();
+        // What the command prints (the summary's outputs, replay's divergences, `--format
+        // json`) is masked as the ledger is.
+        let mut outputs = outputs;
+        let mut divergences = self.calls.divergences;
+        if let Some(r) = commit.redactor() {
+            for value in outputs.values_mut() {
+                r.redact_json(value);
+            }
+            for d in &mut divergences {
+                d.reason = r.redact(&d.reason).0.into_owned();
+                r.redact_json(&mut d.asked);
+                if let Some(recorded) = &mut d.recorded {
+                    r.redact_json(recorded);
+                }
+            }
+        }
         let counts = commit.counts;
         let written = commit.close()?;
         Ok(RunReport {
@@ -397,7 +421,7 @@ impl<'w> Engine<'w> {
             pending_approvals,
             ledger_lines: written.lines,
             chain_head: written.head,
-            divergences: self.calls.divergences,
+            divergences,
             template_failures: self.calls.failures,
         })
     }

@@ -26,7 +26,7 @@ pub(super) struct Calls<'w> {
     /// The values of the nodes that expressions read, shared with the renderer.
     pub values: Arc<NodeValues>,
     pub seed: u64,
-    pub redactor: Redactor,
+    pub redactor: Arc<Redactor>,
     /// Where results come from: live calls, a recording (replay), or a recording with live
     /// calls for what it lacks (resume).
     pub source: &'w dyn Answers,

@@ -7,33 +7,82 @@
 //! buffer, one per line (JSON strings escape newlines, so `\n` separates them safely).
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt::Write;
+
+/// What must not reach a ledger line in clear (the run's redaction, `docs/policy.md`).
+///
+/// Every text field of every event passes through it on its way into a line (see [`Body`]):
+/// a field added to an event is masked without anyone remembering to. Only names the format
+/// itself gives meaning to (node ids, tool names, codes, hashes) are written as they are.
+pub trait Mask {
+    /// `text` with what must not be seen replaced.
+    fn mask<'t>(&self, text: &'t str) -> Cow<'t, str>;
+    /// Masks every string inside `value`.
+    fn mask_json(&self, value: &mut Value);
+}
+
+/// Where event bodies are appended: a plain buffer (written as is), or one that masks every
+/// text field on the way in (the engine's outbox).
+pub trait Sink {
+    fn parts(&mut self) -> (&mut String, Option<&dyn Mask>);
+}
+
+impl Sink for String {
+    #[inline]
+    fn parts(&mut self) -> (&mut String, Option<&dyn Mask>) {
+        (self, None)
+    }
+}
 
 /// An event body under construction, written straight into a batch buffer.
 pub struct Body<'a> {
     body: &'a mut String,
+    mask: Option<&'a dyn Mask>,
 }
 
 impl<'a> Body<'a> {
     #[inline]
-    pub fn new(body: &'a mut String, kind: &str, clock: u64) -> Self {
+    pub fn new(sink: &'a mut (impl Sink + ?Sized), kind: &str, clock: u64) -> Self {
+        let (body, mask) = sink.parts();
         body.push_str("\"event\":\"");
         body.push_str(kind);
         body.push_str("\",\"clock\":");
         body.push_str(super::decimal(clock, &mut [0; 20]));
-        Self { body }
+        Self { body, mask }
     }
 
     #[inline]
     pub fn node(self, id: &str) -> Self {
-        self.str("node", id)
+        self.name("node", id)
     }
 
+    /// Text: masked.
     #[inline]
     pub fn str(mut self, key: &str, value: &str) -> Self {
         self.key(key);
+        match self.mask {
+            Some(mask) => push_json_str(self.body, &mask.mask(value)),
+            None => push_json_str(self.body, value),
+        }
+        self
+    }
+
+    /// A name the format gives meaning to (an id, a tool, a code, a hash, an enum value):
+    /// written as it is, since a reader must find it again.
+    #[inline]
+    pub fn name(mut self, key: &str, value: &str) -> Self {
+        self.key(key);
         push_json_str(self.body, value);
         self
+    }
+
+    #[inline]
+    pub fn opt_name(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.name(key, v),
+            None => self,
+        }
     }
 
     #[inline]
@@ -73,23 +122,45 @@ impl<'a> Body<'a> {
         self
     }
 
-    /// A JSON value, serialized compactly (object keys in their map's order).
+    /// A JSON value, serialized compactly (object keys in their map's order); its strings are
+    /// masked.
     pub fn json(mut self, key: &str, value: &Value) -> Self {
         self.key(key);
+        let masked;
+        let value = match self.mask {
+            Some(mask) => {
+                let mut copy = value.clone();
+                mask.mask_json(&mut copy);
+                masked = copy;
+                &masked
+            }
+            None => value,
+        };
         // Serializing a serde_json::Value into a String cannot fail.
         self.body
             .push_str(&serde_json::to_string(value).unwrap_or_default());
         self
     }
 
-    /// Already-serialized JSON.
+    /// Already-serialized JSON; its strings are masked (parsed and written again, when there
+    /// is a mask: object keys keep their order, as `serde_json` sorts them both times).
     #[inline]
     pub fn raw(mut self, key: &str, json: &str) -> Self {
-        self.key(key);
-        self.body.push_str(json);
+        match self.mask {
+            Some(_) => match serde_json::from_str::<Value>(json) {
+                Ok(value) => return self.json(key, &value),
+                // Text that is not JSON (never, from the engine) is masked as text.
+                Err(_) => return self.str(key, json),
+            },
+            None => {
+                self.key(key);
+                self.body.push_str(json);
+            }
+        }
         self
     }
 
+    /// A list of names (node ids, checks): written as they are, like [`Body::name`].
     pub fn strs<'v>(mut self, key: &str, values: impl IntoIterator<Item = &'v str>) -> Self {
         self.key(key);
         self.body.push('[');

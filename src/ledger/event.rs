@@ -17,7 +17,7 @@
 //! (`schemas/ledger-line.schema.json`, built in `ledger/schema.rs`) comes from them, and a test
 //! below checks that it names exactly the fields [`Event::write`] writes.
 
-use super::encode::Body;
+use super::encode::{Body, Sink};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -737,7 +737,7 @@ impl<'a> Event<'a> {
     /// Inlined so that where the variant is known (everywhere the engine writes) the match
     /// folds away and writing costs what the hand-built line did.
     #[inline]
-    pub fn write(&self, clock: u64, out: &mut String) {
+    pub fn write(&self, clock: u64, out: &mut (impl Sink + ?Sized)) {
         let b = Body::new(out, self.kind(), clock);
         let b = match self.node() {
             Some(node) => b.node(node),
@@ -745,20 +745,20 @@ impl<'a> Event<'a> {
         };
         let b = match self {
             Event::RunStart(e) => b
-                .str("format", &e.format)
-                .str("kairos_version", &e.kairos_version)
-                .str("workflow", &e.workflow)
-                .str("workflow_sha256", &e.workflow_sha256)
+                .name("format", &e.format)
+                .name("kairos_version", &e.kairos_version)
+                .name("workflow", &e.workflow)
+                .name("workflow_sha256", &e.workflow_sha256)
                 .str("workflow_source", &e.workflow_source)
                 .json("inputs", &e.inputs)
                 .u64("seed", e.seed)
                 .json("policy", &e.policy)
-                .str("policy_sha256", &e.policy_sha256)
+                .name("policy_sha256", &e.policy_sha256)
                 .opt_u64("rules", e.rules),
             Event::Start(e) => {
                 let b = b
-                    .str("tool", &e.tool)
-                    .opt_str("input_sha256", e.input_sha256.as_deref());
+                    .name("tool", &e.tool)
+                    .opt_name("input_sha256", e.input_sha256.as_deref());
                 let b = match &e.input {
                     Some(json) => b.raw("input", &json.0),
                     None => b,
@@ -779,7 +779,7 @@ impl<'a> Event<'a> {
                         if let Some(bytes) = bytes {
                             b = b
                                 .u64(&format!("{name}_bytes"), bytes)
-                                .opt_str(&format!("{name}_sha256"), sha.as_deref());
+                                .opt_name(&format!("{name}_sha256"), sha.as_deref());
                         }
                     }
                 }
@@ -789,7 +789,7 @@ impl<'a> Event<'a> {
                 b.opt_str("error", e.error.as_deref())
             }
             Event::End(e) => {
-                let mut b = b.str("status", e.status.name());
+                let mut b = b.name("status", e.status.name());
                 if let Some(n) = e.attempts {
                     b = b.u64("attempts", n);
                 }
@@ -801,7 +801,7 @@ impl<'a> Event<'a> {
             Event::BranchDecision(e) => b
                 .str("if", &e.condition)
                 .bool("value", e.value)
-                .str("arm", e.arm.name())
+                .name("arm", e.arm.name())
                 .strs("chosen", strs(&e.chosen))
                 .strs("skipped", strs(&e.skipped)),
             Event::ForkSpawn { children, .. } => b.strs("children", strs(children)),
@@ -813,15 +813,15 @@ impl<'a> Event<'a> {
             Event::Skipped { reason, .. } => b.str("reason", reason),
             Event::PolicyAllow { checks, .. } => b.strs("checks", strs(checks)),
             Event::PolicyDeny(e) => b
-                .str("reason", &e.reason)
+                .name("reason", &e.reason)
                 .str("detail", &e.detail)
                 .bool("enforced", e.enforced),
             Event::ContentRedacted { field, count, .. } => {
-                b.str("field", field).u64("count", *count)
+                b.name("field", field).u64("count", *count)
             }
             Event::CallLimitExceeded(e) => b
-                .str("reason", &e.reason)
-                .str("key", &e.key)
+                .name("reason", &e.reason)
+                .name("key", &e.key)
                 .u64("limit", e.limit)
                 .bool("enforced", e.enforced),
             Event::Retry(e) => b
@@ -831,15 +831,15 @@ impl<'a> Event<'a> {
             Event::Error { message, .. } => b.str("message", message),
             Event::ApprovalRequested { prompt, .. } => b.str("prompt", prompt),
             Event::ApprovalResolved(e) => b
-                .str("decision", e.decision.name())
+                .name("decision", e.decision.name())
                 .opt_str("approver", e.approver.as_deref())
                 .opt_str("reason", e.reason.as_deref()),
             Event::RunPaused(e) => b
-                .str("reason", e.reason.name())
+                .name("reason", e.reason.name())
                 .strs("pending", strs(&e.pending))
-                .str("resume", &e.resume),
+                .name("resume", &e.resume),
             Event::RunEnd(e) => b
-                .str("status", e.status.name())
+                .name("status", e.status.name())
                 .json("counts", &e.counts.to_json())
                 .json("outputs", &e.outputs),
         };

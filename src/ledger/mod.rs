@@ -7,6 +7,7 @@
 
 pub mod diff;
 mod encode;
+pub use encode::{Mask, Sink as EventSink};
 pub mod event;
 pub mod id;
 pub mod reader;

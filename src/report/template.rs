@@ -2,6 +2,7 @@
 //! part that failed, what it was, and what was in scope, like a validation error.
 
 use crate::engine::render::TemplateFailure;
+use crate::report::text::printable;
 use crate::syntax::diag::LineIndex;
 use miette::{Diagnostic, LabeledSpan, NamedSource};
 
@@ -48,8 +49,22 @@ pub fn render(file: &str, source: &str, failures: &[TemplateFailure]) -> String 
     failures
         .iter()
         .map(|failure| {
+            // The message and the expression may quote a value: shown, not obeyed.
+            let mut failure = failure.clone();
+            for text in [
+                Some(&mut failure.message),
+                failure.expression.as_mut(),
+                failure.node.as_mut(),
+                Some(&mut failure.field),
+                Some(&mut failure.scope),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *text = printable(text).into_owned();
+            }
             let d = Failed {
-                failure: failure.clone(),
+                failure,
                 text: NamedSource::new(file, source.to_string()),
             };
             format!("{:?}", miette::Report::new(d))

@@ -1,0 +1,105 @@
+//! Text printed for people on a terminal: what a node, a tool, a workflow or a ledger says is
+//! data, and must not drive the terminal.
+//!
+//! ESC, CSI and OSC sequences can clear the screen, move the cursor over what was printed or
+//! change the window title; `\r` and backspace overwrite a line; bidirectional overrides and
+//! isolates (U+202A..U+202E, U+2066..U+2069) reorder what is shown. [`printable`] writes each
+//! such character as a visible escape (`\x1b`, `\r`, `\u{202e}`), so what is shown is what the
+//! text holds (`docs/cli.md`). Newlines and tabs stay: they only lay text out.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// `text` with every character that could drive a terminal written as a visible escape.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !is_unsafe(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Control characters (C0 but newline and tab, DEL, C1: a lone U+009B is a CSI), the
+/// bidirectional controls, and the line and paragraph separators (some terminals break lines
+/// at them).
+fn is_unsafe(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}'
+        | '\u{b}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{61c}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_sequences_are_shown_not_obeyed() {
+        for (text, shown) in [
+            ("plain text, ünïcode ✓", "plain text, ünïcode ✓"),
+            ("lines\nand\ttabs", "lines\nand\ttabs"),
+            ("\u{1b}[2J\u{1b}[H cleared", "\\x1b[2J\\x1b[H cleared"),
+            ("\u{1b}]0;pwned\u{7}title", "\\x1b]0;pwned\\x07title"),
+            (
+                "\u{1b}]8;;http://x\u{1b}\\link",
+                "\\x1b]8;;http://x\\x1b\\link",
+            ),
+            ("ok\rFAIL", "ok\\rFAIL"),
+            ("abc\u{8}\u{8}x", "abc\\b\\bx"),
+            ("\u{9b}31m c1 csi", "\\u{9b}31m c1 csi"),
+            ("del\u{7f}", "del\\x7f"),
+            ("nul\u{0}", "nul\\x00"),
+            ("a\u{202e}txt.exe", "a\\u{202e}txt.exe"),
+            (
+                "\u{202a}\u{202b}\u{202c}\u{202d}",
+                "\\u{202a}\\u{202b}\\u{202c}\\u{202d}",
+            ),
+            (
+                "\u{2066}\u{2067}\u{2068}\u{2069}",
+                "\\u{2066}\\u{2067}\\u{2068}\\u{2069}",
+            ),
+            ("\u{200e}\u{200f}\u{61c}", "\\u{200e}\\u{200f}\\u{61c}"),
+            ("line\u{2028}sep", "line\\u{2028}sep"),
+        ] {
+            assert_eq!(printable(text), shown, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn printable_text_is_borrowed_and_escaping_is_idempotent() {
+        assert!(matches!(printable("nothing to do"), Cow::Borrowed(_)));
+        let once = printable("\u{1b}[31mred\u{202e}").into_owned();
+        assert_eq!(printable(&once), once);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nothing_printable_keeps_a_control(s in "\\PC*|[\\x00-\\x7f\\u{80}-\\u{9f}\\u{2020}-\\u{2070}]{0,40}") {
+            let out = printable(&s);
+            proptest::prop_assert!(!out.chars().any(is_unsafe), "{out:?}");
+            proptest::prop_assert_eq!(printable(&out), out.clone());
+        }
+    }
+}
