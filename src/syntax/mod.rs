@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod duration;
 pub mod read;
+pub mod snippet;
 pub mod yaml;
 
 pub use diag::{Diagnostics, WorkflowError};
