@@ -91,11 +91,18 @@ pub fn run(args: &Args) -> i32 {
                     errors: violations,
                 }.records(),
             })),
-            (OutputFormat::Json, Err(LoadError::Invalid(d))) => json_files.push(serde_json::json!({
-                "file": path.display().to_string(),
-                "valid": false,
-                "diagnostics": d.records(),
-            })),
+            (OutputFormat::Json, Err(LoadError::Invalid(d))) => {
+                let mut file = serde_json::json!({
+                    "file": path.display().to_string(),
+                    "valid": false,
+                    "diagnostics": d.records(),
+                });
+                // The list stops at `MAX_RECORDS` (docs/cli.md); the count says how many more.
+                if d.omitted() > 0 {
+                    file["diagnostics_omitted"] = d.omitted().into();
+                }
+                json_files.push(file);
+            }
             (OutputFormat::Json, Err(e)) => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),
                 "valid": false,
