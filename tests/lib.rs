@@ -16,6 +16,7 @@ mod resume;
 mod run;
 mod schema;
 mod sign;
+mod syntax_attacks;
 mod unknown_event;
 mod validate;
 mod workflows;
