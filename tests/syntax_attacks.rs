@@ -327,3 +327,39 @@ fn byte_order_mark_is_accepted_and_columns_still_count_from_it() {
         .stderr_contains("[wf.yaml:2:1]");
     assert!(out.stderr.contains(r"\u{feff}version: 1"), "{}", out.stderr);
 }
+
+#[test]
+fn control_characters_in_a_file_name_are_escaped() {
+    let name = "\x1b]0;pwned\x07.yaml";
+    let out = Test::new()
+        .args(["validate", name])
+        .run()
+        .code(2)
+        .stderr_contains(r"cannot read \e]0;pwned\x07.yaml");
+    assert_no_raw_controls(&out.stderr);
+    let out = Test::new()
+        .file(
+            name,
+            "version: 1\nname: t\nnodes: [{id: a, tool: noop, bad: 1}]\n",
+        )
+        .args(["validate", name])
+        .run()
+        .code(2)
+        .stderr_contains(r"[\e]0;pwned\x07.yaml:3:29]")
+        .stderr_contains(r"error: \e]0;pwned\x07.yaml is not a valid workflow (1 error)");
+    assert_no_raw_controls(&out.stderr);
+    let out = Test::new()
+        .file(name, "version: 1\nname: t\nnodes: [{id: a, tool: noop}]\n")
+        .args(["validate", name])
+        .run()
+        .code(0)
+        .stdout_contains(r"ok \e]0;pwned\x07.yaml: 1 nodes");
+    assert_no_raw_controls(&out.stdout);
+    let out = Test::new()
+        .workflow("version: 1\nname: t\nnodes: [{id: a, tool: noop}]\n")
+        .args(["run", "--policy", name, "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains(r"cannot read \e]0;pwned\x07.yaml");
+    assert_no_raw_controls(&out.stderr);
+}

@@ -2,6 +2,7 @@
 
 use super::OutputFormat;
 use crate::exit;
+use crate::syntax::snippet::printable;
 use crate::workflow::{self, LoadError};
 use std::path::PathBuf;
 
@@ -54,7 +55,7 @@ pub fn run(args: &Args) -> i32 {
                 outln!(
                     "{} {}: {} nodes, {} edges, needs {}; granted {}",
                     if violations.is_empty() { "ok" } else { "policy" },
-                    path.display(),
+                    printable(&path.display().to_string()),
                     w.nodes.len(),
                     w.edge_count(),
                     w.capabilities_needed(),
@@ -75,7 +76,7 @@ pub fn run(args: &Args) -> i32 {
                 d.render(&mut out);
                 eprint!("{out}");
                 let n = d.errors.len();
-                eprintln!("error: {} is not a valid workflow ({n} error{})", d.file_name(), if n == 1 { "" } else { "s" });
+                eprintln!("error: {} is not a valid workflow ({n} error{})", printable(d.file_name()), if n == 1 { "" } else { "s" });
             }
             (OutputFormat::Table, Err(e)) => super::report_error(e),
             (OutputFormat::Json, Ok(w)) => json_files.push(serde_json::json!({

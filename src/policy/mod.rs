@@ -555,10 +555,7 @@ fn first_line(s: &str) -> String {
 pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::syntax::LoadError> {
     use crate::syntax::{Diagnostics, LoadError};
     let name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: name.clone(),
-        source,
-    })?;
+    let source = crate::syntax::read_text(path)?;
     let mut errors = Vec::new();
     let spec = match crate::syntax::yaml::parse(&source) {
         Ok(root) => {

@@ -410,20 +410,10 @@ impl Diagnostics {
     /// Renders the first [`MAX_PRINTED`] errors as miette reports with the part of the file
     /// each points at (a [`Snippet`]: windowed, escaped), then says how many more there are.
     pub fn render(&self, out: &mut String) {
-        let handler = miette::GraphicalReportHandler::new_themed(theme());
         let text = self.source.inner();
         let index = LineIndex::new(text);
-        let name = printable(self.file_name());
         for error in self.errors.iter().take(MAX_PRINTED) {
-            let mut labels = labels_primary_first(error);
-            labels.truncate(MAX_LABELS);
-            let (snippet, labels) = Snippet::new(&name, text, &index, &labels);
-            let shown = Shown {
-                error,
-                snippet,
-                labels,
-            };
-            let _ = handler.render_report(out, &shown);
+            render_report(out, error, self.file_name(), text, &index);
             out.push('\n');
         }
         let more = self.errors.len().saturating_sub(MAX_PRINTED);
@@ -477,6 +467,29 @@ impl Diagnostics {
     }
 }
 
+/// Renders one diagnostic about `source` (its labels point into it) as a miette report, from
+/// the [`Snippet`] of the file it points at: the way to print any diagnostic with a source,
+/// since miette given a whole file panics past column 65,535 and prints every line a label
+/// spans.
+pub fn render_report(
+    out: &mut String,
+    error: &dyn Diagnostic,
+    name: &str,
+    source: &str,
+    index: &LineIndex,
+) {
+    let mut labels = labels_primary_first(error);
+    labels.truncate(MAX_LABELS);
+    let (snippet, labels) = Snippet::new(&printable(name), source, index, &labels);
+    let shown = Shown {
+        error,
+        snippet,
+        labels,
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme());
+    let _ = handler.render_report(out, &shown);
+}
+
 /// `5980` as `5,980`.
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
@@ -502,7 +515,7 @@ fn theme() -> miette::GraphicalTheme {
 
 /// One error as printed: its texts made printable, its labels moved onto its snippet.
 struct Shown<'a> {
-    error: &'a WorkflowError,
+    error: &'a dyn Diagnostic,
     snippet: Snippet,
     labels: Vec<LabeledSpan>,
 }

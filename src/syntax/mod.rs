@@ -17,14 +17,15 @@ pub use diag::{Diagnostics, WorkflowError};
 /// Why a file (a workflow or an organisation policy) could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    // The path is the user's and may hold control characters: printed escaped.
+    #[error("cannot read {}: {source}", snippet::printable(.path))]
     #[diagnostic(code(kairos::io))]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{} has {} error{}", .0.file_name(), .0.errors.len(), if .0.errors.len() == 1 { "" } else { "s" })]
+    #[error("{} has {} error{}", snippet::printable(.0.file_name()), .0.errors.len(), if .0.errors.len() == 1 { "" } else { "s" })]
     #[diagnostic(code(kairos::invalid_workflow))]
     Invalid(Diagnostics),
 }
