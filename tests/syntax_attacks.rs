@@ -363,3 +363,37 @@ fn control_characters_in_a_file_name_are_escaped() {
         .stderr_contains(r"cannot read \e]0;pwned\x07.yaml");
     assert_no_raw_controls(&out.stderr);
 }
+
+#[test]
+fn template_failure_past_column_65535_is_reported_without_panic() {
+    let pad = "x".repeat(70_000);
+    let yaml = format!(
+        "version: 1\nname: t\nnodes: [{{id: a, tool: echo, with: {{message: \"{pad}{{{{ 1 / 0 }}}}\"}}}}]\n"
+    );
+    let out = Test::new()
+        .workflow(&yaml)
+        .args(["run", "wf.yaml"])
+        .run()
+        .code(1)
+        .stderr_contains("kairos::template_failed")
+        .stderr_contains("[wf.yaml:3:70049]");
+    assert_no_panic(&out.stderr);
+    assert!(!out.stderr.contains("internal error"), "{}", out.stderr);
+    assert!(out.stderr.len() < 4_000, "{} bytes", out.stderr.len());
+}
+
+#[test]
+fn many_template_failures_print_a_bounded_report() {
+    let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let yaml = format!(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    for_each: [{}]\n    tool: echo\n    with: {{ message: \"{{{{ item / 0 }}}}\" }}\n    continue_on_error: true\n",
+        items.join(", ")
+    );
+    let out = Test::new()
+        .workflow(&yaml)
+        .args(["run", "wf.yaml"])
+        .run()
+        .stderr_contains("kairos::template_failed")
+        .stderr_contains("... and 80 more errors");
+    assert_eq!(out.stderr.matches("kairos::template_failed").count(), 20);
+}

@@ -416,10 +416,16 @@ impl Diagnostics {
             render_report(out, error, self.file_name(), text, &index);
             out.push('\n');
         }
-        let more = self.errors.len().saturating_sub(MAX_PRINTED);
-        if more > 0 {
-            let s = if more == 1 { "" } else { "s" };
-            out.push_str(&format!("... and {} more error{s}\n", thousands(more)));
+        out.push_str(&Self::more_line(self.errors.len()));
+    }
+
+    /// The line that counts the diagnostics past the first [`MAX_PRINTED`] of `count`, or
+    /// nothing.
+    pub fn more_line(count: usize) -> String {
+        match count.saturating_sub(MAX_PRINTED) {
+            0 => String::new(),
+            1 => "... and 1 more error\n".into(),
+            more => format!("... and {} more errors\n", thousands(more)),
         }
     }
 
