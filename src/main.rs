@@ -10,9 +10,18 @@ fn main() {
 /// this hook only keeps an unknown one from dumping Rust internals on a user.
 fn last_resort(info: &std::panic::PanicHookInfo<'_>) {
     use std::io::Write as _;
+    // A dependency's file is named from its crate on (`miette-7.6.0/src/...`), not from
+    // wherever the build machine kept it.
     let place = info
         .location()
-        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .map(|l| {
+            let file = l.file();
+            let file = file
+                .rsplit_once("/registry/src/")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map_or(file, |(_, path)| path);
+            format!(" at {file}:{}", l.line())
+        })
         .unwrap_or_default();
     // A failed write cannot be reported anywhere; ignoring it keeps the hook from panicking.
     let _ = writeln!(
