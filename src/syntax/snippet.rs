@@ -422,6 +422,16 @@ mod tests {
     }
 
     #[test]
+    fn crlf_lines_end_before_their_carriage_return_and_a_lone_one_is_escaped() {
+        let source = "a: 1\r\nbad: 2\r\nc: x\ry\r\n";
+        let at = source.find("bad").unwrap();
+        let (s, labels) = snippet_of(source, at, source.len() - at);
+        assert_eq!(s.text, "a: 1\nbad: 2\nc: x\\ry\n");
+        assert_eq!(&s.text[labels[0].offset()..][..3], "bad");
+        assert!(labels[0].offset() + labels[0].len() <= s.text.len());
+    }
+
+    #[test]
     fn a_label_over_many_lines_shows_its_first_lines() {
         let source: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         let (s, labels) = snippet_of(&source, 0, source.len());
