@@ -397,3 +397,29 @@ fn many_template_failures_print_a_bounded_report() {
         .stderr_contains("... and 80 more errors");
     assert_eq!(out.stderr.matches("kairos::template_failed").count(), 20);
 }
+
+#[test]
+fn several_yaml_documents_are_one_plain_error() {
+    Test::new()
+        .workflow("version: 1\nname: t\nnodes: []\n---\nversion: 2\n")
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("the file holds more than one YAML document (`---`); kairos reads one")
+        .stderr_contains("[wf.yaml:5:1]");
+}
+
+#[test]
+fn collection_keys_are_wrong_type_not_empty_duplicates() {
+    let out = Test::new()
+        .workflow(
+            "version: 1\nname: t\nnodes: [{id: a, tool: noop}]\n? [a, b]\n: 1\n? {c: d}\n: 2\n",
+        )
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("expected a key of workflow, found a list")
+        .stderr_contains("expected a key of workflow, found a mapping");
+    assert!(!out.stderr.contains("duplicate key"), "{}", out.stderr);
+    assert!(!out.stderr.contains("unknown key ``"), "{}", out.stderr);
+}

@@ -307,10 +307,14 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
                 })
                 .map(|s| clamp(s, source.len()))
                 .unwrap_or_default();
-            Err(SyntaxError {
-                message: strip_location_suffix(&inner.to_string()),
-                span,
-            })
+            let message = strip_location_suffix(&inner.to_string());
+            // serde-saphyr's advice names its own functions; a workflow or policy file is one document.
+            let message = if message.starts_with("multiple YAML documents") {
+                "the file holds more than one YAML document (`---`); kairos reads one".into()
+            } else {
+                message
+            };
+            Err(SyntaxError { message, span })
         }
     }
 }
