@@ -487,6 +487,16 @@ pub fn render_report(
     source: &str,
     index: &LineIndex,
 ) {
+    render_themed(out, error, (name, source, index), theme());
+}
+
+/// [`render_report`] in the given theme.
+pub(crate) fn render_themed(
+    out: &mut String,
+    error: &dyn Diagnostic,
+    (name, source, index): (&str, &str, &LineIndex),
+    theme: miette::GraphicalTheme,
+) {
     let mut labels = labels_primary_first(error);
     labels.truncate(MAX_LABELS);
     let (snippet, labels) = Snippet::new(&printable(name), source, index, &labels);
@@ -495,7 +505,7 @@ pub fn render_report(
         snippet,
         labels,
     };
-    let handler = miette::GraphicalReportHandler::new_themed(theme());
+    let handler = miette::GraphicalReportHandler::new_themed(theme);
     let _ = handler.render_report(out, &shown);
 }
 

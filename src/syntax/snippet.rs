@@ -459,4 +459,45 @@ mod tests {
             "line 899\nline 900\nline 901\n"
         );
     }
+
+    proptest::proptest! {
+        /// Any text, any labels: the snippet renders without panicking, every label lands in
+        /// it, and nothing raw that a terminal obeys comes out.
+        #[test]
+        fn any_labels_on_any_text_render_safely(
+            lines in proptest::collection::vec("[a-z \\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{202a}-\\u{202e}é漢]{0,300}", 1..6),
+            crlf in proptest::bool::ANY,
+            spans in proptest::collection::vec((0usize..2000, 0usize..400, proptest::bool::ANY), 1..5),
+        ) {
+            let source = lines.join(if crlf { "\r\n" } else { "\n" });
+            let index = LineIndex::new(&source);
+            let labels: Vec<LabeledSpan> = spans
+                .iter()
+                .map(|&(o, l, p)| {
+                    let text = Some("label \x1b[2J".to_string());
+                    if p {
+                        LabeledSpan::new_primary_with_span(text, (o, l))
+                    } else {
+                        LabeledSpan::new_with_span(text, (o, l))
+                    }
+                })
+                .collect();
+            let (snippet, moved) = Snippet::new("f.yaml", &source, &index, &labels);
+            for l in &moved {
+                proptest::prop_assert!(l.offset() + l.len() <= snippet.text.len());
+                proptest::prop_assert!(snippet.text.is_char_boundary(l.offset()));
+            }
+            let error = crate::syntax::WorkflowError::Cycle {
+                path: "a \u{202e} b".into(),
+                labels: labels.clone(),
+            };
+            let mut out = String::new();
+            // Without colour: the theme's own escape sequences are not what is checked.
+            let theme = miette::GraphicalTheme::unicode_nocolor();
+            crate::syntax::diag::render_themed(&mut out, &error, ("f.yaml", &source, &index), theme);
+            proptest::prop_assert!(out.contains("f.yaml:"), "{}", out);
+            let raw = |c: char| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c);
+            proptest::prop_assert!(!out.chars().any(raw), "{:?}", out);
+        }
+    }
 }
