@@ -423,3 +423,27 @@ fn collection_keys_are_wrong_type_not_empty_duplicates() {
     assert!(!out.stderr.contains("duplicate key"), "{}", out.stderr);
     assert!(!out.stderr.contains("unknown key ``"), "{}", out.stderr);
 }
+
+#[test]
+fn many_policy_violations_are_capped_like_other_diagnostics() {
+    let mut yaml = String::from("version: 1\nname: t\npolicy: { preset: restrictive }\nnodes:\n");
+    for i in 0..1200 {
+        yaml.push_str(&format!("  - {{id: n{i}, run: echo {i}}}\n"));
+    }
+    let out = Test::new()
+        .workflow(&yaml)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(3)
+        .stderr_contains("kairos::capability_not_granted")
+        .stderr_contains("... and 1,180 more errors");
+    assert!(out.stderr.len() < 100_000, "{} bytes", out.stderr.len());
+    let out = Test::new()
+        .workflow(&yaml)
+        .args(["validate", "--format", "json", "wf.yaml"])
+        .run()
+        .code(3);
+    let file = &out.json()["files"][0];
+    assert_eq!(file["diagnostics"].as_array().unwrap().len(), 1000);
+    assert_eq!(file["diagnostics_omitted"], 200);
+}

@@ -54,7 +54,11 @@ pub fn run(args: &Args) -> i32 {
             (OutputFormat::Table, Ok(w)) => {
                 outln!(
                     "{} {}: {} nodes, {} edges, needs {}; granted {}",
-                    if violations.is_empty() { "ok" } else { "policy" },
+                    if violations.is_empty() {
+                        "ok"
+                    } else {
+                        "policy"
+                    },
                     printable(&path.display().to_string()),
                     w.nodes.len(),
                     w.edge_count(),
@@ -63,7 +67,10 @@ pub fn run(args: &Args) -> i32 {
                 );
                 if !violations.is_empty() {
                     let d = crate::workflow::Diagnostics {
-                        source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.to_string())),
+                        source: std::sync::Arc::new(miette::NamedSource::new(
+                            w.file.clone(),
+                            w.source.to_string(),
+                        )),
                         errors: violations,
                     };
                     let mut out = String::new();
@@ -76,34 +83,35 @@ pub fn run(args: &Args) -> i32 {
                 d.render(&mut out);
                 eprint!("{out}");
                 let n = d.errors.len();
-                eprintln!("error: {} is not a valid workflow ({n} error{})", printable(d.file_name()), if n == 1 { "" } else { "s" });
+                eprintln!(
+                    "error: {} is not a valid workflow ({n} error{})",
+                    printable(d.file_name()),
+                    if n == 1 { "" } else { "s" }
+                );
             }
             (OutputFormat::Table, Err(e)) => super::report_error(e),
-            (OutputFormat::Json, Ok(w)) => json_files.push(serde_json::json!({
-                "file": path.display().to_string(),
-                "valid": true,
-                "name": w.name,
-                "nodes": w.nodes.len(),
-                "edges": w.edge_count(),
-                "capabilities": w.capabilities_needed().iter().map(|c| c.name()).collect::<Vec<_>>(),
-                "granted": granted.unwrap_or_default().iter().map(|c| c.name()).collect::<Vec<_>>(),
-                "diagnostics": crate::workflow::Diagnostics {
-                    source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.to_string())),
+            (OutputFormat::Json, Ok(w)) => {
+                let d = crate::workflow::Diagnostics {
+                    source: std::sync::Arc::new(miette::NamedSource::new(
+                        w.file.clone(),
+                        w.source.to_string(),
+                    )),
                     errors: violations,
-                }.records(),
-            })),
-            (OutputFormat::Json, Err(LoadError::Invalid(d))) => {
-                let mut file = serde_json::json!({
+                };
+                json_files.push(with_records(serde_json::json!({
                     "file": path.display().to_string(),
-                    "valid": false,
-                    "diagnostics": d.records(),
-                });
-                // The list stops at `MAX_RECORDS` (docs/cli.md); the count says how many more.
-                if d.omitted() > 0 {
-                    file["diagnostics_omitted"] = d.omitted().into();
-                }
-                json_files.push(file);
+                    "valid": true,
+                    "name": w.name,
+                    "nodes": w.nodes.len(),
+                    "edges": w.edge_count(),
+                    "capabilities": w.capabilities_needed().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                    "granted": granted.unwrap_or_default().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                }), &d));
             }
+            (OutputFormat::Json, Err(LoadError::Invalid(d))) => json_files.push(with_records(
+                serde_json::json!({ "file": path.display().to_string(), "valid": false }),
+                &d,
+            )),
             (OutputFormat::Json, Err(e)) => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),
                 "valid": false,
@@ -119,4 +127,17 @@ pub fn run(args: &Args) -> i32 {
         );
     }
     code
+}
+
+/// A file's entry with its `diagnostics`, which stop at `MAX_RECORDS` (`docs/cli.md`), and
+/// `diagnostics_omitted` counting the rest when there are more.
+fn with_records(
+    mut file: serde_json::Value,
+    d: &crate::workflow::Diagnostics,
+) -> serde_json::Value {
+    file["diagnostics"] = serde_json::json!(d.records());
+    if d.omitted() > 0 {
+        file["diagnostics_omitted"] = d.omitted().into();
+    }
+    file
 }
