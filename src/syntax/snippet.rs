@@ -178,7 +178,15 @@ impl Snippet {
         wanted.dedup();
         let mut landed = vec![0usize; wanted.len()];
         for (a, b) in merged {
-            let mut window_column = None;
+            // A context line above the first labelled one is cut where that one is, so the
+            // two stay aligned.
+            let mut window_column = (a..=b)
+                .find(|&l| places.iter().any(|p| p.first == l || p.last == l))
+                .map(|l| {
+                    let start = index.line_start(l).unwrap_or(source.len());
+                    let end = line_end(l).max(start);
+                    window(source, start, end, focus(&places, l, start, end, None)).0 - start
+                });
             for line in a..=b {
                 let start = index.line_start(line).unwrap_or(source.len());
                 let end = line_end(line).max(start);
@@ -410,6 +418,18 @@ mod tests {
         assert_eq!(&s.text[l.offset()..l.offset() + l.len()], "XYZ");
         let header = s.read_span(l.inner(), 0, 0).unwrap();
         assert_eq!((header.line(), header.column()), (1, 70_003));
+    }
+
+    #[test]
+    fn a_long_context_line_is_cut_where_the_labelled_line_is() {
+        let row = |c: char| format!("{}\n", c.to_string().repeat(10_000));
+        let source = format!("{}{}{}", row('a'), row('b'), row('c'));
+        let at = 10_001 + 5_000;
+        let (s, _) = snippet_of(&source, at, 1);
+        let lines: Vec<&str> = s.text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].replace('a', "b"), lines[1]);
+        assert_eq!(lines[2].replace('c', "b"), lines[1]);
     }
 
     #[test]
