@@ -33,10 +33,27 @@ pub enum LoadError {
 /// Reads a UTF-8 text file, or says why it cannot be read.
 pub fn read_text(path: &std::path::Path) -> Result<String, LoadError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+    let io = |source| LoadError::Io {
         path: name.clone(),
         source,
-    })?;
+    };
+    // Read no more than spans can address: `/dev/zero` or an endless pipe stops at the limit
+    // instead of taking all memory.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(io)?,
+            yaml::MAX_SOURCE as u64 + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() > yaml::MAX_SOURCE {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            "larger than 4 GiB",
+        )));
+    }
     String::from_utf8(bytes).map_err(|e| LoadError::Io {
         path: name,
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 ({e})")),
