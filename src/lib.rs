@@ -17,6 +17,7 @@ pub mod interrupt;
 pub mod ledger;
 pub mod plan;
 pub mod policy;
+pub mod printable;
 pub mod record;
 pub mod report;
 pub mod sh;

@@ -19,6 +19,7 @@ mod run;
 mod schema;
 mod secrets;
 mod sign;
+mod syntax_attacks;
 mod terminal;
 mod unknown_event;
 mod validate;

@@ -381,7 +381,7 @@ fn cell(field: &str, value: Option<&Value>) -> String {
         s.push('…');
     }
     // Escaped here, before the table is laid out, so that columns line up.
-    crate::report::text::printable(&s).into_owned()
+    crate::printable::printable(&s).into_owned()
 }
 
 /// `text` cut to at most `max` characters, with `…` when cut.

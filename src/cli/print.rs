@@ -1,5 +1,5 @@
 //! Everything a command prints goes through here: text for people with its control
-//! characters escaped ([`crate::report::text::printable`]), machine formats (JSON, `replay
+//! characters escaped ([`crate::printable::printable`]), machine formats (JSON, `replay
 //! --node`) as they are; and no write ever panics.
 //!
 //! The first error writing stdout is kept, later output is dropped, and [`finish`] decides
@@ -7,7 +7,7 @@
 //! the code it had; any other failure (`> /dev/full`, a full disk) is reported in one line and
 //! exits 2 (`docs/cli.md`). Stderr is best effort: a failure there has nowhere to be told.
 
-use crate::report::text::printable;
+use crate::printable::printable;
 use std::io::{self, Write};
 use std::sync::Mutex;
 

@@ -5,7 +5,7 @@ use crate::exit;
 use crate::ledger::id::InstanceId;
 use crate::ledger::{reader, state};
 use crate::record::redrive::{self, ReplayError};
-use crate::report::text::printable;
+use crate::printable::printable;
 
 use serde_json::Value;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@ use super::OutputFormat;
 use crate::engine::{self, Observer, RunOptions, RunStatus};
 use crate::exit;
 use crate::record::resume::{self, ResumeError};
-use crate::report::text::printable;
+use crate::printable::printable;
 use crate::report::{junit, progress::Progress, trace::Recorder};
 
 use std::fs::File;

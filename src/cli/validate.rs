@@ -2,6 +2,7 @@
 
 use super::OutputFormat;
 use crate::exit;
+use crate::syntax::snippet::one_line as printable;
 use crate::workflow::{self, LoadError};
 use std::path::PathBuf;
 
@@ -53,8 +54,12 @@ pub fn run(args: &Args) -> i32 {
             (OutputFormat::Table, Ok(w)) => {
                 outln!(
                     "{} {}: {} nodes, {} edges, needs {}; granted {}",
-                    if violations.is_empty() { "ok" } else { "policy" },
-                    path.display(),
+                    if violations.is_empty() {
+                        "ok"
+                    } else {
+                        "policy"
+                    },
+                    printable(&path.display().to_string()),
                     w.nodes.len(),
                     w.edge_count(),
                     w.capabilities_needed(),
@@ -62,7 +67,10 @@ pub fn run(args: &Args) -> i32 {
                 );
                 if !violations.is_empty() {
                     let d = crate::workflow::Diagnostics {
-                        source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.to_string())),
+                        source: std::sync::Arc::new(miette::NamedSource::new(
+                            w.file.clone(),
+                            w.source.to_string(),
+                        )),
                         errors: violations,
                     };
                     let mut out = String::new();
@@ -78,24 +86,28 @@ pub fn run(args: &Args) -> i32 {
                 errln!("error: {} is not a valid workflow ({n} error{})", d.file_name(), if n == 1 { "" } else { "s" });
             }
             (OutputFormat::Table, Err(e)) => super::report_error(e),
-            (OutputFormat::Json, Ok(w)) => json_files.push(serde_json::json!({
-                "file": path.display().to_string(),
-                "valid": true,
-                "name": w.name,
-                "nodes": w.nodes.len(),
-                "edges": w.edge_count(),
-                "capabilities": w.capabilities_needed().iter().map(|c| c.name()).collect::<Vec<_>>(),
-                "granted": granted.unwrap_or_default().iter().map(|c| c.name()).collect::<Vec<_>>(),
-                "diagnostics": crate::workflow::Diagnostics {
-                    source: std::sync::Arc::new(miette::NamedSource::new(w.file.clone(), w.source.to_string())),
+            (OutputFormat::Json, Ok(w)) => {
+                let d = crate::workflow::Diagnostics {
+                    source: std::sync::Arc::new(miette::NamedSource::new(
+                        w.file.clone(),
+                        w.source.to_string(),
+                    )),
                     errors: violations,
-                }.records(),
-            })),
-            (OutputFormat::Json, Err(LoadError::Invalid(d))) => json_files.push(serde_json::json!({
-                "file": path.display().to_string(),
-                "valid": false,
-                "diagnostics": d.records(),
-            })),
+                };
+                json_files.push(with_records(serde_json::json!({
+                    "file": path.display().to_string(),
+                    "valid": true,
+                    "name": w.name,
+                    "nodes": w.nodes.len(),
+                    "edges": w.edge_count(),
+                    "capabilities": w.capabilities_needed().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                    "granted": granted.unwrap_or_default().iter().map(|c| c.name()).collect::<Vec<_>>(),
+                }), &d));
+            }
+            (OutputFormat::Json, Err(LoadError::Invalid(d))) => json_files.push(with_records(
+                serde_json::json!({ "file": path.display().to_string(), "valid": false }),
+                &d,
+            )),
             (OutputFormat::Json, Err(e)) => json_files.push(serde_json::json!({
                 "file": path.display().to_string(),
                 "valid": false,
@@ -108,4 +120,17 @@ pub fn run(args: &Args) -> i32 {
         super::print_json(&doc);
     }
     code
+}
+
+/// A file's entry with its `diagnostics`, which stop at `MAX_RECORDS` (`docs/cli.md`), and
+/// `diagnostics_omitted` counting the rest when there are more.
+fn with_records(
+    mut file: serde_json::Value,
+    d: &crate::workflow::Diagnostics,
+) -> serde_json::Value {
+    file["diagnostics"] = serde_json::json!(d.records());
+    if d.omitted() > 0 {
+        file["diagnostics_omitted"] = d.omitted().into();
+    }
+    file
 }

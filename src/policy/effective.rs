@@ -13,7 +13,7 @@
 
 use super::{CapSet, Capability, Enforcement, PolicySpec, Resource};
 use crate::syntax::read::Sp;
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -126,22 +126,10 @@ fn grant(spec: &PolicySpec, base: CapSet) -> CapSet {
 }
 
 /// Globs are written relative to the working directory (`./data/**`); they are matched against
-/// canonical absolute paths.
+/// canonical absolute paths. `policy::path_matcher` is the one place globs are compiled.
 fn path_globs(list: &[Sp<String>], cwd: &Path) -> Vec<GlobMatcher> {
     list.iter()
-        .filter_map(|g| {
-            let pattern = g.value.strip_prefix("./").unwrap_or(&g.value);
-            let full = if Path::new(pattern).is_absolute() {
-                pattern.to_string()
-            } else {
-                format!("{}/{pattern}", cwd.display())
-            };
-            GlobBuilder::new(&full)
-                .literal_separator(true)
-                .build()
-                .ok()
-                .map(|g| g.compile_matcher())
-        })
+        .filter_map(|g| super::path_matcher(&g.value, cwd))
         .collect()
 }
 
@@ -192,11 +180,7 @@ impl Effective {
                 hosts.push(
                     spec.hosts
                         .iter()
-                        .filter_map(|h| {
-                            globset::Glob::new(&h.value)
-                                .ok()
-                                .map(|g| g.compile_matcher())
-                        })
+                        .filter_map(|h| super::host_matcher(&h.value))
                         .collect(),
                 );
             }

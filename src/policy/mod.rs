@@ -386,15 +386,8 @@ fn secret_names(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
 fn path_globs(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
     let globs = read::string_list(n, errors);
     for glob in &globs {
-        if let Err(e) = globset::GlobBuilder::new(glob)
-            .literal_separator(true)
-            .build()
-        {
-            errors.push(WorkflowError::InvalidGlob {
-                glob: glob.value.clone(),
-                message: e.kind().to_string(),
-                span: ss(glob.span),
-            });
+        if let Err(message) = check_glob(glob, true) {
+            errors.push(invalid_glob(glob, message));
         }
     }
     globs
@@ -404,15 +397,104 @@ fn path_globs(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
 fn host_globs(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
     let hosts = read::string_list(n, errors);
     for h in &hosts {
-        if let Err(e) = globset::Glob::new(h) {
-            errors.push(WorkflowError::InvalidGlob {
-                glob: h.value.clone(),
-                message: e.kind().to_string(),
-                span: ss(h.span),
-            });
+        if let Err(message) = check_glob(h, false) {
+            errors.push(invalid_glob(h, message));
         }
     }
     hosts
+}
+
+fn invalid_glob(glob: &Sp<String>, message: String) -> WorkflowError {
+    // The glob may be megabytes long; the label shows where it is, the message its start.
+    const SHOWN: usize = 60;
+    let shown = match glob.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &glob[..cut]),
+        None => glob.value.clone(),
+    };
+    WorkflowError::InvalidGlob {
+        glob: shown,
+        message,
+        span: ss(glob.span),
+    }
+}
+
+/// The longest `paths`/`hosts` glob, in bytes (`docs/policy.md`, Glob limits).
+pub const MAX_GLOB_BYTES: usize = 4096;
+/// The deepest nesting of `{a,b}` alternatives in a glob.
+pub const MAX_GLOB_NESTING: usize = 8;
+/// The most special characters (`*`, `?`, `[`, `{`) in one glob.
+pub const MAX_GLOB_WILDCARDS: usize = 256;
+
+/// Whether a glob is one globset can take: within the limits above, checked by a plain scan
+/// before globset sees it (its parser recurses on `{`, so a deep glob would overflow the stack,
+/// and a glob with too many wildcards becomes a regex that does not compile, which globset
+/// reports by panicking), and then accepted by globset's parser.
+fn check_glob(glob: &str, literal_separator: bool) -> Result<(), String> {
+    if glob.len() > MAX_GLOB_BYTES {
+        return Err(format!(
+            "longer than {MAX_GLOB_BYTES} bytes ({} bytes)",
+            glob.len()
+        ));
+    }
+    let (mut depth, mut deepest, mut wildcards) = (0usize, 0usize, 0usize);
+    let mut bytes = glob.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            // An escaped character is literal; counting `{` inside `[...]` too only errs on
+            // the side of refusing.
+            b'\\' => {
+                bytes.next();
+            }
+            b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                wildcards += 1;
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            b'*' | b'?' | b'[' => wildcards += 1,
+            _ => {}
+        }
+    }
+    if deepest > MAX_GLOB_NESTING {
+        return Err(format!(
+            "`{{...}}` nested {deepest} deep; at most {MAX_GLOB_NESTING} levels are allowed"
+        ));
+    }
+    if wildcards > MAX_GLOB_WILDCARDS {
+        return Err(format!(
+            "{wildcards} wildcards (`*`, `?`, `[`, `{{`); at most {MAX_GLOB_WILDCARDS} are allowed"
+        ));
+    }
+    globset::GlobBuilder::new(glob)
+        .literal_separator(literal_separator)
+        .build()
+        .map(drop)
+        .map_err(|e| e.kind().to_string())
+}
+
+/// The matcher of a `paths` glob, relative to `cwd` unless absolute (a leading `./` is
+/// optional), for matching resolved absolute paths. `None` for a glob validation refuses.
+///
+/// The directory is escaped: its name is literal text, whatever characters it holds.
+pub fn path_matcher(glob: &str, cwd: &std::path::Path) -> Option<globset::GlobMatcher> {
+    check_glob(glob, true).ok()?;
+    let pattern = glob.strip_prefix("./").unwrap_or(glob);
+    let full = if std::path::Path::new(pattern).is_absolute() {
+        pattern.to_string()
+    } else {
+        format!("{}/{pattern}", globset::escape(&cwd.to_string_lossy()))
+    };
+    globset::GlobBuilder::new(&full)
+        .literal_separator(true)
+        .build()
+        .ok()
+        .map(|g| g.compile_matcher())
+}
+
+/// The matcher of a `hosts` glob; `None` for a glob validation refuses.
+pub fn host_matcher(glob: &str) -> Option<globset::GlobMatcher> {
+    check_glob(glob, false).ok()?;
+    globset::Glob::new(glob).ok().map(|g| g.compile_matcher())
 }
 
 /// Reads `enforcement`: `enforce` or `audit`.
@@ -473,10 +555,7 @@ fn first_line(s: &str) -> String {
 pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::syntax::LoadError> {
     use crate::syntax::{Diagnostics, LoadError};
     let name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: name.clone(),
-        source,
-    })?;
+    let source = crate::syntax::read_text(path)?;
     let mut errors = Vec::new();
     let spec = match crate::syntax::yaml::parse(&source) {
         Ok(root) => {
@@ -530,5 +609,37 @@ mod tests {
             spec.granted(),
             CapSet::of(&[Capability::FsRead, Capability::Memory])
         );
+    }
+
+    #[test]
+    fn globs_beyond_the_limits_are_refused_before_globset_sees_them() {
+        let deep = format!("{}a{}", "{".repeat(100_000), "}".repeat(100_000));
+        let stars = "*".repeat(300_000);
+        let nested = format!("{}a{}", "{".repeat(9), "}".repeat(9));
+        let wild = "?".repeat(MAX_GLOB_WILDCARDS + 1);
+        let long = "a".repeat(MAX_GLOB_BYTES + 1);
+        for glob in [&deep, &stars, &nested, &wild, &long] {
+            assert!(check_glob(glob, true).is_err(), "{}", &glob[..20]);
+            assert!(path_matcher(glob, std::path::Path::new("/w")).is_none());
+            assert!(host_matcher(glob).is_none());
+        }
+    }
+
+    #[test]
+    fn the_worst_glob_within_the_limits_compiles() {
+        // Every limit reached at once, under a long working directory full of glob syntax:
+        // what passes validation must compile (globset panics when it does not).
+        let nest = MAX_GLOB_NESTING;
+        let mut glob = format!("{}a{}", "{".repeat(nest), ",b}".repeat(nest));
+        glob.push_str(&"*/**/?[a-z]".repeat((MAX_GLOB_WILDCARDS - nest) / 5));
+        glob.push_str(&"x".repeat(MAX_GLOB_BYTES - glob.len()));
+        assert_eq!(check_glob(&glob, true), Ok(()));
+        let cwd = format!("/{}", "{*[?".repeat(1000));
+        let m = path_matcher(&glob, std::path::Path::new(&cwd)).expect("compiles");
+        assert!(!m.is_match("/elsewhere"));
+        assert!(host_matcher(&glob).is_some());
+        // The directory is literal: its `*` matches only itself.
+        let m = path_matcher("f", std::path::Path::new("/a*")).expect("compiles");
+        assert!(m.is_match("/a*/f") && !m.is_match("/ab/f"));
     }
 }

@@ -6,5 +6,4 @@ pub mod graph;
 pub mod junit;
 pub mod progress;
 pub mod template;
-pub mod text;
 pub mod trace;

@@ -2,16 +2,14 @@
 //! part that failed, what it was, and what was in scope, like a validation error.
 
 use crate::engine::render::TemplateFailure;
-use crate::report::text::printable;
 use crate::syntax::diag::LineIndex;
-use miette::{Diagnostic, LabeledSpan, NamedSource};
+use miette::{Diagnostic, LabeledSpan};
 
-/// One failure, with the workflow source it points into.
+/// One failure; its labels point into the workflow source.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}: {}", where_(.failure), .failure.field, .failure.message)]
-struct Failed {
-    failure: TemplateFailure,
-    text: NamedSource<String>,
+struct Failed<'a> {
+    failure: &'a TemplateFailure,
 }
 
 fn where_(failure: &TemplateFailure) -> String {
@@ -21,7 +19,7 @@ fn where_(failure: &TemplateFailure) -> String {
     }
 }
 
-impl Diagnostic for Failed {
+impl Diagnostic for Failed<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
         Some(Box::new("kairos::template_failed"))
     }
@@ -39,37 +37,19 @@ impl Diagnostic for Failed {
             self.failure.len,
         ))))
     }
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.text)
-    }
 }
 
-/// The failures as text for people (miette reports, one after another).
+/// The failures as text for people, as validation errors are printed (`docs/cli.md`): the
+/// first 20, each with its part of the file windowed and escaped, then how many more.
 pub fn render(file: &str, source: &str, failures: &[TemplateFailure]) -> String {
-    failures
-        .iter()
-        .map(|failure| {
-            // The message and the expression may quote a value: shown, not obeyed.
-            let mut failure = failure.clone();
-            for text in [
-                Some(&mut failure.message),
-                failure.expression.as_mut(),
-                failure.node.as_mut(),
-                Some(&mut failure.field),
-                Some(&mut failure.scope),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                *text = printable(text).into_owned();
-            }
-            let d = Failed {
-                failure,
-                text: NamedSource::new(file, source.to_string()),
-            };
-            format!("{:?}", miette::Report::new(d))
-        })
-        .collect()
+    use crate::syntax::diag::{Diagnostics, MAX_PRINTED, render_report};
+    let index = LineIndex::new(source);
+    let mut out = String::new();
+    for failure in failures.iter().take(MAX_PRINTED) {
+        render_report(&mut out, &Failed { failure }, file, source, &index);
+    }
+    out.push_str(&Diagnostics::more_line(failures.len()));
+    out
 }
 
 /// The failures for `--format json`: where (file, line, column), what failed and what was in

@@ -5,6 +5,7 @@
 //! with three mistakes reports three diagnostics. [`Diagnostics`] pairs the list with the named
 //! source so it renders as miette snippets or as JSON records (file, line, column, code, ...).
 
+use super::snippet::{Snippet, one_line};
 use super::yaml::Span;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::sync::Arc;
@@ -294,9 +295,12 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    let limit = (name.chars().count() / 3).max(1);
+    let length = name.chars().count();
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: most candidates need no table.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, c)| (d, c.len()))
@@ -394,35 +398,55 @@ pub fn labels_primary_first(error: &dyn Diagnostic) -> Vec<LabeledSpan> {
     labels
 }
 
+/// The most diagnostics of one file printed for people; a last line counts the others.
+pub const MAX_PRINTED: usize = 20;
+/// The most diagnostics of one file listed by `--format json`.
+pub const MAX_RECORDS: usize = 1000;
+/// The most labels of one diagnostic shown (a long cycle labels every node on it).
+pub const MAX_LABELS: usize = 16;
+
 impl Diagnostics {
     pub fn file_name(&self) -> &str {
         self.source.name()
     }
 
-    /// Renders each error as a miette report with the file's snippet.
+    /// Renders the first [`MAX_PRINTED`] errors as miette reports with the part of the file
+    /// each points at (a [`Snippet`]: windowed, escaped), then says how many more there are.
     pub fn render(&self, out: &mut String) {
-        let handler = miette::GraphicalReportHandler::new_themed(theme());
-        for error in &self.errors {
-            let with_source = WithSource {
-                error,
-                source: &self.source,
-            };
-            let _ = handler.render_report(out, &with_source);
+        let text = self.source.inner();
+        let index = LineIndex::new(text);
+        for error in self.errors.iter().take(MAX_PRINTED) {
+            render_report(out, error, self.file_name(), text, &index);
             out.push('\n');
+        }
+        out.push_str(&Self::more_line(self.errors.len()));
+    }
+
+    /// The line that counts the diagnostics past the first [`MAX_PRINTED`] of `count`, or
+    /// nothing.
+    pub fn more_line(count: usize) -> String {
+        match count.saturating_sub(MAX_PRINTED) {
+            0 => String::new(),
+            1 => "... and 1 more error\n".into(),
+            more => format!("... and {} more errors\n", thousands(more)),
         }
     }
 
+    /// The first [`MAX_RECORDS`] errors as records ([`omitted`](Self::omitted) counts the
+    /// others).
     pub fn records(&self) -> Vec<DiagnosticRecord> {
         let text = self.source.inner();
         let index = LineIndex::new(text);
+        let mut columns = index.columns(text);
         self.errors
             .iter()
+            .take(MAX_RECORDS)
             .map(|error| {
                 let labels: Vec<LabelRecord> = labels_primary_first(error)
                     .iter()
                     .enumerate()
                     .map(|(i, l)| {
-                        let (line, column) = index.line_column(text, l.offset());
+                        let (line, column) = columns.line_column(l.offset());
                         LabelRecord {
                             line,
                             column,
@@ -445,6 +469,57 @@ impl Diagnostics {
             })
             .collect()
     }
+
+    /// How many errors [`records`](Self::records) leaves out.
+    pub fn omitted(&self) -> usize {
+        self.errors.len().saturating_sub(MAX_RECORDS)
+    }
+}
+
+/// Renders one diagnostic about `source` (its labels point into it) as a miette report, from
+/// the [`Snippet`] of the file it points at: the way to print any diagnostic with a source,
+/// since miette given a whole file panics past column 65,535 and prints every line a label
+/// spans.
+pub fn render_report(
+    out: &mut String,
+    error: &dyn Diagnostic,
+    name: &str,
+    source: &str,
+    index: &LineIndex,
+) {
+    render_themed(out, error, (name, source, index), theme());
+}
+
+/// [`render_report`] in the given theme.
+pub(crate) fn render_themed(
+    out: &mut String,
+    error: &dyn Diagnostic,
+    (name, source, index): (&str, &str, &LineIndex),
+    theme: miette::GraphicalTheme,
+) {
+    let mut labels = labels_primary_first(error);
+    labels.truncate(MAX_LABELS);
+    let (snippet, labels) = Snippet::new(&one_line(name), source, index, &labels);
+    let shown = Shown {
+        error,
+        snippet,
+        labels,
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme);
+    let _ = handler.render_report(out, &shown);
+}
+
+/// `5980` as `5,980`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 fn theme() -> miette::GraphicalTheme {
@@ -457,38 +532,40 @@ fn theme() -> miette::GraphicalTheme {
     }
 }
 
-/// Attaches the file's source to one error for rendering, without cloning the source.
-struct WithSource<'a> {
-    error: &'a WorkflowError,
-    source: &'a NamedSource<String>,
+/// One error as printed: its texts made printable, its labels moved onto its snippet.
+struct Shown<'a> {
+    error: &'a dyn Diagnostic,
+    snippet: Snippet,
+    labels: Vec<LabeledSpan>,
 }
 
-impl std::fmt::Debug for WithSource<'_> {
+impl std::fmt::Debug for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
+        std::fmt::Display::fmt(self, f)
     }
 }
 
-impl std::fmt::Display for WithSource<'_> {
+impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
+        f.write_str(&one_line(&self.error.to_string()))
     }
 }
 
-impl std::error::Error for WithSource<'_> {}
+impl std::error::Error for Shown<'_> {}
 
-impl Diagnostic for WithSource<'_> {
+impl Diagnostic for Shown<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
         self.error.code()
     }
     fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        self.error.help()
+        let help = self.error.help()?.to_string();
+        Some(Box::new(one_line(&help).into_owned()))
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.error.labels()
+        Some(Box::new(self.labels.iter().cloned()))
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(self.source)
+        Some(&self.snippet)
     }
 }
 
@@ -505,10 +582,57 @@ impl LineIndex {
     }
 
     pub fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
-        let offset = offset.min(text.len());
-        let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.starts[line];
-        let column = text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        self.columns(text).line_column(offset)
+    }
+
+    /// The 0-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset) - 1
+    }
+
+    /// Where a 0-based line starts, if the text has it.
+    pub fn line_start(&self, line: usize) -> Option<usize> {
+        self.starts.get(line).copied()
+    }
+
+    /// How many lines the text has (an empty last one after a final newline included).
+    pub fn line_count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Line and column look-ups that go on counting from the previous one on the same line,
+    /// so the diagnostics of one long line cost one pass over it, not one each.
+    pub fn columns<'a>(&'a self, text: &'a str) -> Columns<'a> {
+        Columns {
+            index: self,
+            text,
+            last: None,
+        }
+    }
+}
+
+/// See [`LineIndex::columns`].
+pub struct Columns<'a> {
+    index: &'a LineIndex,
+    text: &'a str,
+    /// The previous look-up: 0-based line, offset, 1-based column.
+    last: Option<(usize, usize, usize)>,
+}
+
+impl Columns<'_> {
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn line_column(&mut self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.index.line_of(offset);
+        let (from, column) = match self.last {
+            Some((l, o, c)) if l == line && o <= offset => (o, c),
+            _ => (self.index.starts[line], 1),
+        };
+        let column = column + self.text[from..offset].chars().count();
+        self.last = Some((line, offset, column));
         (line + 1, column)
     }
 }

@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod duration;
 pub mod read;
+pub mod snippet;
 pub mod yaml;
 
 pub use diag::{Diagnostics, WorkflowError};
@@ -16,14 +17,15 @@ pub use diag::{Diagnostics, WorkflowError};
 /// Why a file (a workflow or an organisation policy) could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    // The path is the user's and may hold control characters: printed escaped.
+    #[error("cannot read {}: {source}", snippet::one_line(.path))]
     #[diagnostic(code(kairos::io))]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{} has {} error{}", .0.file_name(), .0.errors.len(), if .0.errors.len() == 1 { "" } else { "s" })]
+    #[error("{} has {} error{}", snippet::one_line(.0.file_name()), .0.errors.len(), if .0.errors.len() == 1 { "" } else { "s" })]
     #[diagnostic(code(kairos::invalid_workflow))]
     Invalid(Diagnostics),
 }
@@ -31,10 +33,27 @@ pub enum LoadError {
 /// Reads a UTF-8 text file, or says why it cannot be read.
 pub fn read_text(path: &std::path::Path) -> Result<String, LoadError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+    let io = |source| LoadError::Io {
         path: name.clone(),
         source,
-    })?;
+    };
+    // Read no more than spans can address: `/dev/zero` or an endless pipe stops at the limit
+    // instead of taking all memory.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(io)?,
+            yaml::MAX_SOURCE as u64 + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() > yaml::MAX_SOURCE {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            "larger than 4 GiB",
+        )));
+    }
     String::from_utf8(bytes).map_err(|e| LoadError::Io {
         path: name,
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 ({e})")),

@@ -51,6 +51,11 @@ impl<'n> Fields<'n> {
             return None;
         };
         for (key, _) in entries {
+            // A list or a mapping as a key (`? [a, b]`) has no name to look up.
+            if matches!(key.value, Value::Seq(_) | Value::Map(_)) {
+                errors.push(wrong_type(key, &format!("a key of {context}")));
+                continue;
+            }
             let name = key.key_text();
             if !known.contains(&name.as_ref()) {
                 errors.push(WorkflowError::UnknownKey {
@@ -242,18 +247,22 @@ pub fn check_duplicate_keys(root: &Node, errors: &mut Errors) {
         match &node.value {
             Value::Seq(items) => stack.extend(items.iter().rev()),
             Value::Map(entries) => {
+                // Collection keys have no text to compare; `Fields` reports them.
+                let scalar = |k: &Node| !matches!(k.value, Value::Seq(_) | Value::Map(_));
                 if entries.len() <= 16 {
-                    for (i, (key, _)) in entries.iter().enumerate() {
+                    for (i, (key, _)) in entries.iter().enumerate().filter(|(_, (k, _))| scalar(k))
+                    {
                         let text = key.key_text();
-                        if let Some((first, _)) =
-                            entries[..i].iter().find(|(k, _)| k.key_text() == text)
+                        if let Some((first, _)) = entries[..i]
+                            .iter()
+                            .find(|(k, _)| scalar(k) && k.key_text() == text)
                         {
                             errors.push(duplicate(&text, first.span, key.span));
                         }
                     }
                 } else {
                     seen.clear();
-                    for (key, _) in entries {
+                    for (key, _) in entries.iter().filter(|(k, _)| scalar(k)) {
                         let text = key.key_text();
                         if let Some(first) = seen.get(&text) {
                             errors.push(duplicate(&text, *first, key.span));

@@ -307,10 +307,14 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
                 })
                 .map(|s| clamp(s, source.len()))
                 .unwrap_or_default();
-            Err(SyntaxError {
-                message: strip_location_suffix(&inner.to_string()),
-                span,
-            })
+            let message = strip_location_suffix(&inner.to_string());
+            // serde-saphyr's advice names its own functions; a workflow or policy file is one document.
+            let message = if message.starts_with("multiple YAML documents") {
+                "the file holds more than one YAML document (`---`); kairos reads one".into()
+            } else {
+                message
+            };
+            Err(SyntaxError { message, span })
         }
     }
 }
@@ -331,8 +335,9 @@ fn offset_of(source: &str, line: u64, column: u64) -> usize {
 }
 
 fn strip_location_suffix(msg: &str) -> String {
-    // serde-saphyr appends " at line X, column Y"; diagnostics show the location themselves.
-    match msg.rfind(" at line ") {
+    // serde-saphyr appends " at line X, column Y", and for an alias also where its anchor is
+    // defined and used; diagnostics show the location themselves.
+    match msg.find(" at line ") {
         Some(i) => msg[..i].trim_end().to_string(),
         None => msg.trim_end().to_string(),
     }
@@ -439,6 +444,24 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn an_alias_bomb_is_a_syntax_error_without_locations_in_its_message() {
+        let mut source = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (p, c) in ('a'..='i').zip('b'..='j') {
+            source.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{p}"); 9].join(", ")
+            ));
+        }
+        let err = parse(&source).unwrap_err();
+        assert!(
+            err.message.starts_with("budget breached"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains(" at line"), "{}", err.message);
     }
 
     #[test]

@@ -1,54 +1,50 @@
 //! Text printed for people on a terminal: what a node, a tool, a workflow or a ledger says is
-//! data, and must not drive the terminal.
+//! data, and must not drive the terminal (`docs/cli.md`).
 //!
 //! ESC, CSI and OSC sequences can clear the screen, move the cursor over what was printed or
 //! change the window title; `\r` and backspace overwrite a line; bidirectional overrides and
-//! isolates (U+202A..U+202E, U+2066..U+2069) reorder what is shown. [`printable`] writes each
-//! such character as a visible escape (`\x1b`, `\r`, `\u{202e}`), so what is shown is what the
-//! text holds (`docs/cli.md`). Newlines and tabs stay: they only lay text out.
+//! isolates reorder what is shown. Each such character is written as a visible escape (`\x1b`,
+//! `\r`, `\u{202e}`), so what is shown is what the text holds. One table serves the run
+//! summary, the replay and diff tables and the diagnostics' snippets alike.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 
-/// `text` with every character that could drive a terminal written as a visible escape.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if !is_unsafe(c) {
-            out.push(c);
-            continue;
-        }
-        match c {
-            '\r' => out.push_str("\\r"),
-            '\u{8}' => out.push_str("\\b"),
-            c if (c as u32) < 0x80 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Control characters (C0 but newline and tab, DEL, C1: a lone U+009B is a CSI), the
-/// bidirectional controls, and the line and paragraph separators (some terminals break lines
-/// at them).
-fn is_unsafe(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{8}'
-        | '\u{b}'..='\u{1f}'
-        | '\u{7f}'..='\u{9f}'
-        | '\u{61c}'
+/// The visible form of a character a terminal must not receive raw, if it is one. Newline and
+/// tab only lay text out and are left to the caller (a diagnostic's message escapes newlines,
+/// a run summary keeps them).
+pub fn escape(c: char) -> Option<Cow<'static, str>> {
+    Some(match c {
+        '\r' => Cow::Borrowed("\\r"),
+        '\n' | '\t' => return None,
+        '\0'..='\x1f' | '\x7f' => Cow::Owned(format!("\\x{:02x}", c as u32)),
+        // C1 controls (U+009B is a CSI on its own), bidi embeddings, overrides, isolates and
+        // marks, line and paragraph separators (some terminals break lines at them), and the
+        // invisible byte-order mark.
+        '\u{80}'..='\u{9f}'
+        | '\u{061c}'
         | '\u{200e}'
         | '\u{200f}'
         | '\u{2028}'..='\u{202e}'
         | '\u{2066}'..='\u{2069}'
-    )
+        | '\u{feff}' => Cow::Owned(format!("\\u{{{:x}}}", c as u32)),
+        _ => return None,
+    })
+}
+
+/// `text` with every character that could drive a terminal written as a visible escape;
+/// newlines and tabs stay.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if text.chars().all(|c| escape(c).is_none()) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match escape(c) {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -67,7 +63,7 @@ mod tests {
                 "\\x1b]8;;http://x\\x1b\\link",
             ),
             ("ok\rFAIL", "ok\\rFAIL"),
-            ("abc\u{8}\u{8}x", "abc\\b\\bx"),
+            ("abc\u{8}\u{8}x", "abc\\x08\\x08x"),
             ("\u{9b}31m c1 csi", "\\u{9b}31m c1 csi"),
             ("del\u{7f}", "del\\x7f"),
             ("nul\u{0}", "nul\\x00"),
@@ -82,6 +78,7 @@ mod tests {
             ),
             ("\u{200e}\u{200f}\u{61c}", "\\u{200e}\\u{200f}\\u{61c}"),
             ("line\u{2028}sep", "line\\u{2028}sep"),
+            ("\u{feff}bom", "\\u{feff}bom"),
         ] {
             assert_eq!(printable(text), shown, "{text:?}");
         }
@@ -96,9 +93,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn nothing_printable_keeps_a_control(s in "\\PC*|[\\x00-\\x7f\\u{80}-\\u{9f}\\u{2020}-\\u{2070}]{0,40}") {
+        fn nothing_printable_keeps_a_control(s in "\\PC*|[\\x00-\\x7f\\u{80}-\\u{9f}\\u{2020}-\\u{2070}\\u{feff}]{0,40}") {
             let out = printable(&s);
-            proptest::prop_assert!(!out.chars().any(is_unsafe), "{out:?}");
+            proptest::prop_assert!(!out.chars().any(|c| escape(c).is_some()), "{out:?}");
             proptest::prop_assert_eq!(printable(&out), out.clone());
         }
     }
