@@ -127,13 +127,13 @@ fn control_characters_in_keys_are_escaped_in_diagnostics() {
         .args(["validate", "wf.yaml"])
         .run()
         .code(2)
-        .stderr_contains(r"unknown key `\e]0;pwned\x07` in node")
-        .stderr_contains(r"unknown key `\e[2J\e[H` in node")
+        .stderr_contains(r"unknown key `\x1b]0;pwned\x07` in node")
+        .stderr_contains(r"unknown key `\x1b[2J\x1b[H` in node")
         .stderr_contains(r"unknown key `over\rwrite` in node")
         .stderr_contains(r"unknown key `back\x08space` in node")
         .stderr_contains(r"unknown key `\u{202e}evil` in node")
         .stderr_contains(r"unknown key `csi\u{9b}2J` in node")
-        .stderr_contains(r"invalid node id `b\e[31m`");
+        .stderr_contains(r"invalid node id `b\x1b[31m`");
     assert_no_raw_controls(&out.stderr);
 }
 
@@ -158,7 +158,7 @@ fn raw_escape_sequence_in_the_file_is_escaped_in_the_snippet() {
         .run()
         .code(2)
         .stderr_contains("invalid YAML")
-        .stderr_contains(r#"message: "x\e]0;pwned\x07\e[2J" }"#);
+        .stderr_contains(r#"message: "x\x1b]0;pwned\x07\x1b[2J" }"#);
     assert_no_raw_controls(&out.stderr);
 }
 
@@ -170,7 +170,7 @@ fn control_characters_in_an_organisation_policy_are_escaped() {
         .args(["validate", "--policy", "org.yaml", "wf.yaml"])
         .run()
         .code(2)
-        .stderr_contains(r"unknown key `\e]0;x\x07` in policy");
+        .stderr_contains(r"unknown key `\x1b]0;x\x07` in policy");
     assert_no_raw_controls(&out.stderr);
 }
 
@@ -302,7 +302,7 @@ fn nul_byte_and_invalid_utf8_are_bad_input() {
         "version: 1\nname: t\nnodes: [{id: a\0b, tool: noop}]\n",
     );
     let out = t.args(["validate", "nul.yaml"]).run().code(2);
-    assert!(out.stderr.contains(r"a\0b, tool: noop"), "{}", out.stderr);
+    assert!(out.stderr.contains(r"a\x00b, tool: noop"), "{}", out.stderr);
     assert!(!out.stderr.contains('\0'));
     let t = Test::new();
     std::fs::write(t.path().join("bad.yaml"), b"version: 1\nname: t\nx: \xff\n").unwrap();
@@ -335,7 +335,7 @@ fn control_characters_in_a_file_name_are_escaped() {
         .args(["validate", name])
         .run()
         .code(2)
-        .stderr_contains(r"cannot read \e]0;pwned\x07.yaml");
+        .stderr_contains(r"cannot read \x1b]0;pwned\x07.yaml");
     assert_no_raw_controls(&out.stderr);
     let out = Test::new()
         .file(
@@ -345,22 +345,22 @@ fn control_characters_in_a_file_name_are_escaped() {
         .args(["validate", name])
         .run()
         .code(2)
-        .stderr_contains(r"[\e]0;pwned\x07.yaml:3:29]")
-        .stderr_contains(r"error: \e]0;pwned\x07.yaml is not a valid workflow (1 error)");
+        .stderr_contains(r"[\x1b]0;pwned\x07.yaml:3:29]")
+        .stderr_contains(r"error: \x1b]0;pwned\x07.yaml is not a valid workflow (1 error)");
     assert_no_raw_controls(&out.stderr);
     let out = Test::new()
         .file(name, "version: 1\nname: t\nnodes: [{id: a, tool: noop}]\n")
         .args(["validate", name])
         .run()
         .code(0)
-        .stdout_contains(r"ok \e]0;pwned\x07.yaml: 1 nodes");
+        .stdout_contains(r"ok \x1b]0;pwned\x07.yaml: 1 nodes");
     assert_no_raw_controls(&out.stdout);
     let out = Test::new()
         .workflow("version: 1\nname: t\nnodes: [{id: a, tool: noop}]\n")
         .args(["run", "--policy", name, "wf.yaml"])
         .run()
         .code(2)
-        .stderr_contains(r"cannot read \e]0;pwned\x07.yaml");
+        .stderr_contains(r"cannot read \x1b]0;pwned\x07.yaml");
     assert_no_raw_controls(&out.stderr);
 }
 

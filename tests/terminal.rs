@@ -45,7 +45,7 @@ fn control_characters_are_escaped_in_the_run_summary_and_output_lines() {
     );
     assert!(
         out.stdout
-            .contains("ok\\rFAIL\\b\\b\\u{202e}txt.exe\\u{9b}m"),
+            .contains("ok\\rFAIL\\x08\\x08\\u{202e}txt.exe\\u{9b}m"),
         "{}",
         out.stdout
     );

@@ -4,8 +4,8 @@ use super::OutputFormat;
 use crate::exit;
 use crate::ledger::id::InstanceId;
 use crate::ledger::{reader, state};
-use crate::record::redrive::{self, ReplayError};
 use crate::printable::printable;
+use crate::record::redrive::{self, ReplayError};
 
 use serde_json::Value;
 use std::path::PathBuf;

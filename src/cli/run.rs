@@ -3,8 +3,8 @@
 use super::OutputFormat;
 use crate::engine::{self, Observer, RunOptions, RunStatus};
 use crate::exit;
-use crate::record::resume::{self, ResumeError};
 use crate::printable::printable;
+use crate::record::resume::{self, ResumeError};
 use crate::report::{junit, progress::Progress, trace::Recorder};
 
 use std::fs::File;

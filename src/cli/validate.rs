@@ -83,7 +83,11 @@ pub fn run(args: &Args) -> i32 {
                 d.render(&mut out);
                 super::print::err_raw(&out);
                 let n = d.errors.len();
-                errln!("error: {} is not a valid workflow ({n} error{})", d.file_name(), if n == 1 { "" } else { "s" });
+                errln!(
+                    "error: {} is not a valid workflow ({n} error{})",
+                    d.file_name(),
+                    if n == 1 { "" } else { "s" }
+                );
             }
             (OutputFormat::Table, Err(e)) => super::report_error(e),
             (OutputFormat::Json, Ok(w)) => {
