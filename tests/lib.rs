@@ -8,6 +8,7 @@ mod formats;
 mod generated;
 mod golden;
 mod graph;
+mod paths_and_records;
 mod policy;
 mod properties;
 mod replay;

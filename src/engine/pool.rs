@@ -9,6 +9,7 @@
 use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use crate::cancel::Cancel;
+use crate::policy::paths::PathRules;
 use crate::tools::{self, Attempt, Tool};
 use crate::workflow::NodeIdx;
 use crate::workflow::model::Retry;
@@ -31,6 +32,8 @@ pub(super) struct Job {
     pub retry: Option<Retry>,
     pub seed: u64,
     pub instance_id: String,
+    /// What the call checks again when it opens a file.
+    pub paths: PathRules,
 }
 
 impl PartialEq for Job {
@@ -175,6 +178,7 @@ fn worker(
                 seed: job.seed,
                 instance_id: &job.instance_id,
                 cancel,
+                paths: &job.paths,
                 watch,
             })
         });
@@ -194,6 +198,8 @@ pub(super) struct Call<'a> {
     pub seed: u64,
     pub instance_id: &'a str,
     pub cancel: &'a Cancel,
+    /// What the call checks again when it opens a file (`tools/open.rs`).
+    pub paths: &'a PathRules,
     /// Told when each attempt starts and finishes, when there is an observer.
     pub watch: Option<Watch<'a>>,
 }
@@ -216,6 +222,7 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
         seed,
         instance_id,
         cancel,
+        paths,
         watch,
     } = *call;
     // The RNG is derived only for the calls that draw from it.
@@ -239,6 +246,7 @@ pub(super) fn execute_into(call: &Call<'_>, out: &mut Vec<Attempt>) {
                 rng: rng.as_mut(),
                 timeout,
                 cancel,
+                paths,
             },
         );
         let failed = outcome.error.is_some();

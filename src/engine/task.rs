@@ -249,6 +249,7 @@ impl Engine<'_> {
                 seed: self.calls.seed,
                 instance_id: instance_id.as_str(),
                 cancel: &self.cancel,
+                paths: self.gate.policy.opening(),
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
             };
             execute_into(&call, &mut run.attempts);
@@ -272,6 +273,7 @@ impl Engine<'_> {
             retry: node.retry.as_deref().cloned(),
             seed: self.calls.seed,
             instance_id,
+            paths: self.gate.policy.opening().clone(),
         });
         NodeState::Running(run)
     }
