@@ -223,7 +223,7 @@ fn explain(
     // Both ledgers have been read through (or written by) this kairos: their lines parse.
     fn read(text: Option<&str>) -> Option<Event<'_>> {
         let text = text?;
-        let head: Head<'_> = serde_json::from_str(text).ok()?;
+        let head = Head::read(text).ok()?;
         Event::parse(head.event, text).ok()
     }
     let (old, new) = (read(recorded), read(replayed));
