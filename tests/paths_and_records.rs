@@ -172,3 +172,187 @@ fn a_denied_link_is_named_as_written() {
     let dir = out.dir.path().canonicalize().unwrap();
     assert!(!text.contains(&dir.display().to_string()));
 }
+
+/// A ledger of `records/approval.yaml` approved by alice, cut after the approval's commit
+/// (as a crash would leave it: the resumed run writes what follows) when `cut`, with
+/// `"approver":"alice"` replaced by `forged` and the lines chained again.
+fn forged_approval(forged: &str, cut: bool) -> Test {
+    let t = Test::new().workflow(&fixture("records/approval.yaml"));
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--ledger",
+            "full.jsonl",
+            "--approve",
+            "ship",
+            "--approver",
+            "alice",
+        ])
+        .run_in(&dir)
+        .code(0);
+    std::fs::remove_file(dir.join("shipped.txt")).unwrap();
+    let full = std::fs::read_to_string(dir.join("full.jsonl")).unwrap();
+    let mut lines: Vec<&str> = full.lines().collect();
+    if cut {
+        let end = lines
+            .iter()
+            .position(|l| l.contains(r#""event":"End","#) && l.contains(r#""node":"ship""#))
+            .unwrap();
+        lines.truncate(end + 1);
+    }
+    let edited = format!("{}\n", lines.join("\n")).replace(r#","approver":"alice""#, forged);
+    assert_ne!(edited, full, "the approver was replaced");
+    std::fs::write(dir.join("forged.jsonl"), crate::common::rechain(&edited)).unwrap();
+    t
+}
+
+#[test]
+fn resume_refuses_an_approval_by_an_approver_the_policy_does_not_list() {
+    let t = forged_approval(r#","approver":"mallory""#, true);
+    let before = std::fs::read(t.path().join("forged.jsonl")).unwrap();
+    let out = t
+        .args(["run", "wf.yaml", "-q", "--resume", "forged.jsonl"])
+        .run()
+        .code(2)
+        .stderr_contains("kairos::recorded_approval")
+        .stderr_contains("forged.jsonl:3: the recorded decision on `ship`")
+        .stderr_contains("`mallory` may not approve: the policy allows alice, bob");
+    assert!(
+        !exists(&out, "shipped.txt"),
+        "the forged approval let the call run"
+    );
+    assert_eq!(
+        std::fs::read(out.dir.path().join("forged.jsonl")).unwrap(),
+        before,
+        "the refused ledger was changed"
+    );
+}
+
+#[test]
+fn resume_refuses_an_approval_without_an_approver_when_the_policy_lists_them() {
+    let t = forged_approval("", true);
+    let out = t
+        .args(["run", "wf.yaml", "-q", "--resume", "forged.jsonl"])
+        .run()
+        .code(2)
+        .stderr_contains("give `--approver NAME`");
+    assert!(!exists(&out, "shipped.txt"));
+}
+
+#[test]
+fn resume_takes_an_approval_by_a_listed_approver() {
+    let t = forged_approval(r#","approver":"bob""#, true);
+    let out = t
+        .args(["run", "wf.yaml", "-q", "--resume", "forged.jsonl"])
+        .run()
+        .code(0);
+    assert!(exists(&out, "shipped.txt"));
+}
+
+#[test]
+fn replay_check_refuses_an_approval_by_an_approver_the_policy_does_not_list() {
+    let t = forged_approval(r#","approver":"mallory""#, false);
+    t.args(["replay", "forged.jsonl", "--check"])
+        .run()
+        .code(2)
+        .stderr_contains("`mallory` may not approve");
+}
+
+/// Runs a one-node workflow; gives its directory, with the ledger `l.jsonl` and a copy in
+/// which `from` is replaced by `to` in line `line` (1-based), chained again, as `dup.jsonl`.
+fn duplicated(line: usize, from: &str, to: &str) -> Test {
+    let t = Test::new().workflow(
+        "version: 1\nname: dup\nnodes:\n  - id: a\n    tool: echo\n    with: { message: hi }\n",
+    );
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run_in(&dir)
+        .code(0);
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert!(lines[line - 1].contains(from), "{}", lines[line - 1]);
+    lines[line - 1] = lines[line - 1].replacen(from, to, 1);
+    std::fs::write(
+        dir.join("dup.jsonl"),
+        crate::common::rechain(&format!("{}\n", lines.join("\n"))),
+    )
+    .unwrap();
+    t
+}
+
+fn every_reader_refuses(t: Test, message: &str) {
+    let dir = t.path().to_path_buf();
+    for (args, code) in [
+        (vec!["replay", "dup.jsonl"], 2),
+        (vec!["replay", "dup.jsonl", "--check"], 2),
+        (vec!["diff", "l.jsonl", "dup.jsonl"], 2),
+        (vec!["verify", "dup.jsonl"], 1),
+    ] {
+        Test::new()
+            .args(&args)
+            .run_in(&dir)
+            .code(code)
+            .stderr_contains(message);
+    }
+    Test::new()
+        .args(["keygen", "--out", "k"])
+        .run_in(&dir)
+        .code(0);
+    Test::new()
+        .args(["sign", "dup.jsonl", "--key", "k.key"])
+        .run_in(&dir)
+        .code(2)
+        .stderr_contains(message);
+    assert!(!dir.join("dup.jsonl.intoto.json").exists(), "signed anyway");
+    drop(t);
+}
+
+#[test]
+fn ledger_line_with_a_duplicate_key_is_refused_by_every_reader() {
+    let t = duplicated(
+        5,
+        r#""status":"succeeded","counts""#,
+        r#""status":"failed","status":"succeeded","counts""#,
+    );
+    every_reader_refuses(t, "dup.jsonl:5: duplicate key `status`");
+}
+
+#[test]
+fn ledger_line_with_a_duplicate_key_in_a_nested_object_is_refused() {
+    let t = duplicated(5, r#""outputs":{}"#, r#""outputs":{"x":1,"x":2}"#);
+    every_reader_refuses(t, "dup.jsonl:5: duplicate key `x` in `/outputs`");
+    let t = duplicated(5, r#""outputs":{}"#, r#""extra":1,"extra":2,"outputs":{}"#);
+    every_reader_refuses(t, "dup.jsonl:5: duplicate key `extra`");
+}
+
+#[test]
+fn resume_refuses_a_ledger_line_with_a_duplicate_key() {
+    let t = Test::new().workflow(&fixture("records/approval.yaml"));
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "-q", "--ledger", "p.jsonl"])
+        .run_in(&dir)
+        .code(4);
+    let text = std::fs::read_to_string(dir.join("p.jsonl")).unwrap();
+    let edited = text.replacen(r#""prompt":"ship?""#, r#""prompt":"ship?","prompt":"x""#, 1);
+    assert_ne!(edited, text);
+    std::fs::write(dir.join("p.jsonl"), crate::common::rechain(&edited)).unwrap();
+    t.args([
+        "run",
+        "wf.yaml",
+        "-q",
+        "--resume",
+        "p.jsonl",
+        "--approve",
+        "ship",
+        "--approver",
+        "alice",
+    ])
+    .run()
+    .code(2)
+    .stderr_contains("p.jsonl:2: duplicate key `prompt`");
+}
