@@ -69,11 +69,14 @@ impl At<'_> {
 pub(super) type Found = RefCell<Option<Duplicate>>;
 
 /// The keys of one object so far. Objects are small (a ledger line has a dozen keys), so the
-/// first keys sit in an array on the stack and are compared one by one, without allocating; a
-/// larger object goes on in a hash set, so that a huge one is not quadratic.
+/// first keys sit in an array on the stack, without allocating; a larger object goes on in a
+/// hash set, so that a huge one is not quadratic. kairos writes the keys of the JSON values in
+/// a line in order, so while each key sorts after the one before, it is new without a search.
 pub(super) struct Keys<'de> {
     first: [&'de str; INLINE_KEYS],
     len: usize,
+    /// Whether the keys so far came in ascending order (and are all in `first`).
+    ascending: bool,
     /// Keys with escapes (decoded), and every key past the first [`INLINE_KEYS`].
     rest: Option<std::collections::HashSet<Cow<'de, str>>>,
 }
@@ -86,6 +89,7 @@ impl<'de> Keys<'de> {
         Keys {
             first: [""; INLINE_KEYS],
             len: 0,
+            ascending: true,
             rest: None,
         }
     }
@@ -95,14 +99,19 @@ impl<'de> Keys<'de> {
         let seen = &self.first[..self.len];
         match key {
             Cow::Borrowed(k) if self.len < INLINE_KEYS && self.rest.is_none() => {
-                if seen.contains(&k) {
-                    return false;
+                let after_last = seen.last().is_none_or(|last| k > *last);
+                if !(self.ascending && after_last) {
+                    self.ascending = false;
+                    if seen.contains(&k) {
+                        return false;
+                    }
                 }
                 self.first[self.len] = k;
                 self.len += 1;
                 true
             }
             _ => {
+                self.ascending = false;
                 if seen.contains(&key.as_ref()) {
                     return false;
                 }
@@ -235,28 +244,37 @@ impl<'de> Visitor<'de> for HeadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head<'de>, A::Error> {
         let (mut seq, mut prev, mut event, mut node, mut clock) = (None, None, None, None, None);
+        // The head's own keys are told apart by their slots; the event's keys by `keys`.
         let mut keys = Keys::new();
         while let Some(Key(key)) = map.next_key()? {
-            if !keys.insert(key.clone()) {
+            let again = match key.as_ref() {
+                "seq" => seq.replace(map.next_value::<u64>()?).is_some(),
+                "prev" => prev.replace(map.next_value::<&'de str>()?).is_some(),
+                "event" => event.replace(map.next_value::<&'de str>()?).is_some(),
+                "node" => node
+                    .replace(map.next_value::<Option<&'de str>>()?)
+                    .is_some(),
+                "clock" => clock.replace(map.next_value::<u64>()?).is_some(),
+                _ => {
+                    if !keys.insert(key.clone()) {
+                        return Err(duplicate(self.found, &key, &At::Line));
+                    }
+                    map.next_value_seed(Unique {
+                        found: self.found,
+                        at: At::Key(&key, &At::Line),
+                    })?;
+                    false
+                }
+            };
+            if again {
                 return Err(duplicate(self.found, &key, &At::Line));
-            }
-            match key.as_ref() {
-                "seq" => seq = Some(map.next_value::<u64>()?),
-                "prev" => prev = Some(map.next_value::<&'de str>()?),
-                "event" => event = Some(map.next_value::<&'de str>()?),
-                "node" => node = map.next_value::<Option<&'de str>>()?,
-                "clock" => clock = Some(map.next_value::<u64>()?),
-                _ => map.next_value_seed(Unique {
-                    found: self.found,
-                    at: At::Key(&key, &At::Line),
-                })?,
             }
         }
         Ok(Head {
             seq: seq.ok_or_else(|| de::Error::missing_field("seq"))?,
             prev: prev.ok_or_else(|| de::Error::missing_field("prev"))?,
             event: event.ok_or_else(|| de::Error::missing_field("event"))?,
-            node,
+            node: node.flatten(),
             clock: clock.unwrap_or(0),
         })
     }
