@@ -12,6 +12,7 @@ use super::rng;
 use super::state::PolicyCheck;
 use crate::cancel::Cancel;
 use crate::syntax::duration;
+use crate::policy::paths::PathRules;
 use crate::tools::{self, Attempt, Tool};
 use crate::workflow::NodeIdx;
 use crate::workflow::model::Retry;
@@ -36,6 +37,8 @@ pub(super) struct Job {
     pub instance_id: String,
     /// Where its retries ask for their grant, when they count as calls (see `gate.rs`).
     pub grant: Option<RetryGrant>,
+    /// What the call checks again when it opens a file.
+    pub paths: PathRules,
 }
 
 impl PartialEq for Job {
@@ -190,6 +193,7 @@ fn worker(
                 seed: job.seed,
                 instance_id: &job.instance_id,
                 cancel,
+                paths: &job.paths,
                 watch,
                 grant: job.grant.as_ref(),
             })
@@ -213,6 +217,8 @@ pub(super) struct Call<'a> {
     pub seed: u64,
     pub instance_id: &'a str,
     pub cancel: &'a Cancel,
+    /// What the call checks again when it opens a file (`tools/open.rs`).
+    pub paths: &'a PathRules,
     /// Told when each attempt starts and finishes, when there is an observer.
     pub watch: Option<Watch<'a>>,
     /// Where its retries ask for their grant, when they count as calls.
@@ -245,6 +251,7 @@ pub(super) fn execute_into(
         seed,
         instance_id,
         cancel,
+        paths,
         watch,
         grant,
     } = *call;
@@ -269,6 +276,7 @@ pub(super) fn execute_into(
                 rng: rng.as_mut(),
                 timeout,
                 cancel,
+                paths,
             },
         );
         if outcome.is_interrupted() && cancel.requested() {

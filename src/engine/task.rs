@@ -253,6 +253,7 @@ impl Engine<'_> {
                 seed: self.calls.seed,
                 instance_id: instance_id.as_str(),
                 cancel: &self.cancel,
+                paths: self.gate.policy.opening(),
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
                 grant: None,
             };
@@ -295,6 +296,7 @@ impl Engine<'_> {
             seed: self.calls.seed,
             instance_id,
             grant,
+            paths: self.gate.policy.opening().clone(),
         });
         NodeState::Running(run)
     }

@@ -13,6 +13,7 @@ pub mod id;
 pub mod reader;
 pub mod schema;
 pub mod state;
+mod unique;
 pub mod writer;
 
 /// The ledger format this kairos writes and reads.

@@ -10,8 +10,11 @@
 //! grow with the number of lines.
 
 use super::event::{Event, EventError, Kind};
+pub use super::unique::Duplicate;
+use super::unique::{Found, HeadSeed};
 use super::{FORMAT, GENESIS};
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead};
 
@@ -69,6 +72,18 @@ pub enum ReadError {
         #[help]
         help: Option<String>,
     },
+    #[error("{path}:{line}: {duplicate}")]
+    #[diagnostic(
+        code(kairos::ledger_duplicate_key),
+        help(
+            "JSON readers disagree on which of two values of one key counts, so a ledger line gives each key once; kairos never writes such a line"
+        )
+    )]
+    DuplicateKey {
+        path: String,
+        line: u64,
+        duplicate: Duplicate,
+    },
     #[error("{path}:{line}: broken chain: `prev` is not the SHA-256 of line {previous}")]
     #[diagnostic(
         code(kairos::ledger_chain),
@@ -92,18 +107,39 @@ impl ReadError {
     }
 }
 
-/// The fields every line has.
-#[derive(Debug, Deserialize)]
+/// The fields every line has. Reading them checks the whole line for a key given twice in
+/// one object (`unique.rs`).
+#[derive(Debug)]
 pub struct Head<'a> {
     pub seq: u64,
-    #[serde(borrow)]
     pub prev: &'a str,
-    #[serde(borrow)]
     pub event: &'a str,
-    #[serde(borrow, default)]
     pub node: Option<&'a str>,
-    #[serde(default)]
     pub clock: u64,
+}
+
+impl<'a> Head<'a> {
+    /// Reads the head of `text`; a key given twice anywhere in the line is reported as a
+    /// [`Duplicate`] apart from other errors.
+    pub fn read(text: &'a str) -> Result<Self, HeadError> {
+        let found = Found::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let head = HeadSeed { found: &found }
+            .deserialize(&mut de)
+            .and_then(|head| de.end().map(|()| head));
+        head.map_err(|e| match found.into_inner() {
+            Some(duplicate) => HeadError::Duplicate(duplicate),
+            None => HeadError::Json(e),
+        })
+    }
+}
+
+/// Why a line's head cannot be read.
+#[derive(Debug)]
+pub enum HeadError {
+    /// An object of the line has a key twice.
+    Duplicate(Duplicate),
+    Json(serde_json::Error),
 }
 
 /// One checked line.
@@ -210,9 +246,17 @@ impl<R: BufRead> Reader<R> {
             });
         }
         let text = &self.buf[..self.buf.len() - 1];
-        let head: Head<'_> = match serde_json::from_str(text) {
+        let head = match Head::read(text) {
             Ok(h) => h,
-            Err(e) => {
+            Err(HeadError::Duplicate(duplicate)) => {
+                self.done = true;
+                return Err(ReadError::DuplicateKey {
+                    path: self.path.clone(),
+                    line: line_no,
+                    duplicate,
+                });
+            }
+            Err(HeadError::Json(e)) => {
                 self.done = true;
                 // A line that is JSON but lacks the ledger fields is "not a ledger" on line 1.
                 if self.next_seq == 0 && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
@@ -366,6 +410,80 @@ mod tests {
             line.event(),
             Err(ReadError::Event { line: 2, .. })
         ));
+    }
+
+    fn duplicate(body: &str) -> Option<String> {
+        match read_all(&ledger(&[START, body])) {
+            Err(ReadError::DuplicateKey {
+                line: 2, duplicate, ..
+            }) => Some(duplicate.to_string()),
+            Ok(_) => None,
+            Err(e) => panic!("{body}: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        let cases = [
+            (
+                r#""event":"RunEnd","clock":1,"status":"failed","status":"succeeded""#,
+                "duplicate key `status`",
+            ),
+            (
+                r#""event":"End","clock":1,"clock":2"#,
+                "duplicate key `clock`",
+            ),
+            (
+                r#""event":"RunEnd","clock":1,"counts":{"failed":1,"failed":0}"#,
+                "duplicate key `failed` in `/counts`",
+            ),
+            (
+                r#""event":"ToolOutput","clock":1,"output":[0,{"a":{"k":1,"k":2}}]"#,
+                "duplicate key `k` in `/output/1/a`",
+            ),
+            // The same key spelled with an escape is the same key.
+            (
+                r#""event":"End","clock":1,"x":1,"x":2"#,
+                "duplicate key `x`",
+            ),
+            (
+                r#""event":"End","clock":1,"a/b~":{"q\u001b":1,"q\u001b":2}"#,
+                "duplicate key `q\\u{1b}` in `/a~1b~0`",
+            ),
+        ];
+        for (body, message) in cases {
+            assert_eq!(duplicate(body).as_deref(), Some(message), "{body}");
+        }
+        let e = read_all(&ledger(&[START, cases[0].0])).unwrap_err();
+        assert_eq!(e.to_string(), "t.jsonl:2: duplicate key `status`");
+        assert_eq!(e.exit_code(), crate::exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn the_same_key_in_different_objects_is_fine() {
+        for body in [
+            r#""event":"End","clock":1,"a":{"clock":1},"b":{"clock":2}"#,
+            r#""event":"End","clock":1,"list":[{"k":1},{"k":2}],"k":[]"#,
+            r#""event":"End","clock":1,"deep":[[[{"a":{"a":{"a":1}}}]]]"#,
+        ] {
+            assert_eq!(duplicate(body), None, "{body}");
+        }
+    }
+
+    /// A large object is checked with a hash set, not pair by pair.
+    #[test]
+    fn a_key_twice_in_a_large_object_is_refused() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("\"k{i}\":{i}")).collect();
+        let body = format!(r#""event":"End","clock":1,"big":{{{}}}"#, keys.join(","));
+        assert_eq!(duplicate(&body), None);
+        let twice = format!(
+            r#""event":"End","clock":1,"big":{{{},"k500":0}}"#,
+            keys.join(",")
+        );
+        assert_eq!(
+            duplicate(&twice).as_deref(),
+            Some("duplicate key `k500` in `/big`")
+        );
     }
 
     #[test]

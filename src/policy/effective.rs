@@ -11,11 +11,11 @@
 //! workflow starts from nothing (`restrictive`); an organisation policy or a node's policy starts
 //! from what the layer around it grants, so `deny: [net]` alone narrows by `net`.
 
+use super::paths::{Access, PathRules};
 use super::{CapSet, Capability, Enforcement, PolicySpec, Resource};
-use crate::syntax::read::Sp;
 use globset::GlobMatcher;
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where a policy layer comes from, for messages.
 #[derive(Clone, Debug)]
@@ -39,8 +39,10 @@ pub struct Effective {
     pub enforcement: Enforcement,
     pub max_calls: BTreeMap<String, u64>,
     pub require_approval: CapSet,
-    read: Vec<Vec<GlobMatcher>>,
-    write: Vec<Vec<GlobMatcher>>,
+    paths: PathRules,
+    /// What a tool checks again when it opens a file: `paths` under `enforce`; nothing under
+    /// `audit`, where a denial is recorded and the call goes ahead.
+    opening: PathRules,
     hosts: Vec<Vec<GlobMatcher>>,
     commands: Vec<Vec<String>>,
     approvers: Vec<Vec<String>>,
@@ -125,14 +127,6 @@ fn grant(spec: &PolicySpec, base: CapSet) -> CapSet {
     spec.deny.iter().fold(allowed, |s, c| s.without(c.value))
 }
 
-/// Globs are written relative to the working directory (`./data/**`); they are matched against
-/// canonical absolute paths. `policy::path_matcher` is the one place globs are compiled.
-fn path_globs(list: &[Sp<String>], cwd: &Path) -> Vec<GlobMatcher> {
-    list.iter()
-        .filter_map(|g| super::path_matcher(&g.value, cwd))
-        .collect()
-}
-
 impl Effective {
     /// Combines the layers, outermost first (organisation, then workflow).
     pub fn new(layers: Vec<Layer>) -> Self {
@@ -144,8 +138,7 @@ impl Effective {
         let mut enforcement = Enforcement::Audit;
         let mut max_calls: BTreeMap<String, u64> = BTreeMap::new();
         let mut require_approval = CapSet::EMPTY;
-        let (mut read, mut write, mut hosts, mut commands) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut hosts, mut commands) = (Vec::new(), Vec::new());
         let mut approvers: Vec<Vec<String>> = Vec::new();
         for layer in &layers {
             let spec = &layer.spec;
@@ -170,12 +163,6 @@ impl Effective {
                 .require_approval
                 .iter()
                 .fold(require_approval, |s, c| s.with(c.value));
-            if !spec.paths_read.is_empty() {
-                read.push(path_globs(&spec.paths_read, &cwd));
-            }
-            if !spec.paths_write.is_empty() {
-                write.push(path_globs(&spec.paths_write, &cwd));
-            }
             if !spec.hosts.is_empty() {
                 hosts.push(
                     spec.hosts
@@ -191,14 +178,24 @@ impl Effective {
                 approvers.push(spec.approvers.iter().map(|c| c.value.clone()).collect());
             }
         }
+        let paths = PathRules::new(
+            layers
+                .iter()
+                .map(|l| (&l.spec.paths_read[..], &l.spec.paths_write[..])),
+            &cwd,
+        );
+        let opening = match enforcement {
+            Enforcement::Enforce => paths.clone(),
+            Enforcement::Audit => PathRules::none(),
+        };
         Self {
             layers,
             granted,
             enforcement,
             max_calls,
             require_approval,
-            read,
-            write,
+            paths,
+            opening,
             hosts,
             commands,
             approvers,
@@ -289,8 +286,8 @@ impl Effective {
     /// check applied, with its verdict.
     pub fn check(&self, resource: &Resource<'_>) -> (Check, Result<(), Denial>) {
         match resource {
-            Resource::Read(path) => (Check::Path, self.check_path(path, false)),
-            Resource::Write(path) => (Check::Path, self.check_path(path, true)),
+            Resource::Read(path) => (Check::Path, self.check_path(path, Access::Read)),
+            Resource::Write(path) => (Check::Path, self.check_path(path, Access::Write)),
             Resource::Programs(programs) => (
                 Check::Command,
                 self.check_commands(programs.as_deref().map_err(String::as_str)),
@@ -299,34 +296,25 @@ impl Effective {
         }
     }
 
-    /// Checks a file path against `paths.read` / `paths.write` of every layer.
-    fn check_path(&self, path: &str, write: bool) -> Result<(), Denial> {
-        let layers = if write { &self.write } else { &self.read };
-        if layers.is_empty() {
+    /// Checks a file path against `paths.read` / `paths.write` of every layer (see
+    /// `policy/paths.rs` for what a path resolves to).
+    fn check_path(&self, path: &str, access: Access) -> Result<(), Denial> {
+        if !self.paths.constrains(access) {
             return Ok(());
         }
-        let resolved = resolve(Path::new(path));
-        let ok = resolved.as_ref().is_some_and(|p| {
-            layers
-                .iter()
-                .all(|globs| globs.iter().any(|g| g.is_match(p)))
-        });
-        if ok {
-            Ok(())
-        } else {
-            // The resolved absolute path stays out of the message: the ledger records it, and
-            // nothing in the ledger may depend on where the run happened.
-            Err(Denial {
+        self.paths
+            .check(path, access)
+            .map(drop)
+            .map_err(|denied| Denial {
                 reason: Reason::PathNotPermitted,
-                detail: match resolved {
-                    Some(_) => format!(
-                        "{} `{path}` resolves outside the permitted paths",
-                        if write { "writing" } else { "reading" }
-                    ),
-                    None => format!("`{path}` cannot be resolved"),
-                },
+                detail: denied.0,
             })
-        }
+    }
+
+    /// The path rules a tool applies again when it opens a file, so that what it opens is what
+    /// was checked (`tools/open.rs`): the policy's under `enforce`, none under `audit`.
+    pub fn opening(&self) -> &PathRules {
+        &self.opening
     }
 
     /// Checks a URL's host against `hosts` of every layer.
@@ -470,37 +458,6 @@ fn deny_site(spec: &PolicySpec, cap: Capability, at: Option<(&str, Option<&str>)
         ),
         None => " (no preset and no `allow` grants it)".to_string(),
     }
-}
-
-/// The canonical absolute form of `path`, following symlinks; for a path that does not exist
-/// yet (a file to write), its longest existing ancestor is canonicalized and the rest appended
-/// after removing `.` and `..` lexically, so neither `..` nor a symlink can escape a glob.
-pub fn resolve(path: &Path) -> Option<PathBuf> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().ok()?.join(path)
-    };
-    if let Ok(p) = abs.canonicalize() {
-        return Some(p);
-    }
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        rest.push(existing.file_name()?.to_os_string());
-        existing = existing.parent()?.to_path_buf();
-    }
-    let mut out = existing.canonicalize().ok()?;
-    for part in rest.iter().rev() {
-        match Path::new(part).components().next() {
-            Some(Component::ParentDir) => {
-                out.pop();
-            }
-            Some(Component::CurDir) | None => {}
-            _ => out.push(part),
-        }
-    }
-    Some(out)
 }
 
 fn host_of(url: &str) -> Option<String> {

@@ -8,6 +8,7 @@
 //! ledger and appends to it, so a resumed run ends byte-identical to one that was never
 //! stopped.
 
+pub mod decisions;
 pub mod recording;
 pub mod redrive;
 pub mod resume;

@@ -32,6 +32,8 @@ pub struct Recording {
     redactions: HashMap<String, Vec<(String, u64)>>,
     /// Recorded approval decisions, by node id.
     pub approvals: std::collections::BTreeMap<String, ApprovalDecision>,
+    /// The 1-based line of each recorded decision, for messages about it.
+    pub approval_lines: std::collections::BTreeMap<String, u64>,
 }
 
 /// A captured stream as a tool call gave it, from what the ledger recorded.
@@ -52,6 +54,14 @@ fn captured(stream: Option<Stream<'_>>) -> Option<Captured> {
 }
 
 impl Recording {
+    /// Adds the event of 1-based line `line` (see [`Recording::add`]).
+    pub fn add_line(&mut self, line: u64, event: Event<'_>) {
+        if let Event::ApprovalResolved(e) = &event {
+            self.approval_lines.insert(e.node.to_string(), line);
+        }
+        self.add(event);
+    }
+
     /// Adds one ledger event to the recording; events that say nothing about calls or
     /// decisions are passed over.
     pub fn add(&mut self, event: Event<'_>) {

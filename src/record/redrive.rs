@@ -25,6 +25,9 @@ pub enum ReplayError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Decision(#[from] super::decisions::RefusedDecision),
     #[error("the workflow embedded in the ledger does not validate ({} errors)", .0.errors.len())]
     #[diagnostic(code(kairos::replay_workflow))]
     EmbeddedWorkflow(Diagnostics),
@@ -101,7 +104,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     while let Some(line) = r.next_line()? {
         match line.event()? {
             Event::RunStart(s) if line.seq == 0 => start = Some(Start::read(s, ledger)?),
-            event => recording.add(event),
+            event => recording.add_line(line.seq + 1, event),
         }
     }
     let events = r.lines();
@@ -121,6 +124,8 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     // The same effective policy as the recorded run: the organisation policy it recorded, and
     // the workflow's own.
     let policy = crate::plan::effective_policy(workflow, start.organisation.as_ref());
+    // A recorded decision the policy does not allow refuses the replay, as it refuses a resume.
+    super::decisions::check(&recording, &policy, &ledger.display().to_string())?;
     let memory = Memory::default();
     let options = RunOptions {
         jobs: 1,
@@ -223,7 +228,7 @@ fn explain(
     // Both ledgers have been read through (or written by) this kairos: their lines parse.
     fn read(text: Option<&str>) -> Option<Event<'_>> {
         let text = text?;
-        let head: Head<'_> = serde_json::from_str(text).ok()?;
+        let head = Head::read(text).ok()?;
         Event::parse(head.event, text).ok()
     }
     let (old, new) = (read(recorded), read(replayed));

@@ -37,6 +37,9 @@ pub enum ResumeError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Decision(#[from] super::decisions::RefusedDecision),
     #[error("cannot resume from {path}: {why}")]
     #[diagnostic(code(kairos::resume))]
     Refused { path: String, why: String },
@@ -74,6 +77,9 @@ pub fn resume(
     let start = engine::run_start(workflow, &inputs, seed, policy, options.rules)
         .map_err(PlanError::from)?;
     let prefix = read_prefix(ledger, start.trim_end())?;
+    // A decision is taken over only if the policy lets its approver decide: the ledger may
+    // have been edited (see `decisions.rs`).
+    super::decisions::check(&prefix.recording, policy, &ledger.display().to_string())?;
     for d in &prefix.dropped {
         dropped(d);
     }
@@ -237,7 +243,7 @@ pub fn read_prefix(path: &Path, start_body: &str) -> Result<Prefix, ResumeError>
     let mut r = Reader::new(io::Cursor::new(&kept), name.clone());
     while let Some(line) = r.next_line()? {
         if line.seq > 0 {
-            recording.add(line.event()?);
+            recording.add_line(line.seq + 1, line.event()?);
         }
     }
     Ok(Prefix {

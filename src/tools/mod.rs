@@ -11,6 +11,7 @@
 
 use crate::cancel::Cancel;
 use crate::policy::Capability;
+use crate::policy::paths::PathRules;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -22,6 +23,7 @@ mod file_write;
 mod http;
 mod llm;
 mod mcp;
+mod open;
 mod pure;
 mod random;
 mod shell;
@@ -148,6 +150,8 @@ pub struct CallCx<'a> {
     /// The run's interrupts: a call that waits ends when it reports [`Cancel::killed`], and a
     /// call that starts processes registers their group with it.
     pub cancel: &'a Cancel,
+    /// What a call that opens a file checks again as it opens it (`open.rs`).
+    pub paths: &'a PathRules,
 }
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
@@ -326,6 +330,7 @@ pub(crate) mod testing {
 
     use super::{Args, CallCx, Outcome, Tool};
     use crate::cancel::Cancel;
+    use crate::policy::paths::PathRules;
     use serde_json::Value;
 
     /// Arguments from a JSON object.
@@ -336,14 +341,20 @@ pub(crate) mod testing {
         }
     }
 
-    /// Calls `tool` without an RNG, a timeout or an interrupt.
+    /// Calls `tool` without an RNG, a timeout, an interrupt or path rules.
     pub fn call(tool: &dyn Tool, args: &Args) -> Outcome {
+        call_with_paths(tool, args, &PathRules::none())
+    }
+
+    /// Calls `tool` under these path rules.
+    pub fn call_with_paths(tool: &dyn Tool, args: &Args, paths: &PathRules) -> Outcome {
         tool.call(
             args,
             &mut CallCx {
                 rng: None,
                 timeout: None,
                 cancel: &Cancel::default(),
+                paths,
             },
         )
     }

@@ -126,6 +126,7 @@ mod tests {
                 rng: Some(&mut rng),
                 timeout: None,
                 cancel: &Cancel::default(),
+                paths: &crate::policy::paths::PathRules::none(),
             },
         )
     }

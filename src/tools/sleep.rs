@@ -61,6 +61,7 @@ mod tests {
                 rng: None,
                 timeout,
                 cancel,
+                paths: &crate::policy::paths::PathRules::none(),
             },
         )
     }
