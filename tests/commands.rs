@@ -248,6 +248,26 @@ fn commands_path_override_does_not_change_the_program() {
     );
 }
 
+/// Without a `commands` list, a call's `PATH` chooses its programs as it would in a shell
+/// (a virtualenv's or `node_modules/.bin`'s tools): only an allowed name is pinned.
+#[test]
+fn without_commands_the_calls_path_finds_the_program() {
+    let yaml = "version: 1\nname: c\npolicy: { preset: permissive }\nnodes:\n  - id: args\n    tool: shell\n    with: { args: [mytool], env: { PATH: ./evil } }\n  - id: line\n    run: mytool | cat\n    with: { env: { PATH: \"./evil:/usr/bin:/bin\" } }\n";
+    let t = evil(Test::new().workflow(yaml), &["mytool"]);
+    let out = t
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    let events = ledger(out.dir.path());
+    for node in ["args", "line"] {
+        assert_eq!(
+            of(&events, "ToolOutput", node)[0]["output"],
+            "pwned",
+            "{node}"
+        );
+    }
+}
+
 /// The child keeps the `PATH` the call asked for: only the lookup of the program is kairos's.
 #[test]
 fn commands_path_override_reaches_the_child() {

@@ -11,8 +11,8 @@ use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use super::state::PolicyCheck;
 use crate::cancel::Cancel;
-use crate::syntax::duration;
 use crate::policy::paths::PathRules;
+use crate::syntax::duration;
 use crate::tools::{self, Attempt, Tool};
 use crate::workflow::NodeIdx;
 use crate::workflow::model::Retry;
@@ -39,6 +39,8 @@ pub(super) struct Job {
     pub grant: Option<RetryGrant>,
     /// What the call checks again when it opens a file.
     pub paths: PathRules,
+    /// Whether program names are looked up on kairos's own `PATH` (`CallCx::own_path`).
+    pub own_path: bool,
 }
 
 impl PartialEq for Job {
@@ -194,6 +196,7 @@ fn worker(
                 instance_id: &job.instance_id,
                 cancel,
                 paths: &job.paths,
+                own_path: job.own_path,
                 watch,
                 grant: job.grant.as_ref(),
             })
@@ -219,6 +222,8 @@ pub(super) struct Call<'a> {
     pub cancel: &'a Cancel,
     /// What the call checks again when it opens a file (`tools/open.rs`).
     pub paths: &'a PathRules,
+    /// Whether program names are looked up on kairos's own `PATH` (`CallCx::own_path`).
+    pub own_path: bool,
     /// Told when each attempt starts and finishes, when there is an observer.
     pub watch: Option<Watch<'a>>,
     /// Where its retries ask for their grant, when they count as calls.
@@ -252,6 +257,7 @@ pub(super) fn execute_into(
         instance_id,
         cancel,
         paths,
+        own_path,
         watch,
         grant,
     } = *call;
@@ -277,6 +283,7 @@ pub(super) fn execute_into(
                 timeout,
                 cancel,
                 paths,
+                own_path,
             },
         );
         if outcome.is_interrupted() && cancel.requested() {

@@ -317,6 +317,12 @@ impl Effective {
         &self.opening
     }
 
+    /// Whether a program name must mean what kairos's own `PATH` finds: when a `commands` list
+    /// applies, the name it allows is the program that runs, whatever `PATH` the call sets.
+    pub fn pins_programs(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
     /// Checks a URL's host against `hosts` of every layer.
     fn check_host(&self, url: &str) -> Result<(), Denial> {
         if self.hosts.is_empty() {

@@ -152,6 +152,9 @@ pub struct CallCx<'a> {
     pub cancel: &'a Cancel,
     /// What a call that opens a file checks again as it opens it (`open.rs`).
     pub paths: &'a PathRules,
+    /// Whether a program name means what kairos's own `PATH` finds, whatever `PATH` the call
+    /// sets: so when a `commands` list applies (`docs/policy.md`, "Commands").
+    pub own_path: bool,
 }
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
@@ -355,6 +358,7 @@ pub(crate) mod testing {
                 timeout: None,
                 cancel: &Cancel::default(),
                 paths,
+                own_path: false,
             },
         )
     }

@@ -3,8 +3,9 @@
 //!
 //! A `run:` line goes through `sh -c` only when it needs a shell: a line made of plain words is
 //! split here and executed directly (as GNU make does), which halves the cost of a spawn and
-//! behaves the same. `args:` never touches a shell. A program name means the file kairos's own
-//! `PATH` finds (`crate::sh::resolve`), whatever `PATH` the call sets. Every child is put in a
+//! behaves the same. `args:` never touches a shell. When a `commands` list applies, a program name
+//! means the file kairos's own `PATH` finds (`crate::sh::resolve`), whatever `PATH` the call
+//! sets; without one, the call's `PATH` finds it, as a shell's would. Every child is put in a
 //! process group of its own, so that a timeout can kill the whole tree it started (`sleep 100 &
 //! sleep 100` included) without touching the runner. Both output streams are read to the end
 //! while the child runs so that it never blocks on a full pipe; only the first
@@ -97,6 +98,7 @@ impl Tool for Shell {
             cwd: str_arg(args, "cwd").map(PathBuf::from),
             stdin: args.get("stdin").map(word),
             timeout: cx.timeout,
+            own_path: cx.own_path,
         };
         run(&request, cx.cancel)
     }
@@ -130,6 +132,10 @@ pub struct Request {
     pub stdin: Option<String>,
     /// The child's process group is killed when it runs longer than this.
     pub timeout: Option<Duration>,
+    /// Whether program names are looked up on kairos's own `PATH` (a `commands` list applies:
+    /// a name must mean the program the policy allowed, whatever `PATH` the call sets) or, as
+    /// a shell would, on the call's.
+    pub own_path: bool,
 }
 
 /// The shell `Command::Line` falls back to. An absolute path, so that a `PATH` in `env` cannot
@@ -165,7 +171,8 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         Command::Args(argv) => (argv.clone(), false),
         Command::Line(line) => match crate::sh::direct_argv(line) {
             Some(argv) => (argv, false),
-            None => (vec![SHELL.into(), "-c".into(), resolve_line(line)], true),
+            None if request.own_path => (vec![SHELL.into(), "-c".into(), resolve_line(line)], true),
+            None => (vec![SHELL.into(), "-c".into(), line.clone()], true),
         },
     };
     let program = &argv[0];
@@ -182,9 +189,14 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         );
     }
 
-    // The program is the file kairos's own `PATH` finds, whatever `PATH` the call sets; its
-    // `argv[0]` stays the name as written (multi-call programs read it).
-    let mut command = match resolve::program(program) {
+    // Under `commands`, the program is the file kairos's own `PATH` finds, whatever `PATH` the
+    // call sets; its `argv[0]` stays the name as written (multi-call programs read it).
+    let lookup = if request.own_path {
+        resolve::program(program)
+    } else {
+        Resolved::Path
+    };
+    let mut command = match lookup {
         Resolved::Found(path) => {
             let mut command = process::Command::new(path);
             command.arg0(program);
@@ -577,6 +589,7 @@ mod tests {
             cwd: None,
             stdin: None,
             timeout: None,
+            own_path: true,
         }
     }
 

@@ -62,6 +62,7 @@ mod tests {
                 timeout,
                 cancel,
                 paths: &crate::policy::paths::PathRules::none(),
+                own_path: false,
             },
         )
     }
