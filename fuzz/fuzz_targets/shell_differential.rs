@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NOBODY: u32 = 65534;
-const MAX_STUBS: usize = 64;
+const MAX_STUBS: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else {
@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
     let Some(ran) = Sandbox::get().run(line) else {
         return;
     };
-    let escaped: Vec<&String> = ran.iter().filter(|p| !allowed.contains(last_component(p))).collect();
+    let escaped: Vec<&String> = ran
+        .iter()
+        .filter(|p| !allowed.contains(last_component(p)))
+        .collect();
     assert!(
         escaped.is_empty(),
         "sh ran {escaped:?}, which the analysis did not name (it named {programs:?}) for {line:?}"
@@ -99,25 +102,33 @@ impl Sandbox {
         chown(&log);
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let stub = format!("#!/sh\necho \"${{0##*/}}\" >>/log/{}\n", self.secret);
-        let words: BTreeSet<&str> = line
-            .split(|c: char| !(c.is_ascii_alphanumeric() || "_.+-".contains(c)))
-            .filter(|w| !w.is_empty() && w.len() <= 64 && *w != "." && *w != "..")
-            .take(MAX_STUBS)
-            .collect();
-        for w in words {
-            let path = stubs.join(w);
+        for w in stub_names(line) {
+            let path = stubs.join(&w);
             std::fs::write(&path, &stub).expect("stub");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
 
         let mut child = Command::new("/usr/bin/prlimit")
-            .args(["--nproc=64", "--as=268435456", "--fsize=1048576", "--core=0", "--"])
+            .args([
+                "--nproc=64",
+                "--as=268435456",
+                "--fsize=1048576",
+                "--core=0",
+                "--",
+            ])
             .arg("/usr/bin/bwrap")
             // Parents bwrap makes are root's alone unless told otherwise; `nobody` must pass.
             .args(["--perms", "0755", "--dir", "/usr"])
             .args(["--ro-bind", "/usr/lib", "/usr/lib"])
             .args(["--ro-bind-try", "/usr/lib64", "/usr/lib64"])
-            .args(["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"])
+            .args([
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+            ])
             .args(["--ro-bind", "/usr/bin/dash", "/sh"])
             .args(["--ro-bind", "/usr/bin/setpriv", "/setpriv"])
             .arg("--ro-bind")
@@ -131,10 +142,28 @@ impl Sandbox {
             .arg(&work)
             .arg("/work")
             .args(["--chdir", "/work", "--dev", "/dev"])
-            .args(["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"])
+            .args([
+                "--unshare-pid",
+                "--unshare-net",
+                "--unshare-ipc",
+                "--unshare-uts",
+            ])
             .args(["--die-with-parent", "--new-session", "--clearenv"])
-            .args(["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/work", "--"])
-            .args(["/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args([
+                "--setenv",
+                "PATH",
+                "/usr/bin:/bin",
+                "--setenv",
+                "HOME",
+                "/work",
+                "--",
+            ])
+            .args([
+                "/setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
             .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
             .args(["/sh", "-c", line])
             .stdin(Stdio::null())
@@ -172,19 +201,54 @@ impl Sandbox {
             .lines()
             .map(str::to_string)
             .collect();
-        // dash: `/sh: 1: NAME: not found`.
+        // dash: `/sh: 1: NAME: not found`. Messages of commands running at the same time (a
+        // pipeline, `&`) can interleave, so only a line of exactly that shape counts.
         for l in String::from_utf8_lossy(&stderr).lines() {
-            if let Some(rest) = l.strip_prefix("/sh: ") {
-                if let Some(name) = rest
-                    .split_once(": ")
-                    .and_then(|(_, r)| r.strip_suffix(": not found"))
-                {
-                    ran.insert(last_component(name).to_string());
-                }
+            if let Some(name) = not_found(l) {
+                ran.insert(last_component(name).to_string());
             }
         }
         Some(ran)
     }
+}
+
+/// The names the line spells out, as `sh` could read them: words split at blanks, and at shell
+/// operators too, each also with quotes and backslashes taken out (`t''ouch`, `\touch`), and
+/// the plain tokens inside them.
+fn stub_names(line: &str) -> BTreeSet<String> {
+    let operators = |c: char| c.is_whitespace() || ";|&()<>{}$`".contains(c);
+    let unquoted = |w: &str| {
+        w.chars()
+            .filter(|c| !"'\"\\".contains(*c))
+            .collect::<String>()
+    };
+    let mut names = BTreeSet::new();
+    let words = line.split(char::is_whitespace).chain(line.split(operators));
+    for word in words {
+        for name in [word.to_string(), unquoted(word)] {
+            let name = last_component(&name).to_string();
+            if !name.is_empty() && name.len() <= 64 && name != "." && name != ".." {
+                names.insert(name);
+            }
+        }
+        for token in word.split(|c: char| !(c.is_ascii_alphanumeric() || "_.+-".contains(c))) {
+            if !token.is_empty() && token.len() <= 64 && token != "." && token != ".." {
+                names.insert(token.to_string());
+            }
+        }
+    }
+    names.into_iter().take(MAX_STUBS).collect()
+}
+
+/// The program of one `/sh: N: NAME: not found` line.
+fn not_found(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("/sh: ")?;
+    let (number, rest) = rest.split_once(": ")?;
+    let name = rest.strip_suffix(": not found")?;
+    let clean = number.bytes().all(|b| b.is_ascii_digit())
+        && !name.contains(": not found")
+        && !name.contains("/sh: ");
+    clean.then_some(name)
 }
 
 fn chown(path: &Path) {

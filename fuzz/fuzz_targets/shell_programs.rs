@@ -19,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
     // the shell (`None`): never a different word, never several.
     let quoted = sh::quote(line);
     if let Some(words) = sh::direct_argv(&quoted) {
-        assert_eq!(words, [line], "quote({line:?}) = {quoted:?} reads back differently");
+        assert_eq!(
+            words,
+            [line],
+            "quote({line:?}) = {quoted:?} reads back differently"
+        );
     }
 });

@@ -40,7 +40,10 @@ fn context() -> &'static Context {
                     "status": "succeeded",
                 }),
             );
-            nodes.set(1, &serde_json::json!({"output": [1, 2, 3], "status": "succeeded"}));
+            nodes.set(
+                1,
+                &serde_json::json!({"output": [1, 2, 3], "status": "succeeded"}),
+            );
             Renderer::new(&inputs, "fuzz", 42, nodes, style)
         };
         Context {
@@ -62,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ctx = context();
-    let renderer = if mode & 1 == 0 { &ctx.json } else { &ctx.legacy };
+    let renderer = if mode & 1 == 0 {
+        &ctx.json
+    } else {
+        &ctx.legacy
+    };
     let locals = (mode & 2 != 0).then_some(&ctx.locals);
     match (mode >> 2) % 4 {
         0 => {

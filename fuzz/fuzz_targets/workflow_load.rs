@@ -1,6 +1,7 @@
 //! The workflow loader, as `kairos validate` drives it: YAML text to a validated workflow, then
 //! the effective policy, the redaction and capability checks, and the diagnostics rendered both
-//! ways (`--format table` and `--format json`). Any input may be refused; none may panic.
+//! ways (`--format table` and `--format json`); then what `kairos run` checks before it starts
+//! (tools, inputs) and what `kairos graph` prints. Any input may be refused; none may panic.
 #![no_main]
 
 use kairos::workflow;
@@ -18,6 +19,11 @@ fuzz_target!(|data: &[u8]| {
             let violations = kairos::plan::check_capabilities(&w, &policy);
             let _ = w.capabilities_needed();
             let _ = w.edge_count();
+            let _ = kairos::plan::check_tools(&w);
+            let _ = kairos::plan::resolve_inputs(&w, &[]);
+            let _ = kairos::report::graph::mermaid(&w);
+            let _ = kairos::report::graph::dot(&w);
+            let _ = kairos::report::graph::json(&w);
             if !violations.is_empty() {
                 let d = workflow::Diagnostics {
                     source: std::sync::Arc::new(kairos_source(&w)),
