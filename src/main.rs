@@ -1,5 +1,11 @@
 fn main() {
     std::panic::set_hook(Box::new(last_resort));
+    // Debug builds (the tests') can be made to panic, so that the hook itself is tested; no
+    // release build has this.
+    #[cfg(debug_assertions)]
+    if let Some(message) = std::env::var_os("KAIROS_DEBUG_PANIC") {
+        panic!("{}", message.to_string_lossy());
+    }
     std::process::exit(kairos::main());
 }
 

@@ -447,3 +447,30 @@ fn many_policy_violations_are_capped_like_other_diagnostics() {
     assert_eq!(file["diagnostics"].as_array().unwrap().len(), 1000);
     assert_eq!(file["diagnostics_omitted"], 200);
 }
+
+/// A panic nobody foresaw prints one line asking for a bug report and exits 2: no backtrace
+/// (even with `RUST_BACKTRACE` set), and not the panic's message, which may quote input.
+#[test]
+fn an_internal_error_is_one_line_asking_for_a_bug_report() {
+    let out = Test::new()
+        .env("KAIROS_DEBUG_PANIC", "quoting sk-live-secret-value")
+        .env("RUST_BACKTRACE", "1")
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("kairos: internal error at src/main.rs:"),
+        "{}",
+        out.stderr
+    );
+    assert!(lines[0].contains("please report it"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("sk-live-secret-value"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("backtrace"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+}

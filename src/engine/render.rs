@@ -174,7 +174,7 @@ pub fn to_json(value: &Value) -> Result<serde_json::Value, RenderError> {
     }
     let mut size = Counter(0);
     if serde_json::to_writer(&mut size, value).is_err() && size.0 > limits::RENDERED_BYTES {
-        return Err(too_large("value is over", size.0));
+        return Err(too_large("value is longer than", None));
     }
     serde_json::to_value(value).map_err(|e| format!("value cannot be recorded: {e}").into())
 }
@@ -199,16 +199,23 @@ impl std::io::Write for Counter {
 /// A rendered text, unless it is longer than [`limits::RENDERED_BYTES`].
 fn capped(text: String) -> Result<String, RenderError> {
     if text.len() > limits::RENDERED_BYTES {
-        return Err(too_large("text is", text.len()));
+        return Err(too_large("text is", Some(text.len())));
     }
     Ok(text)
 }
 
-fn too_large(what: &str, bytes: usize) -> RenderError {
-    format!(
-        "the rendered {what} {bytes} bytes, more than the limit of {} bytes (docs/workflow.md#limits)",
-        limits::RENDERED_BYTES
-    )
+/// The error for a rendering over the cap; `bytes` when its whole length is known (a value
+/// serialised as JSON stops counting just past the cap).
+fn too_large(what: &str, bytes: Option<usize>) -> RenderError {
+    let limit = limits::RENDERED_BYTES;
+    match bytes {
+        Some(bytes) => format!(
+            "the rendered {what} {bytes} bytes, more than the limit of {limit} bytes (docs/workflow.md#limits)"
+        ),
+        None => format!(
+            "the rendered {what} the limit of {limit} bytes (docs/workflow.md#limits)"
+        ),
+    }
     .into()
 }
 
@@ -396,7 +403,7 @@ mod tests {
                 to_json(&v)
                     .unwrap_err()
                     .message
-                    .contains("rendered value is over")
+                    .contains("rendered value is longer than the limit")
             ),
             Err(e) => assert!(e.message.contains("fuel"), "{e}"),
         }
