@@ -488,7 +488,9 @@ impl Reader<'_> {
                     plain_so_far = false;
                     match self.peek_at(1) {
                         None => return refuse("a backslash at the end of the line"),
-                        Some(b'\n') => self.pos += 2,
+                        // The shell removes it before it reads the line, so it can join what
+                        // this reading kept apart (`$\<newline>(id)` is `$(id)`).
+                        Some(b'\n') => return refuse(CONTINUATION_IN_A_WORD),
                         Some(_) => {
                             self.pos += 1;
                             self.push_char(&mut word);
@@ -542,7 +544,7 @@ impl Reader<'_> {
                     return Ok(());
                 }
                 Some(b'\\') => match self.peek_at(1) {
-                    Some(b'\n') => self.pos += 2,
+                    Some(b'\n') => return refuse(CONTINUATION_IN_A_WORD),
                     Some(b'$' | b'`' | b'"' | b'\\') => {
                         self.pos += 1;
                         self.push_char(word);
@@ -602,6 +604,10 @@ impl Reader<'_> {
     }
 }
 
+/// A line continuation between words is read as a blank; inside a word (quoted or not) the
+/// shell would join the characters around it before reading them, which this reading does not.
+const CONTINUATION_IN_A_WORD: &str = "a line continuation (`\\` and a newline) inside a word";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,6 +656,21 @@ mod tests {
         let programs = analyse(line).unwrap();
         assert_eq!(&line[programs[0].span.clone()], "'ec'ho");
         assert_eq!(&line[programs[1].span.clone()], "wc");
+    }
+
+    #[test]
+    fn continuations_between_operators_do_not_hide_a_command() {
+        // `sh` joins `|\<newline>|` into `||`; read as two pipes or refused, the commands
+        // named are the ones `sh` runs.
+        for (line, named) in [
+            ("echo x |\\\n| touch X", &["echo", "touch"][..]),
+            ("echo x &\\\n& touch X", &["echo", "touch"]),
+            ("echo x >\\\n&2 touch X", &["echo"]),
+        ] {
+            if let Ok(found) = names(line) {
+                assert_eq!(found, named, "{line:?}");
+            }
+        }
     }
 
     #[test]
@@ -707,6 +728,11 @@ mod tests {
             "printf -v 'a[$(touch X)]' x",
             "echo $[1+2]",
             "''",
+            // A continuation inside a word joins what is around it before the shell reads it.
+            "$\\n$\\\n$",
+            "echo $\\\n(touch X)",
+            "echo \"$\\\n(touch X)\"",
+            "ec\\\nho $\\\n{X:-y}",
         ] {
             assert!(analyse(line).is_err(), "{line:?} was accepted");
         }
