@@ -271,7 +271,16 @@ impl Reader<'_> {
                     );
                 }
                 b'<' | b'>' => self.redirection()?,
-                b'0'..=b'9' if self.io_number() => self.redirection()?,
+                b'0'..=b'9' if self.io_number() => {
+                    // dash takes only one digit as a descriptor (`10>f cmd` runs `10`), bash
+                    // more: a number both read alike is the only one read.
+                    if self.peek_at(1).is_some_and(|b| b.is_ascii_digit()) {
+                        return refuse(
+                            "a file descriptor number of more than one digit (`10>`), which shells read differently",
+                        );
+                    }
+                    self.redirection()?
+                }
                 _ => {
                     let word = self.word()?;
                     self.take(word)?;
@@ -730,6 +739,9 @@ mod tests {
             "''",
             // A continuation inside a word joins what is around it before the shell reads it.
             "$\\n$\\\n$",
+            // dash runs `10` here, bash `echo`.
+            "10>/dev/null echo hi",
+            "echo hi 123>/dev/null",
             "echo $\\\n(touch X)",
             "echo \"$\\\n(touch X)\"",
             "ec\\\nho $\\\n{X:-y}",
