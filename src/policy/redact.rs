@@ -299,22 +299,10 @@ fn wrapped(core: &str) -> String {
     chars.join(BREAK)
 }
 
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/// Unpadded standard base64, as `base64` and every library write it before the padding.
 fn base64(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(STD[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64ct::{Base64Unpadded, Encoding};
+    Base64Unpadded::encode_string(bytes)
 }
 
 /// The part of a base64 encoding that is the same wherever the secret sits in the encoded data:
