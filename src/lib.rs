@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exit;
 pub mod interrupt;
 pub mod ledger;
+pub mod net;
 pub mod plan;
 pub mod policy;
 pub mod printable;

@@ -17,6 +17,7 @@
 use super::Rules;
 use super::state::{NodeState, PolicyCheck, TaskRun};
 use crate::cancel::Cancel;
+use crate::net::Net;
 use crate::policy::effective::{self, Effective};
 use crate::policy::{CapSet, Enforcement};
 use crate::tools::Tool;
@@ -28,6 +29,8 @@ use std::time::Duration;
 
 pub(super) struct Gate<'w> {
     pub policy: &'w Effective,
+    /// The run's network access, checked against the policy's hosts at every URL it reaches.
+    pub net: Net,
     /// Calls counted so far per `max_calls` key, in commit order; shared with the workers that
     /// ask for retries.
     budget: Arc<Budget>,
@@ -41,6 +44,7 @@ impl<'w> Gate<'w> {
     pub fn new(policy: &'w Effective, rules: Rules) -> Self {
         Self {
             policy,
+            net: Net::new(policy.reaching().clone()),
             budget: Arc::default(),
             retries_are_calls: rules.retries_are_calls(),
             denied: false,

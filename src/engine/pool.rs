@@ -11,6 +11,7 @@ use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use super::state::PolicyCheck;
 use crate::cancel::Cancel;
+use crate::net::Net;
 use crate::policy::paths::PathRules;
 use crate::syntax::duration;
 use crate::tools::{self, Attempt, Tool};
@@ -39,6 +40,8 @@ pub(super) struct Job {
     pub grant: Option<RetryGrant>,
     /// What the call checks again when it opens a file.
     pub paths: PathRules,
+    /// The run's network access.
+    pub net: Net,
     /// Whether program names are looked up on kairos's own `PATH` (`CallCx::own_path`).
     pub own_path: bool,
 }
@@ -196,6 +199,7 @@ fn worker(
                 instance_id: &job.instance_id,
                 cancel,
                 paths: &job.paths,
+                net: &job.net,
                 own_path: job.own_path,
                 watch,
                 grant: job.grant.as_ref(),
@@ -222,6 +226,8 @@ pub(super) struct Call<'a> {
     pub cancel: &'a Cancel,
     /// What the call checks again when it opens a file (`tools/open.rs`).
     pub paths: &'a PathRules,
+    /// The run's network access.
+    pub net: &'a Net,
     /// Whether program names are looked up on kairos's own `PATH` (`CallCx::own_path`).
     pub own_path: bool,
     /// Told when each attempt starts and finishes, when there is an observer.
@@ -257,6 +263,7 @@ pub(super) fn execute_into(
         instance_id,
         cancel,
         paths,
+        net,
         own_path,
         watch,
         grant,
@@ -283,6 +290,7 @@ pub(super) fn execute_into(
                 timeout,
                 cancel,
                 paths,
+                net,
                 own_path,
             },
         );

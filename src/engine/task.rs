@@ -254,6 +254,7 @@ impl Engine<'_> {
                 instance_id: instance_id.as_str(),
                 cancel: &self.cancel,
                 paths: self.gate.policy.opening(),
+                net: &self.gate.net,
                 own_path: self.gate.policy.pins_programs(),
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
                 grant: None,
@@ -298,6 +299,7 @@ impl Engine<'_> {
             instance_id,
             grant,
             paths: self.gate.policy.opening().clone(),
+            net: self.gate.net.clone(),
             own_path: self.gate.policy.pins_programs(),
         });
         NodeState::Running(run)

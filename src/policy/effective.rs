@@ -11,9 +11,9 @@
 //! workflow starts from nothing (`restrictive`); an organisation policy or a node's policy starts
 //! from what the layer around it grants, so `deny: [net]` alone narrows by `net`.
 
+use super::hosts::HostRules;
 use super::paths::{Access, PathRules};
 use super::{CapSet, Capability, Enforcement, PolicySpec, Resource};
-use globset::GlobMatcher;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -43,7 +43,10 @@ pub struct Effective {
     /// What a tool checks again when it opens a file: `paths` under `enforce`; nothing under
     /// `audit`, where a denial is recorded and the call goes ahead.
     opening: PathRules,
-    hosts: Vec<Vec<GlobMatcher>>,
+    hosts: HostRules,
+    /// What the network layer checks again at each URL it reaches: `hosts` under `enforce`;
+    /// nothing under `audit`.
+    reaching: HostRules,
     commands: Vec<Vec<String>>,
     approvers: Vec<Vec<String>>,
 }
@@ -184,9 +187,10 @@ impl Effective {
                 .map(|l| (&l.spec.paths_read[..], &l.spec.paths_write[..])),
             &cwd,
         );
-        let opening = match enforcement {
-            Enforcement::Enforce => paths.clone(),
-            Enforcement::Audit => PathRules::none(),
+        let hosts = HostRules::new(hosts);
+        let (opening, reaching) = match enforcement {
+            Enforcement::Enforce => (paths.clone(), hosts.clone()),
+            Enforcement::Audit => (PathRules::none(), HostRules::none()),
         };
         Self {
             layers,
@@ -197,6 +201,7 @@ impl Effective {
             paths,
             opening,
             hosts,
+            reaching,
             commands,
             approvers,
         }
@@ -325,22 +330,13 @@ impl Effective {
 
     /// Checks a URL's host against `hosts` of every layer.
     fn check_host(&self, url: &str) -> Result<(), Denial> {
-        if self.hosts.is_empty() {
-            return Ok(());
-        }
-        let host = host_of(url);
-        if host.as_deref().is_some_and(|h| {
-            self.hosts
-                .iter()
-                .all(|globs| globs.iter().any(|g| g.is_match(h)))
-        }) {
-            Ok(())
-        } else {
-            Err(Denial {
-                reason: Reason::HostNotPermitted,
-                detail: format!("host of `{url}` is not permitted"),
-            })
-        }
+        self.hosts.check_url(url)
+    }
+
+    /// The host rules the network layer applies again at every URL it reaches (each redirect
+    /// hop): the policy's under `enforce`, none under `audit`.
+    pub fn reaching(&self) -> &HostRules {
+        &self.reaching
     }
 
     /// Checks the programs a call would start against `commands` of every layer.
@@ -466,21 +462,10 @@ fn deny_site(spec: &PolicySpec, cap: Capability, at: Option<(&str, Option<&str>)
     }
 }
 
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host.starts_with('[') {
-        host.split(']').next().map(|h| &h[1..])
-    } else {
-        host.split(':').next()
-    }?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::hosts::host_of;
 
     fn spec(yaml: &str) -> PolicySpec {
         let node = crate::syntax::yaml::parse(yaml).unwrap();

@@ -7,6 +7,7 @@
 //! for each call, its [`Resource`]s, and the policy judges those.
 
 pub mod effective;
+pub mod hosts;
 pub mod paths;
 pub mod redact;
 

@@ -10,6 +10,7 @@
 //! gives the same result whichever thread runs it.
 
 use crate::cancel::Cancel;
+use crate::net::Net;
 use crate::policy::Capability;
 use crate::policy::paths::PathRules;
 use rand_chacha::ChaCha20Rng;
@@ -152,6 +153,9 @@ pub struct CallCx<'a> {
     pub cancel: &'a Cancel,
     /// What a call that opens a file checks again as it opens it (`open.rs`).
     pub paths: &'a PathRules,
+    /// The run's network access: every URL a call reaches is checked against `hosts` again
+    /// (`net/`).
+    pub net: &'a Net,
     /// Whether a program name means what kairos's own `PATH` finds, whatever `PATH` the call
     /// sets: so when a `commands` list applies (`docs/policy.md`, "Commands").
     pub own_path: bool,
@@ -333,6 +337,7 @@ pub(crate) mod testing {
 
     use super::{Args, CallCx, Outcome, Tool};
     use crate::cancel::Cancel;
+    use crate::net::Net;
     use crate::policy::paths::PathRules;
     use serde_json::Value;
 
@@ -358,6 +363,7 @@ pub(crate) mod testing {
                 timeout: None,
                 cancel: &Cancel::default(),
                 paths,
+                net: &Net::default(),
                 own_path: false,
             },
         )

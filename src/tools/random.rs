@@ -127,6 +127,7 @@ mod tests {
                 timeout: None,
                 cancel: &Cancel::default(),
                 paths: &crate::policy::paths::PathRules::none(),
+                net: &crate::net::Net::default(),
                 own_path: false,
             },
         )

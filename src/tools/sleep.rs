@@ -62,6 +62,7 @@ mod tests {
                 timeout,
                 cancel,
                 paths: &crate::policy::paths::PathRules::none(),
+                net: &crate::net::Net::default(),
                 own_path: false,
             },
         )
