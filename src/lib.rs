@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exit;
 pub mod interrupt;
 pub mod ledger;
+pub mod mcp;
 pub mod net;
 pub mod plan;
 pub mod policy;

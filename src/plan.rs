@@ -150,10 +150,7 @@ pub fn check_capabilities(
             continue;
         };
         let granted = policy.granted_for(node.policy.as_deref());
-        for cap in CapSet::of(task.tool.spec().capabilities)
-            .iter()
-            .filter(|c| !granted.contains(*c))
-        {
+        for cap in task.capabilities().iter().filter(|c| !granted.contains(*c)) {
             let places = Places {
                 workflow,
                 tree: tree().as_ref(),

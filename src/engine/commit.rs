@@ -39,6 +39,9 @@ pub(super) struct Outbox {
     text: String,
     /// `None` only while the outbox is taken out of the committer (`std::mem::take`).
     redactor: Option<Arc<Redactor>>,
+    /// The MCP servers whose tools are in the ledger already: each server's list goes with the
+    /// first call to it in commit order, so where it is does not depend on timing.
+    listed: std::collections::BTreeSet<String>,
 }
 
 impl Outbox {
@@ -46,6 +49,7 @@ impl Outbox {
         Self {
             text: String::new(),
             redactor: Some(redactor),
+            listed: Default::default(),
         }
     }
 
@@ -383,10 +387,21 @@ fn attempt_events(events: &mut Outbox, clock: &mut u64, id: &str, tool: &ToolSpe
         // A tool without keys succeeds with nothing to record (see `ToolSpec::keys`).
         if !tool.keys.is_empty() || o.error.is_some() {
             *clock += 1;
+            let mcp_tools = o
+                .listing
+                .as_ref()
+                .filter(|l| events.listed.insert(l.server.clone()))
+                .map(|l| {
+                    std::borrow::Cow::Owned(serde_json::json!({
+                        "server": l.server,
+                        "tools": l.tools,
+                    }))
+                });
             Event::ToolOutput(
                 ev::ToolOutput {
                     exit_code: o.exit_code.map(i64::from),
                     error: o.error.as_deref().map(Text::from),
+                    mcp_tools,
                     ..ev::ToolOutput::new(id, k as u64 + 1, std::borrow::Cow::Borrowed(&o.output))
                 }
                 .with_stream(ev::StreamName::Stdout, stream(&o.stdout))

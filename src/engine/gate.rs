@@ -31,6 +31,9 @@ pub(super) struct Gate<'w> {
     pub policy: &'w Effective,
     /// The run's network access, checked against the policy's hosts at every URL it reaches.
     pub net: Net,
+    /// The run's MCP servers, started by the calls that need them; the engine stops them when
+    /// the run ends.
+    pub mcp: crate::mcp::Servers,
     /// Calls counted so far per `max_calls` key, in commit order; shared with the workers that
     /// ask for retries.
     budget: Arc<Budget>,
@@ -45,6 +48,7 @@ impl<'w> Gate<'w> {
         Self {
             policy,
             net: Net::new(policy.reaching().clone()),
+            mcp: crate::mcp::Servers::default(),
             budget: Arc::default(),
             retries_are_calls: rules.retries_are_calls(),
             denied: false,
@@ -73,8 +77,24 @@ impl<'w> Gate<'w> {
         if !self.policy.has_limits(node.policy.as_deref()) {
             return Vec::new();
         }
-        self.policy
-            .limits(tool.spec().name, &node.id, node.policy.as_deref())
+        self.limits(node, tool)
+    }
+
+    /// The `max_calls` limits a call of `node` counts against: by the tool's name, the node's
+    /// id, and the key the task names (`mcp:SERVER/TOOL`).
+    fn limits(&self, node: &Node, tool: &dyn Tool) -> Vec<(String, u64)> {
+        let extra = match &node.kind {
+            NodeKind::Task(t) => t.limit_key(),
+            _ => None,
+        };
+        self.policy.limits(
+            &[
+                tool.spec().name,
+                &node.id,
+                extra.as_deref().unwrap_or_default(),
+            ],
+            node.policy.as_deref(),
+        )
     }
 
     /// Before the calls of a node whose retries count: its retries wait until [`seal`](Self::seal).
@@ -134,7 +154,8 @@ impl<'w> Gate<'w> {
     /// Whether a task's call needs a person's approval (`require_approval`).
     pub fn needs_approval(&self, node: &Node) -> bool {
         match &node.kind {
-            NodeKind::Task(t) => !CapSet::of(t.tool.spec().capabilities)
+            NodeKind::Task(t) => !t
+                .capabilities()
                 .intersect(self.policy.require_approval)
                 .is_empty(),
             _ => false,
@@ -144,17 +165,17 @@ impl<'w> Gate<'w> {
     /// Whether a task's call is under a `max_calls` limit, and so must wait for its turn in
     /// commit order before it is decided.
     pub fn needs_turn(&self, node: &Node, tool: &dyn Tool) -> bool {
-        self.policy.has_limits(node.policy.as_deref())
-            && !self
-                .policy
-                .limits(tool.spec().name, &node.id, node.policy.as_deref())
-                .is_empty()
+        self.policy.has_limits(node.policy.as_deref()) && !self.limits(node, tool).is_empty()
     }
 
     /// The question a `require_approval` call asks.
     pub fn approval_prompt(&self, node: &Node, tool: &dyn Tool) -> String {
         let spec = tool.spec();
-        let caps = CapSet::of(spec.capabilities).intersect(self.policy.require_approval);
+        let needed = match &node.kind {
+            NodeKind::Task(t) => t.capabilities(),
+            _ => CapSet::of(spec.capabilities),
+        };
+        let caps = needed.intersect(self.policy.require_approval);
         format!(
             "node `{}` calls `{}`, which needs {caps}: allow it?",
             node.id, spec.name
@@ -175,7 +196,10 @@ impl<'w> Gate<'w> {
         let enforced = self.policy.enforcement == Enforcement::Enforce;
         let mut checks = Vec::new();
         let mut denials = Vec::new();
-        let needed = CapSet::of(spec.capabilities);
+        let needed = match &node.kind {
+            NodeKind::Task(t) => t.capabilities(),
+            _ => CapSet::of(spec.capabilities),
+        };
         if !needed.is_empty() {
             checks.push("capability");
             let granted = self.policy.granted_for(node.policy.as_deref());
@@ -203,9 +227,7 @@ impl<'w> Gate<'w> {
             });
             run.denied |= enforced;
         }
-        let limits = self
-            .policy
-            .limits(spec.name, &node.id, node.policy.as_deref());
+        let limits = self.limits(node, tool);
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
             let exceeded = self.budget.lock().count(&limits, enforced);

@@ -281,9 +281,18 @@ impl<'w> Engine<'w> {
         }
     }
 
+    /// Drives the run, then stops the MCP servers it started, however it ended (finished,
+    /// paused, interrupted, or an error): no server outlives its run.
+    fn run(self) -> Result<RunReport, EngineError> {
+        let servers = self.gate.mcp.clone();
+        let report = self.drive();
+        servers.stop();
+        report
+    }
+
     /// The scheduling loop: run and commit what can be, then wait for workers, a decision or
     /// an interrupt; until every node has committed or the run pauses.
-    fn run(mut self) -> Result<RunReport, EngineError> {
+    fn drive(mut self) -> Result<RunReport, EngineError> {
         let mut pending_approvals = Vec::new();
         let mut interrupted = false;
         loop {

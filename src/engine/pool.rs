@@ -42,6 +42,8 @@ pub(super) struct Job {
     pub paths: PathRules,
     /// The run's network access.
     pub net: Net,
+    /// The run's MCP servers.
+    pub mcp: crate::mcp::Servers,
     /// Whether program names are looked up on kairos's own `PATH` (`CallCx::own_path`).
     pub own_path: bool,
 }
@@ -200,6 +202,7 @@ fn worker(
                 cancel,
                 paths: &job.paths,
                 net: &job.net,
+                mcp: &job.mcp,
                 own_path: job.own_path,
                 watch,
                 grant: job.grant.as_ref(),
@@ -228,6 +231,8 @@ pub(super) struct Call<'a> {
     pub paths: &'a PathRules,
     /// The run's network access.
     pub net: &'a Net,
+    /// The run's MCP servers.
+    pub mcp: &'a crate::mcp::Servers,
     /// Whether program names are looked up on kairos's own `PATH` (`CallCx::own_path`).
     pub own_path: bool,
     /// Told when each attempt starts and finishes, when there is an observer.
@@ -264,6 +269,7 @@ pub(super) fn execute_into(
         cancel,
         paths,
         net,
+        mcp,
         own_path,
         watch,
         grant,
@@ -292,6 +298,7 @@ pub(super) fn execute_into(
                 paths,
                 net,
                 own_path,
+                mcp,
             },
         );
         if outcome.is_interrupted() && cancel.requested() {

@@ -255,6 +255,7 @@ impl Engine<'_> {
                 cancel: &self.cancel,
                 paths: self.gate.policy.opening(),
                 net: &self.gate.net,
+                mcp: &self.gate.mcp,
                 own_path: self.gate.policy.pins_programs(),
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
                 grant: None,
@@ -300,6 +301,7 @@ impl Engine<'_> {
             grant,
             paths: self.gate.policy.opening().clone(),
             net: self.gate.net.clone(),
+            mcp: self.gate.mcp.clone(),
             own_path: self.gate.policy.pins_programs(),
         });
         NodeState::Running(run)

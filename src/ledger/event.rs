@@ -307,6 +307,10 @@ pub struct ToolOutput<'a> {
     pub attempt: u64,
     #[serde(default)]
     pub output: Cow<'a, Value>,
+    /// An MCP server's tools (`{"server": NAME, "tools": [...]}`), with the first call to it
+    /// that the run commits.
+    #[serde(default)]
+    pub mcp_tools: Option<Cow<'a, Value>>,
     #[serde(borrow, default)]
     pub stdout: Option<Text<'a>>,
     #[serde(default)]
@@ -333,6 +337,7 @@ impl<'a> ToolOutput<'a> {
             node: node.into(),
             attempt,
             output,
+            mcp_tools: None,
             stdout: None,
             stdout_bytes: None,
             stdout_sha256: None,
@@ -770,6 +775,9 @@ impl<'a> Event<'a> {
             }
             Event::ToolOutput(e) => {
                 let mut b = b.u64("attempt", e.attempt).json("output", &e.output);
+                if let Some(tools) = &e.mcp_tools {
+                    b = b.json("mcp_tools", tools);
+                }
                 for (name, text, bytes, sha) in [
                     ("stdout", &e.stdout, e.stdout_bytes, &e.stdout_sha256),
                     ("stderr", &e.stderr, e.stderr_bytes, &e.stderr_sha256),
@@ -1018,6 +1026,9 @@ mod tests {
                     node: t("a"),
                     attempt: 1,
                     output: Cow::Owned(json!("out")),
+                    mcp_tools: Some(Cow::Owned(
+                        json!({"server": "fs", "tools": [{"name": "read"}]}),
+                    )),
                     stdout: None,
                     stdout_bytes: None,
                     stdout_sha256: None,
@@ -1047,6 +1058,7 @@ mod tests {
                     node: t("a[0]"),
                     attempt: 2,
                     output: Cow::Owned(json!({"k": [1, 2]})),
+                    mcp_tools: None,
                     stdout: None,
                     stdout_bytes: None,
                     stdout_sha256: None,

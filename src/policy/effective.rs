@@ -372,13 +372,14 @@ impl Effective {
         !self.max_calls.is_empty() || node.is_some_and(|n| !n.max_calls.is_empty())
     }
 
-    /// The limits that apply to a call of `tool` by node `id`: (key, limit).
-    pub fn limits(&self, tool: &str, id: &str, node: Option<&PolicySpec>) -> Vec<(String, u64)> {
+    /// The limits that apply to a call counted by `keys` (the tool's name, the node's id, and
+    /// any key the call names, such as `mcp:SERVER/TOOL`; an empty key is none): (key, limit).
+    pub fn limits(&self, keys: &[&str], node: Option<&PolicySpec>) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         if !self.has_limits(node) {
             return out;
         }
-        for key in [tool, id] {
+        for &key in keys.iter().filter(|k| !k.is_empty()) {
             let mut limit = self.max_calls.get(key).copied();
             if let Some(spec) = node {
                 for (k, v) in &spec.max_calls {
@@ -619,7 +620,7 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            e.limits("shell", "step", None),
+            e.limits(&["shell", "step"], None),
             vec![("shell".to_string(), 5), ("step".to_string(), 1)]
         );
     }

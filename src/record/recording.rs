@@ -115,6 +115,7 @@ impl Recording {
                             // left out, and a re-driven ledger shows the line as changed.
                             exit_code: e.exit_code.and_then(|c| i32::try_from(c).ok()),
                             error: e.error.map(Cow::into_owned),
+                            listing: e.mcp_tools.as_deref().and_then(listing),
                         },
                         delay_ms: None,
                     });
@@ -187,4 +188,12 @@ impl Recording {
         }
         Ok(call.attempts.clone())
     }
+}
+
+/// The MCP server listing a `ToolOutput` carries, as the call's outcome held it.
+fn listing(recorded: &serde_json::Value) -> Option<crate::tools::Listing> {
+    Some(crate::tools::Listing {
+        server: recorded.get("server")?.as_str()?.to_string(),
+        tools: recorded.get("tools")?.clone(),
+    })
 }

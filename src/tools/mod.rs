@@ -10,9 +10,11 @@
 //! gives the same result whichever thread runs it.
 
 use crate::cancel::Cancel;
+use crate::mcp::Servers;
 use crate::net::Net;
-use crate::policy::Capability;
 use crate::policy::paths::PathRules;
+use crate::policy::{CapSet, Capability};
+use crate::syntax::yaml;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -108,6 +110,21 @@ pub trait Tool: Sync + 'static {
         Placement::Worker
     }
 
+    /// The capabilities a task of this tool needs, from its `with:` as written: the spec's,
+    /// unless a tool needs less depending on the call (`mcp`: `subprocess` for a stdio server,
+    /// `net` for an HTTP one). Decided before anything runs, for the static check.
+    fn capabilities_of(&self, with: &[(String, yaml::Node)]) -> CapSet {
+        let _ = with;
+        CapSet::of(self.spec().capabilities)
+    }
+
+    /// A `max_calls` key a task's calls count against besides the tool's name and the node's
+    /// id, from its `with:` as written (`mcp:SERVER/TOOL`).
+    fn limit_key(&self, with: &[(String, yaml::Node)]) -> Option<String> {
+        let _ = with;
+        None
+    }
+
     /// Whether a call draws from the node's RNG ([`CallCx::rng`] is then present).
     fn draws_rng(&self) -> bool {
         false
@@ -159,6 +176,8 @@ pub struct CallCx<'a> {
     /// Whether a program name means what kairos's own `PATH` finds, whatever `PATH` the call
     /// sets: so when a `commands` list applies (`docs/policy.md`, "Commands").
     pub own_path: bool,
+    /// The run's MCP servers, started on first use and stopped when the run ends (`mcp/`).
+    pub mcp: &'a Servers,
 }
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
@@ -188,6 +207,18 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// `Some(reason)` when the call failed.
     pub error: Option<String>,
+    /// The tools of the MCP server the call reached: the committer records them with the
+    /// first call to that server it commits.
+    pub listing: Option<Listing>,
+}
+
+/// An MCP server's `tools/list`, as the run first read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing {
+    /// The server's name (`mcp_servers:`), or the program of an inline argv.
+    pub server: String,
+    /// Every page's tools, in the order the server gave them.
+    pub tools: Value,
 }
 
 impl Outcome {
@@ -365,6 +396,7 @@ pub(crate) mod testing {
                 paths,
                 net: &Net::default(),
                 own_path: false,
+                mcp: &crate::mcp::Servers::default(),
             },
         )
     }
@@ -461,9 +493,9 @@ mod tests {
         );
         assert_eq!(
             placed(Placement::Worker),
-            ["sleep", "shell", "file.read", "file.write"]
+            ["sleep", "shell", "file.read", "file.write", "mcp"]
         );
-        assert_eq!(placed(Placement::Unavailable), ["http", "llm", "mcp"]);
+        assert_eq!(placed(Placement::Unavailable), ["http", "llm"]);
         let drawing: Vec<&str> = TOOLS
             .iter()
             .filter(|t| t.draws_rng())

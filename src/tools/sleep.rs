@@ -64,6 +64,7 @@ mod tests {
                 paths: &crate::policy::paths::PathRules::none(),
                 net: &crate::net::Net::default(),
                 own_path: false,
+                mcp: &crate::mcp::Servers::default(),
             },
         )
     }

@@ -8,6 +8,7 @@ pub mod expr;
 pub mod limits;
 pub mod model;
 pub mod schema;
+pub mod servers;
 pub mod validate;
 
 pub use crate::syntax::{Diagnostics, LoadError, WorkflowError};

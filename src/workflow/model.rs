@@ -25,6 +25,8 @@ pub struct Workflow {
     pub inputs: Vec<Input>,
     pub defaults: Defaults,
     pub policy: PolicySpec,
+    /// `mcp_servers:`, in file order (each `mcp` task holds its server's definition).
+    pub mcp_servers: Vec<super::servers::McpServer>,
     pub nodes: Vec<Node>,
     pub outputs: Vec<(String, Sp<String>)>,
     /// Nodes the output templates read.
@@ -109,6 +111,19 @@ pub struct Task {
     pub span: Span,
 }
 
+impl Task {
+    /// The capabilities its calls need (a tool may need less than its spec lists, depending
+    /// on the call: see `Tool::capabilities_of`).
+    pub fn capabilities(&self) -> CapSet {
+        self.tool.capabilities_of(&self.with)
+    }
+
+    /// The `max_calls` key its calls count against besides the tool and the node.
+    pub fn limit_key(&self) -> Option<String> {
+        self.tool.limit_key(&self.with)
+    }
+}
+
 #[derive(Debug)]
 pub enum ForEach {
     Items(Vec<serde_json::Value>),
@@ -151,7 +166,7 @@ impl Workflow {
         self.nodes
             .iter()
             .filter_map(|n| match &n.kind {
-                NodeKind::Task(t) => Some(CapSet::of(t.tool.spec().capabilities)),
+                NodeKind::Task(t) => Some(t.capabilities()),
                 _ => None,
             })
             .fold(CapSet::EMPTY, CapSet::union)

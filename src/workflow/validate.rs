@@ -8,6 +8,7 @@
 use super::expr::{self, Form, Scope};
 use super::limits;
 use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
+use super::servers::{self, McpServer};
 use crate::policy::PolicySpec;
 use crate::syntax::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
 use crate::syntax::duration;
@@ -27,6 +28,7 @@ pub const WORKFLOW_KEYS: &[&str] = &[
     "inputs",
     "defaults",
     "policy",
+    "mcp_servers",
     "nodes",
     "outputs",
 ];
@@ -75,6 +77,7 @@ pub fn load_with(
             source: &source,
             errors: &mut errors,
             tools: toolbox,
+            servers: Vec::new(),
         }
         .workflow(&root),
         Err(e) => {
@@ -112,6 +115,8 @@ struct Checker<'s, 'e> {
     source: &'s str,
     errors: &'e mut Errors,
     tools: tools::Toolbox,
+    /// `mcp_servers:`, read before the nodes that name them.
+    servers: Vec<McpServer>,
 }
 
 /// What pass one learns about a node (kept small: there is one per node).
@@ -158,6 +163,11 @@ impl Checker<'_, '_> {
         let policy = f
             .get("policy")
             .map(|n| PolicySpec::read(n, self.errors))
+            .unwrap_or_default();
+
+        self.servers = f
+            .get("mcp_servers")
+            .map(|n| servers::read(n, self.errors))
             .unwrap_or_default();
 
         let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
@@ -229,6 +239,7 @@ impl Checker<'_, '_> {
             inputs,
             defaults,
             policy,
+            mcp_servers: std::mem::take(&mut self.servers),
             nodes,
             outputs,
             output_reads,
@@ -727,7 +738,13 @@ impl Checker<'_, '_> {
                     return None;
                 };
                 let keys: Vec<&'static str> = tool.spec().key_names().collect();
-                let with = self.with(tool.spec(), with, &keys, name.span, scope, used)?;
+                let mut with = self.with(tool.spec(), with, &keys, name.span, scope, used)?;
+                // The one tool whose argument names something declared elsewhere in the file.
+                if tool.spec().name == "mcp"
+                    && !servers::resolve(&mut with, &self.servers, self.errors)
+                {
+                    return None;
+                }
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: false,
@@ -953,7 +970,10 @@ impl Checker<'_, '_> {
 
     fn max_call_keys(&mut self, policy: &PolicySpec, ids: &HashMap<&str, NodeIdx>) {
         for (key, _) in &policy.max_calls {
-            if self.tools.find(key).is_none() && !ids.contains_key(key.as_str()) {
+            if self.tools.find(key).is_none()
+                && !ids.contains_key(key.as_str())
+                && !servers::is_limit_key(key, &self.servers)
+            {
                 self.errors.push(WorkflowError::UnknownNode {
                     help: did_you_mean(
                         key,
@@ -962,7 +982,7 @@ impl Checker<'_, '_> {
                             .chain(self.tools.names().map(|n| -> &str { n })),
                     )
                     .or_else(|| {
-                        Some("`max_calls` limits a tool (by name) or a node (by id)".into())
+                        Some("`max_calls` limits a tool (by name), a node (by id) or an MCP server's tool (`mcp:SERVER/TOOL`)".into())
                     }),
                     id: key.value.clone(),
                     role: "max_calls",
