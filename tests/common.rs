@@ -68,6 +68,10 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("python3", "install python3"),
     ("script", "install bsdutils or util-linux"),
     ("grep", "install grep"),
+    (
+        "mcp-server-everything",
+        "npm install --prefix .ci/npm @modelcontextprotocol/server-everything, then add .ci/npm/node_modules/.bin to PATH (.ci/run does)",
+    ),
 ];
 
 /// Whether `program` is on `PATH`. When it is not, the calling test should return at once:

@@ -10,6 +10,7 @@ mod generated;
 mod golden;
 mod graph;
 mod limits;
+mod mcp;
 mod paths_and_records;
 mod policy;
 mod properties;

@@ -72,7 +72,10 @@ impl Server {
         match value {
             Value::Array(argv) => {
                 let argv = strings(argv, "`server`")?;
-                let name = argv.first().cloned().ok_or("`server` is an empty argv")?;
+                if argv.is_empty() {
+                    return Err("`server` is an empty argv".into());
+                }
+                let name = argv.join(" ");
                 Ok(Server {
                     name,
                     transport: Transport::Stdio(stdio::Launch {

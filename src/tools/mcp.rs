@@ -131,7 +131,9 @@ impl Tool for Mcp {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                return Outcome::failed(format!("`allow_error` must be true or false, not {other}"));
+                return Outcome::failed(format!(
+                    "`allow_error` must be true or false, not {other}"
+                ));
             }
         };
         let timeout = cx.timeout.unwrap_or(CALL_TIMEOUT);
