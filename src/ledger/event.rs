@@ -1290,9 +1290,10 @@ mod tests {
         assert_eq!(
             body,
             "\"event\":\"ToolOutput\",\"clock\":9,\"node\":\"a\",\"attempt\":1,\"output\":\"out\",\
+             \"mcp_tools\":{\"server\":\"fs\",\"tools\":[{\"name\":\"read\"}]},\
              \"stdout\":\"x\\u0008y\",\"stdout_bytes\":9,\"stdout_sha256\":\"0f\",\"stderr\":\"e\",\
              \"exit_code\":-1,\"error\":\"boom\"}\n"
-                .replace('}', "")
+                .replace("}\n", "\n")
         );
     }
 

@@ -228,7 +228,12 @@ mod tests {
 
     #[test]
     fn a_server_that_is_not_an_argv_cannot_pass_commands() {
-        for server in [json!("files"), json!([]), json!({ "name": "x" })] {
+        let empty = args(json!({ "server": [], "tool": "list" }));
+        assert!(matches!(
+            Mcp.resources(&empty).as_slice(),
+            [Resource::Programs(Err(_))]
+        ));
+        for server in [json!("files"), json!({ "name": "x" })] {
             let with = args(json!({ "server": server, "tool": "list" }));
             assert!(matches!(
                 Mcp.resources(&with).as_slice(),

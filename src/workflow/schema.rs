@@ -47,6 +47,9 @@ pub struct WorkflowDoc {
     /// Apply to every task node unless it says otherwise.
     defaults: Option<DefaultsDoc>,
     policy: Option<PolicyDoc>,
+    /// MCP servers the `mcp` tasks name (`server: NAME`), started once per run.
+    #[schemars(extend("propertyNames" = { "pattern": NODE_ID }))]
+    mcp_servers: Option<BTreeMap<String, McpServerDoc>>,
     /// The nodes, in declaration order (which breaks ties in scheduling).
     #[schemars(length(min = 1))]
     nodes: Vec<NodeDoc>,
@@ -86,6 +89,36 @@ struct InputDoc {
 struct DefaultsDoc {
     timeout: Option<Duration>,
     retry: Option<RetryDoc>,
+}
+
+/// An MCP server: `command` (stdio) or `url` (Streamable HTTP).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null, transform = one_transport)]
+struct McpServerDoc {
+    /// The argv that starts a stdio server.
+    #[schemars(length(min = 1))]
+    command: Option<Vec<String>>,
+    /// Its environment besides `PATH` and `HOME` (nothing else is inherited).
+    env: Option<BTreeMap<String, Scalar>>,
+    /// Its working directory.
+    cwd: Option<String>,
+    /// The URL of a Streamable HTTP server.
+    url: Option<String>,
+    /// Headers sent with every request to it.
+    headers: Option<BTreeMap<String, Scalar>>,
+    /// How long starting it may take (default 60s).
+    startup_timeout: Option<Duration>,
+    /// Calls in flight to it at once, at most.
+    #[schemars(range(min = 1))]
+    max_concurrency: Option<u64>,
+}
+
+/// Exactly one of `command` and `url`.
+fn one_transport(schema: &mut Schema) {
+    schema.insert(
+        "oneOf".into(),
+        json!([{ "required": ["command"] }, { "required": ["url"] }]),
+    );
 }
 
 /// Re-run a failed task with exponential backoff (jitter from the node's RNG).
@@ -463,6 +496,10 @@ mod tests {
             sorted(DEFAULTS_KEYS)
         );
         assert_eq!(properties(&schema, Some("RetryDoc")), sorted(RETRY_KEYS));
+        assert_eq!(
+            properties(&schema, Some("McpServerDoc")),
+            sorted(crate::workflow::servers::SERVER_KEYS)
+        );
         assert_eq!(properties(&schema, Some("BranchDoc")), sorted(BRANCH_KEYS));
         assert_eq!(
             properties(&schema, Some("ApprovalDoc")),
