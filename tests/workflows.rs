@@ -111,7 +111,20 @@ struct Example {
 }
 
 /// Programs the examples run besides POSIX `sh` and the coreutils.
-const PROGRAMS: &[(&str, &str)] = &[("triage.yaml", "grep")];
+const PROGRAMS: &[(&str, &str)] = &[
+    ("triage.yaml", "grep"),
+    ("mcp-everything.yaml", "mcp-server-everything"),
+];
+
+/// The output of an `mcp` call whose result is one text item.
+fn mcp_text(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "text": text,
+        "structured": null,
+        "content": [{ "type": "text", "text": text }],
+        "is_error": false,
+    })
+}
 
 fn expected() -> Vec<Example> {
     use serde_json::json;
@@ -178,6 +191,20 @@ fn expected() -> Vec<Example> {
                 ("fetch_b", "succeeded", json!(null)),
                 ("fetch_c", "succeeded", json!("c")),
                 ("gather", "succeeded", json!(null)),
+            ],
+            writes: None,
+        },
+        Example {
+            file: "mcp-everything.yaml",
+            args: &[],
+            outputs: json!({ "answer": "Echo: The sum of 2 and 40 is 42." }),
+            nodes: vec![
+                ("sum", "succeeded", mcp_text("The sum of 2 and 40 is 42.")),
+                (
+                    "echo",
+                    "succeeded",
+                    mcp_text("Echo: The sum of 2 and 40 is 42."),
+                ),
             ],
             writes: None,
         },
