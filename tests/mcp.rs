@@ -167,7 +167,10 @@ fn mcp_timeout_sends_notifications_cancelled() {
     let out = run(with_fake(
         "",
         PERMISSIVE,
-        "  - { id: slow, tool: mcp, timeout: 300ms, with: { server: fake, tool: slow } }\n",
+        // The server is started by the first call, so the timeout covers only the slow one.
+        "  - { id: warm, tool: mcp, with: { server: fake, tool: echo } }
+  - { id: slow, needs: [warm], tool: mcp, timeout: 300ms, with: { server: fake, tool: slow } }
+",
     ))
     .code(1);
     let error = tool_output(&ledger(&out), "slow")["error"].clone();

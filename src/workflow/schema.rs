@@ -443,8 +443,12 @@ fn policy_rules(schema: &mut Schema) {
         .get_mut("properties")
         .and_then(|p| p.get_mut("max_calls"))
     {
-        max_calls["propertyNames"] =
-            json!({ "anyOf": [{ "enum": names }, { "pattern": NODE_ID }] });
+        // `mcp:SERVER/TOOL`: a server of `mcp_servers` (which a schema cannot check) and a tool.
+        max_calls["propertyNames"] = json!({ "anyOf": [
+            { "enum": names },
+            { "pattern": NODE_ID },
+            { "pattern": r"^mcp:[A-Za-z_][A-Za-z0-9_-]{0,63}/.+$" },
+        ] });
     }
 }
 
