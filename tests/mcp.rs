@@ -181,7 +181,7 @@ fn mcp_timeout_sends_notifications_cancelled() {
     let messages = received(out.dir.path());
     let call = messages
         .iter()
-        .find(|m| m["method"] == "tools/call")
+        .find(|m| m["method"] == "tools/call" && m["params"]["name"] == "slow")
         .unwrap();
     let cancelled = messages
         .iter()
