@@ -578,3 +578,131 @@ nodes:
         1
     );
 }
+
+#[test]
+fn mcp_a_changed_tool_schema_shows_in_diff() {
+    if !require_program("python3") {
+        return;
+    }
+    let nodes = "  - { id: echo, tool: mcp, with: { server: fake, tool: echo, arguments: { message: hi } } }\n";
+    let out = run(with_fake("", PERMISSIVE, nodes)).code(0);
+    let dir = out.dir.path();
+    std::fs::write(
+        dir.join("extra_tools.json"),
+        r#"[{"name": "delete_everything", "inputSchema": {"type": "object"}}]"#,
+    )
+    .unwrap();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "changed.jsonl", "--quiet"])
+        .run_in(dir)
+        .code(0);
+    let diff = Test::new()
+        .args(["diff", "run.jsonl", "changed.jsonl", "--format", "json"])
+        .run_in(dir)
+        .code(1)
+        .json();
+    let node = &diff["nodes"][0];
+    assert_eq!(node["node"], "echo", "{diff}");
+    let fields: Vec<&str> = node["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["mcp_tools"], "{diff}");
+    assert!(
+        node["differences"][0]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+      \"name\": \"delete_everything\""),
+        "{diff}"
+    );
+}
+
+/// Calls to one server in parallel share it (started and listed once), and the ledger is the
+/// same whichever call reached the server first: the tools go with the first call in commit
+/// order.
+#[test]
+fn mcp_parallel_calls_share_one_server_and_the_ledger_does_not_depend_on_jobs() {
+    if !require_program("python3") {
+        return;
+    }
+    let nodes = "  - id: fan
+    for_each: [a, b, c, d, e, f, g, h]
+    tool: mcp
+    with: { server: fake, tool: echo, arguments: { message: '{{ item }}' } }
+";
+    let out = run(with_fake("", PERMISSIVE, nodes)).code(0);
+    let dir = out.dir.path();
+    let inits = received(dir)
+        .iter()
+        .filter(|m| m["method"] == "initialize")
+        .count();
+    assert_eq!(inits, 1);
+    let first = std::fs::read(dir.join("run.jsonl")).unwrap();
+    for jobs in ["1", "8"] {
+        let ledger = format!("jobs{jobs}.jsonl");
+        Test::new()
+            .args([
+                "run", "wf.yaml", "--ledger", &ledger, "--quiet", "--jobs", jobs,
+            ])
+            .run_in(dir)
+            .code(0);
+        assert_eq!(
+            std::fs::read(dir.join(&ledger)).unwrap(),
+            first,
+            "--jobs {jobs}"
+        );
+    }
+    let events = ledger(&out);
+    let listed: Vec<&str> = events
+        .iter()
+        .filter(|e| e.get("mcp_tools").is_some())
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["fan[0]"]);
+}
+
+/// Ctrl-C twice during a call that would wait for minutes: the call is cancelled, the run
+/// pauses, and the server's process group is gone.
+#[test]
+fn mcp_interrupted_run_stops_its_servers() {
+    if !require_program("python3") {
+        return;
+    }
+    let test = with_fake(
+        "",
+        PERMISSIVE,
+        "  - { id: slow, tool: mcp, with: { server: fake, tool: slow } }\n",
+    );
+    let dir = test.path().to_path_buf();
+    let mut kairos = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "run.jsonl"]);
+    let mut waited = 0;
+    while !received(&dir).iter().any(|m| m["method"] == "tools/call") {
+        assert!(waited < 600, "the call never reached the server");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    let pid = rustix::process::Pid::from_raw(kairos.id() as i32).unwrap();
+    for _ in 0..2 {
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = kairos.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        received(&dir)
+            .iter()
+            .any(|m| m["method"] == "notifications/cancelled")
+    );
+    let group: i32 = std::fs::read_to_string(dir.join("group.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gone =
+        rustix::process::test_kill_process_group(rustix::process::Pid::from_raw(group).unwrap())
+            .is_err();
+    assert!(gone, "the server's group outlived the interrupted run");
+    drop(test);
+}

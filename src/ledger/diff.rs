@@ -38,7 +38,8 @@
 //!   `branch` (the arm of a `BranchDecision`, `then` or `else`), `attempts`, `instances`
 //!   (fan-out), `tool`, `input_sha256`, `input` (the rendered input), `output`, `stdout`,
 //!   `stderr`, `exit_code` (the last attempt's `ToolOutput`), `error` (`End.error`, or the
-//!   message of an `Error` event). `stdout` is left out when `output` differs too and on
+//!   message of an `Error` event), `mcp_tools` (an MCP server's `tools/list`, recorded with
+//!   the first call to it: a changed tool schema). `stdout` is left out when `output` differs too and on
 //!   both sides `output` is the trimmed `stdout` (a shell node), as it would repeat `output`.
 //!   When none of these differ but the node's events do (an earlier attempt's output, a retry
 //!   delay), the difference is `events`, with `{"count", "sha256"}` of the node's event
@@ -188,7 +189,7 @@ pub struct Divergence {
 }
 
 /// The node fields compared, in report order.
-pub const NODE_FIELDS: [&str; 13] = [
+pub const NODE_FIELDS: [&str; 14] = [
     "status",
     "skip_reason",
     "branch",
@@ -202,6 +203,7 @@ pub const NODE_FIELDS: [&str; 13] = [
     "stderr",
     "exit_code",
     "error",
+    "mcp_tools",
 ];
 const STATUS: usize = 0;
 const SKIP_REASON: usize = 1;
@@ -216,8 +218,9 @@ const STDOUT: usize = 9;
 const STDERR: usize = 10;
 const EXIT_CODE: usize = 11;
 const ERROR: usize = 12;
+const MCP_TOOLS: usize = 13;
 /// Fields whose differences get a unified diff.
-const TEXTUAL: [usize; 4] = [INPUT, OUTPUT, STDOUT, STDERR];
+const TEXTUAL: [usize; 5] = [INPUT, OUTPUT, STDOUT, STDERR, MCP_TOOLS];
 /// The fields compared for a node that ran on one side only (only there, or skipped on the
 /// other side).
 const RESULT: [usize; 5] = [STATUS, SKIP_REASON, BRANCH, OUTPUT, ERROR];
@@ -660,6 +663,8 @@ impl Side {
                 set(INSTANCES, e.for_each.map(Value::from));
             }
             Event::ToolOutput(e) => {
+                // An MCP server's tools, recorded with the node's first attempt.
+                set(MCP_TOOLS, e.mcp_tools.map(std::borrow::Cow::into_owned));
                 // The last attempt's result counts: nothing an earlier attempt left stays.
                 v[OUTPUT] = Some(e.output.into_owned());
                 v[STDOUT] = e.stdout.map(text);
