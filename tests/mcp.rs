@@ -706,3 +706,51 @@ fn mcp_interrupted_run_stops_its_servers() {
     assert!(gone, "the server's group outlived the interrupted run");
     drop(test);
 }
+
+/// `{ env: NAME }` passes a variable of kairos's environment to a server without writing it in
+/// the workflow: the recorded input names the variable, and its value is masked wherever it
+/// appears, as a `secrets` entry's is.
+#[test]
+fn mcp_a_passed_environment_variable_is_never_recorded() {
+    if !require_program("python3") {
+        return;
+    }
+    let test = with_fake(
+        "  keyed: { command: [python3, fake_server.py], env: { TOKEN: { env: KAIROS_TEST_TOKEN } } }\n",
+        PERMISSIVE,
+        "  - { id: token, tool: mcp, with: { server: keyed, tool: env, arguments: { name: TOKEN } } }\n",
+    )
+    .env("KAIROS_TEST_TOKEN", "s3cr3t-value");
+    let out = run(test).code(0);
+    let text = std::fs::read_to_string(out.dir.path().join("run.jsonl")).unwrap();
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+    let events = ledger(&out);
+    assert_eq!(
+        tool_output(&events, "token")["output"]["text"],
+        "[REDACTED:KAIROS_TEST_TOKEN]"
+    );
+    let start = events
+        .iter()
+        .find(|e| e["event"] == "Start" && e["node"] == "token")
+        .unwrap();
+    assert_eq!(
+        start["input"]["server"]["env"]["TOKEN"],
+        serde_json::json!({ "env": "KAIROS_TEST_TOKEN" })
+    );
+
+    // Unset, the call fails and says which variable is missing.
+    let out = run(with_fake(
+        "  keyed: { command: [python3, fake_server.py], env: { TOKEN: { env: KAIROS_TEST_UNSET } } }\n",
+        PERMISSIVE,
+        "  - { id: token, tool: mcp, with: { server: keyed, tool: env, arguments: { name: TOKEN } } }\n",
+    ))
+    .code(1);
+    let error = tool_output(&ledger(&out), "token")["error"].clone();
+    assert!(
+        error
+            .as_str()
+            .unwrap()
+            .contains("environment variable `KAIROS_TEST_UNSET` is not set"),
+        "{error}"
+    );
+}

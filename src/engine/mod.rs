@@ -185,7 +185,9 @@ pub fn run_to(
 ) -> Result<RunReport, EngineError> {
     let seed = options.seed.unwrap_or(workflow.seed);
     // Admission checks this too; a run never goes on without the redaction its policy asks for.
-    let (patterns, secrets) = policy.redaction();
+    let (patterns, mut secrets) = policy.redaction();
+    // What an MCP server is given from kairos's environment is as secret as `secrets`.
+    secrets.extend(crate::workflow::servers::secret_env(&workflow.mcp_servers));
     let redactor =
         Arc::new(Redactor::new(&patterns, &secrets).map_err(crate::plan::PlanError::from)?);
     let writer = Writer::start(sink, ChainState::default());

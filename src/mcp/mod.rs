@@ -101,10 +101,10 @@ impl Server {
         let pairs = |key: &str| -> Result<Vec<(String, String)>, String> {
             match def.get(key) {
                 None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::Object(m)) => Ok(m
+                Some(Value::Object(m)) => m
                     .iter()
-                    .map(|(k, v)| (k.clone(), crate::tools::word(v)))
-                    .collect()),
+                    .map(|(k, v)| Ok((k.clone(), value_of(v, &name, key, k)?)))
+                    .collect(),
                 Some(_) => Err(format!("server `{name}`: `{key}` is not a mapping")),
             }
         };
@@ -140,6 +140,17 @@ impl Server {
     /// What tells two servers apart in the registry: everything that starts or reaches it.
     fn key(&self) -> String {
         format!("{self:?}")
+    }
+}
+
+/// A value of `env` or `headers`: as written, or `{ env: NAME }`, the value of kairos's
+/// environment variable NAME (so a credential is never written in the workflow, nor recorded).
+fn value_of(v: &Value, server: &str, key: &str, name: &str) -> Result<String, String> {
+    match v.get("env").and_then(Value::as_str) {
+        Some(var) => std::env::var(var).map_err(|_| {
+            format!("server `{server}`: `{key}.{name}`: environment variable `{var}` is not set")
+        }),
+        None => Ok(crate::tools::word(v)),
     }
 }
 

@@ -98,19 +98,31 @@ struct McpServerDoc {
     /// The argv that starts a stdio server.
     #[schemars(length(min = 1))]
     command: Option<Vec<String>>,
-    /// Its environment besides `PATH` and `HOME` (nothing else is inherited).
-    env: Option<BTreeMap<String, Scalar>>,
+    /// Its environment besides `PATH` and `HOME` (nothing else is inherited); a value may be
+    /// `{ env: NAME }`, the value of kairos's variable NAME.
+    env: Option<BTreeMap<String, PassedValue>>,
     /// Its working directory.
     cwd: Option<String>,
     /// The URL of a Streamable HTTP server.
     url: Option<String>,
-    /// Headers sent with every request to it.
-    headers: Option<BTreeMap<String, Scalar>>,
+    /// Headers sent with every request to it; a value may be `{ env: NAME }`.
+    headers: Option<BTreeMap<String, PassedValue>>,
     /// How long starting it may take (default 60s).
     startup_timeout: Option<Duration>,
     /// Calls in flight to it at once, at most.
     #[schemars(range(min = 1))]
     max_concurrency: Option<u64>,
+}
+
+/// A value as written, or `{ env: NAME }`: the value of kairos's environment variable NAME.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum PassedValue {
+    Value(Scalar),
+    Env {
+        /// The name of an environment variable of kairos.
+        env: String,
+    },
 }
 
 /// Exactly one of `command` and `url`.

@@ -148,7 +148,14 @@ fn definition(n: &yaml::Node, errors: &mut Errors) -> bool {
                 Value::Map(entries) => {
                     for (k, v) in entries.iter() {
                         read::scalar_text(k, errors);
-                        read::scalar_text(v, errors);
+                        if matches!(v.value, Value::Map(_)) {
+                            if let Some(f) = Fields::new(v, "`{ env: NAME }`", &["env"], errors) {
+                                f.require("env", errors)
+                                    .and_then(|n| read::string(n, errors));
+                            }
+                        } else {
+                            read::scalar_text(v, errors);
+                        }
                     }
                 }
                 _ => errors.push(read::wrong_type(map, "a mapping of names to values")),
@@ -180,6 +187,36 @@ fn definition(n: &yaml::Node, errors: &mut Errors) -> bool {
         ));
     }
     errors.len() == before
+}
+
+/// The environment variables whose values `env` and `headers` pass on (`{ env: NAME }`): the
+/// run masks their values as it masks `secrets`.
+pub fn secret_env(servers: &[McpServer]) -> Vec<String> {
+    let mut names = Vec::new();
+    for server in servers {
+        let Value::Map(fields) = &server.definition.value else {
+            continue;
+        };
+        for (key, value) in fields.iter() {
+            if !matches!(key.as_str(), Some("env" | "headers")) {
+                continue;
+            }
+            let Value::Map(entries) = &value.value else {
+                continue;
+            };
+            for (_, v) in entries.iter() {
+                let Value::Map(inner) = &v.value else {
+                    continue;
+                };
+                for (k, name) in inner.iter() {
+                    if let (Some("env"), Some(name)) = (k.as_str(), name.as_str()) {
+                        names.push(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    names
 }
 
 /// Resolves an `mcp` task's `server`: a name becomes the server's definition; an argv stays.
