@@ -402,3 +402,90 @@ impl Drop for Permit<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_server_is_read_from_its_definition_or_an_argv() {
+        let inline = Server::from_arg(&json!(["mcp-files", "--root", "."])).unwrap();
+        assert_eq!(inline.name, "mcp-files --root .");
+        assert_eq!(
+            inline.transport,
+            Transport::Stdio(stdio::Launch {
+                argv: vec!["mcp-files".into(), "--root".into(), ".".into()],
+                env: Vec::new(),
+                cwd: None,
+            })
+        );
+        let named = Server::from_arg(&json!({
+            "name": "api",
+            "url": "https://mcp.example.com/mcp",
+            "headers": { "X-Team": "docs" },
+            "startup_timeout": "5s",
+            "max_concurrency": 2,
+        }))
+        .unwrap();
+        assert_eq!(named.name, "api");
+        assert_eq!(named.startup_timeout, Duration::from_secs(5));
+        assert_eq!(named.max_concurrency, Some(2));
+        assert!(matches!(
+            &named.transport,
+            Transport::Http(e) if e.headers == [("X-Team".to_string(), "docs".to_string())]
+        ));
+        for bad in [
+            json!("fs"),
+            json!([]),
+            json!({ "name": "x" }),
+            json!({ "command": ["a"] }),
+        ] {
+            assert!(Server::from_arg(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_value_from_the_environment_must_be_set() {
+        let missing = Server::from_arg(&json!({
+            "name": "s",
+            "command": ["x"],
+            "env": { "TOKEN": { "env": "KAIROS_UNIT_TEST_SURELY_UNSET" } },
+        }));
+        let e = missing.unwrap_err();
+        assert!(
+            e.contains("`env.TOKEN`") && e.contains("KAIROS_UNIT_TEST_SURELY_UNSET"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_registry_starts_nothing() {
+        let servers = Servers::default();
+        servers.stop();
+        let server = Server::from_arg(&json!(["true"])).unwrap();
+        let called = servers.call(
+            &server,
+            "t",
+            &Value::Null,
+            Duration::from_secs(5),
+            &Net::default(),
+            &Cancel::default(),
+        );
+        assert!(matches!(called, Err(McpError::Closed(m)) if m.contains("the run has ended")));
+    }
+
+    #[test]
+    fn max_concurrency_holds_a_call_until_a_place_frees() {
+        let slot = Slot::default();
+        let cancel = Cancel::default();
+        let soon = Instant::now() + Duration::from_millis(100);
+        let first = Permit::take(&slot, Some(1), soon, &cancel, Duration::from_millis(100));
+        assert!(first.is_ok());
+        let second = Permit::take(&slot, Some(1), soon, &cancel, Duration::from_millis(100));
+        assert!(matches!(second, Err(McpError::Timeout(_))));
+        drop(first);
+        let later = Instant::now() + Duration::from_millis(100);
+        assert!(Permit::take(&slot, Some(1), later, &cancel, Duration::from_millis(100)).is_ok());
+    }
+}

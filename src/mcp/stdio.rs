@@ -25,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio as Piped};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Bytes of the server's stderr kept for error messages: the last ones.
@@ -51,9 +51,22 @@ type Reply = Result<Value, McpError>;
 #[derive(Default)]
 struct Shared {
     pending: Mutex<Pending>,
-    stderr: Mutex<Vec<u8>>,
+    stderr: Mutex<Stderr>,
+    /// Notified when stderr reaches its end.
+    stderr_closed: Condvar,
     stdin: Mutex<Option<ChildStdin>>,
 }
+
+/// The end of the server's stderr, and whether the stream is over.
+#[derive(Default)]
+struct Stderr {
+    tail: Vec<u8>,
+    closed: bool,
+}
+
+/// How long an error waits for the last of a server's stderr (a crashing server's last words
+/// may still be in the pipe when its stdout closes).
+const STDERR_WAIT: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Pending {
@@ -128,7 +141,7 @@ impl StdioConnection {
         };
         let started = spawn_thread("mcp-stderr", {
             let shared = Arc::clone(&shared);
-            move || keep_tail(stderr, &shared.stderr)
+            move || keep_tail(stderr, &shared)
         })
         .and_then(|()| spawn_thread("mcp-stdout", move || read_stdout(stdout, &shared)));
         if let Err(e) = started {
@@ -341,32 +354,36 @@ fn read_stdout(stdout: impl Read, shared: &Shared) {
     }
 }
 
-/// Keeps the last [`STDERR_TAIL`] bytes of a stream.
-fn keep_tail(mut stream: impl Read, tail: &Mutex<Vec<u8>>) {
+/// Keeps the last [`STDERR_TAIL`] bytes of the server's stderr.
+fn keep_tail(mut stream: impl Read, shared: &Shared) {
     let mut buf = [0u8; 8192];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => break,
             Ok(n) => {
-                let mut kept = lock(tail);
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > STDERR_TAIL {
-                    let cut = kept.len() - STDERR_TAIL;
-                    kept.drain(..cut);
+                let mut kept = lock(&shared.stderr);
+                kept.tail.extend_from_slice(&buf[..n]);
+                if kept.tail.len() > STDERR_TAIL {
+                    let cut = kept.tail.len() - STDERR_TAIL;
+                    kept.tail.drain(..cut);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+            Err(_) => break,
         }
     }
+    lock(&shared.stderr).closed = true;
+    shared.stderr_closed.notify_all();
 }
 
 /// `message`, followed by the end of the server's stderr when it wrote any.
 fn with_stderr(message: &str, shared: &Shared) -> String {
-    // The reader of stderr may still be taking in the server's last words.
-    std::thread::sleep(Duration::from_millis(20));
-    let tail = lock(&shared.stderr);
-    let text = String::from_utf8_lossy(&tail);
+    let kept = lock(&shared.stderr);
+    let (kept, _) = shared
+        .stderr_closed
+        .wait_timeout_while(kept, STDERR_WAIT, |s| !s.closed)
+        .unwrap_or_else(PoisonError::into_inner);
+    let text = String::from_utf8_lossy(&kept.tail);
     let text = text.trim();
     if text.is_empty() {
         message.to_string()
