@@ -529,24 +529,8 @@ fn mcp_reference_server_over_streamable_http() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _stop = Stop(server);
-    // Waits for the server to listen (it starts node and loads its modules first).
-    let mut up = false;
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(up, "the reference server did not listen on port {port}");
+    wait_for_port(port);
     let out = run(Test::new().workflow(&format!(
         "version: 1
 name: mcp-everything-http
@@ -753,4 +737,167 @@ fn mcp_a_passed_environment_variable_is_never_recorded() {
             .contains("environment variable `KAIROS_TEST_UNSET` is not set"),
         "{error}"
     );
+}
+
+#[test]
+fn mcp_the_stateless_revision_is_discovered_and_every_request_says_it() {
+    if !require_program("python3") {
+        return;
+    }
+    let out = run(with_fake(
+        "  modern: { command: [python3, fake_server.py, modern], env: { FAKE_MCP_LOG: log.jsonl } }\n",
+        PERMISSIVE,
+        "  - { id: add, tool: mcp, with: { server: modern, tool: add, arguments: { a: 20, b: 22 } } }\n",
+    ))
+    .code(0);
+    assert_eq!(tool_output(&ledger(&out), "add")["output"]["text"], "42");
+    let messages = received(out.dir.path());
+    let methods: Vec<&str> = messages
+        .iter()
+        .map(|m| m["method"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "server/discover",
+            "tools/list",
+            "tools/list",
+            "tools/list",
+            "tools/list",
+            "tools/call"
+        ]
+    );
+    for m in &messages {
+        assert_eq!(
+            m["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28",
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn mcp_a_server_of_the_handshake_revisions_is_probed_then_initialized() {
+    if !require_program("python3") {
+        return;
+    }
+    let out = run(with_fake(
+        "",
+        PERMISSIVE,
+        "  - { id: echo, tool: mcp, with: { server: fake, tool: echo, arguments: { message: hi } } }\n",
+    ))
+    .code(0);
+    let messages = received(out.dir.path());
+    let methods: Vec<&str> = messages
+        .iter()
+        .take(3)
+        .map(|m| m["method"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        methods,
+        ["server/discover", "initialize", "notifications/initialized"]
+    );
+    // After the handshake, requests carry no stateless `_meta`.
+    let call = messages
+        .iter()
+        .find(|m| m["method"] == "tools/call")
+        .unwrap();
+    assert!(
+        call["params"]["_meta"]
+            .get("io.modelcontextprotocol/protocolVersion")
+            .is_none()
+    );
+}
+
+#[test]
+fn mcp_a_modern_only_server_of_another_revision_is_refused() {
+    if !require_program("python3") {
+        return;
+    }
+    let out = run(with_fake(
+        "",
+        PERMISSIVE,
+        "  - { id: echo, tool: mcp, with: { server: [python3, fake_server.py, modern-future], tool: echo } }\n",
+    ))
+    .code(1);
+    let error = tool_output(&ledger(&out), "echo")["error"].clone();
+    assert!(
+        error
+            .as_str()
+            .unwrap()
+            .contains("the server speaks MCP revision 2099-01-01; kairos speaks 2026-07-28"),
+        "{error}"
+    );
+}
+
+/// A server built with the official Python SDK (PyPI `mcp` 2.x, installed by `.ci/run`), which
+/// speaks the stateless revision: over stdio and over Streamable HTTP.
+#[test]
+fn mcp_python_sdk_server_over_stdio_and_streamable_http() {
+    if !crate::common::require_python_module("mcp", "python3 -m pip install mcp") {
+        return;
+    }
+    let script = std::fs::read_to_string(root().join("tests/fixtures/mcp/py_server.py")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let test = Test::new().file("py_server.py", &script);
+    let server = std::process::Command::new("python3")
+        .args(["py_server.py", "http", &port.to_string()])
+        .current_dir(test.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stop = Stop(server);
+    wait_for_port(port);
+    let out = run(test.workflow(&format!(
+        "version: 1
+name: mcp-python-sdk
+policy: {{ preset: restrictive, allow: [external_api, subprocess, net], commands: [python3], hosts: [127.0.0.1] }}
+mcp_servers:
+  stdio: {{ command: [python3, py_server.py] }}
+  http: {{ url: 'http://127.0.0.1:{port}/mcp' }}
+nodes:
+  - {{ id: add, tool: mcp, with: {{ server: stdio, tool: add, arguments: {{ a: 2, b: 5 }} }} }}
+  - {{ id: echo, tool: mcp, with: {{ server: http, tool: echo, arguments: {{ message: over http }} }} }}
+"
+    )))
+    .code(0);
+    let events = ledger(&out);
+    let add = tool_output(&events, "add");
+    assert_eq!(add["output"]["text"], "7");
+    assert_eq!(
+        add["output"]["structured"],
+        serde_json::json!({ "result": 7 })
+    );
+    assert_eq!(tool_output(&events, "echo")["output"]["text"], "over http");
+    let listed: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.get("mcp_tools"))
+        .map(|t| t["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["stdio", "http"]);
+}
+
+/// Kills a server a test started, when the test ends however it ends.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for a server a test started to listen (it loads its runtime first).
+fn wait_for_port(port: u16) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the server did not listen on port {port}");
 }

@@ -3,11 +3,13 @@
 //! (docs/tools.md, "mcp"). Every request goes through the run's [`Net`], so the URL is
 //! checked against `hosts` at every hop.
 //!
-//! After `initialize`, requests carry `MCP-Protocol-Version` and, when the server gave one,
-//! `Mcp-Session-Id`; stopping the server ends its session with a `DELETE`.
+//! In the stateless revision every request carries `MCP-Protocol-Version`, `Mcp-Method` and,
+//! for a tool call, `Mcp-Name`, and a request is cancelled by closing its stream. In the
+//! handshake revisions, requests after `initialize` carry `MCP-Protocol-Version` and, when the
+//! server gave one, `Mcp-Session-Id`; stopping the server ends its session with a `DELETE`.
 
 use super::Connection;
-use super::protocol::{self, Incoming, McpError};
+use super::protocol::{self, Era, Incoming, McpError};
 use crate::cancel::Cancel;
 use crate::net::{Net, NetError, Request};
 use serde_json::Value;
@@ -40,7 +42,8 @@ pub struct HttpConnection {
 #[derive(Default, Clone)]
 struct Session {
     id: Option<String>,
-    version: Option<String>,
+    /// The era, once known (the `server/discover` probe is sent as the stateless revision).
+    era: Option<Era>,
     closed: Option<McpError>,
 }
 
@@ -58,11 +61,6 @@ impl HttpConnection {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Notes the negotiated revision: later requests carry it as a header.
-    pub fn set_version(&self, version: &str) {
-        self.session().version = Some(version.to_string());
-    }
-
     fn post(&self, message: &Value, timeout: Duration) -> Request {
         let session = self.session().clone();
         let mut headers = vec![
@@ -72,8 +70,20 @@ impl HttpConnection {
                 "application/json, text/event-stream".to_string(),
             ),
         ];
-        if let Some(v) = session.version {
-            headers.push(("MCP-Protocol-Version".into(), v));
+        if let Some(era) = &session.era {
+            headers.push(("MCP-Protocol-Version".into(), era.version().to_string()));
+        }
+        if session.era == Some(Era::Modern)
+            && let Some(method) = message.get("method").and_then(Value::as_str)
+        {
+            headers.push(("Mcp-Method".into(), method.to_string()));
+            // The tool's name, when a header can carry it as it is.
+            if method == "tools/call"
+                && let Some(name) = message["params"]["name"].as_str()
+                && name.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            {
+                headers.push(("Mcp-Name".into(), name.to_string()));
+            }
         }
         if let Some(id) = session.id {
             headers.push(("Mcp-Session-Id".into(), id));
@@ -99,9 +109,10 @@ impl HttpConnection {
             .map_err(net_error)?;
         match response.head.status {
             200..=299 => Ok(()),
-            status => Err(McpError::Transport(format!(
-                "the server answered HTTP {status} to a notification"
-            ))),
+            status => Err(McpError::Status(
+                status,
+                "(the answer to a notification)".into(),
+            )),
         }
     }
 
@@ -129,10 +140,10 @@ impl HttpConnection {
             status => {
                 let mut body = Vec::new();
                 let _ = streaming.body.take(4096).read_to_end(&mut body);
-                return Err(McpError::Transport(format!(
-                    "the server answered HTTP {status}: {}",
-                    protocol::excerpt(&String::from_utf8_lossy(&body))
-                )));
+                return Err(McpError::Status(
+                    status,
+                    protocol::excerpt(&String::from_utf8_lossy(&body)),
+                ));
             }
         }
         let mut body = streaming.body;
@@ -245,7 +256,9 @@ impl Connection for HttpConnection {
             (_, p) => p,
         };
         let result = self.exchange(id, &protocol::request(id, method, params), timeout);
-        if let Err(McpError::Timeout(_)) = result {
+        // In the stateless revision, the closed stream is the cancellation.
+        let modern = self.session().era == Some(Era::Modern);
+        if let (Err(McpError::Timeout(_)), false) = (&result, modern) {
             let params = serde_json::json!({ "requestId": id, "reason": "timed out" });
             let _ = self.post_only(&protocol::notification("notifications/cancelled", params));
         }
@@ -258,6 +271,10 @@ impl Connection for HttpConnection {
 
     fn alive(&self) -> bool {
         self.session().closed.is_none()
+    }
+
+    fn set_era(&self, era: Option<&Era>) {
+        self.session().era = era.cloned();
     }
 
     fn stop(&self) {

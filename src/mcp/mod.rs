@@ -3,9 +3,10 @@
 //! started (docs/tools.md, "mcp").
 //!
 //! A server is started the first time a call needs it, once per run, and shared by every call
-//! to it: one connection, requests multiplexed by id. Starting it is the `initialize`
-//! handshake and the full `tools/list`, kept for the run so that every call carries the same
-//! list and the committer records it once (docs/ledger.md). The engine stops every server when
+//! to it: one connection, requests multiplexed by id. Starting it is finding its era (the
+//! `server/discover` probe, or the `initialize` handshake) and the full `tools/list`, kept for
+//! the run so that every call carries the same list and the committer records it once
+//! (docs/ledger.md). The engine stops every server when
 //! the run ends, however it ends; a replay never reaches this module.
 
 pub mod http;
@@ -14,14 +15,14 @@ pub mod stdio;
 
 use crate::cancel::Cancel;
 use crate::net::Net;
-use protocol::McpError;
+use protocol::{Era, McpError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a server may take to start and answer `initialize` and `tools/list`, unless its
-/// `startup_timeout` says otherwise (`npx` may download the package first).
+/// How long a server may take to start and answer the probe (or `initialize`) and `tools/list`,
+/// unless its `startup_timeout` says otherwise (`npx` may download the package first).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a stopping server is given at each step (stdin closed, then SIGTERM).
@@ -44,6 +45,10 @@ pub trait Connection: Send + Sync {
     fn notify(&self, method: &str, params: Value) -> Result<(), McpError>;
     /// Whether the connection can still carry requests.
     fn alive(&self) -> bool;
+    /// Notes the era the server speaks (HTTP requests carry it in headers).
+    fn set_era(&self, era: Option<&protocol::Era>) {
+        let _ = era;
+    }
     /// Ends the session; for a process, stops it and its whole group.
     fn stop(&self);
 }
@@ -161,9 +166,10 @@ fn strings(items: &[Value], what: &str) -> Result<Vec<String>, String> {
     Ok(items.iter().map(crate::tools::word).collect())
 }
 
-/// A server started for the run: its connection and its tools.
+/// A server started for the run: its connection, the era it speaks, and its tools.
 pub struct Running {
     pub connection: Box<dyn Connection>,
+    pub era: Era,
     /// `tools/list`, every page, as the server gave it when it started.
     pub tools: Value,
 }
@@ -228,7 +234,7 @@ impl Servers {
         if left.is_zero() {
             return Err(McpError::Timeout(timeout));
         }
-        let params = protocol::call_params(tool, arguments, 0);
+        let params = running.era.stamp(protocol::call_params(tool, arguments, 0));
         let result = running
             .connection
             .request("tools/call", params, left, cancel)
@@ -290,8 +296,8 @@ impl Drop for Registry {
     }
 }
 
-/// Starts a server: spawns or reaches it, `initialize`, `notifications/initialized`, and
-/// every page of `tools/list`.
+/// Starts a server: spawns or reaches it, finds its era ([`negotiate`]), and reads every page
+/// of `tools/list`.
 fn start(server: &Server, net: &Net, cancel: &Cancel) -> Result<Running, McpError> {
     let timeout = server.startup_timeout;
     let deadline = Instant::now() + timeout;
@@ -303,30 +309,26 @@ fn start(server: &Server, net: &Net, cancel: &Cancel) -> Result<Running, McpErro
             Ok(left)
         }
     };
-    let mut http = None;
     let connection: Box<dyn Connection> = match &server.transport {
         Transport::Stdio(launch) => Box::new(stdio::StdioConnection::spawn(launch)?),
         Transport::Http(endpoint) => {
-            let c = Arc::new(http::HttpConnection::new(net.clone(), endpoint.clone()));
-            http = Some(Arc::clone(&c));
-            Box::new(Shared(c))
+            Box::new(http::HttpConnection::new(net.clone(), endpoint.clone()))
         }
     };
     let started = (|| {
-        let init =
-            connection.request("initialize", protocol::initialize_params(), left()?, cancel)?;
-        let version = protocol::negotiated(&init)?;
-        if let Some(http) = http {
-            http.set_version(&version);
-        }
-        connection.notify("notifications/initialized", Value::Object(Map::new()))?;
+        let era = negotiate(connection.as_ref(), left()?, cancel)?;
         let tools = protocol::list_tools(|cursor| {
-            connection.request("tools/list", protocol::list_params(cursor), left()?, cancel)
+            let params = era.stamp(protocol::list_params(cursor));
+            connection.request("tools/list", params, left()?, cancel)
         })?;
-        Ok(Value::Array(tools))
+        Ok((era, Value::Array(tools)))
     })();
     match started {
-        Ok(tools) => Ok(Running { connection, tools }),
+        Ok((era, tools)) => Ok(Running {
+            connection,
+            era,
+            tools,
+        }),
         Err(e) => {
             connection.stop();
             Err(match e {
@@ -341,23 +343,36 @@ fn start(server: &Server, net: &Net, cancel: &Cancel) -> Result<Running, McpErro
     }
 }
 
-/// An HTTP connection shared between the registry and the start-up code that sets its
-/// revision.
-struct Shared(Arc<http::HttpConnection>);
-
-impl Connection for Shared {
-    fn request(&self, m: &str, p: Value, t: Duration, c: &Cancel) -> Result<Value, McpError> {
-        self.0.request(m, p, t, c)
+/// Finds the era a server speaks: the `server/discover` probe, then, for a server that does
+/// not answer it as a stateless one, the `initialize` handshake and
+/// `notifications/initialized`.
+fn negotiate(
+    connection: &dyn Connection,
+    timeout: Duration,
+    cancel: &Cancel,
+) -> Result<Era, McpError> {
+    let deadline = Instant::now() + timeout;
+    connection.set_era(Some(&Era::Modern));
+    let probe = timeout.min(protocol::DISCOVER_TIMEOUT);
+    let answer = connection.request(
+        "server/discover",
+        protocol::discover_params(),
+        probe,
+        cancel,
+    );
+    if let Some(era) = protocol::discovered(answer)? {
+        return Ok(era);
     }
-    fn notify(&self, m: &str, p: Value) -> Result<(), McpError> {
-        self.0.notify(m, p)
+    connection.set_era(None);
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(McpError::Timeout(timeout));
     }
-    fn alive(&self) -> bool {
-        self.0.alive()
-    }
-    fn stop(&self) {
-        self.0.stop()
-    }
+    let init = connection.request("initialize", protocol::initialize_params(), left, cancel)?;
+    let era = Era::Handshake(protocol::negotiated(&init)?);
+    connection.set_era(Some(&era));
+    connection.notify("notifications/initialized", Value::Object(Map::new()))?;
+    Ok(era)
 }
 
 /// A place among a server's calls in flight, under its `max_concurrency`.

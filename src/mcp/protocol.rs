@@ -1,15 +1,34 @@
 //! The Model Context Protocol as kairos speaks it: JSON-RPC 2.0 messages, the revisions it
 //! negotiates, and the shapes of the results it reads (docs/tools.md, "mcp").
 //!
-//! kairos is a client of the revisions with the `initialize` handshake: it offers the latest
-//! one it implements and accepts any of [`SUPPORTED`] in the answer. The stateless revision
-//! (2026-07-28, `server/discover`) is not spoken; the servers that speak it also answer
-//! `initialize`.
+//! Two eras: the stateless revision ([`MODERN`], 2026-07-28), where a client asks
+//! `server/discover` and every request carries the revision and the client's description in its
+//! `_meta`; and the revisions with the `initialize` handshake ([`SUPPORTED`]). A server is
+//! probed with `server/discover` first; anything that is not a modern answer (an error, a
+//! timeout, an HTTP refusal, a list of only older revisions) falls back to `initialize`, as the
+//! revision's backward-compatibility rules ask. Only a modern-only server that names no
+//! revision kairos speaks is refused.
 
 use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// The stateless revision: `server/discover`, no handshake, no session.
+pub const MODERN: &str = "2026-07-28";
 
 /// The revision offered in `initialize`.
 pub const LATEST: &str = "2025-11-25";
+
+/// The error of a request at a revision the server does not speak; `data.supported` lists
+/// the ones it does.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// How long the `server/discover` probe may take before the server is taken for an older one.
+pub const DISCOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `_meta` keys of the stateless revision.
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CLIENT: &str = "io.modelcontextprotocol/clientInfo";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// The revisions a server may answer with, newest first.
 pub const SUPPORTED: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -25,7 +44,13 @@ pub const MAX_PAGES: usize = 1000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum McpError {
     /// The server answered with a JSON-RPC error.
-    Rpc { code: i64, message: String },
+    Rpc {
+        code: i64,
+        message: String,
+        data: Value,
+    },
+    /// An HTTP server refused the request with this status (and the start of its body).
+    Status(u16, String),
     /// No answer within the time given; the request was cancelled.
     Timeout(std::time::Duration),
     /// A second interrupt: the request was cancelled.
@@ -41,8 +66,11 @@ pub enum McpError {
 impl std::fmt::Display for McpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            McpError::Rpc { code, message } => {
+            McpError::Rpc { code, message, .. } => {
                 write!(f, "the server answered error {code}: {message}")
+            }
+            McpError::Status(status, body) => {
+                write!(f, "the server answered HTTP {status}: {body}")
             }
             McpError::Timeout(t) => {
                 write!(f, "timed out after {}", crate::syntax::duration::format(*t))
@@ -95,6 +123,7 @@ impl Incoming {
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                             .to_string(),
+                        data: error.get("data").cloned().unwrap_or(Value::Null),
                     }),
                     _ => return Err(bad()),
                 };
@@ -139,12 +168,97 @@ pub fn answer(id: Value, method: &str) -> Value {
     }
 }
 
+/// Which era a server speaks, once it is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// The `initialize` handshake, at the revision the server chose.
+    Handshake(String),
+    /// The stateless revision.
+    Modern,
+}
+
+impl Era {
+    pub fn version(&self) -> &str {
+        match self {
+            Era::Handshake(v) => v,
+            Era::Modern => MODERN,
+        }
+    }
+
+    /// A request's parameters as this era wants them: in the stateless revision, every
+    /// request's `_meta` says the revision, the client and its (empty) capabilities.
+    pub fn stamp(&self, params: Value) -> Value {
+        if *self != Era::Modern {
+            return params;
+        }
+        let mut params = match params {
+            Value::Object(p) => p,
+            _ => Map::new(),
+        };
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            meta.insert(META_VERSION.into(), MODERN.into());
+            meta.insert(META_CLIENT.into(), client_info());
+            meta.insert(META_CAPABILITIES.into(), json!({}));
+        }
+        Value::Object(params)
+    }
+}
+
+fn client_info() -> Value {
+    json!({ "name": "kairos", "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// The parameters of `server/discover`.
+pub fn discover_params() -> Value {
+    Era::Modern.stamp(json!({}))
+}
+
+/// What the answer to `server/discover` says: the stateless revision, or `None` to fall back
+/// to `initialize`. Only errors that are not about the protocol (the server is gone, the run
+/// was interrupted) and a modern-only server that speaks no revision kairos speaks are errors.
+pub fn discovered(answer: Result<Value, McpError>) -> Result<Option<Era>, McpError> {
+    match answer {
+        Ok(result) => {
+            let modern = result
+                .get("supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(|v| v == MODERN));
+            Ok(modern.then_some(Era::Modern))
+        }
+        Err(McpError::Rpc {
+            code: UNSUPPORTED_VERSION,
+            data,
+            ..
+        }) => {
+            let supported: Vec<&str> = data
+                .get("supported")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if supported.is_empty() || supported.iter().any(|v| SUPPORTED.contains(v)) {
+                Ok(None)
+            } else {
+                Err(McpError::Protocol(format!(
+                    "the server speaks MCP revision {}; kairos speaks {MODERN}, {}",
+                    supported.join(", "),
+                    SUPPORTED.join(", ")
+                )))
+            }
+        }
+        Err(McpError::Rpc { .. } | McpError::Status(..) | McpError::Timeout(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The parameters of `initialize`: no client capabilities (no sampling, roots or elicitation).
 pub fn initialize_params() -> Value {
     json!({
         "protocolVersion": LATEST,
         "capabilities": {},
-        "clientInfo": { "name": "kairos", "version": env!("CARGO_PKG_VERSION") },
+        "clientInfo": client_info(),
     })
 }
 
@@ -280,7 +394,8 @@ mod tests {
             outcome,
             Err(McpError::Rpc {
                 code: -32602,
-                message: "bad".into()
+                message: "bad".into(),
+                data: Value::Null,
             })
         );
     }
@@ -311,6 +426,55 @@ mod tests {
         }
         assert!(negotiated(&json!({ "protocolVersion": "2099-01-01" })).is_err());
         assert!(negotiated(&json!({})).is_err());
+    }
+
+    #[test]
+    fn discovery_decides_the_era_and_falls_back_on_anything_else() {
+        let modern = json!({ "supportedVersions": ["2026-07-28"], "capabilities": {} });
+        assert_eq!(discovered(Ok(modern)).unwrap(), Some(Era::Modern));
+        let only_old = json!({ "supportedVersions": ["2025-11-25"] });
+        assert_eq!(discovered(Ok(only_old)).unwrap(), None);
+        let rpc = |code, data| McpError::Rpc {
+            code,
+            message: "no".into(),
+            data,
+        };
+        for fallback in [
+            rpc(METHOD_NOT_FOUND, Value::Null),
+            rpc(-32600, Value::Null),
+            rpc(
+                UNSUPPORTED_VERSION,
+                json!({ "supported": ["2025-06-18", "2099-01-01"] }),
+            ),
+            McpError::Status(400, "Server not initialized".into()),
+            McpError::Timeout(DISCOVER_TIMEOUT),
+        ] {
+            assert_eq!(
+                discovered(Err(fallback.clone())).unwrap(),
+                None,
+                "{fallback:?}"
+            );
+        }
+        let disjoint = rpc(UNSUPPORTED_VERSION, json!({ "supported": ["2099-01-01"] }));
+        assert!(matches!(
+            discovered(Err(disjoint)),
+            Err(McpError::Protocol(_))
+        ));
+        let gone = McpError::Closed("the server exited".into());
+        assert_eq!(discovered(Err(gone.clone())), Err(gone));
+    }
+
+    #[test]
+    fn the_stateless_revision_stamps_every_request() {
+        let stamped = Era::Modern.stamp(call_params("add", &json!({"a": 1}), 7));
+        let meta = &stamped["_meta"];
+        assert_eq!(meta["progressToken"], 7);
+        assert_eq!(meta[META_VERSION], MODERN);
+        assert_eq!(meta[META_CLIENT]["name"], "kairos");
+        assert_eq!(meta[META_CAPABILITIES], json!({}));
+        assert_eq!(stamped["name"], "add");
+        let old = Era::Handshake(LATEST.into());
+        assert_eq!(old.stamp(json!({})), json!({}));
     }
 
     #[test]
