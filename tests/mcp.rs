@@ -833,7 +833,10 @@ fn mcp_a_modern_only_server_of_another_revision_is_refused() {
 /// speaks the stateless revision: over stdio and over Streamable HTTP.
 #[test]
 fn mcp_python_sdk_server_over_stdio_and_streamable_http() {
-    if !crate::common::require_python_module("mcp", "python3 -m pip install mcp") {
+    if !crate::common::require_python_module(
+        "mcp.server.mcpserver",
+        "python3 -m pip install 'mcp>=2'",
+    ) {
         return;
     }
     let script = std::fs::read_to_string(root().join("tests/fixtures/mcp/py_server.py")).unwrap();
