@@ -29,7 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Bytes of the server's stderr kept for error messages: the last ones.
-pub const STDERR_TAIL: usize = 16 * 1024;
+pub const STDERR_TAIL: usize = 4 * 1024;
 
 /// The longest line read from a server's stdout.
 const MAX_LINE: u64 = 64 << 20;
@@ -131,6 +131,8 @@ impl StdioConnection {
         let shared = Arc::new(Shared::default());
         *lock(&shared.stdin) = child.stdin.take();
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            let _ = kill_process_group(Pid::from_child(&child), Signal::KILL);
+            let _ = child.wait();
             return Err(cannot("no pipes".into()));
         };
         let connection = StdioConnection {
