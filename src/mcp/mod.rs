@@ -225,23 +225,17 @@ impl Servers {
         net: &Net,
         cancel: &Cancel,
     ) -> Result<Called, McpError> {
-        let deadline = Instant::now() + timeout;
+        // The timeout bounds the wait for a place, then the call; starting the server has its
+        // own bound (`startup_timeout`), as a slow first start is the server's, not the call's.
         let slot = self.slot(server);
-        let _permit = Permit::take(&slot, server.max_concurrency, deadline, cancel, timeout)?;
+        let waited = Instant::now() + timeout;
+        let _permit = Permit::take(&slot, server.max_concurrency, waited, cancel, timeout)?;
         let running = self.running(&slot, server, net, cancel)?;
         let tools = slot.listing.get_or_init(|| running.tools.clone()).clone();
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(McpError::Timeout(timeout));
-        }
         let params = running.era.stamp(protocol::call_params(tool, arguments, 0));
         let result = running
             .connection
-            .request("tools/call", params, left, cancel)
-            .map_err(|e| match e {
-                McpError::Timeout(_) => McpError::Timeout(timeout),
-                e => e,
-            })?;
+            .request("tools/call", params, timeout, cancel)?;
         Ok(Called { result, tools })
     }
 
