@@ -4,14 +4,17 @@
 //!
 //! Redirects are followed here, not by the client, so that each hop is checked against
 //! `hosts` before it is connected to and is reported in [`Response::hops`]; credentials
-//! (`Authorization`, `Cookie`, `Proxy-Authorization`) are dropped when a hop leaves the host
-//! they were sent to (docs/tools.md, "http"). A response body is kept up to the request's cap;
-//! past it, its full size and SHA-256 are kept instead of the rest, as for a process's output.
+//! (`Authorization`, `Cookie`, `Proxy-Authorization`, `X-Api-Key` and every header
+//! [`is_credential`] names) are dropped when a hop leaves the origin they were sent to
+//! (docs/tools.md, "http"). A response body is kept up to the request's cap; past it, its
+//! full size and SHA-256 are kept instead of the rest, as for a process's output.
 
+mod credential;
 mod target;
 
 use crate::policy::effective::Denial;
 use crate::policy::hosts::HostRules;
+pub use credential::is_credential;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -29,9 +32,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Response header bytes accepted at most.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// Headers that carry credentials: never sent to a host other than the one the request named.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
 /// One request, as a tool built it from its rendered arguments.
 #[derive(Clone, Debug, Default)]
@@ -218,7 +218,7 @@ impl Net {
             }
             let next = self.check(&target.join(location)?)?;
             if !next.same_origin_host(&first) {
-                headers.retain(|(n, _)| !CREDENTIAL_HEADERS.contains(&&*n.to_ascii_lowercase()));
+                headers.retain(|(n, _)| !is_credential(n));
             }
             // 303 always, and 301/302 after anything but GET/HEAD, become a GET without a
             // body, as browsers and curl do; 307 and 308 repeat the request as it was.

@@ -47,6 +47,8 @@ pub struct WorkflowDoc {
     /// Apply to every task node unless it says otherwise.
     defaults: Option<DefaultsDoc>,
     policy: Option<PolicyDoc>,
+    /// How many network calls run at once; never changes the ledger.
+    network: Option<NetworkDoc>,
     /// The nodes, in declaration order (which breaks ties in scheduling).
     #[schemars(length(min = 1))]
     nodes: Vec<NodeDoc>,
@@ -86,6 +88,17 @@ struct InputDoc {
 struct DefaultsDoc {
     timeout: Option<Duration>,
     retry: Option<RetryDoc>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+struct NetworkDoc {
+    /// Network calls running at once, at most (`--net-jobs` may lower it).
+    #[schemars(range(min = 1))]
+    max_concurrent: Option<u64>,
+    /// Calls running at once to a host, by host name.
+    #[schemars(extend("additionalProperties" = { "type": "integer", "minimum": 1 }))]
+    per_host: Option<BTreeMap<String, u64>>,
 }
 
 /// Re-run a failed task with exponential backoff (jitter from the node's RNG).
@@ -463,6 +476,10 @@ mod tests {
             sorted(DEFAULTS_KEYS)
         );
         assert_eq!(properties(&schema, Some("RetryDoc")), sorted(RETRY_KEYS));
+        assert_eq!(
+            properties(&schema, Some("NetworkDoc")),
+            sorted(NETWORK_KEYS)
+        );
         assert_eq!(properties(&schema, Some("BranchDoc")), sorted(BRANCH_KEYS));
         assert_eq!(
             properties(&schema, Some("ApprovalDoc")),

@@ -7,7 +7,9 @@
 
 use super::expr::{self, Form, Scope};
 use super::limits;
-use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
+use super::model::{
+    Defaults, ForEach, Input, Network, Node, NodeIdx, NodeKind, Retry, Task, Workflow,
+};
 use crate::policy::PolicySpec;
 use crate::syntax::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
 use crate::syntax::duration;
@@ -27,6 +29,7 @@ pub const WORKFLOW_KEYS: &[&str] = &[
     "inputs",
     "defaults",
     "policy",
+    "network",
     "nodes",
     "outputs",
 ];
@@ -52,6 +55,7 @@ pub const NODE_KEYS: &[&str] = &[
 pub const KIND_KEYS: &[&str] = &["run", "tool", "branch", "fork", "join", "approval"];
 pub const INPUT_KEYS: &[&str] = &["default", "description"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
+pub const NETWORK_KEYS: &[&str] = &["max_concurrent", "per_host"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "factor", "max_backoff"];
 pub const BRANCH_KEYS: &[&str] = &["if", "then", "else"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt"];
@@ -159,6 +163,10 @@ impl Checker<'_, '_> {
             .get("policy")
             .map(|n| PolicySpec::read(n, self.errors))
             .unwrap_or_default();
+        let network = f
+            .get("network")
+            .map(|n| self.network(n))
+            .unwrap_or_default();
 
         let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
             Some((_, Value::Seq(items))) if !items.is_empty() => items,
@@ -229,6 +237,7 @@ impl Checker<'_, '_> {
             inputs,
             defaults,
             policy,
+            network,
             nodes,
             outputs,
             output_reads,
@@ -316,6 +325,60 @@ impl Checker<'_, '_> {
             timeout: f.get("timeout").and_then(|n| self.duration(n)),
             retry: f.get("retry").and_then(|n| self.retry(n)),
         }
+    }
+
+    fn network(&mut self, n: &yaml::Node) -> Network {
+        let Some(f) = Fields::new(n, "network", NETWORK_KEYS, self.errors) else {
+            return Network::default();
+        };
+        let max_concurrent = f.get("max_concurrent").and_then(|n| self.count(n));
+        let mut per_host = std::collections::BTreeMap::new();
+        match f.get("per_host").map(|n| (n, &n.value)) {
+            None => {}
+            Some((_, Value::Map(entries))) => {
+                for (host, limit) in entries {
+                    let name = host.scalar_text().to_ascii_lowercase();
+                    let bad_name = name.is_empty()
+                        || name.contains(['/', ':', '*', '@'])
+                        || name.chars().any(char::is_whitespace);
+                    if bad_name {
+                        self.errors.push(WorkflowError::InvalidValue {
+                            message: format!("`{name}` is not a host name"),
+                            span: ss(host.span),
+                            label: "not a host".into(),
+                            help: Some(
+                                "a host as a URL names it, without scheme or port: api.example.com"
+                                    .into(),
+                            ),
+                        });
+                    } else if let Some(limit) = self.count(limit) {
+                        per_host.insert(name, limit);
+                    }
+                }
+            }
+            Some((n, _)) => self
+                .errors
+                .push(read::wrong_type(n, "a mapping of host names to limits")),
+        }
+        Network {
+            max_concurrent,
+            per_host,
+        }
+    }
+
+    /// A positive count of calls.
+    fn count(&mut self, n: &yaml::Node) -> Option<usize> {
+        let value = read::non_negative(n, self.errors)?;
+        if value.value == 0 {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: "a limit of 0 would let no call run".into(),
+                span: ss(n.span),
+                label: "zero".into(),
+                help: Some("give 1 or more".into()),
+            });
+            return None;
+        }
+        Some(usize::try_from(value.value).unwrap_or(usize::MAX))
     }
 
     fn duration(&mut self, n: &yaml::Node) -> Option<Duration> {
@@ -728,6 +791,7 @@ impl Checker<'_, '_> {
                 };
                 let keys: Vec<&'static str> = tool.spec().key_names().collect();
                 let with = self.with(tool.spec(), with, &keys, name.span, scope, used)?;
+                self.tool_checks(tool, &with, name.span)?;
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: false,
@@ -914,6 +978,39 @@ impl Checker<'_, '_> {
             }
         }
         ok.then_some(args)
+    }
+
+    /// What only the tool knows about a `with:` (`Tool::check_with`): the values written
+    /// without templates are checked now, the others when the call renders them.
+    fn tool_checks(
+        &mut self,
+        tool: &dyn tools::Tool,
+        with: &[(String, yaml::Node)],
+        tool_span: Span,
+    ) -> Option<()> {
+        let literals: Vec<Option<serde_json::Value>> = with
+            .iter()
+            .map(|(_, node)| {
+                let json = node.to_json();
+                let text = serde_json::to_string(&json).unwrap_or_default();
+                (!super::expr::has_template(&text)).then_some(json)
+            })
+            .collect();
+        let entries: Vec<(&str, Option<&serde_json::Value>)> = with
+            .iter()
+            .zip(&literals)
+            .map(|((key, _), json)| (key.as_str(), json.as_ref()))
+            .collect();
+        let problems = tool.check_with(&entries);
+        for (entry, message) in &problems {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: message.clone(),
+                span: ss(entry.map_or(tool_span, |i| with[i].1.span)),
+                label: "invalid argument".into(),
+                help: Some(format!("see docs/tools.md, \"{}\"", tool.spec().name)),
+            });
+        }
+        problems.is_empty().then_some(())
     }
 
     fn outputs(
