@@ -13,6 +13,7 @@ use crate::net::{self, NetError, Request, Response, Target, is_credential};
 use crate::policy::Capability;
 use crate::policy::paths::Access;
 use crate::syntax::duration;
+use crate::workflow::expr::has_template;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -132,13 +133,21 @@ impl Tool for Http {
         }
     }
 
-    fn check_with(&self, with: &[(&str, Option<&Value>)]) -> Vec<(Option<usize>, String)> {
+    fn check_with(&self, with: &[(&str, &Value)]) -> Vec<(Option<usize>, String)> {
         let mut problems = Vec::new();
         for (i, (key, value)) in with.iter().enumerate() {
-            if let Some(value) = value
+            let text = serde_json::to_string(value).unwrap_or_default();
+            if !has_template(&text)
                 && let Err(e) = check(key, value)
             {
                 problems.push((Some(i), e));
+            } else if let Some(name) = literal_credential(key, value) {
+                problems.push((Some(i), format!(
+                    "`{key}` gives `{name}` a value written in the workflow: the workflow's text is \
+                     recorded in the ledger, so a credential must come from an input or a node \
+                     (`{{{{ inputs.NAME }}}}`) and be listed under the policy's `secrets` \
+                     (docs/tools.md, \"Credentials are not recorded\")"
+                )));
             }
         }
         let bodies: Vec<&str> = with
@@ -176,6 +185,27 @@ impl Tool for Http {
             masked += n;
         }
         masked
+    }
+}
+
+/// The name of a credential given a value written in the workflow without a template: a
+/// header, query or form entry [`is_credential`] names, or a password or credential parameter
+/// in the URL.
+fn literal_credential(key: &str, value: &Value) -> Option<String> {
+    let written = |v: &Value| match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty() && !has_template(s),
+        other => !has_template(&other.to_string()),
+    };
+    match (key, value) {
+        ("headers" | "query" | "form", Value::Object(map)) => map
+            .iter()
+            .find(|(name, v)| is_credential(name) && written(v))
+            .map(|(name, _)| name.clone()),
+        ("url", Value::String(url)) if !has_template(url) && mask_url(url).1 > 0 => {
+            Some("a credential in the URL".into())
+        }
+        _ => None,
     }
 }
 

@@ -121,11 +121,12 @@ pub trait Tool: Sync + 'static {
     /// Makes the call. Every failure is reported in [`Outcome::error`].
     fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome;
 
-    /// Checks a `with:` as written, before the run: each entry's key, and its value when it
-    /// holds no template (`None` when it does: only the call can check it). Gives the problems
-    /// found, each with the entry it concerns (`None`: the `with:` as a whole). The keys and
-    /// their kinds are checked already; this is for what only the tool knows.
-    fn check_with(&self, _with: &[(&str, Option<&Value>)]) -> Vec<(Option<usize>, String)> {
+    /// Checks a `with:` as written, before the run: each entry's key and its value as written
+    /// (templates not rendered: a value holding one can only be checked by the call; see
+    /// `workflow::expr::has_template`). Gives the problems found, each with the entry it
+    /// concerns (`None`: the `with:` as a whole). The keys and their kinds are checked already;
+    /// this is for what only the tool knows.
+    fn check_with(&self, _with: &[(&str, &Value)]) -> Vec<(Option<usize>, String)> {
         Vec::new()
     }
 

@@ -980,26 +980,19 @@ impl Checker<'_, '_> {
         ok.then_some(args)
     }
 
-    /// What only the tool knows about a `with:` (`Tool::check_with`): the values written
-    /// without templates are checked now, the others when the call renders them.
+    /// What only the tool knows about a `with:` (`Tool::check_with`), from the values as
+    /// written.
     fn tool_checks(
         &mut self,
         tool: &dyn tools::Tool,
         with: &[(String, yaml::Node)],
         tool_span: Span,
     ) -> Option<()> {
-        let literals: Vec<Option<serde_json::Value>> = with
+        let written: Vec<serde_json::Value> = with.iter().map(|(_, node)| node.to_json()).collect();
+        let entries: Vec<(&str, &serde_json::Value)> = with
             .iter()
-            .map(|(_, node)| {
-                let json = node.to_json();
-                let text = serde_json::to_string(&json).unwrap_or_default();
-                (!super::expr::has_template(&text)).then_some(json)
-            })
-            .collect();
-        let entries: Vec<(&str, Option<&serde_json::Value>)> = with
-            .iter()
-            .zip(&literals)
-            .map(|((key, _), json)| (key.as_str(), json.as_ref()))
+            .zip(&written)
+            .map(|((key, _), json)| (key.as_str(), json))
             .collect();
         let problems = tool.check_with(&entries);
         for (entry, message) in &problems {

@@ -193,19 +193,58 @@ fn bad_values_are_refused_with_the_key() {
 fn check_with_reports_the_entry_or_the_whole_mapping() {
     let url = json!("http://a.test/");
     let bad = json!(700);
+    let templated = json!("{{ inputs.status }}");
     let problems = Http.check_with(&[
-        ("url", Some(&url)),
-        ("expect_status", Some(&bad)),
-        ("json", None),
-        ("body", None),
+        ("url", &url),
+        ("expect_status", &bad),
+        ("json", &json!(1)),
+        ("body", &json!("x")),
     ]);
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert_eq!(problems[0].0, Some(1));
     assert_eq!(problems[1].0, None);
     assert!(
-        Http.check_with(&[("url", None), ("method", None)])
-            .is_empty()
+        Http.check_with(&[
+            ("url", &json!("{{ inputs.url }}")),
+            ("expect_status", &templated)
+        ])
+        .is_empty()
     );
+}
+
+/// The workflow's text is recorded (`RunStart.workflow_source`): a credential written in it
+/// would be in the ledger whatever the call records.
+#[test]
+fn credentials_written_in_the_workflow_are_refused() {
+    for (key, value) in [
+        ("headers", json!({ "Authorization": "Bearer abc" })),
+        (
+            "headers",
+            json!({ "Accept": "{{ inputs.a }}", "X-Api-Key": "k" }),
+        ),
+        ("query", json!({ "api_key": "k" })),
+        ("form", json!({ "password": 1234 })),
+        ("url", json!("https://u:p@a.test/")),
+        ("url", json!("https://a.test/?token=t")),
+    ] {
+        let problems = Http.check_with(&[(key, &value)]);
+        assert_eq!(problems.len(), 1, "{key}: {value}");
+        assert!(problems[0].1.contains("`secrets`"), "{}", problems[0].1);
+    }
+    for (key, value) in [
+        (
+            "headers",
+            json!({ "Authorization": "Bearer {{ inputs.token }}" }),
+        ),
+        ("headers", json!({ "Accept": "text/plain" })),
+        ("query", json!({ "api_key": null })),
+        ("url", json!("https://a.test/?q={{ inputs.q }}")),
+    ] {
+        assert!(
+            Http.check_with(&[(key, &value)]).is_empty(),
+            "{key}: {value}"
+        );
+    }
 }
 
 #[test]
