@@ -388,3 +388,26 @@ fn private_key(path: &Path) -> rustls::pki_types::PrivateKeyDer<'static> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::PrivateKeyDer::from_pem_file(path).unwrap()
 }
+
+/// A server that answers as httpbin does on the two paths `workflows/http-fetch.yaml`
+/// uses: `/get` echoes the query parameters under `args`, `/post` the JSON body under `json`.
+pub fn httpbin() -> FakeServer {
+    FakeServer::start(|req| {
+        let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        match (req.method.as_str(), path) {
+            ("GET", "/get") => {
+                let args: serde_json::Map<String, serde_json::Value> = query
+                    .split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.into()))
+                    .collect();
+                Reply::json(200, &serde_json::json!({ "args": args }))
+            }
+            ("POST", "/post") => {
+                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+                Reply::json(200, &serde_json::json!({ "json": body }))
+            }
+            _ => Reply::new(404, "not found"),
+        }
+    })
+}
