@@ -585,3 +585,39 @@ fn the_ledger_is_the_same_at_any_lane_size() {
     assert_eq!(ledgers[0], ledgers[2]);
     assert_eq!(server.requests().len(), 48);
 }
+
+#[test]
+fn network_limits_are_validated() {
+    let yaml = "version: 1
+name: web
+network:
+  max_concurrent: 0
+  per_host: { \"api.example.com:443\": 1, ok.example.com: -1, fine.example.com: 2 }
+  burst: 3
+nodes:
+  - id: a
+    tool: noop
+";
+    let out = Test::new()
+        .workflow(yaml)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2);
+    for needle in [
+        "a limit of 0 would let no call run",
+        "`api.example.com:443` is not a host name",
+        "expected a non-negative integer, found -1",
+        "burst",
+        "wf.yaml:4:19",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    Test::new()
+        .workflow(&yaml.replace("  burst: 3\n", "").replace(
+            "max_concurrent: 0\n  per_host: { \"api.example.com:443\": 1, ok.example.com: -1, fine.example.com: 2 }",
+            "max_concurrent: 4\n  per_host: { API.example.com: 1 }",
+        ))
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(0);
+}

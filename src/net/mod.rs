@@ -30,6 +30,10 @@ pub const MAX_REDIRECTS: u32 = 10;
 /// How long an exchange may take when the call sets no `timeout`: a network call always ends.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Idle connections kept for reuse, in all and per host.
+const MAX_IDLE_CONNECTIONS: usize = 256;
+const MAX_IDLE_PER_HOST: usize = 64;
+
 /// Response header bytes accepted at most.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -290,6 +294,11 @@ fn build_agent(ca_bundle: Option<&Path>) -> Result<Agent, NetError> {
         .http_status_as_error(false)
         .max_redirects(0)
         .max_response_header_size(MAX_HEADER_BYTES)
+        // As many idle connections kept per host as the network lane runs calls by default,
+        // so concurrent calls to one server reuse their connections instead of opening new
+        // ones (ureq keeps 3 per host by default).
+        .max_idle_connections(MAX_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(MAX_IDLE_PER_HOST)
         .proxy(ureq::Proxy::try_from_env())
         .tls_config(TlsConfig::builder().root_certs(roots).build())
         .user_agent(concat!("kairos/", env!("CARGO_PKG_VERSION")))
