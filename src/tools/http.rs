@@ -366,7 +366,7 @@ fn failure(request: &Request, error: NetError) -> String {
         NetError::Denied(denial) => format!(
             "{}: {} (every URL a request reaches, each redirect too, is checked against `hosts`)",
             denial.reason.as_str(),
-            denial.detail
+            mask_quoted(&denial.detail)
         ),
         NetError::Timeout(after) => format!(
             "request to `{url}` timed out after {}",
@@ -375,8 +375,21 @@ fn failure(request: &Request, error: NetError) -> String {
         NetError::TooManyRedirects(n) => {
             format!("request to `{url}`: more than {n} redirects (`follow_redirects`)")
         }
-        NetError::CaBundle { .. } | NetError::BadUrl(_) => error.to_string(),
+        NetError::BadUrl(why) => mask_quoted(&why),
+        NetError::CaBundle { .. } => error.to_string(),
         NetError::Transport(why) => format!("request to `{url}` failed: {why}"),
+    }
+}
+
+/// A message quoting a URL (`host of `URL` is not permitted`) with the URL's credentials
+/// masked: a redirect's URL may carry a token in its query.
+fn mask_quoted(message: &str) -> String {
+    match message
+        .split_once('`')
+        .and_then(|(pre, rest)| rest.rsplit_once('`').map(|(url, post)| (pre, url, post)))
+    {
+        Some((pre, url, post)) => format!("{pre}`{}`{post}", mask_url(url).0),
+        None => message.to_string(),
     }
 }
 

@@ -348,3 +348,12 @@ fn a_truncated_body_keeps_its_size_and_digest_and_no_json() {
     assert_eq!(o.output["body_bytes"], 10);
     assert_eq!(o.output["body_sha256"], "ab".repeat(32));
 }
+
+#[test]
+fn urls_quoted_in_errors_have_their_credentials_masked() {
+    assert_eq!(
+        mask_quoted("host of `http://b.test/cb?access_token=t&x=1` is not permitted"),
+        "host of `http://b.test/cb?access_token=[REDACTED]&x=1` is not permitted"
+    );
+    assert_eq!(mask_quoted("no url here"), "no url here");
+}
