@@ -582,3 +582,50 @@ impl Workers {
         self.network = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job calling `http` on `url`, `n`-th in canonical order.
+    fn job(n: u32, url: &str) -> Job {
+        let mut args = Map::new();
+        args.insert("url".into(), Value::String(url.into()));
+        Job {
+            key: (Reverse(0), n, 0),
+            node: n,
+            instance: None,
+            tool: &tools::Http,
+            args,
+            timeout: None,
+            retry: None,
+            seed: 0,
+            instance_id: format!("n{n}"),
+            grant: None,
+            paths: PathRules::none(),
+            net: Net::default(),
+            own_path: false,
+        }
+    }
+
+    #[test]
+    fn a_host_at_its_limit_parks_its_calls_in_order_until_one_ends() {
+        let mut slots = HostSlots {
+            limits: BTreeMap::from([("a.test".to_string(), 1)]),
+            ..HostSlots::default()
+        };
+        let (first, host) = slots.admit(job(0, "http://A.test/1")).unwrap();
+        assert_eq!((first.node, host.as_deref()), (0, Some("a.test")));
+        assert!(slots.admit(job(2, "http://a.test:8080/3")).is_none());
+        assert!(slots.admit(job(1, "http://a.test/2")).is_none());
+        // Another host is not limited.
+        let (other, host) = slots.admit(job(3, "http://b.test/")).unwrap();
+        assert_eq!((other.node, host), (3, None));
+        // The first parked in canonical order comes back when the running call ends; it is
+        // then admitted in its turn, and the other waits for it.
+        let next = slots.release("a.test").unwrap();
+        assert_eq!(next.node, 1);
+        assert!(slots.admit(next).is_some());
+        assert_eq!(slots.release("a.test").unwrap().node, 2);
+    }
+}
