@@ -419,21 +419,32 @@ fn a_url_outside_hosts_is_denied_without_a_connection() {
         &format!(
             "version: 1
 name: web
+inputs:
+  key: none
 policy: {{ preset: restrictive, allow: [net], hosts: [api.example.com] }}
 nodes:
   - id: get
     tool: http
-    with: {{ url: \"{}\" }}
+    with: {{ url: \"{}?api_key={{{{ inputs.key }}}}\" }}
 ",
             server.url("/")
         ),
-        &[],
+        &["--input", "key=key-in-the-url-77"],
     )
     .code(3);
     let log = ledger(&out);
+    let deny = &events(&log, "PolicyDeny", "get")[0];
+    assert_eq!(deny["reason"], "HOST_NOT_PERMITTED");
     assert_eq!(
-        events(&log, "PolicyDeny", "get")[0]["reason"],
-        "HOST_NOT_PERMITTED"
+        deny["detail"],
+        format!(
+            "host of `{}?api_key=[REDACTED]` is not permitted",
+            server.url("/")
+        )
+    );
+    assert_eq!(
+        events(&log, "Start", "get")[0]["input"]["url"],
+        format!("{}?api_key=[REDACTED]", server.url("/"))
     );
     assert_eq!(server.connections(), 0);
 }

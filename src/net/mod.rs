@@ -14,7 +14,7 @@ mod target;
 
 use crate::policy::effective::Denial;
 use crate::policy::hosts::HostRules;
-pub use credential::is_credential;
+pub use credential::{MASK, is_credential, mask_url};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -9,7 +9,7 @@ use super::{
     Args, CAPTURE_LIMIT, CallCx, KeyKind, Outcome, Placement, Resource, Tool, ToolSpec, key, open,
     str_arg,
 };
-use crate::net::{self, NetError, Request, Response, Target, is_credential};
+use crate::net::{self, MASK, NetError, Request, Response, Target, is_credential, mask_url};
 use crate::policy::Capability;
 use crate::policy::paths::Access;
 use crate::syntax::duration;
@@ -23,9 +23,6 @@ pub struct Http;
 
 /// `max_response_bytes` accepted at most: the kept body is held in memory and recorded.
 pub const MAX_RESPONSE_BYTES: u64 = 64 << 20;
-
-/// What a masked credential reads as in the ledger.
-const MASK: &str = "[REDACTED]";
 
 /// The keys that give a request body; at most one of them.
 const BODY_KEYS: [&str; 3] = ["json", "body", "form"];
@@ -614,61 +611,6 @@ fn with_query(url: &str, query: &str) -> String {
         out.push_str(fragment);
     }
     out
-}
-
-/// A URL with its credentials masked: the password of its user information, and the values of
-/// query parameters that name a credential (`?api_key=...`). Gives how many it masked.
-fn mask_url(url: &str) -> (String, usize) {
-    let mut masked = 0;
-    let (head, fragment) = match url.split_once('#') {
-        Some((head, fragment)) => (head, Some(fragment)),
-        None => (url, None),
-    };
-    let (before, query) = match head.split_once('?') {
-        Some((before, query)) => (before, Some(query)),
-        None => (head, None),
-    };
-    let mut out = String::with_capacity(url.len());
-    // user:password@ in the authority.
-    let scheme_end = before.find("://").map_or(0, |i| i + 3);
-    let authority_end = before[scheme_end..]
-        .find('/')
-        .map_or(before.len(), |i| scheme_end + i);
-    let authority = &before[scheme_end..authority_end];
-    match authority.rsplit_once('@') {
-        Some((userinfo, host))
-            if let Some((user, password)) = userinfo.split_once(':')
-                && password != MASK =>
-        {
-            out.push_str(&before[..scheme_end]);
-            out.push_str(&format!("{user}:{MASK}@{host}"));
-            out.push_str(&before[authority_end..]);
-            masked += 1;
-        }
-        _ => out.push_str(before),
-    }
-    if let Some(query) = query {
-        out.push('?');
-        for (i, param) in query.split('&').enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
-            match param.split_once('=') {
-                Some((name, value)) if is_credential(name) && value != MASK => {
-                    out.push_str(name);
-                    out.push('=');
-                    out.push_str(MASK);
-                    masked += 1;
-                }
-                _ => out.push_str(param),
-            }
-        }
-    }
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    (out, masked)
 }
 
 #[cfg(test)]
