@@ -40,6 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'kairos' -ScriptBlock {
         'kairos;run' {
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Worker threads for waiting work (default: the number of CPUs, at least 4)')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Worker threads for waiting work (default: the number of CPUs, at least 4)')
+            [CompletionResult]::new('--net-jobs', '--net-jobs', [CompletionResultType]::ParameterName, 'Network calls running at once (default: 64, or the workflow''s `network.max_concurrent` if lower); they do not take `--jobs` workers')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'RNG seed (overrides the workflow''s `seed`)')
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Set an input (repeatable)')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Set an input (repeatable)')

@@ -36,6 +36,7 @@ set edit:completion:arg-completer[kairos] = {|@words|
         &'kairos;run'= {
             cand -j 'Worker threads for waiting work (default: the number of CPUs, at least 4)'
             cand --jobs 'Worker threads for waiting work (default: the number of CPUs, at least 4)'
+            cand --net-jobs 'Network calls running at once (default: 64, or the workflow''s `network.max_concurrent` if lower); they do not take `--jobs` workers'
             cand --seed 'RNG seed (overrides the workflow''s `seed`)'
             cand -i 'Set an input (repeatable)'
             cand --input 'Set an input (repeatable)'

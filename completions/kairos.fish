@@ -37,6 +37,7 @@ complete -c kairos -n "__fish_kairos_needs_command" -f -a "graph" -d 'Print the 
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "generate" -d 'Write completions, man pages and JSON Schemas (for maintainers)'
 complete -c kairos -n "__fish_kairos_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s j -l jobs -d 'Worker threads for waiting work (default: the number of CPUs, at least 4)' -r
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l net-jobs -d 'Network calls running at once (default: 64, or the workflow\'s `network.max_concurrent` if lower); they do not take `--jobs` workers' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l seed -d 'RNG seed (overrides the workflow\'s `seed`)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s i -l input -d 'Set an input (repeatable)' -r
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l ledger -d 'Where to write the ledger; must not exist (default: .kairos/runs/NAME/NNNN.jsonl, the next free number)' -r -F

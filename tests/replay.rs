@@ -61,8 +61,17 @@ fn check_matches_for_every_example() {
         let dir = t.path().to_path_buf();
         copy_dir(&root().join("workflows"), &dir.join("workflows"));
         let wf = format!("workflows/{}", path.file_name().unwrap().to_str().unwrap());
+        // The HTTP example runs against a local server: tests run without the internet.
+        let server = wf
+            .ends_with("http-fetch.yaml")
+            .then(crate::fake_http::httpbin);
+        let inputs: Vec<String> = server
+            .iter()
+            .flat_map(|s| ["--input".into(), format!("base_url={}", s.url(""))])
+            .collect();
         let out = Test::new()
             .args(["run", &wf, "-q", "--ledger", "rec.jsonl"])
+            .args(&inputs)
             .run_in(&dir);
         assert!(out.code == 0 || out.code == 4, "{wf}: {}", out.stderr);
         let lines = std::fs::read_to_string(dir.join("rec.jsonl"))

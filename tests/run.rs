@@ -488,9 +488,7 @@ fn json_summary() {
 #[test]
 fn tools_this_version_cannot_run_are_refused_before_starting() {
     let (code, events, out) = run(
-        &format!(
-            "{HEAD}nodes:\n  - id: a\n    tool: http\n    with: {{ url: \"http://127.0.0.1:9\" }}\n"
-        ),
+        &format!("{HEAD}nodes:\n  - id: a\n    tool: llm\n    with: {{ model: m, prompt: hi }}\n"),
         &[],
     );
     assert_eq!(code, 2);

@@ -151,6 +151,7 @@ fn expected() -> Vec<Example> {
             ],
             writes: Some(("out/notes.txt", "release notes draft".into())),
         },
+        http_fetch(),
         Example {
             file: "branch.yaml",
             args: &["--input", "threshold=2"],
@@ -371,6 +372,59 @@ fn expected() -> Vec<Example> {
             writes: Some(("out/triage-summary.txt", summary.into())),
         },
     ]
+}
+
+/// `http-fetch.yaml` against a local httpbin (`fake_http::httpbin`), which lives as long as the
+/// test process: the example's default is the public one, and tests run without the internet.
+fn http_fetch() -> Example {
+    use serde_json::json;
+    let server: &'static crate::fake_http::FakeServer =
+        Box::leak(Box::new(crate::fake_http::httpbin()));
+    let base = server.url("");
+    let args: &'static [&'static str] = Box::leak(Box::new([
+        "--input",
+        Box::leak(format!("base_url={base}").into_boxed_str()),
+    ]));
+    let response = |json: serde_json::Value, url: String| {
+        let body = json.to_string();
+        json!({
+            "status": 200,
+            "headers": {
+                "content-type": "application/json",
+                "content-length": body.len().to_string(),
+                "connection": "close",
+            },
+            "body": body,
+            "json": json,
+            "final_url": url,
+            "redirects": [],
+        })
+    };
+    Example {
+        file: "http-fetch.yaml",
+        args,
+        outputs: json!({ "topic": "kairos", "echoed": "kairos" }),
+        nodes: vec![
+            (
+                "fetch",
+                "succeeded",
+                response(
+                    json!({ "args": { "page": "1", "topic": "kairos" } }),
+                    format!("{base}/get?page=1&topic=kairos"),
+                ),
+            ),
+            ("topic", "succeeded", json!("kairos")),
+            (
+                "report",
+                "succeeded",
+                response(
+                    json!({ "json": { "fetched": 200, "topic": "kairos" } }),
+                    format!("{base}/post"),
+                ),
+            ),
+        ],
+        writes: None,
+    }
 }
 
 /// Every example runs end to end from the repository root (here a copy of `workflows/`), with

@@ -19,6 +19,10 @@ pub struct Args {
     /// Worker threads for waiting work (default: the number of CPUs, at least 4).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// Network calls running at once (default: 64, or the workflow's
+    /// `network.max_concurrent` if lower); they do not take `--jobs` workers.
+    #[arg(long, value_name = "N")]
+    pub net_jobs: Option<usize>,
     /// RNG seed (overrides the workflow's `seed`).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -344,6 +348,7 @@ pub fn run(args: &Args) -> i32 {
     };
     let options = RunOptions {
         jobs: args.jobs.unwrap_or(0),
+        net_jobs: args.net_jobs.unwrap_or(0),
         seed: args.seed,
         inputs: args.inputs.clone(),
         summary: !args.quiet,

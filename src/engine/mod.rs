@@ -58,7 +58,8 @@ use approvals::{Approvals, Turn};
 use commit::Committer;
 use gate::Gate;
 use graph::{Graph, Schedule};
-use pool::Workers;
+pub use pool::DEFAULT_NET_JOBS;
+use pool::{NetLimits, Workers};
 use render::{NodeValues, Renderer};
 use serde_json::{Map, Value};
 use state::{NodeState, Nodes};
@@ -71,6 +72,9 @@ use task::Calls;
 pub struct RunOptions {
     /// Worker threads for waiting work; 0 means the default.
     pub jobs: usize,
+    /// Network calls running at once (`--net-jobs`); 0 means the default,
+    /// [`DEFAULT_NET_JOBS`], or the workflow's `network.max_concurrent` if lower.
+    pub net_jobs: usize,
     /// Overrides the workflow's seed.
     pub seed: Option<u64>,
     /// `--input key=value` pairs.
@@ -207,6 +211,19 @@ pub fn run_to(
     engine.run()
 }
 
+/// The network lane's limits: `--net-jobs` (or the default) lowered to the workflow's
+/// `network.max_concurrent`, and its per-host limits.
+fn net_limits(wf: &Workflow, net_jobs: usize) -> NetLimits {
+    let flag = match net_jobs {
+        0 => DEFAULT_NET_JOBS,
+        n => n,
+    };
+    NetLimits {
+        max: wf.network.max_concurrent.map_or(flag, |m| m.min(flag)),
+        per_host: wf.network.per_host.clone(),
+    }
+}
+
 /// One run: the parts below, driven by [`Engine::run`].
 struct Engine<'w> {
     wf: &'w Workflow,
@@ -268,7 +285,12 @@ impl<'w> Engine<'w> {
                 divergences: Vec::new(),
                 failures: Vec::new(),
             },
-            workers: Workers::new(jobs, options.cancel.clone(), options.observer.clone()),
+            workers: Workers::new(
+                jobs,
+                net_limits(wf, options.net_jobs),
+                options.cancel.clone(),
+                options.observer.clone(),
+            ),
             gate,
             approvals: Approvals::new(n, options.approvals.clone(), options.ask.clone()),
             commit: Committer::new(
@@ -346,7 +368,9 @@ impl<'w> Engine<'w> {
             // Wake up now and then to notice an interrupt, and to take results that the
             // workers did not wake the scheduler for: they wait at most FLUSH_INTERVAL.
             let batch = self.workers.take(wait);
-            if !batch.is_empty() {
+            // After a second interrupt, nothing may be left to wait for (network calls are
+            // not waited for then).
+            if !batch.is_empty() || self.workers.outstanding() == 0 {
                 break batch;
             }
         };

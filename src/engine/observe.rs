@@ -25,6 +25,8 @@ pub enum Lane {
     Scheduler,
     /// Worker thread `n` (0-based) of the `--jobs` pool.
     Worker(usize),
+    /// Thread `n` (0-based) of the network lane (`--net-jobs`).
+    Network(usize),
 }
 
 /// One attempt of one call.

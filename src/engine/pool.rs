@@ -1,10 +1,17 @@
-//! The worker pool: long-lived threads that run the calls that wait (processes, sleeps,
-//! files), fed from one priority queue in canonical order, and the loop that runs one call
-//! with its retries.
+//! The worker pools: long-lived threads that run the calls that wait, each pool fed from one
+//! priority queue in canonical order, and the loop that runs one call with its retries.
+//!
+//! There are two lanes. The `--jobs` workers run what waits on the machine (processes, sleeps,
+//! files); the network lane (`--net-jobs`, the workflow's `network:`) runs what waits on a
+//! network peer, so a slow server never holds a worker that could start a process. The
+//! network lane may also hold back calls to a host that has as many running as the workflow's
+//! `network.per_host` allows. Threads start when there is work for them: a run without
+//! network calls starts no network thread.
 //!
 //! Workers only run calls; they never touch the engine's state. A finished call goes back to
-//! the scheduler as a [`JobResult`], which decides when it commits. With an observer, each
-//! attempt is reported from the thread that runs it (see `observe.rs`).
+//! the scheduler as a [`JobResult`], which decides when it commits, so neither lane's size
+//! changes the ledger. With an observer, each attempt is reported from the thread that runs it
+//! (see `observe.rs`).
 
 use super::gate::{Granted, RetryGrant};
 use super::observe::{AttemptInfo, Lane, Observer, Watch};
@@ -20,7 +27,7 @@ use crate::workflow::model::Retry;
 use rand::RngExt;
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -79,8 +86,79 @@ pub(super) struct Finished {
     pub checks: Vec<PolicyCheck>,
 }
 
-/// The job queue and whether it is closed, with the condition workers wait on.
-type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
+/// A lane's job queue, with the condition its workers wait on.
+type Queue = (Mutex<QueueState>, Condvar);
+
+#[derive(Default)]
+struct QueueState {
+    jobs: BinaryHeap<Job>,
+    closed: bool,
+    /// Workers waiting for a job.
+    idle: usize,
+    /// Calls held back by a per-host limit (network lane only).
+    hosts: HostSlots,
+}
+
+/// The network lane's limits: how many calls run at once, and per host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Network calls running at once; 0: [`DEFAULT_NET_JOBS`].
+    pub max: usize,
+    /// Calls running at once to a host (lower-case name, as `hosts` reads it from the URL).
+    pub per_host: BTreeMap<String, usize>,
+}
+
+/// The network lane's size when neither `--net-jobs` nor the workflow sets it: network calls
+/// mostly wait, so many run at once.
+pub const DEFAULT_NET_JOBS: usize = 64;
+
+/// Per-host limits of a lane: calls running per limited host, and the jobs waiting for one of
+/// them to end (they keep their canonical order among themselves).
+#[derive(Default)]
+struct HostSlots {
+    limits: BTreeMap<String, usize>,
+    running: HashMap<String, usize>,
+    parked: HashMap<String, BinaryHeap<Job>>,
+}
+
+impl HostSlots {
+    /// The limited host a job's call reaches, if any: the host of the first URL its tool says
+    /// it touches. Redirect hops are not counted apart (they are part of the call).
+    fn host_of(&self, job: &Job) -> Option<String> {
+        if self.limits.is_empty() {
+            return None;
+        }
+        job.tool.resources(&job.args).iter().find_map(|r| match r {
+            tools::Resource::Url(url) => {
+                crate::policy::hosts::host_of(url).filter(|h| self.limits.contains_key(h))
+            }
+            _ => None,
+        })
+    }
+
+    /// Takes a job to run now, or parks it until a call to its host ends (`None`).
+    fn admit(&mut self, job: Job) -> Option<(Job, Option<String>)> {
+        let Some(host) = self.host_of(&job) else {
+            return Some((job, None));
+        };
+        let limit = self.limits[&host].max(1);
+        let running = self.running.entry(host.clone()).or_default();
+        if *running >= limit {
+            self.parked.entry(host).or_default().push(job);
+            return None;
+        }
+        *running += 1;
+        Some((job, Some(host)))
+    }
+
+    /// A call to `host` ended: the first job parked for it, to be queued again.
+    fn release(&mut self, host: &str) -> Option<Job> {
+        if let Some(n) = self.running.get_mut(host) {
+            *n = n.saturating_sub(1);
+        }
+        self.parked.get_mut(host).and_then(BinaryHeap::pop)
+    }
+}
 
 /// Finished jobs on their way back to the scheduler.
 ///
@@ -89,20 +167,24 @@ type Queue = (Mutex<(BinaryHeap<Job>, bool)>, Condvar);
 /// otherwise wake once per command and take CPU time from the commands themselves.
 #[derive(Default)]
 struct Results {
-    done: Mutex<Vec<JobResult>>,
+    /// Each with whether it came from the network lane.
+    done: Mutex<Vec<(bool, JobResult)>>,
     wake: Condvar,
 }
 
 impl Results {
-    fn put(&self, result: JobResult, urgent: bool) {
-        self.done.lock().expect("results lock").push(result);
+    fn put(&self, network: bool, result: JobResult, urgent: bool) {
+        self.done
+            .lock()
+            .expect("results lock")
+            .push((network, result));
         if urgent {
             self.wake.notify_one();
         }
     }
 
     /// The results so far; when there are none, waits up to `timeout` for a worker's call.
-    fn take(&self, timeout: Duration) -> Vec<JobResult> {
+    fn take(&self, timeout: Duration) -> Vec<(bool, JobResult)> {
         let mut done = self.done.lock().expect("results lock");
         if done.is_empty() {
             done = self
@@ -115,80 +197,126 @@ impl Results {
     }
 }
 
-/// Long-lived worker threads fed from one priority queue.
+/// Long-lived worker threads fed from one priority queue, started as work arrives, up to
+/// `size`.
 struct Pool {
     shared: Arc<Queue>,
     threads: Vec<JoinHandle<()>>,
+    size: usize,
+    /// The network lane: its threads are not waited for after a second interrupt.
+    network: bool,
+    results: Arc<Results>,
+    cancel: Cancel,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Pool {
-    fn start(
-        jobs: usize,
+    fn new(
+        size: usize,
+        network: bool,
+        per_host: BTreeMap<String, usize>,
         results: &Arc<Results>,
         cancel: &Cancel,
         observer: Option<&Arc<dyn Observer>>,
     ) -> Self {
-        let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
-        let threads = (0..jobs)
-            .map(|i| {
-                let shared = Arc::clone(&shared);
-                let results = Arc::clone(results);
-                let cancel = cancel.clone();
-                let observer = observer.cloned();
-                std::thread::Builder::new()
-                    .name(format!("kairos-worker-{i}"))
-                    .spawn(move || {
-                        let watch = observer.as_deref().map(|observer| Watch {
-                            observer,
-                            lane: Lane::Worker(i),
-                        });
-                        worker(&shared, &results, jobs, &cancel, watch);
-                    })
-                    .expect("spawn a worker thread")
-            })
-            .collect();
-        Self { shared, threads }
+        let state = QueueState {
+            hosts: HostSlots {
+                limits: per_host,
+                ..HostSlots::default()
+            },
+            ..QueueState::default()
+        };
+        Self {
+            shared: Arc::new((Mutex::new(state), Condvar::new())),
+            threads: Vec::new(),
+            size: size.max(1),
+            network,
+            results: Arc::clone(results),
+            cancel: cancel.clone(),
+            observer: observer.cloned(),
+        }
     }
 
-    fn push(&self, job: Job) {
+    fn push(&mut self, job: Job) {
         let (lock, cv) = &*self.shared;
-        lock.lock().expect("queue lock").0.push(job);
+        let mut state = lock.lock().expect("queue lock");
+        state.jobs.push(job);
+        // A thread more when the queued jobs outnumber the threads waiting for one.
+        let spawn = state.jobs.len() > state.idle && self.threads.len() < self.size;
+        drop(state);
         cv.notify_one();
+        if spawn {
+            self.spawn();
+        }
+    }
+
+    fn spawn(&mut self) {
+        let i = self.threads.len();
+        let shared = Arc::clone(&self.shared);
+        let results = Arc::clone(&self.results);
+        let cancel = self.cancel.clone();
+        let observer = self.observer.clone();
+        let (size, network) = (self.size, self.network);
+        let (name, lane) = if network {
+            (format!("kairos-net-{i}"), Lane::Network(i))
+        } else {
+            (format!("kairos-worker-{i}"), Lane::Worker(i))
+        };
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let watch = observer.as_deref().map(|observer| Watch { observer, lane });
+                worker(&shared, &results, (size, network), &cancel, watch);
+            })
+            .expect("spawn a worker thread");
+        self.threads.push(thread);
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
         let (lock, cv) = &*self.shared;
-        lock.lock().expect("queue lock").1 = true;
+        lock.lock().expect("queue lock").closed = true;
         cv.notify_all();
+        // After a second interrupt, a network call still waiting on its server is left to end
+        // on its own (by its timeout, or with the process): the run does not wait for it.
+        let abandon = self.network && self.cancel.killed();
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if !abandon {
+                let _ = t.join();
+            }
         }
+    }
+}
+
+/// Takes the next job this worker may run, waiting for one; `None` once the pool is closed.
+fn next_job(shared: &Queue) -> Option<(Job, Option<String>)> {
+    let (lock, cv) = shared;
+    let mut state = lock.lock().expect("queue lock");
+    loop {
+        while let Some(job) = state.jobs.pop() {
+            if let Some(taken) = state.hosts.admit(job) {
+                return Some(taken);
+            }
+        }
+        if state.closed {
+            return None;
+        }
+        state.idle += 1;
+        state = cv.wait(state).expect("queue lock");
+        state.idle -= 1;
     }
 }
 
 fn worker(
     shared: &Queue,
     results: &Results,
-    workers: usize,
+    (workers, network): (usize, bool),
     cancel: &Cancel,
     watch: Option<Watch<'_>>,
 ) {
     let (lock, cv) = shared;
-    loop {
-        let job = {
-            let mut state = lock.lock().expect("queue lock");
-            loop {
-                if let Some(job) = state.0.pop() {
-                    break job;
-                }
-                if state.1 {
-                    return;
-                }
-                state = cv.wait(state).expect("queue lock");
-            }
-        };
+    while let Some((job, host)) = next_job(shared) {
         // After Ctrl-C, queued jobs are handed back unrun, and a call that the interrupt cut
         // short (a backoff or a `sleep` ended early) is handed back as not run.
         let attempts = (!cancel.requested()).then(|| {
@@ -211,9 +339,22 @@ fn worker(
         let attempts = attempts.flatten();
         // The call is over: the next instance's retries may ask.
         drop(job.grant);
+        let queued = {
+            let mut state = lock.lock().expect("queue lock");
+            if let Some(host) = &host
+                && let Some(next) = state.hosts.release(host)
+            {
+                state.jobs.push(next);
+                cv.notify_one();
+            }
+            state.jobs.len()
+        };
         // The scheduler is needed soon only when the workers may run out of queued jobs.
-        let queued = lock.lock().expect("queue lock").0.len();
-        results.put((job.node, job.instance, attempts), queued < 2 * workers);
+        results.put(
+            network,
+            (job.node, job.instance, attempts),
+            queued < 2 * workers,
+        );
     }
 }
 
@@ -355,52 +496,144 @@ pub(super) fn execute_into(
     true
 }
 
-/// The pool as the scheduler sees it: started on the first call that needs a worker, with
-/// the count of calls handed out and not yet back.
+/// The two lanes as the scheduler sees them: each started on the first call that needs it,
+/// with the count of calls handed out and not yet back.
 pub(super) struct Workers {
     jobs: usize,
+    net: NetLimits,
     cancel: Cancel,
     observer: Option<Arc<dyn Observer>>,
     pool: Option<Pool>,
+    network: Option<Pool>,
     results: Arc<Results>,
-    outstanding: usize,
+    /// Calls out, on the `--jobs` workers and on the network lane.
+    outstanding: (usize, usize),
 }
 
 impl Workers {
-    pub fn new(jobs: usize, cancel: Cancel, observer: Option<Arc<dyn Observer>>) -> Self {
+    pub fn new(
+        jobs: usize,
+        net: NetLimits,
+        cancel: Cancel,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Self {
         Self {
             jobs,
+            net,
             cancel,
             observer,
             pool: None,
+            network: None,
             results: Arc::default(),
-            outstanding: 0,
+            outstanding: (0, 0),
         }
     }
 
     pub fn push(&mut self, job: Job) {
-        let (jobs, results, cancel) = (self.jobs, &self.results, &self.cancel);
+        let (results, cancel) = (&self.results, &self.cancel);
         let observer = self.observer.as_ref();
-        self.pool
-            .get_or_insert_with(|| Pool::start(jobs, results, cancel, observer))
-            .push(job);
-        self.outstanding += 1;
+        if job.tool.placement() == tools::Placement::Network {
+            let size = match self.net.max {
+                0 => DEFAULT_NET_JOBS,
+                n => n,
+            };
+            let per_host = &self.net.per_host;
+            self.network
+                .get_or_insert_with(|| {
+                    Pool::new(size, true, per_host.clone(), results, cancel, observer)
+                })
+                .push(job);
+            self.outstanding.1 += 1;
+        } else {
+            let jobs = self.jobs;
+            self.pool
+                .get_or_insert_with(|| {
+                    Pool::new(jobs, false, BTreeMap::new(), results, cancel, observer)
+                })
+                .push(job);
+            self.outstanding.0 += 1;
+        }
     }
 
-    /// Calls handed out whose results have not been taken back.
+    /// Calls handed out whose results have not been taken back. After a second interrupt,
+    /// calls waiting on the network are not counted: the run does not wait for them.
     pub fn outstanding(&self) -> usize {
-        self.outstanding
+        let network = if self.cancel.killed() {
+            0
+        } else {
+            self.outstanding.1
+        };
+        self.outstanding.0 + network
     }
 
     /// The results so far; when there are none, waits up to `timeout` for one.
     pub fn take(&mut self, timeout: Duration) -> Vec<JobResult> {
         let batch = self.results.take(timeout);
-        self.outstanding -= batch.len();
         batch
+            .into_iter()
+            .map(|(network, result)| {
+                let count = if network {
+                    &mut self.outstanding.1
+                } else {
+                    &mut self.outstanding.0
+                };
+                *count = count.saturating_sub(1);
+                result
+            })
+            .collect()
     }
 
-    /// Stops the threads (after the last call has come back).
+    /// Stops the threads (after the last call has come back, or been abandoned).
     pub fn stop(&mut self) {
         self.pool = None;
+        self.network = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job calling `http` on `url`, `n`-th in canonical order.
+    fn job(n: u32, url: &str) -> Job {
+        let mut args = Map::new();
+        args.insert("url".into(), Value::String(url.into()));
+        Job {
+            key: (Reverse(0), n, 0),
+            node: n,
+            instance: None,
+            tool: &tools::Http,
+            args,
+            timeout: None,
+            retry: None,
+            seed: 0,
+            instance_id: format!("n{n}"),
+            grant: None,
+            paths: PathRules::none(),
+            net: Net::default(),
+            mcp: crate::mcp::Servers::default(),
+            own_path: false,
+        }
+    }
+
+    #[test]
+    fn a_host_at_its_limit_parks_its_calls_in_order_until_one_ends() {
+        let mut slots = HostSlots {
+            limits: BTreeMap::from([("a.test".to_string(), 1)]),
+            ..HostSlots::default()
+        };
+        let (first, host) = slots.admit(job(0, "http://A.test/1")).unwrap();
+        assert_eq!((first.node, host.as_deref()), (0, Some("a.test")));
+        assert!(slots.admit(job(2, "http://a.test:8080/3")).is_none());
+        assert!(slots.admit(job(1, "http://a.test/2")).is_none());
+        // Another host is not limited.
+        let (other, host) = slots.admit(job(3, "http://b.test/")).unwrap();
+        assert_eq!((other.node, host), (3, None));
+        // The first parked in canonical order comes back when the running call ends; it is
+        // then admitted in its turn, and the other waits for it.
+        let next = slots.release("a.test").unwrap();
+        assert_eq!(next.node, 1);
+        assert!(slots.admit(next).is_some());
+        assert_eq!(slots.release("a.test").unwrap().node, 2);
     }
 }

@@ -76,10 +76,17 @@ impl Calls<'_> {
         Ok(args)
     }
 
-    /// The rendered input as the ledger records it: redacted.
-    fn recorded_input(&self, args: Map<String, Value>, run: &mut TaskRun) -> Value {
+    /// The rendered input as the ledger records it: the tool's credentials masked (an
+    /// `Authorization` header, whatever its value), then redacted.
+    fn recorded_input(
+        &self,
+        tool: &dyn tools::Tool,
+        mut args: Map<String, Value>,
+        run: &mut TaskRun,
+    ) -> Value {
+        let concealed = tool.conceal(&mut args);
         let mut input = Value::Object(args);
-        let n = self.redactor.redact_json(&mut input);
+        let n = concealed + self.redactor.redact_json(&mut input);
         if n > 0 {
             run.redactions.push(("input".into(), n as u64));
         }
@@ -92,13 +99,13 @@ impl Calls<'_> {
     fn answer(
         &mut self,
         id: &InstanceId,
-        tool: &tools::ToolSpec,
+        tool: &dyn tools::Tool,
         args: Map<String, Value>,
         run: &mut TaskRun,
     ) -> Option<Map<String, Value>> {
         let mut args = Some(args);
-        let answer = self.source.answer(id.as_str(), tool, &mut || {
-            self.recorded_input(args.take().unwrap_or_default(), run)
+        let answer = self.source.answer(id.as_str(), tool.spec(), &mut || {
+            self.recorded_input(tool, args.take().unwrap_or_default(), run)
         });
         let (input, redactions, attempts) = match answer {
             Answer::Run => return args,
@@ -234,13 +241,10 @@ impl Engine<'_> {
         // Policy, decided before anything runs; a denial under `enforce` stops here.
         self.gate.decide(node, task.tool, &args, &mut run);
         if run.denied {
-            run.input = Some(self.calls.recorded_input(args, &mut run));
+            run.input = Some(self.calls.recorded_input(task.tool, args, &mut run));
             return NodeState::Task(run);
         }
-        let Some(args) = self
-            .calls
-            .answer(&instance_id, task.tool.spec(), args, &mut run)
-        else {
+        let Some(args) = self.calls.answer(&instance_id, task.tool, args, &mut run) else {
             return NodeState::Task(run);
         };
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
@@ -273,11 +277,11 @@ impl Engine<'_> {
                     crate::syntax::duration::format(limit)
                 ));
             }
-            run.input = Some(self.calls.recorded_input(args, &mut run));
+            run.input = Some(self.calls.recorded_input(task.tool, args, &mut run));
             redact_results(&self.calls.redactor, &mut run);
             return NodeState::Task(run);
         }
-        run.input = Some(self.calls.recorded_input(args.clone(), &mut run));
+        run.input = Some(self.calls.recorded_input(task.tool, args.clone(), &mut run));
         let instance_id = instance_id.into_string();
         let limits = self.gate.retry_limits(node, task.tool);
         let grant = (!limits.is_empty()).then(|| {

@@ -423,3 +423,89 @@ fn a_fan_out_whose_instances_were_denied_is_denied() {
     assert_eq!(end(&first), "succeeded");
     assert_eq!(*TOOL.calls.lock().unwrap(), ["a", "a"], "one call per run");
 }
+
+/// A network call that does not heed interrupts (a request waiting on a server): interrupts
+/// the run `interrupt` times, then waits until `RELEASED` (or half a minute), and outputs
+/// whether it was released.
+struct Stuck {
+    spec: &'static ToolSpec,
+}
+
+static RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Tool for Stuck {
+    fn spec(&self) -> &'static ToolSpec {
+        self.spec
+    }
+    fn placement(&self) -> Placement {
+        Placement::Network
+    }
+    fn resources<'a>(&self, _: &'a Args) -> Vec<Resource<'a>> {
+        Vec::new()
+    }
+    fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome {
+        let times: u32 = args["interrupt"].as_str().unwrap().parse().unwrap();
+        for _ in 0..times {
+            cx.cancel.interrupt();
+        }
+        let wait = |until: &dyn Fn() -> bool| {
+            for _ in 0..3000 {
+                if until() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        };
+        if times == 1 {
+            // Waits a little past the interrupt: the call is let finish.
+            let start = std::time::Instant::now();
+            wait(&|| start.elapsed() > Duration::from_millis(50));
+            return Outcome::value(Value::from("finished"));
+        }
+        Outcome::value(Value::from(wait(&|| RELEASED.load(Ordering::SeqCst))))
+    }
+}
+
+static STUCK_SPEC: ToolSpec = spec(
+    "fake.stuck",
+    &[key("interrupt", KeyKind::Template, true, "")],
+);
+
+#[test]
+fn a_first_interrupt_lets_a_network_call_finish() {
+    static TOOL: Stuck = Stuck { spec: &STUCK_SPEC };
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.stuck\n    with: { interrupt: \"1\" }\n  - id: b\n    needs: [a]\n    tool: noop\n",
+        &TOOL,
+        RunOptions {
+            jobs: 1,
+            net_jobs: 1,
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.status, RunStatus::Interrupted);
+    let events = events(&ledger);
+    let a = events
+        .iter()
+        .find(|(k, n, _)| k == "ToolOutput" && n.as_deref() == Some("a"))
+        .unwrap();
+    assert_eq!(a.2["output"], "finished");
+}
+
+/// After a second interrupt the run ends without waiting for a network call stuck on its
+/// server: the call is still waiting when the run has returned (it runs again on resume).
+#[test]
+fn a_second_interrupt_does_not_wait_for_network_calls() {
+    static TOOL: Stuck = Stuck { spec: &STUCK_SPEC };
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.stuck\n    with: { interrupt: \"2\" }\n",
+        &TOOL,
+        RunOptions::default(),
+    );
+    let still_waiting = !RELEASED.swap(true, Ordering::SeqCst);
+    assert!(still_waiting, "the run waited for the network call");
+    assert_eq!(report.status, RunStatus::Interrupted);
+    let kinds: Vec<String> = events(&ledger).into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(kinds, ["RunStart", "RunPaused"]);
+}

@@ -4,14 +4,17 @@
 //!
 //! Redirects are followed here, not by the client, so that each hop is checked against
 //! `hosts` before it is connected to and is reported in [`Response::hops`]; credentials
-//! (`Authorization`, `Cookie`, `Proxy-Authorization`) are dropped when a hop leaves the host
-//! they were sent to (docs/tools.md, "http"). A response body is kept up to the request's cap;
-//! past it, its full size and SHA-256 are kept instead of the rest, as for a process's output.
+//! (`Authorization`, `Cookie`, `Proxy-Authorization`, `X-Api-Key` and every header
+//! [`is_credential`] names) are dropped when a hop leaves the origin they were sent to
+//! (docs/tools.md, "http"). A response body is kept up to the request's cap; past it, its
+//! full size and SHA-256 are kept instead of the rest, as for a process's output.
 
+mod credential;
 mod target;
 
 use crate::policy::effective::Denial;
 use crate::policy::hosts::HostRules;
+pub use credential::{MASK, is_credential, mask_url};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -27,11 +30,12 @@ pub const MAX_REDIRECTS: u32 = 10;
 /// How long an exchange may take when the call sets no `timeout`: a network call always ends.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Idle connections kept for reuse, in all and per host.
+const MAX_IDLE_CONNECTIONS: usize = 256;
+const MAX_IDLE_PER_HOST: usize = 64;
+
 /// Response header bytes accepted at most.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// Headers that carry credentials: never sent to a host other than the one the request named.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
 /// One request, as a tool built it from its rendered arguments.
 #[derive(Clone, Debug, Default)]
@@ -218,7 +222,7 @@ impl Net {
             }
             let next = self.check(&target.join(location)?)?;
             if !next.same_origin_host(&first) {
-                headers.retain(|(n, _)| !CREDENTIAL_HEADERS.contains(&&*n.to_ascii_lowercase()));
+                headers.retain(|(n, _)| !is_credential(n));
             }
             // 303 always, and 301/302 after anything but GET/HEAD, become a GET without a
             // body, as browsers and curl do; 307 and 308 repeat the request as it was.
@@ -290,6 +294,11 @@ fn build_agent(ca_bundle: Option<&Path>) -> Result<Agent, NetError> {
         .http_status_as_error(false)
         .max_redirects(0)
         .max_response_header_size(MAX_HEADER_BYTES)
+        // As many idle connections kept per host as the network lane runs calls by default,
+        // so concurrent calls to one server reuse their connections instead of opening new
+        // ones (ureq keeps 3 per host by default).
+        .max_idle_connections(MAX_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(MAX_IDLE_PER_HOST)
         .proxy(ureq::Proxy::try_from_env())
         .tls_config(TlsConfig::builder().root_certs(roots).build())
         .user_agent(concat!("kairos/", env!("CARGO_PKG_VERSION")))

@@ -50,7 +50,8 @@ impl HostRules {
         } else {
             Err(Denial {
                 reason: Reason::HostNotPermitted,
-                detail: format!("host of `{url}` is not permitted"),
+                // A URL may carry a credential (`?api_key=`): the detail is recorded.
+                detail: format!("host of `{}` is not permitted", crate::net::mask_url(url).0),
             })
         }
     }

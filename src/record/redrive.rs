@@ -129,6 +129,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     let memory = Memory::default();
     let options = RunOptions {
         jobs: 1,
+        net_jobs: 1,
         seed: Some(start.seed),
         inputs: Vec::new(),
         summary: false,

@@ -114,6 +114,8 @@ impl Recorder {
         let tid = |lane: Lane| match lane {
             Lane::Scheduler => 0,
             Lane::Worker(n) => n + 1,
+            // After every worker's: a run has at most `--jobs` workers.
+            Lane::Network(n) => 1_000_000 + n,
         };
         let mut timed: Vec<(f64, Value)> = Vec::new();
         timed.push((
@@ -187,6 +189,7 @@ impl Recorder {
             let name = match lane {
                 Lane::Scheduler => "scheduler".to_string(),
                 Lane::Worker(n) => format!("worker {n}"),
+                Lane::Network(n) => format!("network {n}"),
             };
             events.push(
                 json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid(lane),

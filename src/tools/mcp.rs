@@ -73,7 +73,7 @@ impl Tool for Mcp {
     }
 
     fn placement(&self) -> super::Placement {
-        super::Placement::Worker
+        super::Placement::Network
     }
 
     fn capabilities_of(&self, with: &[(String, yaml::Node)]) -> CapSet {

@@ -137,6 +137,22 @@ pub trait Tool: Sync + 'static {
 
     /// Makes the call. Every failure is reported in [`Outcome::error`].
     fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome;
+
+    /// Checks a `with:` as written, before the run: each entry's key and its value as written
+    /// (templates not rendered: a value holding one can only be checked by the call; see
+    /// `workflow::expr::has_template`). Gives the problems found, each with the entry it
+    /// concerns (`None`: the `with:` as a whole). The keys and their kinds are checked already;
+    /// this is for what only the tool knows.
+    fn check_with(&self, _with: &[(&str, &Value)]) -> Vec<(Option<usize>, String)> {
+        Vec::new()
+    }
+
+    /// Masks the credentials in a call's rendered arguments before they are recorded (and
+    /// before a replay compares them), returning how many values it masked. The call itself
+    /// gets the arguments unmasked. See docs/tools.md, "Credentials are not recorded".
+    fn conceal(&self, _args: &mut Args) -> usize {
+        0
+    }
 }
 
 impl std::fmt::Debug for dyn Tool {
@@ -153,6 +169,9 @@ pub enum Placement {
     Inline,
     /// Waits on the world (processes, files, time): run by one of the `--jobs` workers.
     Worker,
+    /// Waits on a network peer: run by the network lane (`--net-jobs`, the workflow's
+    /// `network:`), so that slow servers do not hold the workers that run processes.
+    Network,
     /// Described and validated, but this build cannot run it: a run that uses it is refused
     /// before it starts.
     Unavailable,
@@ -493,9 +512,10 @@ mod tests {
         );
         assert_eq!(
             placed(Placement::Worker),
-            ["sleep", "shell", "file.read", "file.write", "mcp"]
+            ["sleep", "shell", "file.read", "file.write"]
         );
-        assert_eq!(placed(Placement::Unavailable), ["http", "llm"]);
+        assert_eq!(placed(Placement::Network), ["http", "mcp"]);
+        assert_eq!(placed(Placement::Unavailable), ["llm"]);
         let drawing: Vec<&str> = TOOLS
             .iter()
             .filter(|t| t.draws_rng())

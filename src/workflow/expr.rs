@@ -129,6 +129,11 @@ const TEMPLATE_OPENERS: [&str; 3] = [VALUE_OPENER, "{%", "{#"];
 /// What opens a value in a template (and is out of place in a bare expression).
 const VALUE_OPENER: &str = "{{";
 
+/// Whether `text` holds template code: without any, it renders as itself.
+pub fn has_template(text: &str) -> bool {
+    TEMPLATE_OPENERS.iter().any(|o| text.contains(o))
+}
+
 /// Compiles `text` and checks its references; returns the nodes it reads, in first-use order.
 pub fn check(
     text: &Sp<String>,

@@ -27,6 +27,8 @@ pub struct Workflow {
     pub policy: PolicySpec,
     /// `mcp_servers:`, in file order (each `mcp` task holds its server's definition).
     pub mcp_servers: Vec<super::servers::McpServer>,
+    /// `network:`: how many network calls run at once.
+    pub network: Network,
     pub nodes: Vec<Node>,
     pub outputs: Vec<(String, Sp<String>)>,
     /// Nodes the output templates read.
@@ -39,6 +41,16 @@ pub struct Input {
     pub default: Option<serde_json::Value>,
     pub description: Option<String>,
     pub span: Span,
+}
+
+/// The workflow's `network:` limits (docs/workflow.md, "Network"). They decide only how many
+/// calls wait on the network at once, never a result, so they are not part of the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Network {
+    /// Network calls running at once, at most (`--net-jobs` may lower it further).
+    pub max_concurrent: Option<usize>,
+    /// Calls running at once to one host (lower-case name).
+    pub per_host: std::collections::BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Default)]

@@ -50,6 +50,8 @@ pub struct WorkflowDoc {
     /// MCP servers the `mcp` tasks name (`server: NAME`), started once per run.
     #[schemars(extend("propertyNames" = { "pattern": NODE_ID }))]
     mcp_servers: Option<BTreeMap<String, McpServerDoc>>,
+    /// How many network calls run at once; never changes the ledger.
+    network: Option<NetworkDoc>,
     /// The nodes, in declaration order (which breaks ties in scheduling).
     #[schemars(length(min = 1))]
     nodes: Vec<NodeDoc>,
@@ -131,6 +133,18 @@ fn one_transport(schema: &mut Schema) {
         "oneOf".into(),
         json!([{ "required": ["command"] }, { "required": ["url"] }]),
     );
+}
+
+/// How many network calls run at once.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+struct NetworkDoc {
+    /// Network calls running at once, at most (`--net-jobs` may lower it).
+    #[schemars(range(min = 1))]
+    max_concurrent: Option<u64>,
+    /// Calls running at once to a host, by host name.
+    #[schemars(extend("additionalProperties" = { "type": "integer", "minimum": 1 }))]
+    per_host: Option<BTreeMap<String, u64>>,
 }
 
 /// Re-run a failed task with exponential backoff (jitter from the node's RNG).
@@ -515,6 +529,10 @@ mod tests {
         assert_eq!(
             properties(&schema, Some("McpServerDoc")),
             sorted(crate::workflow::servers::SERVER_KEYS)
+        );
+        assert_eq!(
+            properties(&schema, Some("NetworkDoc")),
+            sorted(NETWORK_KEYS)
         );
         assert_eq!(properties(&schema, Some("BranchDoc")), sorted(BRANCH_KEYS));
         assert_eq!(

@@ -7,7 +7,9 @@
 
 use super::expr::{self, Form, Scope};
 use super::limits;
-use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
+use super::model::{
+    Defaults, ForEach, Input, Network, Node, NodeIdx, NodeKind, Retry, Task, Workflow,
+};
 use super::servers::{self, McpServer};
 use crate::policy::PolicySpec;
 use crate::syntax::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
@@ -29,6 +31,7 @@ pub const WORKFLOW_KEYS: &[&str] = &[
     "defaults",
     "policy",
     "mcp_servers",
+    "network",
     "nodes",
     "outputs",
 ];
@@ -54,6 +57,7 @@ pub const NODE_KEYS: &[&str] = &[
 pub const KIND_KEYS: &[&str] = &["run", "tool", "branch", "fork", "join", "approval"];
 pub const INPUT_KEYS: &[&str] = &["default", "description"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
+pub const NETWORK_KEYS: &[&str] = &["max_concurrent", "per_host"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "factor", "max_backoff"];
 pub const BRANCH_KEYS: &[&str] = &["if", "then", "else"];
 pub const APPROVAL_KEYS: &[&str] = &["prompt"];
@@ -164,6 +168,10 @@ impl Checker<'_, '_> {
             .get("policy")
             .map(|n| PolicySpec::read(n, self.errors))
             .unwrap_or_default();
+        let network = f
+            .get("network")
+            .map(|n| self.network(n))
+            .unwrap_or_default();
 
         self.servers = f
             .get("mcp_servers")
@@ -240,6 +248,7 @@ impl Checker<'_, '_> {
             defaults,
             policy,
             mcp_servers: std::mem::take(&mut self.servers),
+            network,
             nodes,
             outputs,
             output_reads,
@@ -327,6 +336,60 @@ impl Checker<'_, '_> {
             timeout: f.get("timeout").and_then(|n| self.duration(n)),
             retry: f.get("retry").and_then(|n| self.retry(n)),
         }
+    }
+
+    fn network(&mut self, n: &yaml::Node) -> Network {
+        let Some(f) = Fields::new(n, "network", NETWORK_KEYS, self.errors) else {
+            return Network::default();
+        };
+        let max_concurrent = f.get("max_concurrent").and_then(|n| self.count(n));
+        let mut per_host = std::collections::BTreeMap::new();
+        match f.get("per_host").map(|n| (n, &n.value)) {
+            None => {}
+            Some((_, Value::Map(entries))) => {
+                for (host, limit) in entries {
+                    let name = host.scalar_text().to_ascii_lowercase();
+                    let bad_name = name.is_empty()
+                        || name.contains(['/', ':', '*', '@'])
+                        || name.chars().any(char::is_whitespace);
+                    if bad_name {
+                        self.errors.push(WorkflowError::InvalidValue {
+                            message: format!("`{name}` is not a host name"),
+                            span: ss(host.span),
+                            label: "not a host".into(),
+                            help: Some(
+                                "a host as a URL names it, without scheme or port: api.example.com"
+                                    .into(),
+                            ),
+                        });
+                    } else if let Some(limit) = self.count(limit) {
+                        per_host.insert(name, limit);
+                    }
+                }
+            }
+            Some((n, _)) => self
+                .errors
+                .push(read::wrong_type(n, "a mapping of host names to limits")),
+        }
+        Network {
+            max_concurrent,
+            per_host,
+        }
+    }
+
+    /// A positive count of calls.
+    fn count(&mut self, n: &yaml::Node) -> Option<usize> {
+        let value = read::non_negative(n, self.errors)?;
+        if value.value == 0 {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: "a limit of 0 would let no call run".into(),
+                span: ss(n.span),
+                label: "zero".into(),
+                help: Some("give 1 or more".into()),
+            });
+            return None;
+        }
+        Some(usize::try_from(value.value).unwrap_or(usize::MAX))
     }
 
     fn duration(&mut self, n: &yaml::Node) -> Option<Duration> {
@@ -745,6 +808,7 @@ impl Checker<'_, '_> {
                 {
                     return None;
                 }
+                self.tool_checks(tool, &with, name.span)?;
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: false,
@@ -931,6 +995,32 @@ impl Checker<'_, '_> {
             }
         }
         ok.then_some(args)
+    }
+
+    /// What only the tool knows about a `with:` (`Tool::check_with`), from the values as
+    /// written.
+    fn tool_checks(
+        &mut self,
+        tool: &dyn tools::Tool,
+        with: &[(String, yaml::Node)],
+        tool_span: Span,
+    ) -> Option<()> {
+        let written: Vec<serde_json::Value> = with.iter().map(|(_, node)| node.to_json()).collect();
+        let entries: Vec<(&str, &serde_json::Value)> = with
+            .iter()
+            .zip(&written)
+            .map(|((key, _), json)| (key.as_str(), json))
+            .collect();
+        let problems = tool.check_with(&entries);
+        for (entry, message) in &problems {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: message.clone(),
+                span: ss(entry.map_or(tool_span, |i| with[i].1.span)),
+                label: "invalid argument".into(),
+                help: Some(format!("see docs/tools.md, \"{}\"", tool.spec().name)),
+            });
+        }
+        problems.is_empty().then_some(())
     }
 
     fn outputs(
