@@ -100,6 +100,7 @@ pub fn effective_policy(workflow: &Workflow, org: Option<&Organisation>) -> Effe
         workflow,
         org.map(|o| (o.file.as_str(), &o.spec, o.source.as_str())),
     ))
+    .with_key_envs(crate::tools::llm_secret_names(workflow))
 }
 
 /// The layers of a run's policy: the organisation's (if any), then the workflow's.

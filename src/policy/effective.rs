@@ -49,6 +49,10 @@ pub struct Effective {
     reaching: HostRules,
     commands: Vec<Vec<String>>,
     approvers: Vec<Vec<String>>,
+    /// Environment variables whose values are secrets although no layer lists them: the keys
+    /// of the workflow's `llm` calls (`api_key_env`; docs/llm.md). Not part of the recorded
+    /// policy: they follow from the workflow, which is recorded.
+    key_envs: Vec<String>,
 }
 
 /// Why a policy check denied a call.
@@ -204,7 +208,14 @@ impl Effective {
             reaching,
             commands,
             approvers,
+            key_envs: Vec::new(),
         }
+    }
+
+    /// This policy, with the values of `names` masked as its `secrets` are.
+    pub fn with_key_envs(mut self, names: Vec<String>) -> Self {
+        self.key_envs = names;
+        self
     }
 
     /// What a node may use: the run's grant, narrowed by the node's own policy.
@@ -414,6 +425,7 @@ impl Effective {
             patterns.extend(l.spec.redact.iter().map(|p| p.value.clone()));
             secrets.extend(l.spec.secrets.iter().map(|s| s.value.clone()));
         }
+        secrets.extend(self.key_envs.iter().cloned());
         (patterns, secrets)
     }
 }

@@ -115,6 +115,7 @@ impl Recording {
                             // left out, and a re-driven ledger shows the line as changed.
                             exit_code: e.exit_code.and_then(|c| i32::try_from(c).ok()),
                             error: e.error.map(Cow::into_owned),
+                            retry: None,
                         },
                         delay_ms: None,
                     });

@@ -13,6 +13,8 @@ use crate::cancel::Cancel;
 use crate::net::Net;
 use crate::policy::Capability;
 use crate::policy::paths::PathRules;
+use crate::syntax::diag::WorkflowError;
+use crate::syntax::yaml;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -34,6 +36,7 @@ pub use file_read::FileRead;
 pub use file_write::FileWrite;
 pub use http::Http;
 pub use llm::Llm;
+pub(crate) use llm::{secret_names as llm_secret_names, usage_of as llm_usage_of};
 pub use mcp::Mcp;
 pub use pure::{Assert, Echo, Noop, Template};
 pub use random::Random;
@@ -120,6 +123,16 @@ pub trait Tool: Sync + 'static {
 
     /// Makes the call. Every failure is reported in [`Outcome::error`].
     fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome;
+
+    /// Checks of a call's `with:` that its keys' kinds do not express (a literal credential),
+    /// run when a workflow is validated.
+    fn check_with(&self, _with: &[(yaml::Node, yaml::Node)], _errors: &mut Vec<WorkflowError>) {}
+
+    /// Keys that are not the tool's but that [`check_with`](Tool::check_with) reports itself
+    /// (with a better message than "unknown key").
+    fn refused_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 impl std::fmt::Debug for dyn Tool {
@@ -188,6 +201,31 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// `Some(reason)` when the call failed.
     pub error: Option<String>,
+    /// What a failed call says about trying it again; `None`: any failure may be retried, as
+    /// the node's `retry:` says. Not recorded (the attempts and delays that follow from it are).
+    pub retry: Option<RetryHint>,
+}
+
+/// Whether a failed call is worth another attempt, and the least wait before it (a server's
+/// `Retry-After`). The node's `retry:` still decides whether there is another attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryHint {
+    pub retryable: bool,
+    /// The wait asked for, in milliseconds; the backoff is used when it is longer.
+    pub after_ms: Option<u64>,
+}
+
+impl RetryHint {
+    /// Trying again would fail the same way (a refused request, a bad argument).
+    pub const NEVER: RetryHint = RetryHint {
+        retryable: false,
+        after_ms: None,
+    };
+    /// Worth another attempt after the usual backoff.
+    pub const AFTER_BACKOFF: RetryHint = RetryHint {
+        retryable: true,
+        after_ms: None,
+    };
 }
 
 impl Outcome {
@@ -461,9 +499,9 @@ mod tests {
         );
         assert_eq!(
             placed(Placement::Worker),
-            ["sleep", "shell", "file.read", "file.write"]
+            ["sleep", "shell", "file.read", "file.write", "llm"]
         );
-        assert_eq!(placed(Placement::Unavailable), ["http", "llm", "mcp"]);
+        assert_eq!(placed(Placement::Unavailable), ["http", "mcp"]);
         let drawing: Vec<&str> = TOOLS
             .iter()
             .filter(|t| t.draws_rng())

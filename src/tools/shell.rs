@@ -283,6 +283,7 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         stderr: Some(stderr),
         exit_code,
         error,
+        retry: None,
     }
 }
 
@@ -348,6 +349,7 @@ fn cannot_run(program: &str, reason: impl std::fmt::Display) -> Outcome {
         stderr: Some(Captured::default()),
         exit_code: Some(127),
         error: Some(format!("cannot run `{program}`: {reason}")),
+        retry: None,
     }
 }
 

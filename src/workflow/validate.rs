@@ -726,7 +726,12 @@ impl Checker<'_, '_> {
                     });
                     return None;
                 };
-                let keys: Vec<&'static str> = tool.spec().key_names().collect();
+                let mut keys: Vec<&'static str> = tool.spec().key_names().collect();
+                if let Some(Value::Map(entries)) = with.map(|w| &w.value) {
+                    tool.check_with(entries, self.errors);
+                    // Reported by the tool's own check, not again as unknown.
+                    keys.extend(tool.refused_keys());
+                }
                 let with = self.with(tool.spec(), with, &keys, name.span, scope, used)?;
                 Some(NodeKind::Task(Task {
                     tool,
@@ -824,6 +829,11 @@ impl Checker<'_, '_> {
         for (key, value) in entries {
             let name = key.scalar_text();
             let spec = tool.key(&name).filter(|_| allowed.contains(&name.as_str()));
+            if spec.is_none() && allowed.contains(&name.as_str()) {
+                // A key the tool refuses, reported by its own check.
+                ok = false;
+                continue;
+            }
             let Some(spec) = spec else {
                 self.errors.push(WorkflowError::UnknownKey {
                     help: did_you_mean(&name, allowed.iter().copied()).or_else(|| {
