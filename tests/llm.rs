@@ -653,3 +653,53 @@ fn replay_against_a_changed_prompt_shows_the_request_difference() {
     assert!(out.stdout.contains("+Capital of Spain?"), "{}", out.stdout);
     assert_eq!(server.requests().len(), 1);
 }
+
+#[test]
+fn diff_aligns_calls_and_shows_prompts_answers_models_and_tokens() {
+    let yaml = one(
+        "      model: gpt-test\n      messages:\n        - { role: system, content: Be brief. }\n        - { role: user, content: Capital of France? }\n",
+    );
+    let a = FakeServer::script(vec![Reply::ok(openai_text("Paris.", 12, 3))]);
+    let mut reply = openai_text("Paris, France.", 14, 6);
+    reply["model"] = json!("fake-gpt-2");
+    let b = FakeServer::script(vec![Reply::ok(reply)]);
+    let ra = run(&yaml, &a, &[]).code(0);
+    let rb = run(
+        &yaml.replace("France?", "France? Answer in a sentence."),
+        &b,
+        &[],
+    )
+    .code(0);
+    let la = std::fs::read_to_string(ra.dir.path().join("l.jsonl")).unwrap();
+    let lb = std::fs::read_to_string(rb.dir.path().join("l.jsonl")).unwrap();
+    let t = Test::new().file("a.jsonl", &la).file("b.jsonl", &lb);
+    let out = t.args(["diff", "a.jsonl", "b.jsonl"]).run().code(1);
+    for needle in [
+        "prompt",
+        "answer",
+        "fake-gpt-2",
+        "15 (12 in, 3 out)",
+        "20 (14 in, 6 out), +5",
+        "-user: Capital of France?",
+        "+user: Capital of France? Answer in a sentence.",
+        "-Paris.",
+        "+Paris, France.",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle}:\n{}", out.stdout);
+    }
+    let json = Test::new()
+        .file("a.jsonl", &la)
+        .file("b.jsonl", &lb)
+        .args(["diff", "a.jsonl", "b.jsonl", "--format", "json"])
+        .run()
+        .json();
+    let fields: Vec<&str> = json["nodes"][0]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    for f in ["prompt", "answer", "model", "tokens"] {
+        assert!(fields.contains(&f), "{fields:?}");
+    }
+}
