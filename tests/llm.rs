@@ -703,3 +703,162 @@ fn diff_aligns_calls_and_shows_prompts_answers_models_and_tokens() {
         assert!(fields.contains(&f), "{fields:?}");
     }
 }
+
+/// Three independent `llm` nodes a, b, c under `policy_extra`, each answered with 10 tokens
+/// by a model named after the prompt's last word.
+fn three(policy_extra: &str) -> String {
+    let mut yaml = format!(
+        "version: 1\nname: three\ninputs:\n  url: {{ default: \"http://127.0.0.1:9/v1\" }}\npolicy:\n  preset: permissive\n{policy_extra}nodes:\n"
+    );
+    for (id, model) in [("a", "m1"), ("b", "m2"), ("c", "m1")] {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    tool: llm\n    with: {{ base_url: \"{{{{ inputs.url }}}}\", model: {model}, prompt: \"say {model}\" }}\n"
+        ));
+    }
+    yaml
+}
+
+fn model_server() -> FakeServer {
+    FakeServer::with(|seen, _| {
+        let mut reply = openai_text("ok", 7, 3);
+        reply["model"] = seen.body["model"].clone();
+        Reply::ok(reply).after(Duration::from_millis(20))
+    })
+}
+
+#[test]
+fn tokens_are_totalled_per_model_in_run_end_and_the_summary() {
+    let server = model_server();
+    let out = run(&three(""), &server, &[]).code(0);
+    let lines = ledger(&out, "l.jsonl");
+    let end = lines.last().unwrap();
+    assert_eq!(
+        end["usage"],
+        json!({
+            "m1": {"calls": 2, "input_tokens": 14, "output_tokens": 6, "total_tokens": 20},
+            "m2": {"calls": 1, "input_tokens": 7, "output_tokens": 3, "total_tokens": 10},
+        })
+    );
+    assert!(
+        out.stdout
+            .contains("tokens m1: 20 (14 in, 6 out) in 2 calls"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("tokens m2: 10 (7 in, 3 out) in 1 call\n"),
+        "{}",
+        out.stdout
+    );
+    let json = run(&three(""), &server, &["--format", "json"])
+        .code(0)
+        .json();
+    assert_eq!(json["usage"], end["usage"]);
+}
+
+#[test]
+fn a_run_without_model_calls_ends_as_before() {
+    let out = Test::new()
+        .workflow("version: 1\nname: plain\nnodes:\n  - id: a\n    tool: echo\n    with: { message: hi }\n")
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run()
+        .code(0);
+    let lines = ledger(&out, "l.jsonl");
+    assert!(lines.last().unwrap().get("usage").is_none());
+    assert!(lines[0]["policy"].get("budget").is_none());
+    assert!(out.json().get("usage").is_none());
+}
+
+#[test]
+fn a_token_budget_is_decided_in_commit_order_at_any_jobs() {
+    let server = model_server();
+    let yaml = three("  budget: { tokens: 15 }\n");
+    let mut ledgers = Vec::new();
+    for jobs in ["1", "4"] {
+        let out = run(&yaml, &server, &["--jobs", jobs]).code(3);
+        let lines = ledger(&out, "l.jsonl");
+        // a spends 10; b starts with 10 < 15 spent; c finds 20 spent.
+        assert!(events(&lines, "PolicyDeny", "a").is_empty());
+        assert!(events(&lines, "PolicyDeny", "b").is_empty());
+        let deny = events(&lines, "PolicyDeny", "c");
+        assert_eq!(deny[0]["reason"], "BUDGET_EXCEEDED", "{jobs}");
+        assert!(
+            deny[0]["detail"].as_str().unwrap().contains("20 tokens"),
+            "{}",
+            deny[0]
+        );
+        assert_eq!(events(&lines, "End", "c")[0]["status"], "denied");
+        ledgers.push(std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap());
+    }
+    assert_eq!(ledgers[0], ledgers[1]);
+    assert_eq!(server.requests().len(), 4);
+    // The replay takes the same decisions from the recorded tokens, with no call.
+    Test::new()
+        .file("l.jsonl", &ledgers[0])
+        .args(["replay", "l.jsonl", "--check"])
+        .run()
+        .code(0);
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[test]
+fn an_llm_calls_budget_counts_calls_and_retries() {
+    let server = FakeServer::with(|_, k| {
+        if k == 0 {
+            Reply::status(503, &[], json!({"error": {"message": "busy"}}))
+        } else {
+            Reply::ok(openai_text("ok", 1, 1))
+        }
+    });
+    let yaml = three("  budget: { llm_calls: 3 }\n").replace(
+        "  - id: a\n    tool: llm\n",
+        "  - id: a\n    tool: llm\n    retry: { attempts: 2, backoff: 1ms }\n",
+    );
+    let out = run(&yaml, &server, &["--jobs", "1"]).code(3);
+    let lines = ledger(&out, "l.jsonl");
+    // a: two attempts (two calls), b: the third, c: past the budget.
+    assert_eq!(events(&lines, "End", "a")[0]["attempts"], 2);
+    assert_eq!(events(&lines, "End", "b")[0]["status"], "succeeded");
+    let exceeded = events(&lines, "CallLimitExceeded", "c");
+    assert_eq!(exceeded[0]["reason"], "BUDGET_EXCEEDED");
+    assert_eq!(exceeded[0]["key"], "budget.llm_calls");
+    assert_eq!(exceeded[0]["limit"], 3);
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(lines[0]["policy"]["budget"], json!({"llm_calls": 3}));
+}
+
+#[test]
+fn budgets_narrow_across_layers_and_belong_to_the_run() {
+    let server = model_server();
+    let out = Test::new()
+        .workflow(&three("  budget: { tokens: 1000, llm_calls: 9 }\n"))
+        .file("org.yaml", "budget: { llm_calls: 1 }\n")
+        .args([
+            "run", "wf.yaml", "--ledger", "l.jsonl", "--policy", "org.yaml", "--input",
+        ])
+        .args([format!("url={}", server.base_url())])
+        .run()
+        .code(3);
+    let lines = ledger(&out, "l.jsonl");
+    assert_eq!(
+        lines[0]["policy"]["budget"],
+        json!({"tokens": 1000, "llm_calls": 1})
+    );
+    assert_eq!(events(&lines, "CallLimitExceeded", "b")[0]["limit"], 1);
+
+    let node_budget = three("").replace(
+        "  - id: a\n    tool: llm\n",
+        "  - id: a\n    policy: { budget: { tokens: 5 } }\n    tool: llm\n",
+    );
+    let out = Test::new()
+        .workflow(&node_budget)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains("a node's policy cannot set a `budget`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -159,6 +159,8 @@ pub struct RunReport {
     pub divergences: Vec<Divergence>,
     /// Templates and expressions that failed at run time, in the order they were evaluated.
     pub template_failures: Vec<render::TemplateFailure>,
+    /// Tokens spent by the run's `llm` calls, per model (as `RunEnd.usage`).
+    pub usage: std::collections::BTreeMap<String, ev::ModelUsage>,
 }
 
 /// Runs `workflow`, writing the ledger to `file`.
@@ -379,6 +381,7 @@ impl<'w> Engine<'w> {
                 status: outcome,
                 counts: commit.counts,
                 outputs: std::borrow::Cow::Borrowed(&outputs),
+                usage: (!commit.usage.is_empty()).then(|| commit.usage.clone()),
             }))?;
         }
         let nodes = self
@@ -412,6 +415,7 @@ impl<'w> Engine<'w> {
             }
         }
         let counts = commit.counts;
+        let usage = std::mem::take(&mut commit.usage);
         let written = commit.close()?;
         Ok(RunReport {
             status,
@@ -423,6 +427,7 @@ impl<'w> Engine<'w> {
             chain_head: written.head,
             divergences,
             template_failures: self.calls.failures,
+            usage,
         })
     }
 

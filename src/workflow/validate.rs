@@ -530,6 +530,20 @@ impl Checker<'_, '_> {
         let policy = f
             .get("policy")
             .map(|n| Box::new(PolicySpec::read(n, self.errors)));
+        if let Some(span) = f
+            .get("policy")
+            .and_then(|p| {
+                read::Fields::new(p, "policy", crate::policy::POLICY_KEYS, &mut Vec::new())
+            })
+            .and_then(|p| p.key_span("budget"))
+        {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: "a node's policy cannot set a `budget`".into(),
+                span: ss(span),
+                label: "budget of the whole run".into(),
+                help: Some("`budget` caps the run's model calls: set it in the workflow's `policy:` (or the organisation policy)".into()),
+            });
+        }
         let description = f
             .get("description")
             .and_then(|n| read::string(n, self.errors))
