@@ -875,18 +875,15 @@ fn check_with(with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<WorkflowError>
 /// arguments is refused: it would be in the workflow file, and in the ledger's copy of it.
 fn literal_keys(value: &yaml::Node, errors: &mut Vec<WorkflowError>) {
     match &value.value {
-        yaml::Value::Str(s) => {
-            if looks_like_key(s) {
-                errors.push(WorkflowError::InvalidValue {
-                    message: "this looks like a literal API key".into(),
-                    span: ss(value.span),
-                    label: "literal credential".into(),
-                    help: Some(
-                        "put the key in an environment variable and name it in `api_key_env`"
-                            .into(),
-                    ),
-                });
-            }
+        yaml::Value::Str(s) if looks_like_key(s) => {
+            errors.push(WorkflowError::InvalidValue {
+                message: "this looks like a literal API key".into(),
+                span: ss(value.span),
+                label: "literal credential".into(),
+                help: Some(
+                    "put the key in an environment variable and name it in `api_key_env`".into(),
+                ),
+            });
         }
         yaml::Value::Seq(items) => items.iter().for_each(|i| literal_keys(i, errors)),
         yaml::Value::Map(entries) => entries.iter().for_each(|(_, v)| literal_keys(v, errors)),
