@@ -862,3 +862,93 @@ fn budgets_narrow_across_layers_and_belong_to_the_run() {
         out.stderr
     );
 }
+
+/// The two examples of `workflows/` run against a local server as they would against Ollama
+/// or llama-server (docs/llm.md): no key, `base_url` and `model` as inputs.
+#[test]
+fn the_llm_examples_run_against_a_local_server() {
+    let server = FakeServer::with(|seen, _| {
+        let prompt = last_user_text(seen);
+        if seen.body.get("response_format").is_some() {
+            let (kind, severity) = match prompt.split(':').next().unwrap_or_default() {
+                "CRASH" => ("crash", "critical"),
+                "SECURITY" => ("security", "high"),
+                "BUG" => ("bug", "medium"),
+                _ => ("question", "low"),
+            };
+            let answer = json!({"kind": kind, "component": "core", "severity": severity});
+            Reply::ok(openai_text(&answer.to_string(), 40, 12))
+        } else if prompt.starts_with("Summarise") {
+            Reply::ok(openai_text(
+                "Model calls run for real. Replays never call the model. Budgets cap spending.",
+                300,
+                20,
+            ))
+        } else {
+            Reply::ok(openai_text(
+                "Model calls are recorded and replayed without the model",
+                30,
+                9,
+            ))
+        }
+    });
+    let root = crate::common::root();
+    // `run_in` runs in the project root, where the examples' relative paths point; the ledger
+    // goes to the test's own directory.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("summary.jsonl");
+    let out = Test::new()
+        .env("OPENAI_API_KEY", "")
+        .args([
+            "run",
+            "workflows/llm-summary.yaml",
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "--format",
+            "json",
+            "--input",
+        ])
+        .args([
+            format!("base_url={}", server.base_url()),
+            "--input".into(),
+            "model=llama3.2".into(),
+        ])
+        .run_in(&root)
+        .code(0);
+    let doc = out.json();
+    assert_eq!(
+        doc["outputs"]["headline"],
+        "Model calls are recorded and replayed without the model"
+    );
+    assert_eq!(doc["outputs"]["tokens"], "359");
+    assert_eq!(doc["usage"]["fake-gpt"]["calls"], 2);
+    let ledger = dir.path().join("extract.jsonl");
+    let out = Test::new()
+        .env("OPENAI_API_KEY", "")
+        .args([
+            "run",
+            "workflows/llm-extract.yaml",
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "--format",
+            "json",
+            "--input",
+        ])
+        .args([
+            format!("base_url={}", server.base_url()),
+            "--input".into(),
+            "model=llama3.2".into(),
+        ])
+        .run_in(&root)
+        .code(0);
+    let doc = out.json();
+    let urgent = doc["outputs"]["urgent"].as_str().unwrap();
+    assert!(urgent.contains("crash in core"), "{urgent}");
+    assert!(!urgent.contains("question"), "{urgent}");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none())
+    );
+}
