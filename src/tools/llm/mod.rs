@@ -159,6 +159,8 @@ impl Tool for Llm {
         &LLM
     }
 
+    // A call waits on the network: on the network lane where the engine has one, so that
+    // model calls are not limited by `--jobs`.
     fn placement(&self) -> Placement {
         Placement::Worker
     }
