@@ -942,6 +942,16 @@ fn the_llm_examples_run_against_a_local_server() {
         .run_in(&root)
         .code(0);
     let doc = out.json();
+    // Both replay from their ledgers with no call.
+    let calls = server.requests().len();
+    for name in ["summary.jsonl", "extract.jsonl"] {
+        let ledger = dir.path().join(name);
+        Test::new()
+            .args(["replay", ledger.to_str().unwrap(), "--check"])
+            .run()
+            .code(0);
+    }
+    assert_eq!(server.requests().len(), calls);
     let urgent = doc["outputs"]["urgent"].as_str().unwrap();
     assert!(urgent.contains("crash in core"), "{urgent}");
     assert!(!urgent.contains("question"), "{urgent}");
