@@ -11,19 +11,24 @@
 //! block decides whether it is.
 
 mod anthropic;
+mod ask;
+mod check;
+mod exchange;
 mod openai;
 mod retry;
 mod sse;
 
+pub use check::secret_names;
+
 use super::{
     Args, CallCx, KeyKind, Outcome, Placement, Resource, RetryHint, Tool, ToolSpec, key, str_arg,
 };
-use crate::net::{NetError, Request};
+use crate::net::Request;
 use crate::policy::Capability;
-use crate::syntax::diag::{WorkflowError, ss};
+use crate::syntax::diag::WorkflowError;
 use crate::syntax::duration;
 use crate::syntax::yaml;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// A chat completion.
@@ -187,7 +192,7 @@ impl Tool for Llm {
     }
 
     fn check_with(&self, with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<WorkflowError>) {
-        check_with(with, errors);
+        check::check_with(with, errors);
     }
 
     fn refused_keys(&self) -> &'static [&'static str] {
@@ -303,7 +308,7 @@ fn prepare(args: &Args, node_timeout: Option<Duration>) -> Result<Prepared, Stri
         "anthropic" => Dialect::Anthropic,
         other => return Err(format!("unknown dialect `{other}`: openai or anthropic")),
     };
-    let ask = ask(args)?;
+    let ask = ask::ask(args)?;
     let base = match args.get("base_url") {
         None | Some(Value::Null) => default_base_url(args),
         Some(_) => str_arg(args, "base_url").ok_or("`base_url` is not text")?,
@@ -417,532 +422,6 @@ fn allow_list(args: &Args) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// The model's question from the arguments, dialect aside.
-fn ask(args: &Args) -> Result<Ask, String> {
-    let model = str_arg(args, "model")
-        .filter(|m| !m.is_empty())
-        .ok_or("`model` is empty")?
-        .to_string();
-    let mut messages = Vec::new();
-    if let Some(system) = args.get("system").filter(|s| !s.is_null()) {
-        messages.push(json!({ "role": "system", "content": super::word(system) }));
-    }
-    match (args.get("messages"), args.get("prompt")) {
-        (Some(Value::Array(list)), _) => {
-            for m in list {
-                if !m["role"].is_string() {
-                    return Err(format!("a message has no `role`: {m}"));
-                }
-                messages.push(m.clone());
-            }
-        }
-        (Some(other), _) if !other.is_null() => {
-            return Err("`messages` is a list of {role, content}".into());
-        }
-        (_, Some(prompt)) => {
-            messages.push(json!({ "role": "user", "content": super::word(prompt) }))
-        }
-        _ => return Err("one of `messages` or `prompt` is needed".into()),
-    }
-    let mut sampling = Map::new();
-    for key in ["temperature", "top_p", "seed", "stop"] {
-        if let Some(v) = args.get(key).filter(|v| !v.is_null()) {
-            sampling.insert(key.into(), v.clone());
-        }
-    }
-    let max_tokens = match args.get("max_tokens") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| format!("`max_tokens` is {v}, not a whole number"))?,
-        ),
-    };
-    let stream = match args.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-        Some(v) => return Err(format!("`stream` is {v}, not true or false")),
-    };
-    Ok(Ask {
-        model,
-        messages,
-        sampling,
-        max_tokens,
-        format: format(args.get("response_format"))?,
-        tools: functions(args.get("tools"))?,
-        tool_choice: choice(args.get("tool_choice"))?,
-        stream,
-    })
-}
-
-/// `response_format`: `{type: json_object}`, OpenAI's `{type: json_schema, json_schema:
-/// {name, schema, strict}}`, or a JSON schema itself (named `output`).
-fn format(value: Option<&Value>) -> Result<Option<Format>, String> {
-    let Some(v) = value.filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let obj = v.as_object().ok_or("`response_format` is a mapping")?;
-    Ok(Some(match obj.get("type").and_then(Value::as_str) {
-        Some("json_object") => Format::JsonObject,
-        Some("json_schema") => {
-            let spec = &v["json_schema"];
-            let schema = spec
-                .get("schema")
-                .filter(|s| s.is_object())
-                .ok_or("`response_format.json_schema.schema` is needed (a JSON schema mapping)")?;
-            Format::Schema {
-                name: spec["name"].as_str().unwrap_or("output").to_string(),
-                schema: schema.clone(),
-                strict: spec["strict"].as_bool(),
-            }
-        }
-        Some("text") => return Ok(None),
-        _ => Format::Schema {
-            name: "output".into(),
-            schema: v.clone(),
-            strict: None,
-        },
-    }))
-}
-
-/// `tools`: OpenAI's `{type: function, function: {...}}` or the function itself
-/// (`{name, description, parameters}`).
-fn functions(value: Option<&Value>) -> Result<Vec<Function>, String> {
-    let Some(v) = value.filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let list = v.as_array().ok_or("`tools` is a list of functions")?;
-    list.iter()
-        .map(|t| {
-            let f = if t["type"] == "function" {
-                &t["function"]
-            } else {
-                t
-            };
-            let name = f["name"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| format!("a tool has no `name`: {t}"))?;
-            Ok(Function {
-                name: name.to_string(),
-                description: f["description"].as_str().map(str::to_string),
-                parameters: match &f["parameters"] {
-                    Value::Null => json!({ "type": "object", "properties": {} }),
-                    p => p.clone(),
-                },
-                strict: f["strict"].as_bool(),
-            })
-        })
-        .collect()
-}
-
-/// `tool_choice`: `auto`, `none`, `required`, a function's name, or OpenAI's
-/// `{type: function, function: {name}}`.
-fn choice(value: Option<&Value>) -> Result<Option<Choice>, String> {
-    Ok(match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(match s.as_str() {
-            "auto" => Choice::Auto,
-            "none" => Choice::None,
-            "required" | "any" => Choice::Required,
-            name => Choice::Named(name.to_string()),
-        }),
-        Some(v) => Some(Choice::Named(
-            v.pointer("/function/name")
-                .or_else(|| v.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("`tool_choice` {v} names no function"))?
-                .to_string(),
-        )),
-    })
-}
-
-impl Prepared {
-    /// One exchange, and its answer as an outcome.
-    fn run(self, cx: &mut CallCx<'_>) -> Outcome {
-        let response = if self.stream {
-            self.streamed(cx)
-        } else {
-            self.whole(cx)
-        };
-        let body = match response {
-            Ok(body) => body,
-            Err(outcome) => return *outcome,
-        };
-        let reply = match self.dialect {
-            Dialect::OpenAi => openai::reply(&body),
-            Dialect::Anthropic => anthropic::reply(&body, self.format.as_ref()),
-        };
-        match reply {
-            Ok(reply) => self.outcome(reply),
-            Err(why) => Outcome {
-                output: json!({ "response": clip_json(&body) }),
-                retry: Some(RetryHint::NEVER),
-                ..Outcome::failed(format!("malformed response: {why}"))
-            },
-        }
-    }
-
-    /// The response read whole, as JSON.
-    fn whole(&self, cx: &mut CallCx<'_>) -> Result<Value, Box<Outcome>> {
-        let response = cx.net.send(&self.request).map_err(net_failure)?;
-        let status = response.head.status;
-        if !(200..300).contains(&status) {
-            return Err(Box::new(http_failure(
-                status,
-                &response.head,
-                &response.body.kept,
-            )));
-        }
-        if response.body.truncated() {
-            return Err(Box::new(Outcome {
-                retry: Some(RetryHint::NEVER),
-                ..Outcome::failed(format!(
-                    "the response is longer than {MAX_RESPONSE_BYTES} bytes"
-                ))
-            }));
-        }
-        serde_json::from_slice(&response.body.kept).map_err(|e| {
-            Box::new(Outcome {
-                output: json!({ "status": status, "body": clip(&response.body.kept) }),
-                retry: Some(RetryHint::NEVER),
-                ..Outcome::failed(format!("malformed response: not JSON ({e})"))
-            })
-        })
-    }
-
-    /// The response read as server-sent events and put back together (`sse.rs`).
-    fn streamed(&self, cx: &mut CallCx<'_>) -> Result<Value, Box<Outcome>> {
-        let mut stream = cx.net.open(&self.request).map_err(net_failure)?;
-        let status = stream.head.status;
-        if !(200..300).contains(&status) {
-            let mut body = Vec::new();
-            let _ = std::io::Read::read_to_end(
-                &mut std::io::Read::take(&mut stream.body, 64 * 1024),
-                &mut body,
-            );
-            return Err(Box::new(http_failure(status, &stream.head, &body)));
-        }
-        let events = sse::events(&mut stream.body).map_err(|why| {
-            // A stream cut short is a transport failure, worth another attempt.
-            Box::new(Outcome {
-                retry: Some(RetryHint::AFTER_BACKOFF),
-                ..Outcome::failed(why)
-            })
-        })?;
-        let joined = match self.dialect {
-            Dialect::OpenAi => sse::openai(&events),
-            Dialect::Anthropic => sse::anthropic(&events),
-        };
-        joined.map_err(|why| {
-            Box::new(Outcome {
-                retry: Some(RetryHint::NEVER),
-                ..Outcome::failed(why)
-            })
-        })
-    }
-
-    /// The normalised output, failed where the answer is one a node must not take unless it
-    /// `allow`s it.
-    fn outcome(&self, reply: Reply) -> Outcome {
-        let mut failures = Vec::new();
-        let calls: Vec<Value> = reply
-            .tool_calls
-            .iter()
-            .map(|c| {
-                let arguments = match c.arguments_raw.trim() {
-                    "" => Some(json!({})),
-                    raw => serde_json::from_str::<Value>(raw).ok(),
-                };
-                if arguments.is_none() {
-                    failures.push((
-                        "invalid_tool_arguments",
-                        format!("the arguments of tool call `{}` are not JSON", c.name),
-                    ));
-                }
-                json!({
-                    "id": c.id,
-                    "name": c.name,
-                    "arguments": arguments,
-                    "arguments_raw": c.arguments_raw,
-                })
-            })
-            .collect();
-        let parsed = match (&reply.parsed, &self.format) {
-            (Some(p), _) => p.clone(),
-            (None, Some(_)) if reply.refusal.is_none() => {
-                match serde_json::from_str::<Value>(reply.text.trim()) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        failures.push((
-                            "invalid_json",
-                            "the answer to a `response_format` is not JSON".into(),
-                        ));
-                        Value::Null
-                    }
-                }
-            }
-            _ => Value::Null,
-        };
-        match reply.finish_reason.as_str() {
-            "length" => failures.push((
-                "length",
-                "the answer was cut short at the token limit (finish_reason `length`)".into(),
-            )),
-            "content_filter" => failures.push((
-                "content_filter",
-                "the answer was withheld by a content filter (finish_reason `content_filter`)"
-                    .into(),
-            )),
-            _ => {}
-        }
-        if let Some(r) = &reply.refusal {
-            failures.push(("refusal", format!("the model refused: {r}")));
-        }
-        let mut message = json!({
-            "role": "assistant",
-            "content": if reply.text.is_empty() && !calls.is_empty() { Value::Null } else { reply.text.clone().into() },
-        });
-        if !calls.is_empty() {
-            message["tool_calls"] = reply
-                .tool_calls
-                .iter()
-                .map(|c| {
-                    json!({ "id": c.id, "type": "function",
-                            "function": { "name": c.name, "arguments": c.arguments_raw } })
-                })
-                .collect();
-        }
-        let output = json!({
-            "text": reply.text,
-            "message": message,
-            "tool_calls": calls,
-            "parsed": parsed,
-            "finish_reason": reply.finish_reason,
-            "refusal": reply.refusal,
-            "usage": {
-                "input_tokens": reply.usage.input_tokens,
-                "output_tokens": reply.usage.output_tokens,
-                "total_tokens": reply.usage.total_tokens,
-            },
-            "model": reply.model,
-        });
-        match failures
-            .into_iter()
-            .find(|(k, _)| !self.allow.iter().any(|a| a == k))
-        {
-            None => Outcome::value(output),
-            Some((kind, why)) => Outcome {
-                output,
-                retry: Some(RetryHint::NEVER),
-                ..Outcome::failed(format!(
-                    "{why}; add `{kind}` to the node's `allow` to take it as an answer"
-                ))
-            },
-        }
-    }
-}
-
-/// A request that got no response.
-fn net_failure(e: NetError) -> Box<Outcome> {
-    let retry = if e.is_transient() {
-        RetryHint::AFTER_BACKOFF
-    } else {
-        RetryHint::NEVER
-    };
-    Box::new(Outcome {
-        retry: Some(retry),
-        ..Outcome::failed(e.to_string())
-    })
-}
-
-/// A response with a failure status: its status and error body recorded, and whether and when
-/// to try again.
-fn http_failure(status: u16, head: &crate::net::Head, body: &[u8]) -> Outcome {
-    let hint = retry::of_status(status, head, body);
-    let error = serde_json::from_slice::<Value>(body).unwrap_or_else(|_| clip(body).into());
-    let message = error
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .map_or_else(|| clip(body), str::to_string);
-    let mut output = json!({ "status": status, "error": error });
-    if let Some(ms) = hint.after_ms {
-        output["retry_after_ms"] = ms.into();
-    }
-    Outcome {
-        output,
-        retry: Some(hint),
-        ..Outcome::failed(format!("HTTP {status}: {message}"))
-    }
-}
-
-/// The first 4 KiB of a body, as text.
-fn clip(body: &[u8]) -> String {
-    let end = body.len().min(4096);
-    String::from_utf8_lossy(&body[..end]).into_owned()
-}
-
-fn clip_json(v: &Value) -> Value {
-    let text = v.to_string();
-    if text.len() <= 4096 {
-        v.clone()
-    } else {
-        clip(text.as_bytes()).into()
-    }
-}
-
-/// Validation of a call's `with:` beyond its keys' kinds: no literal credential, an
-/// `api_key_env` that is a literal variable name (so the run's redaction knows it before the
-/// run starts), a dialect and an `allow` list that name what exists.
-fn check_with(with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<WorkflowError>) {
-    let invalid =
-        |span: yaml::Span, message: String, label: &str, help: &str| WorkflowError::InvalidValue {
-            message,
-            span: ss(span),
-            label: label.into(),
-            help: Some(help.into()),
-        };
-    for (key, value) in with {
-        match key.as_str() {
-            Some("api_key") => errors.push(invalid(
-                key.span,
-                "a literal API key in a workflow is refused".into(),
-                "literal credential",
-                "put the key in an environment variable and name it: `api_key_env: OPENAI_API_KEY`",
-            )),
-            Some("api_key_env") => match value.as_str() {
-                Some(name) if valid_env_name(name) => {}
-                _ => errors.push(invalid(
-                    value.span,
-                    "`api_key_env` names an environment variable: letters, digits and `_`, no template".into(),
-                    "not a variable name",
-                    "write the variable's name, such as `OPENAI_API_KEY`, never the key itself",
-                )),
-            },
-            Some("dialect") => {
-                if let Some(d) = value.as_str().filter(|d| !d.contains("{{"))
-                    && d != "openai"
-                    && d != "anthropic"
-                {
-                    errors.push(invalid(
-                        value.span,
-                        format!("unknown dialect `{d}`"),
-                        "unknown dialect",
-                        "`dialect` is `openai` (the default) or `anthropic`",
-                    ));
-                }
-            }
-            Some("headers") => {
-                if let yaml::Value::Map(entries) = &value.value {
-                    for (name, _) in entries {
-                        let lower = name.scalar_text().to_ascii_lowercase();
-                        if CREDENTIAL_HEADERS.contains(&lower.as_str()) {
-                            errors.push(invalid(
-                                name.span,
-                                format!("header `{}` would carry a literal credential", name.scalar_text()),
-                                "literal credential",
-                                "name the environment variable holding the key in `api_key_env`; kairos sends it as the dialect's header",
-                            ));
-                        }
-                    }
-                }
-            }
-            Some("allow") => {
-                if let yaml::Value::Seq(items) = &value.value {
-                    for item in items {
-                        if let Some(s) = item.as_str()
-                            && !s.contains("{{")
-                            && !ALLOWABLE.contains(&s)
-                        {
-                            errors.push(invalid(
-                                item.span,
-                                format!("`allow` names `{s}`"),
-                                "not an allowable failure",
-                                &format!("`allow` takes: {}", ALLOWABLE.join(", ")),
-                            ));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        if key.as_str() != Some("api_key_env") {
-            literal_keys(value, errors);
-        }
-    }
-}
-
-/// A value that looks like a provider's key (`sk-...`, `sk-ant-...`) anywhere in a call's
-/// arguments is refused: it would be in the workflow file, and in the ledger's copy of it.
-fn literal_keys(value: &yaml::Node, errors: &mut Vec<WorkflowError>) {
-    match &value.value {
-        yaml::Value::Str(s) if looks_like_key(s) => {
-            errors.push(WorkflowError::InvalidValue {
-                message: "this looks like a literal API key".into(),
-                span: ss(value.span),
-                label: "literal credential".into(),
-                help: Some(
-                    "put the key in an environment variable and name it in `api_key_env`".into(),
-                ),
-            });
-        }
-        yaml::Value::Seq(items) => items.iter().for_each(|i| literal_keys(i, errors)),
-        yaml::Value::Map(entries) => entries.iter().for_each(|(_, v)| literal_keys(v, errors)),
-        _ => {}
-    }
-}
-
-/// `sk-` followed by at least 20 key characters, alone or after `Bearer `.
-fn looks_like_key(s: &str) -> bool {
-    let s = s.trim();
-    let s = s.strip_prefix("Bearer ").unwrap_or(s);
-    s.strip_prefix("sk-").is_some_and(|rest| {
-        rest.len() >= 20
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    })
-}
-
-fn valid_env_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// The environment variables whose values are keys of this workflow's `llm` calls: each
-/// `api_key_env` (a literal name, as validation requires) and the defaults of the dialects
-/// used without one. The run masks their values like `policy.secrets` (docs/llm.md).
-pub fn secret_names(workflow: &crate::workflow::Workflow) -> Vec<String> {
-    let mut names = Vec::new();
-    for node in &workflow.nodes {
-        let crate::workflow::NodeKind::Task(task) = &node.kind else {
-            continue;
-        };
-        if task.tool.spec().name != LLM.name {
-            continue;
-        }
-        let arg = |k: &str| task.with.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-        match arg("api_key_env").and_then(|v| v.as_str()) {
-            Some(name) => names.push(name.to_string()),
-            // A templated dialect could be either.
-            None => match arg("dialect").and_then(|v| v.as_str()) {
-                Some("openai") => names.push(Dialect::OpenAi.default_key_env().into()),
-                Some("anthropic") => names.push(Dialect::Anthropic.default_key_env().into()),
-                None => names.push(Dialect::OpenAi.default_key_env().into()),
-                Some(_) => {
-                    names.push(Dialect::OpenAi.default_key_env().into());
-                    names.push(Dialect::Anthropic.default_key_env().into());
-                }
-            },
-        }
-    }
-    names.sort();
-    names.dedup();
-    names
-}
-
 /// The model and token counts of a recorded `llm` output (for the run's totals and budget).
 pub fn usage_of(output: &Value) -> Option<(&str, [u64; 3])> {
     let usage = output.get("usage")?;
@@ -958,6 +437,7 @@ mod tests {
     use super::*;
     use crate::policy::effective::{Effective, Reason};
     use crate::tools::testing::args;
+    use serde_json::json;
 
     #[test]
     fn without_base_url_the_default_endpoint_is_checked_against_hosts() {
@@ -1012,39 +492,6 @@ mod tests {
         assert!(prepare(&with, None).err().unwrap().contains("credential"));
         let with = args(json!({ "model": "m", "prompt": "hi", "allow": ["everything"] }));
         assert!(prepare(&with, None).err().unwrap().contains("`allow`"));
-    }
-
-    #[test]
-    fn response_formats_in_three_forms() {
-        assert_eq!(
-            format(Some(&json!({"type": "json_object"}))).unwrap(),
-            Some(Format::JsonObject)
-        );
-        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
-        assert_eq!(
-            format(Some(&schema)).unwrap(),
-            Some(Format::Schema {
-                name: "output".into(),
-                schema: schema.clone(),
-                strict: None
-            })
-        );
-        let wrapped = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": true}});
-        assert!(matches!(
-            format(Some(&wrapped)).unwrap(),
-            Some(Format::Schema {
-                strict: Some(true),
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn keys_look_like_keys() {
-        assert!(looks_like_key("sk-proj-abcdefghijklmnopqrstuvwxyz"));
-        assert!(looks_like_key("Bearer sk-ant-api03-abcdefghijklmnopqrstu"));
-        assert!(!looks_like_key("sk-short"));
-        assert!(!looks_like_key("a sk-abcdefghijklmnopqrstuvwxyz sentence"));
     }
 
     #[test]
