@@ -962,3 +962,42 @@ fn the_llm_examples_run_against_a_local_server() {
             .all(|r| r.header("authorization").is_none())
     );
 }
+
+#[test]
+fn the_default_key_variables_are_secrets_without_being_listed() {
+    // The server echoes the key it was sent, in both dialects.
+    let server = FakeServer::with(|seen, _| {
+        let key = seen
+            .header("authorization")
+            .or(seen.header("x-api-key"))
+            .unwrap_or_default()
+            .to_string();
+        if seen.path.ends_with("/messages") {
+            Reply::ok(anthropic_text(&format!("key {key}"), 1, 1))
+        } else {
+            Reply::ok(openai_text(&format!("key {key}"), 1, 1))
+        }
+    });
+    for dialect in ["openai", "anthropic"] {
+        let out = run(
+            &one(&format!(
+                "      dialect: {dialect}\n      model: m\n      prompt: x\n"
+            )),
+            &server,
+            &[],
+        )
+        .code(0);
+        let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+        crate::secrets::assert_no_trace("ledger", &text, KEY);
+        crate::secrets::assert_no_trace("stdout", &out.stdout, KEY);
+        let var = if dialect == "openai" {
+            "OPENAI_API_KEY"
+        } else {
+            "ANTHROPIC_API_KEY"
+        };
+        assert!(
+            text.contains(&format!("[REDACTED:{var}]")),
+            "{dialect}: {text}"
+        );
+    }
+}
