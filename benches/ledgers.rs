@@ -50,6 +50,7 @@ pub fn noop_run(path: &std::path::Path) {
             ..ev::Counts::default()
         },
         outputs: Cow::Borrowed(&empty),
+        usage: None,
     })
     .write(2 * NODES + 1, &mut batch);
     writer.send(batch).unwrap();

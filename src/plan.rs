@@ -11,7 +11,6 @@ use crate::policy::{CapSet, Capability, PolicySpec};
 use crate::syntax::LoadError;
 use crate::syntax::diag::{WorkflowError, ss};
 use crate::syntax::yaml::Node as Yaml;
-use crate::tools::Placement;
 use crate::workflow::{NodeKind, Workflow};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -38,9 +37,6 @@ pub enum PlanError {
         bytes: usize,
         limit: usize,
     },
-    #[error("node `{node}` uses tool `{tool}`, which this version of kairos cannot run yet")]
-    #[diagnostic(code(kairos::tool_unavailable))]
-    ToolUnavailable { node: String, tool: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Redaction(#[from] crate::policy::redact::RedactError),
@@ -100,6 +96,7 @@ pub fn effective_policy(workflow: &Workflow, org: Option<&Organisation>) -> Effe
         workflow,
         org.map(|o| (o.file.as_str(), &o.spec, o.source.as_str())),
     ))
+    .with_key_envs(crate::tools::llm_secret_names(workflow))
 }
 
 /// The layers of a run's policy: the organisation's (if any), then the workflow's.
@@ -354,21 +351,6 @@ pub fn resolve_inputs(
         inputs.insert(input.name.clone(), value);
     }
     Ok(inputs)
-}
-
-/// Checks that every tool the workflow uses can run here.
-pub fn check_tools(workflow: &Workflow) -> Result<(), PlanError> {
-    for node in &workflow.nodes {
-        if let NodeKind::Task(t) = &node.kind
-            && t.tool.placement() == Placement::Unavailable
-        {
-            return Err(PlanError::ToolUnavailable {
-                node: node.id.to_string(),
-                tool: t.tool.spec().name.to_string(),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -486,17 +486,6 @@ fn json_summary() {
 }
 
 #[test]
-fn tools_this_version_cannot_run_are_refused_before_starting() {
-    let (code, events, out) = run(
-        &format!("{HEAD}nodes:\n  - id: a\n    tool: llm\n    with: {{ model: m, prompt: hi }}\n"),
-        &[],
-    );
-    assert_eq!(code, 2);
-    assert!(events.is_empty());
-    assert!(out.contains("cannot run yet"), "{out}");
-}
-
-#[test]
 fn a_long_chain_runs_without_recursion() {
     let mut yaml = String::from("version: 1\nname: chain\nnodes:\n  - id: n0\n    tool: noop\n");
     let n = 100_000;

@@ -429,6 +429,9 @@ fn http_fetch() -> Example {
 
 /// Every example runs end to end from the repository root (here a copy of `workflows/`), with
 /// the decisions, inputs and organisation policy it needs, and produces what it should.
+/// Examples that call a model: `tests/llm.rs` runs them against a local fake server.
+const MODEL_EXAMPLES: &[&str] = &["llm-extract.yaml", "llm-summary.yaml"];
+
 #[test]
 fn every_example_runs_end_to_end_with_its_outputs() {
     let examples = expected();
@@ -436,6 +439,11 @@ fn every_example_runs_end_to_end_with_its_outputs() {
         .iter()
         .map(|e| root().join("workflows").join(e.file).display().to_string())
         .collect();
+    covered.extend(
+        MODEL_EXAMPLES
+            .iter()
+            .map(|f| root().join("workflows").join(f).display().to_string()),
+    );
     covered.sort();
     assert_eq!(covered, self::examples(), "every example has an entry here");
     for example in examples {

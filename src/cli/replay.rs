@@ -223,6 +223,9 @@ fn redrive(args: &Args) -> i32 {
                     None => outln!("  recorded input: (no recorded call)"),
                 }
                 outln!("  asked input:    {}", div.asked);
+                if let Some(rec) = &div.recorded {
+                    request_changes(rec, &div.asked);
+                }
             }
             if let Some(r) = &d.recorded {
                 outln!("  recorded: {}", reader::body(r));
@@ -233,4 +236,22 @@ fn redrive(args: &Args) -> i32 {
         }
     }
     code
+}
+
+/// What changed in a call's request, key by key, with a unified diff of each changed text (a
+/// model call's messages as `role: content` lines).
+fn request_changes(recorded: &serde_json::Value, asked: &serde_json::Value) {
+    use crate::ledger::{calls, diff};
+    for (key, a, b) in calls::changed_keys(recorded, asked) {
+        let name = if key.is_empty() {
+            "input"
+        } else {
+            key.as_str()
+        };
+        outln!("  changed `{name}`:");
+        let text = diff::unified(a.as_deref().unwrap_or(""), b.as_deref().unwrap_or(""));
+        for line in text.iter().flat_map(|t| t.lines()).skip(2) {
+            outln!("    {line}");
+        }
+    }
 }

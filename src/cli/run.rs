@@ -315,8 +315,8 @@ fn admit(
         }
         return Err(exit::POLICY);
     }
-    if let Err(e) = crate::plan::check_tools(&wf)
-        .and_then(|()| crate::plan::resolve_inputs(&wf, &args.inputs).map(drop))
+    if let Err(e) = crate::plan::resolve_inputs(&wf, &args.inputs)
+        .map(drop)
         .and_then(|()| crate::plan::check_redaction(&policy))
     {
         super::report_error(e);
@@ -464,6 +464,11 @@ fn print_summary(
                 "pending_approvals": report.pending_approvals,
                 "nodes": report.nodes,
             });
+            let mut doc = doc;
+            // Only for runs that called a model, as `RunEnd.usage`.
+            if !report.usage.is_empty() {
+                doc["usage"] = serde_json::to_value(&report.usage).unwrap_or_default();
+            }
             super::print_json(&doc);
         }
         OutputFormat::Table => {
@@ -501,6 +506,21 @@ fn print_summary(
                 c.skipped,
                 c.denied
             );
+            for (model, u) in &report.usage {
+                outln!(
+                    "tokens {}: {} ({} in, {} out) in {} call{}",
+                    printable(if model.is_empty() {
+                        "(unnamed model)"
+                    } else {
+                        model
+                    }),
+                    u.total_tokens,
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.calls,
+                    if u.calls == 1 { "" } else { "s" }
+                );
+            }
             if !report.pending_approvals.is_empty() {
                 outln!(
                     "waiting for approval: {}",

@@ -96,6 +96,8 @@ pub(super) struct Committer {
     pub short: Vec<String>,
     /// Told of each node's commit.
     observer: Option<Arc<dyn Observer>>,
+    /// Tokens spent by the `llm` calls committed so far, per model (`RunEnd.usage`).
+    pub usage: std::collections::BTreeMap<String, ev::ModelUsage>,
 }
 
 impl Committer {
@@ -121,7 +123,24 @@ impl Committer {
                 Vec::new()
             },
             observer,
+            usage: Default::default(),
         }
+    }
+
+    /// Adds the tokens of a committed call's attempts (an `llm` call's) to the run's totals;
+    /// returns how many it spent.
+    pub fn count_usage(&mut self, tool: &ToolSpec, run: &TaskRun) -> u64 {
+        if tool.name != "llm" {
+            return 0;
+        }
+        let mut spent = 0;
+        for attempt in &run.attempts {
+            if let Some((model, tokens)) = tools::llm_usage_of(&attempt.outcome.output) {
+                self.usage.entry(model.to_string()).or_default().add(tokens);
+                spent += tokens[2];
+            }
+        }
+        spent
     }
 
     /// The clock of `i`'s first event.
@@ -370,7 +389,12 @@ fn check_events(events: &mut Outbox, clock: &mut u64, id: &str, run: &TaskRun) {
                 enforced,
             } => Event::CallLimitExceeded(ev::CallLimitExceeded {
                 node,
-                reason: effective::codes::CALL_LIMIT_EXCEEDED.into(),
+                reason: if key == super::gate::LLM_CALLS_KEY {
+                    effective::codes::BUDGET_EXCEEDED
+                } else {
+                    effective::codes::CALL_LIMIT_EXCEEDED
+                }
+                .into(),
                 key: key.as_str().into(),
                 limit: *limit,
                 enforced: *enforced,

@@ -41,6 +41,19 @@ pub(super) struct Gate<'w> {
     retries_are_calls: bool,
     /// Whether an enforced denial stopped part of the run.
     denied: bool,
+    /// Tokens spent by the model calls committed so far (for `budget.tokens`).
+    spent_tokens: u64,
+}
+
+/// The `max_calls` key under which `budget.llm_calls` counts model calls; its events carry
+/// the reason `BUDGET_EXCEEDED`.
+pub(super) const LLM_CALLS_KEY: &str = "budget.llm_calls";
+
+/// Whether a tool's calls are model calls, which a `budget` caps.
+fn calls_a_model(tool: &dyn Tool) -> bool {
+    tool.spec()
+        .capabilities
+        .contains(&crate::policy::Capability::Llm)
 }
 
 impl<'w> Gate<'w> {
@@ -52,7 +65,44 @@ impl<'w> Gate<'w> {
             budget: Arc::default(),
             retries_are_calls: rules.retries_are_calls(),
             denied: false,
+            spent_tokens: 0,
         }
+    }
+
+    /// Counts the tokens of a call that has committed.
+    pub fn spend(&mut self, tokens: u64) {
+        self.spent_tokens = self.spent_tokens.saturating_add(tokens);
+    }
+
+    /// The call limits of a node's calls: its `max_calls` keys, and `budget.llm_calls` for a
+    /// model call.
+    fn limits_of(&self, node: &Node, tool: &dyn Tool) -> Vec<(String, u64)> {
+        // By the tool's name, the node's id, and the key the task names (`mcp:SERVER/TOOL`).
+        let mut limits = if self.policy.has_limits(node.policy.as_deref()) {
+            let extra = match &node.kind {
+                NodeKind::Task(t) => t.limit_key(),
+                _ => None,
+            };
+            self.policy.limits(
+                &[
+                    tool.spec().name,
+                    &node.id,
+                    extra.as_deref().unwrap_or_default(),
+                ],
+                node.policy.as_deref(),
+            )
+        } else {
+            Vec::new()
+        };
+        if let Some(n) = self.policy.budget_llm_calls.filter(|_| calls_a_model(tool)) {
+            limits.push((LLM_CALLS_KEY.to_string(), n));
+        }
+        limits
+    }
+
+    /// Whether a model call is under `budget.tokens`.
+    fn under_token_budget(&self, tool: &dyn Tool) -> bool {
+        self.policy.budget_tokens.is_some() && calls_a_model(tool)
     }
 
     /// Whether an enforced denial stopped part of the run.
@@ -74,27 +124,7 @@ impl<'w> Gate<'w> {
         if !self.retries_are_calls || node.retry.as_ref().is_none_or(|r| r.attempts <= 1) {
             return Vec::new();
         }
-        if !self.policy.has_limits(node.policy.as_deref()) {
-            return Vec::new();
-        }
-        self.limits(node, tool)
-    }
-
-    /// The `max_calls` limits a call of `node` counts against: by the tool's name, the node's
-    /// id, and the key the task names (`mcp:SERVER/TOOL`).
-    fn limits(&self, node: &Node, tool: &dyn Tool) -> Vec<(String, u64)> {
-        let extra = match &node.kind {
-            NodeKind::Task(t) => t.limit_key(),
-            _ => None,
-        };
-        self.policy.limits(
-            &[
-                tool.spec().name,
-                &node.id,
-                extra.as_deref().unwrap_or_default(),
-            ],
-            node.policy.as_deref(),
-        )
+        self.limits_of(node, tool)
     }
 
     /// Before the calls of a node whose retries count: its retries wait until [`seal`](Self::seal).
@@ -165,7 +195,7 @@ impl<'w> Gate<'w> {
     /// Whether a task's call is under a `max_calls` limit, and so must wait for its turn in
     /// commit order before it is decided.
     pub fn needs_turn(&self, node: &Node, tool: &dyn Tool) -> bool {
-        self.policy.has_limits(node.policy.as_deref()) && !self.limits(node, tool).is_empty()
+        self.under_token_budget(tool) || !self.limits_of(node, tool).is_empty()
     }
 
     /// The question a `require_approval` call asks.
@@ -227,7 +257,25 @@ impl<'w> Gate<'w> {
             });
             run.denied |= enforced;
         }
-        let limits = self.limits(node, tool);
+        // Tokens are known once a call has answered: a model call is admitted while the calls
+        // committed before it have spent less than the budget (docs/llm.md, "Budgets").
+        if let Some(budget) = self.policy.budget_tokens.filter(|_| calls_a_model(tool))
+            && !run.denied
+        {
+            checks.push("budget");
+            if self.spent_tokens >= budget {
+                run.checks.push(PolicyCheck::Deny {
+                    code: effective::codes::BUDGET_EXCEEDED,
+                    detail: format!(
+                        "the token budget of {budget} is spent ({} tokens by the calls committed before this one)",
+                        self.spent_tokens
+                    ),
+                    enforced,
+                });
+                run.denied |= enforced;
+            }
+        }
+        let limits = self.limits_of(node, tool);
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
             let exceeded = self.budget.lock().count(&limits, enforced);

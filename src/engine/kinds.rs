@@ -169,6 +169,8 @@ impl<'w> Engine<'w> {
                     clock = approval_resolved(events, clock, id, d);
                 }
                 task_events(events, &mut clock, id, task.tool.spec(), &run);
+                let spent = self.commit.count_usage(task.tool.spec(), &run);
+                self.gate.spend(spent);
                 self.nodes.recycle(run);
             }
             NodeState::ForEach { runs, .. } => {
@@ -280,6 +282,8 @@ impl<'w> Engine<'w> {
             clock += 1;
             let item = InstanceId::item(id, k as u32);
             task_events(events, &mut clock, item.as_str(), task.tool.spec(), run);
+            let spent = self.commit.count_usage(task.tool.spec(), run);
+            self.gate.spend(spent);
             self.commit.attempts[i as usize] += run.attempts.len() as u32;
         }
         clock += 1;

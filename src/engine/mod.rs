@@ -163,6 +163,8 @@ pub struct RunReport {
     pub divergences: Vec<Divergence>,
     /// Templates and expressions that failed at run time, in the order they were evaluated.
     pub template_failures: Vec<render::TemplateFailure>,
+    /// Tokens spent by the run's `llm` calls, per model (as `RunEnd.usage`).
+    pub usage: std::collections::BTreeMap<String, ev::ModelUsage>,
 }
 
 /// Runs `workflow`, writing the ledger to `file`.
@@ -172,7 +174,6 @@ pub fn run(
     policy: &Effective,
     file: File,
 ) -> Result<RunReport, EngineError> {
-    crate::plan::check_tools(workflow)?;
     let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
     run_to(workflow, options, policy, &inputs, file, &Live)
 }
@@ -414,6 +415,7 @@ impl<'w> Engine<'w> {
                 status: outcome,
                 counts: commit.counts,
                 outputs: std::borrow::Cow::Borrowed(&outputs),
+                usage: (!commit.usage.is_empty()).then(|| commit.usage.clone()),
             }))?;
         }
         let nodes = self
@@ -447,6 +449,7 @@ impl<'w> Engine<'w> {
             }
         }
         let counts = commit.counts;
+        let usage = std::mem::take(&mut commit.usage);
         let written = commit.close()?;
         Ok(RunReport {
             status,
@@ -458,6 +461,7 @@ impl<'w> Engine<'w> {
             chain_head: written.head,
             divergences,
             template_failures: self.calls.failures,
+            usage,
         })
     }
 

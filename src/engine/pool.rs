@@ -446,6 +446,7 @@ pub(super) fn execute_into(
             return false;
         }
         let failed = outcome.error.is_some();
+        let hint = outcome.retry.filter(|_| failed);
         if let Some((observer, info)) = &info {
             observer.attempt_finished(info, failed, Instant::now());
         }
@@ -463,6 +464,11 @@ pub(super) fn execute_into(
                 Granted::Interrupted => return false,
             }
         }
+        // A failure the tool says another attempt would repeat ends the call. It is decided
+        // after the grant, which `Gate::seal` counts for a recorded call stopped short too.
+        if hint.is_some_and(|h| !h.retryable) {
+            retry = None;
+        }
         match retry {
             Some(r) => {
                 let base = r.backoff.as_secs_f64() * r.factor.powi(k as i32);
@@ -470,6 +476,10 @@ pub(super) fn execute_into(
                 // Half fixed, half jitter: spreads retries, never waits less than half.
                 let draw = rng.as_mut().map_or(0.5, |r| r.random::<f64>());
                 let delay = capped * (0.5 + 0.5 * draw);
+                // A server's `Retry-After` is a floor (the tool caps it; docs/llm.md).
+                let delay = hint
+                    .and_then(|h| h.after_ms)
+                    .map_or(delay, |ms| delay.max(ms as f64 / 1000.0));
                 // No wait is longer than the longest duration a workflow may write (a large
                 // `factor` would otherwise grow it without end).
                 let delay_ms = (delay * 1000.0)

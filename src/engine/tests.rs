@@ -509,3 +509,65 @@ fn a_second_interrupt_does_not_wait_for_network_calls() {
     let kinds: Vec<String> = events(&ledger).into_iter().map(|(k, _, _)| k).collect();
     assert_eq!(kinds, ["RunStart", "RunPaused"]);
 }
+
+/// Fails every call with the hint its `hint` argument names: `never`, or `after` (retryable
+/// after 30 ms).
+struct Hinted {
+    spec: &'static ToolSpec,
+    calls: AtomicU32,
+}
+
+impl Tool for Hinted {
+    fn spec(&self) -> &'static ToolSpec {
+        self.spec
+    }
+    fn resources<'a>(&self, _: &'a Args) -> Vec<Resource<'a>> {
+        Vec::new()
+    }
+    fn call(&self, args: &Args, _: &mut CallCx<'_>) -> Outcome {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let hint = match args["value"].as_str() {
+            Some("never") => crate::tools::RetryHint::NEVER,
+            _ => crate::tools::RetryHint {
+                retryable: true,
+                after_ms: Some(30),
+            },
+        };
+        Outcome {
+            retry: Some(hint),
+            ..Outcome::failed("busy")
+        }
+    }
+}
+
+#[test]
+fn a_tool_can_rule_a_retry_out_or_ask_for_a_longer_wait() {
+    static NEVER_SPEC: ToolSpec = spec("fake.hinted", VALUE);
+    static NEVER: Hinted = Hinted {
+        spec: &NEVER_SPEC,
+        calls: AtomicU32::new(0),
+    };
+    let yaml = |v: &str| {
+        format!(
+            "version: 1\nname: t\nnodes:\n  - id: a\n    tool: fake.hinted\n    retry: {{ attempts: 3, backoff: 1ms }}\n    with: {{ value: {v} }}\n"
+        )
+    };
+    let (report, ledger) = run(&yaml("never"), &NEVER, RunOptions::default());
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(NEVER.calls.load(Ordering::SeqCst), 1);
+    assert!(!ledger.contains("\"Retry\""));
+
+    static AFTER: Hinted = Hinted {
+        spec: &NEVER_SPEC,
+        calls: AtomicU32::new(0),
+    };
+    let (_, ledger) = run(&yaml("after"), &AFTER, RunOptions::default());
+    assert_eq!(AFTER.calls.load(Ordering::SeqCst), 3);
+    let delays: Vec<u64> = events(&ledger)
+        .into_iter()
+        .filter(|(k, _, _)| k == "Retry")
+        .map(|(_, _, v)| v["delay_ms"].as_u64().unwrap())
+        .collect();
+    // The backoff (at most 1 ms) is shorter than the wait asked for.
+    assert_eq!(delays, [30, 30]);
+}

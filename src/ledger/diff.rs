@@ -48,12 +48,17 @@
 //!   one side only) is compared on its result only: `status`, `skip_reason`, `branch`,
 //!   `output`, `error` (an absent value being `None`), not on its inputs, tool or attempts
 //!   (and on `events` if it has none of these).
+//! - **Model calls**: for a node that calls `llm` on both sides, four more fields follow,
+//!   read from its input and output (`calls.rs`): `prompt` (the messages as `role: content`
+//!   lines), `answer` (the text, and a line per tool call), `model` (the one that answered,
+//!   else the one asked for) and `tokens` (`15 (12 in, 3 out)`, B with its change: `, +4`).
 //! - **Unified diffs** (`--- A`/`+++ B`, two lines of context) accompany differences of text:
-//!   `output`, `stdout`, `stderr` and run `outputs.NAME` when both values are present and are
+//!   `output`, `stdout`, `stderr`, `prompt`, `answer` and run `outputs.NAME` when both values are present and are
 //!   strings (or lists/objects, pretty-printed), node `input` (pretty-printed JSON), the
 //!   workflow source (on `workflow_sha256`) and the policy (on `policy_sha256`). Numbers and
 //!   booleans get none.
 
+use super::calls;
 use super::event::{self, Event, Kind, Status};
 use super::reader::{self, Line, ReadError};
 use serde_json::Value;
@@ -725,6 +730,11 @@ fn compare_nodes(id: String, a: Option<Summary>, b: Option<Summary>) -> Option<N
     let skip_stdout =
         a.stdout_is_output() && b.stdout_is_output() && a.values[OUTPUT] != b.values[OUTPUT];
     let (ea, eb) = (a.events_value(), b.events_value());
+    let llm = if one_sided {
+        Vec::new()
+    } else {
+        llm_differences(&a, &b)
+    };
     let mut differences = Vec::new();
     for (i, (x, y)) in a.values.into_iter().zip(b.values).enumerate() {
         if x == y || (i == STDOUT && skip_stdout) || (one_sided && !RESULT.contains(&i)) {
@@ -733,6 +743,7 @@ fn compare_nodes(id: String, a: Option<Summary>, b: Option<Summary>) -> Option<N
         let textual = only_in.is_none() && TEXTUAL.contains(&i);
         differences.push(difference(NODE_FIELDS[i].to_string(), x, y, textual));
     }
+    differences.extend(llm);
     if differences.is_empty() && ea != eb {
         let side = |which, v: Value| (only_in != Some(which)).then_some(v);
         differences.push(Difference::new(
@@ -747,6 +758,51 @@ fn compare_nodes(id: String, a: Option<Summary>, b: Option<Summary>) -> Option<N
         differences,
         order,
     })
+}
+
+/// The differences of two `llm` calls as people read them (`calls.rs`): `prompt` and
+/// `answer` as text with a unified diff, `model`, and `tokens` with the change.
+fn llm_differences(a: &Summary, b: &Summary) -> Vec<Difference> {
+    let is_llm = |s: &Summary| s.values[TOOL].as_ref().and_then(Value::as_str) == Some("llm");
+    if !is_llm(a) || !is_llm(b) {
+        return Vec::new();
+    }
+    let (ia, ib) = (a.values[INPUT].as_ref(), b.values[INPUT].as_ref());
+    let (oa, ob) = (a.values[OUTPUT].as_ref(), b.values[OUTPUT].as_ref());
+    let mut out = Vec::new();
+    let mut textual = |field: &str, x: Option<String>, y: Option<String>| {
+        if x != y {
+            out.push(difference(
+                field.into(),
+                x.map(Value::from),
+                y.map(Value::from),
+                true,
+            ));
+        }
+    };
+    textual(
+        "prompt",
+        ia.and_then(calls::prompt_text),
+        ib.and_then(calls::prompt_text),
+    );
+    textual(
+        "answer",
+        oa.and_then(calls::answer_text),
+        ob.and_then(calls::answer_text),
+    );
+    let (ma, mb) = (calls::model(ia, oa), calls::model(ib, ob));
+    if ma != mb {
+        out.push(Difference::new("model", ma, mb));
+    }
+    let (ta, tb) = (calls::tokens(oa), calls::tokens(ob));
+    if ta != tb {
+        out.push(Difference::new(
+            "tokens",
+            ta.map(|t| calls::tokens_text(t, None).into()),
+            tb.map(|t| calls::tokens_text(t, ta).into()),
+        ));
+    }
+    out
 }
 
 /// A difference of two values, with a unified diff when `textual` and both are text.

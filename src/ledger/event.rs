@@ -506,6 +506,30 @@ pub struct RunEnd<'a> {
     pub status: RunOutcome,
     pub counts: Counts,
     pub outputs: Cow<'a, Value>,
+    /// Tokens spent by the run's `llm` calls, per model that answered (absent when the run
+    /// made none, so the ledgers of runs without them are as before).
+    #[serde(default)]
+    pub usage: Option<std::collections::BTreeMap<String, ModelUsage>>,
+}
+
+/// The calls answered by one model and the tokens they spent, in `RunEnd.usage`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ModelUsage {
+    /// Attempts answered by the model (failed ones that report usage included).
+    pub calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl ModelUsage {
+    pub fn add(&mut self, [input, output, total]: [u64; 3]) {
+        self.calls += 1;
+        self.input_tokens += input;
+        self.output_tokens += output;
+        self.total_tokens += total;
+    }
 }
 
 /// One ledger event: the body of a line, without `seq` and `prev`.
@@ -846,10 +870,18 @@ impl<'a> Event<'a> {
                 .name("reason", e.reason.name())
                 .strs("pending", strs(&e.pending))
                 .name("resume", &e.resume),
-            Event::RunEnd(e) => b
-                .name("status", e.status.name())
-                .json("counts", &e.counts.to_json())
-                .json("outputs", &e.outputs),
+            Event::RunEnd(e) => {
+                let b = b
+                    .name("status", e.status.name())
+                    .json("counts", &e.counts.to_json())
+                    .json("outputs", &e.outputs);
+                match &e.usage {
+                    Some(usage) => {
+                        b.json("usage", &serde_json::to_value(usage).unwrap_or_default())
+                    }
+                    None => b,
+                }
+            }
         };
         b.finish();
     }
@@ -1174,6 +1206,15 @@ mod tests {
                     denied: 4,
                 },
                 outputs: Cow::Owned(json!({"x": null})),
+                usage: Some(BTreeMap::from([(
+                    "gpt-x".to_string(),
+                    ModelUsage {
+                        calls: 2,
+                        input_tokens: 30,
+                        output_tokens: 12,
+                        total_tokens: 42,
+                    },
+                )])),
             }),
         ]
     }

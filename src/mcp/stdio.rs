@@ -240,6 +240,14 @@ impl Connection for StdioConnection {
     }
 
     fn stop(&self) {
+        // Requests still waiting are cancelled first: after a second interrupt the calls that
+        // sent them may not get to it before the run ends.
+        let mut waiting: Vec<u64> = lock(&self.shared.pending).waiting.keys().copied().collect();
+        waiting.sort_unstable();
+        for id in waiting {
+            let params = serde_json::json!({ "requestId": id, "reason": "the run ended" });
+            let _ = self.write(&protocol::notification("notifications/cancelled", params));
+        }
         // Closing stdin is the stop the protocol asks for; a server that ignores it is
         // signalled, its whole group, and what remains of the group is killed.
         drop(lock(&self.shared.stdin).take());

@@ -38,6 +38,10 @@ pub struct Effective {
     pub granted: CapSet,
     pub enforcement: Enforcement,
     pub max_calls: BTreeMap<String, u64>,
+    /// `budget.tokens` and `budget.llm_calls`: the smallest of the layers' (a node's policy
+    /// has none; validation refuses one there).
+    pub budget_tokens: Option<u64>,
+    pub budget_llm_calls: Option<u64>,
     pub require_approval: CapSet,
     paths: PathRules,
     /// What a tool checks again when it opens a file: `paths` under `enforce`; nothing under
@@ -49,6 +53,10 @@ pub struct Effective {
     reaching: HostRules,
     commands: Vec<Vec<String>>,
     approvers: Vec<Vec<String>>,
+    /// Environment variables whose values are secrets although no layer lists them: the keys
+    /// of the workflow's `llm` calls (`api_key_env`; docs/llm.md). Not part of the recorded
+    /// policy: they follow from the workflow, which is recorded.
+    key_envs: Vec<String>,
 }
 
 /// Why a policy check denied a call.
@@ -89,6 +97,8 @@ pub mod codes {
     pub const HOST_NOT_PERMITTED: &str = Reason::HostNotPermitted.as_str();
     pub const COMMAND_NOT_PERMITTED: &str = Reason::CommandNotPermitted.as_str();
     pub const CALL_LIMIT_EXCEEDED: &str = Reason::CallLimitExceeded.as_str();
+    /// A model call past the policy's `budget` (docs/llm.md, "Budgets").
+    pub const BUDGET_EXCEEDED: &str = "BUDGET_EXCEEDED";
 }
 
 /// A kind of check made on a call; a call's `PolicyAllow` lists the ones it passed.
@@ -140,6 +150,7 @@ impl Effective {
         let mut granted = CapSet::ALL;
         let mut enforcement = Enforcement::Audit;
         let mut max_calls: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut budget_tokens, mut budget_llm_calls) = (None::<u64>, None::<u64>);
         let mut require_approval = CapSet::EMPTY;
         let (mut hosts, mut commands) = (Vec::new(), Vec::new());
         let mut approvers: Vec<Vec<String>> = Vec::new();
@@ -162,6 +173,12 @@ impl Effective {
                 let slot = max_calls.entry(key.value.clone()).or_insert(limit.value);
                 *slot = (*slot).min(limit.value);
             }
+            let min = |a: Option<u64>, b: Option<&crate::syntax::read::Sp<u64>>| match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b.value)),
+                (a, b) => a.or(b.map(|b| b.value)),
+            };
+            budget_tokens = min(budget_tokens, spec.budget.tokens.as_ref());
+            budget_llm_calls = min(budget_llm_calls, spec.budget.llm_calls.as_ref());
             require_approval = spec
                 .require_approval
                 .iter()
@@ -197,6 +214,8 @@ impl Effective {
             granted,
             enforcement,
             max_calls,
+            budget_tokens,
+            budget_llm_calls,
             require_approval,
             paths,
             opening,
@@ -204,7 +223,14 @@ impl Effective {
             reaching,
             commands,
             approvers,
+            key_envs: Vec::new(),
         }
+    }
+
+    /// This policy, with the values of `names` masked as its `secrets` are.
+    pub fn with_key_envs(mut self, names: Vec<String>) -> Self {
+        self.key_envs = names;
+        self
     }
 
     /// What a node may use: the run's grant, narrowed by the node's own policy.
@@ -398,13 +424,25 @@ impl Effective {
 
     /// The effective policy as recorded in `RunStart`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "granted": self.granted.iter().map(Capability::name).collect::<Vec<_>>(),
             "enforcement": if self.enforcement == Enforcement::Audit { "audit" } else { "enforce" },
             "max_calls": self.max_calls,
             "require_approval": self.require_approval.iter().map(Capability::name).collect::<Vec<_>>(),
             "layers": self.layers.iter().map(|l| serde_json::json!({ "name": l.name, "policy": l.spec.to_json() })).collect::<Vec<_>>(),
-        })
+        });
+        // Only when there is one: the policies of runs without a budget are recorded as before.
+        if self.budget_tokens.is_some() || self.budget_llm_calls.is_some() {
+            let mut budget = serde_json::Map::new();
+            if let Some(t) = self.budget_tokens {
+                budget.insert("tokens".into(), t.into());
+            }
+            if let Some(c) = self.budget_llm_calls {
+                budget.insert("llm_calls".into(), c.into());
+            }
+            json["budget"] = budget.into();
+        }
+        json
     }
 
     /// `redact` patterns and `secrets` names of every layer.
@@ -415,6 +453,7 @@ impl Effective {
             patterns.extend(l.spec.redact.iter().map(|p| p.value.clone()));
             secrets.extend(l.spec.secrets.iter().map(|s| s.value.clone()));
         }
+        secrets.extend(self.key_envs.iter().cloned());
         (patterns, secrets)
     }
 }

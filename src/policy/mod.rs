@@ -199,6 +199,33 @@ pub struct PolicySpec {
     pub require_approval: Vec<Sp<Capability>>,
     pub approvers: Vec<Sp<String>>,
     pub enforcement: Option<Sp<Enforcement>>,
+    /// `budget`: what the run's model calls may spend (docs/llm.md, "Budgets").
+    pub budget: Budget,
+}
+
+/// `budget: { tokens, llm_calls }`; each absent when not given.
+#[derive(Clone, Debug, Default)]
+pub struct Budget {
+    pub tokens: Option<Sp<u64>>,
+    pub llm_calls: Option<Sp<u64>>,
+}
+
+impl Budget {
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_none() && self.llm_calls.is_none()
+    }
+
+    /// As recorded in the policy: only the limits given.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        if let Some(t) = &self.tokens {
+            m.insert("tokens".into(), t.value.into());
+        }
+        if let Some(c) = &self.llm_calls {
+            m.insert("llm_calls".into(), c.value.into());
+        }
+        serde_json::Value::Object(m)
+    }
 }
 
 pub const POLICY_KEYS: &[&str] = &[
@@ -214,6 +241,7 @@ pub const POLICY_KEYS: &[&str] = &[
     "require_approval",
     "approvers",
     "enforcement",
+    "budget",
 ];
 
 impl PolicySpec {
@@ -237,7 +265,7 @@ impl PolicySpec {
             .iter()
             .map(|(k, v)| (k.value.clone(), v.value.into()))
             .collect();
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "preset": self.preset.as_ref().map_or("restrictive", |p| p.name()),
             "allow": caps(&self.allow),
             "deny": caps(&self.deny),
@@ -254,7 +282,12 @@ impl PolicySpec {
                 Some(Enforcement::Audit) => "audit",
                 _ => "enforce",
             },
-        })
+        });
+        // Only when given: the policies of runs without one are recorded as before.
+        if !self.budget.is_empty() {
+            json["budget"] = self.budget.to_json();
+        }
+        json
     }
 
     /// Reads and checks a policy mapping.
@@ -307,6 +340,14 @@ impl PolicySpec {
         }
         if let Some(n) = f.get("enforcement") {
             spec.enforcement = enforcement(n, errors);
+        }
+        if let Some(n) = f.get("budget")
+            && let Some(b) = Fields::new(n, "budget", &["tokens", "llm_calls"], errors)
+        {
+            spec.budget.tokens = b.get("tokens").and_then(|n| read::non_negative(n, errors));
+            spec.budget.llm_calls = b
+                .get("llm_calls")
+                .and_then(|n| read::non_negative(n, errors));
         }
         spec
     }

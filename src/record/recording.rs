@@ -116,6 +116,7 @@ impl Recording {
                             exit_code: e.exit_code.and_then(|c| i32::try_from(c).ok()),
                             error: e.error.map(Cow::into_owned),
                             listing: e.mcp_tools.as_deref().and_then(listing),
+                            retry: None,
                         },
                         delay_ms: None,
                     });

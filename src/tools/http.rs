@@ -12,7 +12,9 @@ use super::{
 use crate::net::{self, MASK, NetError, Request, Response, Target, is_credential, mask_url};
 use crate::policy::Capability;
 use crate::policy::paths::Access;
+use crate::syntax::diag::{WorkflowError, ss};
 use crate::syntax::duration;
+use crate::syntax::yaml;
 use crate::workflow::expr::has_template;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -130,38 +132,44 @@ impl Tool for Http {
         }
     }
 
-    fn check_with(&self, with: &[(&str, &Value)]) -> Vec<(Option<usize>, String)> {
-        let mut problems = Vec::new();
-        for (i, (key, value)) in with.iter().enumerate() {
-            let text = serde_json::to_string(value).unwrap_or_default();
+    fn check_with(&self, with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<WorkflowError>) {
+        let invalid = |span: yaml::Span, message: String| WorkflowError::InvalidValue {
+            message,
+            span: ss(span),
+            label: "invalid argument".into(),
+            help: Some("see docs/tools.md, \"http\"".into()),
+        };
+        let mut bodies: Vec<(String, yaml::Span)> = Vec::new();
+        for (k, v) in with {
+            let key = k.scalar_text();
+            let value = v.to_json();
+            let text = serde_json::to_string(&value).unwrap_or_default();
             if !has_template(&text)
-                && let Err(e) = check(key, value)
+                && let Err(e) = check(&key, &value)
             {
-                problems.push((Some(i), e));
-            } else if let Some(name) = literal_credential(key, value) {
-                problems.push((Some(i), format!(
+                errors.push(invalid(v.span, e));
+            } else if let Some(name) = literal_credential(&key, &value) {
+                errors.push(invalid(v.span, format!(
                     "`{key}` gives `{name}` a value written in the workflow: the workflow's text is \
                      recorded in the ledger, so a credential must come from an input or a node \
                      (`{{{{ inputs.NAME }}}}`) and be listed under the policy's `secrets` \
                      (docs/tools.md, \"Credentials are not recorded\")"
                 )));
             }
+            if BODY_KEYS.contains(&key.as_str()) {
+                bodies.push((key, k.span));
+            }
         }
-        let bodies: Vec<&str> = with
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| BODY_KEYS.contains(k))
-            .collect();
-        if bodies.len() > 1 {
-            problems.push((
-                None,
+        if let [_, (_, second), ..] = bodies[..] {
+            let given: Vec<&str> = bodies.iter().map(|(k, _)| k.as_str()).collect();
+            errors.push(invalid(
+                second,
                 format!(
                     "tool `http` takes only one of `json`, `body`, `form` (given: {})",
-                    bodies.join(", ")
+                    given.join(", ")
                 ),
             ));
         }
-        problems
     }
 
     fn conceal(&self, args: &mut Args) -> usize {

@@ -14,6 +14,7 @@ use crate::mcp::Servers;
 use crate::net::Net;
 use crate::policy::paths::PathRules;
 use crate::policy::{CapSet, Capability};
+use crate::syntax::diag::WorkflowError;
 use crate::syntax::yaml;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Map, Value};
@@ -36,6 +37,7 @@ pub use file_read::FileRead;
 pub use file_write::FileWrite;
 pub use http::Http;
 pub use llm::Llm;
+pub(crate) use llm::{secret_names as llm_secret_names, usage_of as llm_usage_of};
 pub use mcp::Mcp;
 pub use pure::{Assert, Echo, Noop, Template};
 pub use random::Random;
@@ -138,13 +140,14 @@ pub trait Tool: Sync + 'static {
     /// Makes the call. Every failure is reported in [`Outcome::error`].
     fn call(&self, args: &Args, cx: &mut CallCx<'_>) -> Outcome;
 
-    /// Checks a `with:` as written, before the run: each entry's key and its value as written
-    /// (templates not rendered: a value holding one can only be checked by the call; see
-    /// `workflow::expr::has_template`). Gives the problems found, each with the entry it
-    /// concerns (`None`: the `with:` as a whole). The keys and their kinds are checked already;
-    /// this is for what only the tool knows.
-    fn check_with(&self, _with: &[(&str, &Value)]) -> Vec<(Option<usize>, String)> {
-        Vec::new()
+    /// Checks of a call's `with:` that its keys' kinds do not express (a literal credential),
+    /// run when a workflow is validated.
+    fn check_with(&self, _with: &[(yaml::Node, yaml::Node)], _errors: &mut Vec<WorkflowError>) {}
+
+    /// Keys that are not the tool's but that [`check_with`](Tool::check_with) reports itself
+    /// (with a better message than "unknown key").
+    fn refused_keys(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Masks the credentials in a call's rendered arguments before they are recorded (and
@@ -172,9 +175,6 @@ pub enum Placement {
     /// Waits on a network peer: run by the network lane (`--net-jobs`, the workflow's
     /// `network:`), so that slow servers do not hold the workers that run processes.
     Network,
-    /// Described and validated, but this build cannot run it: a run that uses it is refused
-    /// before it starts.
-    Unavailable,
 }
 
 /// What a call has besides its arguments.
@@ -229,6 +229,9 @@ pub struct Outcome {
     /// The tools of the MCP server the call reached: the committer records them with the
     /// first call to that server it commits.
     pub listing: Option<Listing>,
+    /// What a failed call says about trying it again; `None`: any failure may be retried, as
+    /// the node's `retry:` says. Not recorded (the attempts and delays that follow from it are).
+    pub retry: Option<RetryHint>,
 }
 
 /// An MCP server's `tools/list`, as the run first read it.
@@ -238,6 +241,28 @@ pub struct Listing {
     pub server: String,
     /// Every page's tools, in the order the server gave them.
     pub tools: Value,
+}
+
+/// Whether a failed call is worth another attempt, and the least wait before it (a server's
+/// `Retry-After`). The node's `retry:` still decides whether there is another attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryHint {
+    pub retryable: bool,
+    /// The wait asked for, in milliseconds; the backoff is used when it is longer.
+    pub after_ms: Option<u64>,
+}
+
+impl RetryHint {
+    /// Trying again would fail the same way (a refused request, a bad argument).
+    pub const NEVER: RetryHint = RetryHint {
+        retryable: false,
+        after_ms: None,
+    };
+    /// Worth another attempt after the usual backoff.
+    pub const AFTER_BACKOFF: RetryHint = RetryHint {
+        retryable: true,
+        after_ms: None,
+    };
 }
 
 impl Outcome {
@@ -370,15 +395,6 @@ pub(crate) fn word(value: &Value) -> String {
     value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_string)
-}
-
-/// The outcome of calling a tool this build cannot run. Admission refuses such a run before it
-/// starts, so this is only reached by a caller that skipped it.
-pub(crate) fn unavailable(spec: &ToolSpec) -> Outcome {
-    Outcome::failed(format!(
-        "tool `{}` is not available in this version of kairos",
-        spec.name
-    ))
 }
 
 #[cfg(test)]
@@ -514,31 +530,13 @@ mod tests {
             placed(Placement::Worker),
             ["sleep", "shell", "file.read", "file.write"]
         );
-        assert_eq!(placed(Placement::Network), ["http", "mcp"]);
-        assert_eq!(placed(Placement::Unavailable), ["llm"]);
+        assert_eq!(placed(Placement::Network), ["http", "llm", "mcp"]);
         let drawing: Vec<&str> = TOOLS
             .iter()
             .filter(|t| t.draws_rng())
             .map(|t| t.spec().name)
             .collect();
         assert_eq!(drawing, ["random"]);
-    }
-
-    #[test]
-    fn unavailable_tools_say_so_when_called() {
-        for tool in TOOLS
-            .iter()
-            .filter(|t| t.placement() == Placement::Unavailable)
-        {
-            let error = call(*tool, &Args::new()).error.unwrap();
-            assert_eq!(
-                error,
-                format!(
-                    "tool `{}` is not available in this version of kairos",
-                    tool.spec().name
-                )
-            );
-        }
     }
 
     #[test]

@@ -284,6 +284,7 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
         exit_code,
         error,
         listing: None,
+        retry: None,
     }
 }
 
@@ -350,6 +351,7 @@ fn cannot_run(program: &str, reason: impl std::fmt::Display) -> Outcome {
         exit_code: Some(127),
         error: Some(format!("cannot run `{program}`: {reason}")),
         listing: None,
+        retry: None,
     }
 }
 

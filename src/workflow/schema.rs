@@ -245,6 +245,17 @@ pub struct PolicyDoc {
     require_approval: Option<Vec<CapabilityName>>,
     approvers: Option<Vec<String>>,
     enforcement: Option<EnforcementDoc>,
+    /// What the run's model calls may spend (not in a node's policy).
+    budget: Option<BudgetDoc>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+struct BudgetDoc {
+    /// Tokens the `llm` calls committed before a call may have spent for it to start.
+    tokens: Option<u64>,
+    /// `llm` calls (retries included) the run may make.
+    llm_calls: Option<u64>,
 }
 
 #[derive(JsonSchema)]

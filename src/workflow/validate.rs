@@ -604,6 +604,20 @@ impl Checker<'_, '_> {
         let policy = f
             .get("policy")
             .map(|n| Box::new(PolicySpec::read(n, self.errors)));
+        if let Some(span) = f
+            .get("policy")
+            .and_then(|p| {
+                read::Fields::new(p, "policy", crate::policy::POLICY_KEYS, &mut Vec::new())
+            })
+            .and_then(|p| p.key_span("budget"))
+        {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: "a node's policy cannot set a `budget`".into(),
+                span: ss(span),
+                label: "budget of the whole run".into(),
+                help: Some("`budget` caps the run's model calls: set it in the workflow's `policy:` (or the organisation policy)".into()),
+            });
+        }
         let description = f
             .get("description")
             .and_then(|n| read::string(n, self.errors))
@@ -800,7 +814,12 @@ impl Checker<'_, '_> {
                     });
                     return None;
                 };
-                let keys: Vec<&'static str> = tool.spec().key_names().collect();
+                let mut keys: Vec<&'static str> = tool.spec().key_names().collect();
+                if let Some(Value::Map(entries)) = with.map(|w| &w.value) {
+                    tool.check_with(entries, self.errors);
+                    // Reported by the tool's own check, not again as unknown.
+                    keys.extend(tool.refused_keys());
+                }
                 let mut with = self.with(tool.spec(), with, &keys, name.span, scope, used)?;
                 // The one tool whose argument names something declared elsewhere in the file.
                 if tool.spec().name == "mcp"
@@ -808,7 +827,6 @@ impl Checker<'_, '_> {
                 {
                     return None;
                 }
-                self.tool_checks(tool, &with, name.span)?;
                 Some(NodeKind::Task(Task {
                     tool,
                     shorthand: false,
@@ -905,6 +923,11 @@ impl Checker<'_, '_> {
         for (key, value) in entries {
             let name = key.scalar_text();
             let spec = tool.key(&name).filter(|_| allowed.contains(&name.as_str()));
+            if spec.is_none() && allowed.contains(&name.as_str()) {
+                // A key the tool refuses, reported by its own check.
+                ok = false;
+                continue;
+            }
             let Some(spec) = spec else {
                 self.errors.push(WorkflowError::UnknownKey {
                     help: did_you_mean(&name, allowed.iter().copied()).or_else(|| {
@@ -999,30 +1022,6 @@ impl Checker<'_, '_> {
 
     /// What only the tool knows about a `with:` (`Tool::check_with`), from the values as
     /// written.
-    fn tool_checks(
-        &mut self,
-        tool: &dyn tools::Tool,
-        with: &[(String, yaml::Node)],
-        tool_span: Span,
-    ) -> Option<()> {
-        let written: Vec<serde_json::Value> = with.iter().map(|(_, node)| node.to_json()).collect();
-        let entries: Vec<(&str, &serde_json::Value)> = with
-            .iter()
-            .zip(&written)
-            .map(|((key, _), json)| (key.as_str(), json))
-            .collect();
-        let problems = tool.check_with(&entries);
-        for (entry, message) in &problems {
-            self.errors.push(WorkflowError::InvalidValue {
-                message: message.clone(),
-                span: ss(entry.map_or(tool_span, |i| with[i].1.span)),
-                label: "invalid argument".into(),
-                help: Some(format!("see docs/tools.md, \"{}\"", tool.spec().name)),
-            });
-        }
-        problems.is_empty().then_some(())
-    }
-
     fn outputs(
         &mut self,
         n: &yaml::Node,

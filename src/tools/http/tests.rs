@@ -4,6 +4,7 @@
 use super::*;
 use crate::net::{Body, Head, Hop};
 use crate::policy::effective::{Effective, Reason};
+use crate::syntax::diag::WorkflowError;
 use crate::tools::testing::args;
 use serde_json::json;
 
@@ -189,24 +190,44 @@ fn bad_values_are_refused_with_the_key() {
     }
 }
 
+/// The problems `check_with` finds in a `with:` given as JSON (each entry a line of YAML),
+/// as (the text the error points at, its message).
+fn checked(entries: &[(&str, &Value)]) -> Vec<(String, String)> {
+    let text: String = entries.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    let node = crate::syntax::yaml::parse(&text).unwrap();
+    let crate::syntax::yaml::Value::Map(with) = &node.value else {
+        panic!("a mapping")
+    };
+    let mut errors = Vec::new();
+    Http.check_with(with, &mut errors);
+    errors
+        .into_iter()
+        .map(|e| match e {
+            WorkflowError::InvalidValue { message, span, .. } => {
+                let (at, len) = (span.offset(), span.len());
+                (text[at..at + len].to_string(), message)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 #[test]
-fn check_with_reports_the_entry_or_the_whole_mapping() {
-    let url = json!("http://a.test/");
-    let bad = json!(700);
-    let templated = json!("{{ inputs.status }}");
-    let problems = Http.check_with(&[
-        ("url", &url),
-        ("expect_status", &bad),
+fn check_with_points_at_the_value_or_the_second_body() {
+    let problems = checked(&[
+        ("url", &json!("http://a.test/")),
+        ("expect_status", &json!(700)),
         ("json", &json!(1)),
         ("body", &json!("x")),
     ]);
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert_eq!(problems[0].0, Some(1));
-    assert_eq!(problems[1].0, None);
+    assert_eq!(problems[0].0, "700");
+    assert_eq!(problems[1].0, "body");
+    assert!(problems[1].1.contains("only one of"), "{}", problems[1].1);
     assert!(
-        Http.check_with(&[
+        checked(&[
             ("url", &json!("{{ inputs.url }}")),
-            ("expect_status", &templated)
+            ("expect_status", &json!("{{ inputs.status }}"))
         ])
         .is_empty()
     );
@@ -227,7 +248,7 @@ fn credentials_written_in_the_workflow_are_refused() {
         ("url", json!("https://u:p@a.test/")),
         ("url", json!("https://a.test/?token=t")),
     ] {
-        let problems = Http.check_with(&[(key, &value)]);
+        let problems = checked(&[(key, &value)]);
         assert_eq!(problems.len(), 1, "{key}: {value}");
         assert!(problems[0].1.contains("`secrets`"), "{}", problems[0].1);
     }
@@ -240,10 +261,7 @@ fn credentials_written_in_the_workflow_are_refused() {
         ("query", json!({ "api_key": null })),
         ("url", json!("https://a.test/?q={{ inputs.q }}")),
     ] {
-        assert!(
-            Http.check_with(&[(key, &value)]).is_empty(),
-            "{key}: {value}"
-        );
+        assert!(checked(&[(key, &value)]).is_empty(), "{key}: {value}");
     }
 }
 
