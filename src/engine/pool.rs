@@ -11,6 +11,7 @@ use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use super::state::PolicyCheck;
 use crate::cancel::Cancel;
+use crate::exec::{AttemptId, ShellBackend};
 use crate::policy::paths::PathRules;
 use crate::syntax::duration;
 use crate::tools::{self, Attempt, Tool};
@@ -122,6 +123,7 @@ impl Pool {
         results: &Arc<Results>,
         cancel: &Cancel,
         observer: Option<&Arc<dyn Observer>>,
+        shell: Option<&Arc<dyn ShellBackend>>,
     ) -> Self {
         let shared = Arc::new((Mutex::new((BinaryHeap::new(), false)), Condvar::new()));
         let threads = (0..jobs)
@@ -130,6 +132,7 @@ impl Pool {
                 let results = Arc::clone(results);
                 let cancel = cancel.clone();
                 let observer = observer.cloned();
+                let shell = shell.cloned();
                 std::thread::Builder::new()
                     .name(format!("kairos-worker-{i}"))
                     .spawn(move || {
@@ -137,7 +140,7 @@ impl Pool {
                             observer,
                             lane: Lane::Worker(i),
                         });
-                        worker(&shared, &results, jobs, &cancel, watch);
+                        worker(&shared, &results, jobs, &cancel, watch, shell.as_deref());
                     })
                     .expect("spawn a worker thread")
             })
@@ -169,6 +172,7 @@ fn worker(
     workers: usize,
     cancel: &Cancel,
     watch: Option<Watch<'_>>,
+    shell: Option<&dyn ShellBackend>,
 ) {
     let (lock, cv) = shared;
     loop {
@@ -199,6 +203,7 @@ fn worker(
                 own_path: job.own_path,
                 watch,
                 grant: job.grant.as_ref(),
+                shell,
             })
         });
         let attempts = attempts.flatten();
@@ -228,6 +233,8 @@ pub(super) struct Call<'a> {
     pub watch: Option<Watch<'a>>,
     /// Where its retries ask for their grant, when they count as calls.
     pub grant: Option<&'a RetryGrant>,
+    /// Where a `shell` call runs when not here (`--executor`).
+    pub shell: Option<&'a dyn ShellBackend>,
 }
 
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
@@ -260,6 +267,7 @@ pub(super) fn execute_into(
         own_path,
         watch,
         grant,
+        shell,
     } = *call;
     // The RNG is derived only for the calls that draw from it.
     let mut rng = (tool.draws_rng() || retry.is_some_and(|r| r.attempts > 1))
@@ -284,6 +292,11 @@ pub(super) fn execute_into(
                 cancel,
                 paths,
                 own_path,
+                shell,
+                attempt: AttemptId {
+                    instance: instance_id,
+                    attempt: k + 1,
+                },
             },
         );
         if outcome.is_interrupted() && cancel.requested() {
@@ -346,17 +359,24 @@ pub(super) struct Workers {
     jobs: usize,
     cancel: Cancel,
     observer: Option<Arc<dyn Observer>>,
+    shell: Option<Arc<dyn ShellBackend>>,
     pool: Option<Pool>,
     results: Arc<Results>,
     outstanding: usize,
 }
 
 impl Workers {
-    pub fn new(jobs: usize, cancel: Cancel, observer: Option<Arc<dyn Observer>>) -> Self {
+    pub fn new(
+        jobs: usize,
+        cancel: Cancel,
+        observer: Option<Arc<dyn Observer>>,
+        shell: Option<Arc<dyn ShellBackend>>,
+    ) -> Self {
         Self {
             jobs,
             cancel,
             observer,
+            shell,
             pool: None,
             results: Arc::default(),
             outstanding: 0,
@@ -365,9 +385,9 @@ impl Workers {
 
     pub fn push(&mut self, job: Job) {
         let (jobs, results, cancel) = (self.jobs, &self.results, &self.cancel);
-        let observer = self.observer.as_ref();
+        let (observer, shell) = (self.observer.as_ref(), self.shell.as_ref());
         self.pool
-            .get_or_insert_with(|| Pool::start(jobs, results, cancel, observer))
+            .get_or_insert_with(|| Pool::start(jobs, results, cancel, observer, shell))
             .push(job);
         self.outstanding += 1;
     }

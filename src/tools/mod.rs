@@ -26,7 +26,7 @@ mod mcp;
 mod open;
 mod pure;
 mod random;
-mod shell;
+pub mod shell;
 mod sleep;
 
 pub use file_read::FileRead;
@@ -155,6 +155,11 @@ pub struct CallCx<'a> {
     /// Whether a program name means what kairos's own `PATH` finds, whatever `PATH` the call
     /// sets: so when a `commands` list applies (`docs/policy.md`, "Commands").
     pub own_path: bool,
+    /// Where an approved `shell` call runs when not on this machine (`docs/executors.md`);
+    /// `None`: here.
+    pub shell: Option<&'a dyn crate::exec::ShellBackend>,
+    /// Which call attempt this is, for an executor that keeps files per attempt.
+    pub attempt: crate::exec::AttemptId<'a>,
 }
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
@@ -359,6 +364,8 @@ pub(crate) mod testing {
                 cancel: &Cancel::default(),
                 paths,
                 own_path: false,
+                shell: None,
+                attempt: crate::exec::AttemptId::default(),
             },
         )
     }

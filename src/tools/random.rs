@@ -128,6 +128,8 @@ mod tests {
                 cancel: &Cancel::default(),
                 paths: &crate::policy::paths::PathRules::none(),
                 own_path: false,
+                shell: None,
+                attempt: crate::exec::AttemptId::default(),
             },
         )
     }

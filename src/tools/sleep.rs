@@ -63,6 +63,8 @@ mod tests {
                 cancel,
                 paths: &crate::policy::paths::PathRules::none(),
                 own_path: false,
+                shell: None,
+                attempt: crate::exec::AttemptId::default(),
             },
         )
     }

@@ -25,6 +25,8 @@ pub struct Workflow {
     pub inputs: Vec<Input>,
     pub defaults: Defaults,
     pub policy: PolicySpec,
+    /// Where `shell` calls run and how (`docs/executors.md`); never changes the ledger.
+    pub executor: crate::exec::ExecutorSpec,
     pub nodes: Vec<Node>,
     pub outputs: Vec<(String, Sp<String>)>,
     /// Nodes the output templates read.

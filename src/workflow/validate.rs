@@ -27,6 +27,7 @@ pub const WORKFLOW_KEYS: &[&str] = &[
     "inputs",
     "defaults",
     "policy",
+    "executor",
     "nodes",
     "outputs",
 ];
@@ -159,6 +160,10 @@ impl Checker<'_, '_> {
             .get("policy")
             .map(|n| PolicySpec::read(n, self.errors))
             .unwrap_or_default();
+        let executor = f
+            .get("executor")
+            .map(|n| crate::exec::ExecutorSpec::read(n, self.errors))
+            .unwrap_or_default();
 
         let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
             Some((_, Value::Seq(items))) if !items.is_empty() => items,
@@ -229,6 +234,7 @@ impl Checker<'_, '_> {
             inputs,
             defaults,
             policy,
+            executor,
             nodes,
             outputs,
             output_reads,
