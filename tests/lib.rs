@@ -19,6 +19,7 @@ mod resume;
 mod run;
 mod schema;
 mod secrets;
+mod slurm;
 mod sign;
 mod syntax_attacks;
 mod terminal;
