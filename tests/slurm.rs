@@ -64,7 +64,11 @@ fn fake_bin(dir: &Path) -> PathBuf {
 
 /// `PATH` with `bin` first.
 fn path_with(bin: &Path) -> String {
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn log(bin: &Path, program: &str) -> Vec<String> {
@@ -86,14 +90,13 @@ fn local_and_slurm(test: Test, path: &str) -> (String, String, crate::common::Ou
         .args(["--executor", "local", "--ledger", "local.jsonl"])
         .env("PATH", path)
         .run_in(&dir);
-    assert_eq!(local.code, 1, "{}", local.stderr);
     let slurm = test
         .args(base)
         .args(["--executor", "slurm", "--ledger", "slurm.jsonl"])
         .env("PATH", path)
         .env("KAIROS_TIMINGS", "1")
         .run();
-    assert_eq!(slurm.code, 1, "{}", slurm.stderr);
+    assert_eq!(slurm.code, local.code, "{}\n{}", local.stderr, slurm.stderr);
     let read = |name: &str| std::fs::read_to_string(slurm.dir.path().join(name)).unwrap();
     (read("local.jsonl"), read("slurm.jsonl"), slurm)
 }
@@ -121,7 +124,9 @@ fn status_queries_name_the_run_not_its_jobs() {
     );
     let bin = fake_bin(test.path());
     let started = Instant::now();
-    test.args(["run", "wf.yaml", "-q", "--executor", "slurm"])
+    // The output keeps the test's directory, and the fakes' logs in it.
+    let _out = test
+        .args(["run", "wf.yaml", "-q", "--executor", "slurm"])
         .env("PATH", &path_with(&bin))
         .run()
         .code(0);
@@ -136,7 +141,11 @@ fn status_queries_name_the_run_not_its_jobs() {
     assert_eq!(names.len(), 1, "one name for the whole run: {names:?}");
     // At most one query per interval, whatever the number of jobs.
     let intervals = (elapsed.as_millis() / 200 + 1) as usize;
-    assert!(queries.len() <= intervals, "{} queries in {elapsed:?}", queries.len());
+    assert!(
+        queries.len() <= intervals,
+        "{} queries in {elapsed:?}",
+        queries.len()
+    );
 }
 
 /// Starts `kairos ARGS` in `dir` with `PATH`, without waiting.
@@ -149,6 +158,41 @@ fn spawn(dir: &Path, path: &str, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start kairos")
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The exit code of `child`; it is killed when it has not ended within a minute.
+fn exit_code(mut child: Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "kairos did not end: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until `ready` or fails after a minute.
@@ -170,18 +214,35 @@ fn ctrl_c_cancels_the_queued_jobs_with_scancel() {
     let child = spawn(
         test.path(),
         &path_with(&bin),
-        &["run", "wf.yaml", "-q", "--executor", "slurm", "--ledger", "l.jsonl"],
+        &[
+            "run",
+            "wf.yaml",
+            "-q",
+            "--executor",
+            "slurm",
+            "--ledger",
+            "l.jsonl",
+        ],
     );
-    wait_until("three submissions and a status query", || {
-        log(&bin, "sbatch").len() == 3 && !log(&bin, "squeue").is_empty()
+    let jobs = |dir: &Path| {
+        walk(dir)
+            .into_iter()
+            .filter(|p| p.ends_with("1/job"))
+            .count()
+    };
+    wait_until("three submitted jobs", || jobs(&test.path().join("w")) == 3);
+    // Two status queries later, kairos waits for all three.
+    let asked = log(&bin, "squeue").len();
+    wait_until("two more status queries", || {
+        log(&bin, "squeue").len() >= asked + 2
     });
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
         rustix::process::Signal::INT,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(kairos::exit::INTERRUPTED), "{out:?}");
+    let code = exit_code(child);
+    assert_eq!(code, kairos::exit::INTERRUPTED);
     let cancelled = log(&bin, "scancel");
     assert_eq!(cancelled.len(), 1, "one batch: {cancelled:?}");
     assert_eq!(cancelled[0].split(' ').count(), 3);
@@ -201,21 +262,45 @@ fn resume_adopts_the_jobs_a_killed_run_left_running() {
     let mut child = spawn(
         test.path(),
         &path,
-        &["run", "wf.yaml", "-q", "--executor", "slurm", "--ledger", "l.jsonl"],
+        &[
+            "run",
+            "wf.yaml",
+            "-q",
+            "--executor",
+            "slurm",
+            "--ledger",
+            "l.jsonl",
+        ],
     );
-    wait_until("the submission", || log(&bin, "sbatch").len() == 1);
+    wait_until("the submission", || {
+        walk(&test.path().join("w"))
+            .iter()
+            .any(|p| p.ends_with("slow/1/job"))
+    });
     // Killed, not interrupted: nothing cancels the job.
     child.kill().unwrap();
-    child.wait().unwrap();
+    exit_code(child);
     Test::new()
-        .args(["run", "wf.yaml", "-q", "--executor", "slurm", "--resume", "l.jsonl"])
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--executor",
+            "slurm",
+            "--resume",
+            "l.jsonl",
+        ])
         .env("PATH", &path)
         .env("KAIROS_TIMINGS", "1")
         .run_in(test.path())
         .code(0)
         .stderr_contains("1 adopted");
     let submitted = log(&bin, "sbatch");
-    assert_eq!(submitted.len(), 2, "`slow` submitted once, then `after`: {submitted:?}");
+    assert_eq!(
+        submitted.len(),
+        2,
+        "`slow` submitted once, then `after`: {submitted:?}"
+    );
     let ledger = std::fs::read_to_string(test.path().join("l.jsonl")).unwrap();
     assert!(ledger.contains("\"slept\""), "{ledger}");
 }
@@ -250,7 +335,10 @@ fn a_workflow_runs_on_a_real_slurm_cluster_with_the_local_ledger() {
     }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     if !cluster_answers() {
-        assert!(!ci, "no Slurm controller answers: CI starts one with ci/slurm/start.sh");
+        assert!(
+            !ci,
+            "no Slurm controller answers: CI starts one with ci/slurm/start.sh"
+        );
         eprintln!("skipped: no Slurm controller answers (start one with ci/slurm/start.sh)");
         return;
     }

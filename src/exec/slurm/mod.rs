@@ -418,7 +418,14 @@ impl Slurm {
             format!("--job-name={}", config.name),
             "--export=NONE".into(),
             format!("--chdir={}", dir.display()),
-            format!("--output={}", dir.join("slurm.out").display()),
+            // `%` starts a pattern in `--output`; `%%` is a `%`.
+            format!(
+                "--output={}",
+                dir.join("slurm.out")
+                    .display()
+                    .to_string()
+                    .replace('%', "%%")
+            ),
         ];
         // The call's timeout is kairos's to enforce; Slurm's limit, a minute later, is the
         // backstop for when kairos is gone.

@@ -17,16 +17,19 @@ pub fn run(shared: &Shared) {
     let config = &shared.config;
     let mut interval = config.poll;
     let mut next: Option<Instant> = None;
-    let mut interrupts = 0;
     let mut state = shared.lock();
     loop {
         if state.stop {
             return;
         }
+        // Also after the interrupt itself: a job submitted just after it is cancelled too.
         let count = shared.cancel.count();
-        if count > interrupts {
-            interrupts = count;
-            let ids = interrupt(&mut state, count >= 2);
+        let ids = if count > 0 {
+            interrupt(&mut state, count >= 2)
+        } else {
+            Vec::new()
+        };
+        if !ids.is_empty() {
             shared.changed.notify_all();
             drop(state);
             shared

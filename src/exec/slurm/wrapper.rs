@@ -27,15 +27,16 @@ pub const STATUS: &str = "status";
 pub const JOB: &str = "job";
 const STDIN: &str = "stdin";
 
-/// The directory of one attempt: the instance id percent-encoded into one file name (`a[2]`
-/// is `a%5B2%5D`), then the attempt number.
+/// The directory of one attempt: the instance id encoded into one file name, each byte but
+/// letters, digits, `_` and `-` as `.XX` (`a[2]` is `a.5B2.5D`), then the attempt number. Not
+/// `%XX`: `sbatch --output` reads `%` as the start of a pattern.
 pub fn attempt_dir(run_dir: &Path, instance: &str, attempt: u32) -> PathBuf {
     let mut name = String::with_capacity(instance.len());
     for b in instance.bytes() {
         if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
             name.push(b as char);
         } else {
-            name.push_str(&format!("%{b:02X}"));
+            name.push_str(&format!(".{b:02X}"));
         }
     }
     run_dir.join(name).join(attempt.to_string())
@@ -275,7 +276,7 @@ mod tests {
     #[test]
     fn instance_ids_become_one_file_name_each() {
         let dir = attempt_dir(Path::new("/w"), "fetch[12]", 2);
-        assert_eq!(dir, Path::new("/w/fetch%5B12%5D/2"));
+        assert_eq!(dir, Path::new("/w/fetch.5B12.5D/2"));
         assert_ne!(
             attempt_dir(Path::new("/w"), "a_1", 1),
             attempt_dir(Path::new("/w"), "a[1]", 1)
