@@ -167,7 +167,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
     let prepared = match prepare(request) {
         Ok(prepared) => prepared,
-        Err(outcome) => return outcome,
+        Err(outcome) => return *outcome,
     };
     let Prepared {
         argv,
@@ -277,13 +277,13 @@ pub struct Prepared {
 
 /// Decides what a request runs, or the outcome of a request that cannot run (an empty
 /// `args`, an invalid variable name, a program kairos's own `PATH` does not have).
-pub fn prepare(request: &Request) -> Result<Prepared, Outcome> {
+pub fn prepare(request: &Request) -> Result<Prepared, Box<Outcome>> {
     let (argv, through_shell) = match &request.command {
         Command::Args(argv) if argv.is_empty() => {
-            return Err(Outcome {
+            return Err(Box::new(Outcome {
                 error: Some("empty `args`".into()),
                 ..Outcome::default()
-            });
+            }));
         }
         Command::Args(argv) => (argv.clone(), false),
         Command::Line(line) => match crate::sh::direct_argv(line) {
@@ -300,10 +300,10 @@ pub fn prepare(request: &Request) -> Result<Prepared, Outcome> {
         .iter()
         .find(|(name, _)| name.is_empty() || name.contains('='))
     {
-        return Err(cannot_run(
+        return Err(Box::new(cannot_run(
             program,
             format!("invalid environment variable name {name:?}"),
-        ));
+        )));
     }
 
     // Under `commands`, the program is the file kairos's own `PATH` finds, whatever `PATH` the
@@ -314,7 +314,7 @@ pub fn prepare(request: &Request) -> Result<Prepared, Outcome> {
         Resolved::Path
     };
     if lookup == Resolved::Missing {
-        return Err(cannot_run(program, "not found in PATH"));
+        return Err(Box::new(cannot_run(program, "not found in PATH")));
     }
     Ok(Prepared {
         argv,

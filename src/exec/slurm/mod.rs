@@ -347,18 +347,18 @@ impl Slurm {
         script: &str,
         request: &Request,
         cancel: &Cancel,
-    ) -> Result<String, Outcome> {
+    ) -> Result<String, Box<Outcome>> {
         let config = &self.shared.config;
         wrapper::write(dir, script, request).map_err(|e| {
-            Outcome::failed(format!(
+            Box::new(Outcome::failed(format!(
                 "cannot write the call's files in the Slurm work directory: {e}"
-            ))
+            )))
         })?;
         let at = {
             let mut state = self.shared.lock();
             while state.in_flight >= config.max_in_flight {
                 if cancel.requested() {
-                    return Err(Outcome::interrupted());
+                    return Err(Box::new(Outcome::interrupted()));
                 }
                 state = self
                     .shared
@@ -375,7 +375,7 @@ impl Slurm {
         };
         let fail = |outcome: Outcome| {
             self.release(&mut self.shared.lock());
-            Err(outcome)
+            Err(Box::new(outcome))
         };
         if !cancel.wait(at.saturating_duration_since(Instant::now())) {
             return fail(Outcome::interrupted());
@@ -502,7 +502,7 @@ impl ShellBackend for Slurm {
     fn run(&self, request: &Request, attempt: &AttemptId<'_>, cancel: &Cancel) -> Outcome {
         let prepared = match shell::prepare(request) {
             Ok(prepared) => prepared,
-            Err(outcome) => return outcome,
+            Err(outcome) => return *outcome,
         };
         let config = &self.shared.config;
         let dir = wrapper::attempt_dir(&config.run_dir, attempt.instance, attempt.attempt);
@@ -513,7 +513,7 @@ impl ShellBackend for Slurm {
             Adopted::Job(id) => id,
             Adopted::Nothing => match self.submit(&dir, &script, request, cancel) {
                 Ok(id) => id,
-                Err(outcome) => return outcome,
+                Err(outcome) => return *outcome,
             },
         };
         self.wait(&id, &dir, request, &prepared)
