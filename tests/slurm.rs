@@ -348,3 +348,38 @@ fn a_workflow_runs_on_a_real_slurm_cluster_with_the_local_ledger() {
     assert_eq!(local, slurm, "ledgers differ");
     assert!(out.stderr.contains("9 submitted"), "{}", out.stderr);
 }
+
+#[test]
+fn an_organisation_policy_can_send_shell_calls_to_slurm() {
+    let test = Test::new()
+        .workflow(
+            "version: 1\nname: org\npolicy: { preset: permissive }\nnodes:\n  - id: a\n    run: echo from the cluster\n",
+        )
+        .file(
+            "org.yaml",
+            "deny: [net]\nexecutor: { kind: slurm, work_dir: w, poll: 100ms, partition: batch }\n",
+        );
+    let bin = fake_bin(test.path());
+    let out = test
+        .args([
+            "run", "wf.yaml", "-q", "--policy", "org.yaml", "--ledger", "l.jsonl",
+        ])
+        .env("PATH", &path_with(&bin))
+        .run()
+        .code(0);
+    let submitted = log(&bin, "sbatch");
+    assert_eq!(submitted.len(), 1);
+    assert!(submitted[0].contains("--partition=batch"), "{submitted:?}");
+    // The recorded organisation policy, `executor:` and all, replays and verifies.
+    for command in [
+        &["replay", "l.jsonl", "--against", "wf.yaml"][..],
+        &["verify", "l.jsonl"],
+    ] {
+        Test::new().args(command).run_in(out.dir.path()).code(0);
+    }
+    // `kairos validate` reads the organisation's block as `run` does.
+    Test::new()
+        .args(["validate", "wf.yaml", "--policy", "org.yaml"])
+        .run_in(out.dir.path())
+        .code(0);
+}

@@ -588,7 +588,7 @@ pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::
 }
 
 /// A policy file's mapping without its `executor:` entry, and that entry.
-fn split_executor(
+pub(crate) fn split_executor(
     mut root: crate::syntax::yaml::Node,
 ) -> (crate::syntax::yaml::Node, Option<crate::syntax::yaml::Node>) {
     let mut executor = None;

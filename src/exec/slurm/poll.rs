@@ -1,7 +1,9 @@
 //! The poller: the one thread of a run that asks Slurm about its jobs. Each round is one
 //! `squeue --name RUN` for every job of the run; the interval starts at the configured
 //! `poll` and grows by half (to [`super::MAX_POLL`]) while nothing finishes, so a run of long
-//! jobs asks rarely and a run of short ones is not kept waiting. `sacct` is asked only about
+//! jobs asks rarely and a run of short ones is not kept waiting. Between rounds it looks for
+//! exit files (a file system look, not a query to the controller): a job whose wrapper wrote
+//! its exit status is over, and the next call's job can be submitted at once. `sacct` is asked only about
 //! jobs the controller has forgotten without their exit file having appeared.
 
 use super::commands::{self, Phase};
@@ -13,10 +15,17 @@ use std::time::{Duration, Instant};
 /// How often the poller looks at the run's interrupts between queries (no query is made).
 pub const TICK: Duration = Duration::from_millis(200);
 
+/// How often the exit files of the jobs waited for are looked for, between status queries:
+/// a job whose exit file is there is over, whatever the controller has said so far.
+const FILES: Duration = Duration::from_millis(500);
+
 pub fn run(shared: &Shared) {
     let config = &shared.config;
     let mut interval = config.poll;
     let mut next: Option<Instant> = None;
+    let mut next_files = Instant::now();
+    // Whether a job ended (by its exit file) since the last status query.
+    let mut ended = false;
     let mut state = shared.lock();
     loop {
         if state.stop {
@@ -40,28 +49,23 @@ pub fn run(shared: &Shared) {
             state = shared.lock();
             continue;
         }
-        let waiting = state.jobs.values().any(|j| j.end.is_none());
         let now = Instant::now();
-        let due = match next {
-            _ if !waiting => None,
-            None => {
-                // The first job of a while: ask once it has had a moment to start.
-                next = Some(now + interval);
-                None
-            }
-            Some(at) if at <= now => Some(at),
-            Some(_) => None,
-        };
-        if !waiting {
+        if !state.jobs.values().any(|j| j.end.is_none()) {
             next = None;
+            state = wait(shared, state, TICK);
+            continue;
         }
-        if due.is_none() {
-            let sleep = next.map_or(TICK, |at| at.saturating_duration_since(now).min(TICK));
-            state = shared
-                .changed
-                .wait_timeout(state, sleep)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        if now >= next_files {
+            let (after, found) = exit_files(shared, state);
+            state = after;
+            ended |= found;
+            next_files = Instant::now() + config.poll.min(FILES);
+        }
+        // The first job of a while is asked about once it has had a moment to start.
+        let at = *next.get_or_insert(now + interval);
+        if now < at {
+            let sleep = at.min(next_files).saturating_duration_since(now).min(TICK);
+            state = wait(shared, state, sleep);
             continue;
         }
         drop(state);
@@ -96,7 +100,7 @@ pub fn run(shared: &Shared) {
                 }
             }
         }
-        let finished = finished || !forgotten.is_empty();
+        let finished = finished || !forgotten.is_empty() || std::mem::take(&mut ended);
         interval = if finished {
             config.poll
         } else {
@@ -105,6 +109,54 @@ pub fn run(shared: &Shared) {
         next = Some(Instant::now() + interval);
         shared.changed.notify_all();
     }
+}
+
+/// Waits up to `sleep` for a change (a job added, an interrupt seen at the next tick).
+fn wait<'a>(
+    shared: &'a Shared,
+    state: std::sync::MutexGuard<'a, State>,
+    sleep: Duration,
+) -> std::sync::MutexGuard<'a, State> {
+    shared
+        .changed
+        .wait_timeout(state, sleep)
+        .unwrap_or_else(PoisonError::into_inner)
+        .0
+}
+
+/// Looks for the exit files of the jobs waited for (without the lock: on a network file
+/// system a look may take a while); a job whose file is there has ended. Returns whether one
+/// had.
+fn exit_files<'a>(
+    shared: &'a Shared,
+    state: std::sync::MutexGuard<'a, State>,
+) -> (std::sync::MutexGuard<'a, State>, bool) {
+    let dirs: Vec<(String, std::path::PathBuf)> = state
+        .jobs
+        .iter()
+        .filter(|(_, j)| j.end.is_none())
+        .map(|(id, j)| (id.clone(), j.dir.clone()))
+        .collect();
+    drop(state);
+    let done: Vec<String> = dirs
+        .into_iter()
+        .filter(|(_, dir)| wrapper::finished(dir))
+        .map(|(id, _)| id)
+        .collect();
+    let mut state = shared.lock();
+    let mut ended = false;
+    for id in done {
+        if let Some(job) = state.jobs.get_mut(&id)
+            && job.end.is_none()
+        {
+            job.end = Some(End::Status);
+            ended = true;
+        }
+    }
+    if ended {
+        shared.changed.notify_all();
+    }
+    (state, ended)
 }
 
 /// Marks the jobs an interrupt ends (the first: those not started yet; the second: all) and

@@ -130,14 +130,26 @@ pub fn write(dir: &Path, script: &str, request: &Request) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(dir)?;
+    // Only the user's: the script holds the call's environment, which may hold a secret the
+    // policy passed, and the work directory is shared.
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let private = |name: &str, mode: u32, text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(dir.join(name))?
+            .write_all(text.as_bytes())
+    };
     if let Some(stdin) = &request.stdin {
-        std::fs::write(dir.join(STDIN), stdin)?;
+        private(STDIN, 0o600, stdin)?;
     }
-    let path = dir.join(SCRIPT);
-    std::fs::write(&path, script)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+    private(SCRIPT, 0o700, script)
 }
 
 /// Whether the attempt's exit status is there.
@@ -246,6 +258,10 @@ mod tests {
             .unwrap();
         assert!(status.success());
         assert!(finished(&dir));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(SCRIPT)), 0o700);
         assert!(!dir.join("status.tmp").exists());
         (result(&dir, request, &prepared).unwrap(), text)
     }
