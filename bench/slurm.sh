@@ -22,7 +22,8 @@ trap 'rm -rf "$work"' EXIT
   echo "version: 1"
   echo "name: sleeps"
   echo "policy: { preset: permissive }"
-  echo "executor: { work_dir: $work/slurm, max_in_flight: 16 }"
+  # Default limits: up to 100 jobs in flight, 10 submissions a second; the node runs 16.
+  echo "executor: { work_dir: $work/slurm }"
   echo "nodes:"
   for i in $(seq 1 "$nodes"); do printf '  - id: s%d\n    run: sleep 1\n' "$i"; done
 } >"$work/wf.yaml"
@@ -59,5 +60,24 @@ if command -v sdiag >/dev/null 2>&1; then
   sdiag 2>/dev/null | grep -E "REQUEST_JOB_INFO |REQUEST_SUBMIT_BATCH_JOB " |
     sed 's/^ */  controller: /' || true
 fi
+# The cluster's own floor: the same jobs submitted at once with plain `sbatch` (no limit on
+# jobs in flight, no rate limit), until the controller lists none of them; with
+# `--export=NONE` as kairos submits (on a small machine it costs more than `ALL`: measured
+# too).
+floor() {
+  local start end export=$1
+  mkdir -p "$work/floor"
+  printf '#!/bin/sh\nsleep 1\n' >"$work/floor/job.sh"
+  start=$(date +%s.%N)
+  for _ in $(seq 1 "$nodes"); do
+    sbatch --parsable --export="$export" --job-name=kairos-bench-floor --output=/dev/null \
+      "$work/floor/job.sh" >/dev/null
+  done
+  while [ -n "$(squeue --noheader --name=kairos-bench-floor --format=%i)" ]; do sleep 0.2; done
+  end=$(date +%s.%N)
+  echo "floor: $nodes plain sbatch --export=$export jobs at once, wall $(echo "$end - $start" | bc) s"
+}
+floor NONE
+floor ALL
 cmp -s "$work/local.jsonl" "$work/slurm.jsonl" && echo "ledgers: identical" ||
   echo "ledgers: DIFFERENT"

@@ -56,6 +56,41 @@ pub struct ExecutorSpec {
     pub env: Vec<String>,
 }
 
+/// The `sbatch` options kairos sets itself, and why `sbatch:` may not change them.
+const FIXED: &[(&str, &str)] = &[
+    (
+        "--export",
+        "a job gets only the environment kairos approved",
+    ),
+    (
+        "--export-file",
+        "a job gets only the environment kairos approved",
+    ),
+    (
+        "--get-user-env",
+        "a job gets only the environment kairos approved",
+    ),
+    (
+        "--job-name",
+        "one name per run lets one query see all its jobs",
+    ),
+    ("--requeue", "retries are kairos's, each one recorded"),
+    ("--no-requeue", "retries are kairos's, each one recorded"),
+    ("--parsable", "kairos reads the job id"),
+    ("--chdir", "the job starts in its attempt's directory"),
+    (
+        "--output",
+        "Slurm's own output goes to the attempt's directory",
+    ),
+    (
+        "--error",
+        "Slurm's own output goes to the attempt's directory",
+    ),
+    ("--wrap", "the job runs kairos's wrapper"),
+    ("--array", "one job is one call attempt"),
+    ("--time", "set with `time:` or the node's `timeout`"),
+];
+
 pub const EXECUTOR_KEYS: &[&str] = &[
     "kind",
     "partition",
@@ -135,7 +170,15 @@ impl ExecutorSpec {
         }
         if let Some(n) = f.get("sbatch") {
             for option in read::string_list(n, errors) {
-                if option.starts_with("--") && clean(&option) {
+                let name = option.split('=').next().unwrap_or_default();
+                if let Some(why) = FIXED.iter().find(|(o, _)| *o == name).map(|(_, why)| why) {
+                    errors.push(WorkflowError::InvalidValue {
+                        message: format!("`{name}` is kairos's to set: {why}"),
+                        span: ss(option.span),
+                        label: "fixed".into(),
+                        help: Some("see docs/executors.md, \"Submitting\"".into()),
+                    });
+                } else if option.starts_with("--") && clean(&option) {
                     spec.sbatch.push(option.value);
                 } else {
                     errors.push(WorkflowError::InvalidValue {
@@ -251,10 +294,15 @@ mod tests {
     #[test]
     fn bad_values_are_each_reported() {
         let (_, errors) = read_text(
-            "kind: kubernetes\npartition: a b\ncpus: 0\nmem: lots\nsbatch: [\"-p x\"]\n\
+            "kind: kubernetes\npartition: a b\ncpus: 0\nmem: lots\nsbatch: [\"-p x\", --export=ALL]\n\
              time: soon\nenv: [\"1X\"]\nnope: 1\n",
         );
-        assert_eq!(errors.len(), 8, "{errors:?}");
+        assert_eq!(errors.len(), 9, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.to_string().contains("`--export` is kairos's"))
+        );
     }
 
     #[test]

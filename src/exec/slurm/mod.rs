@@ -190,9 +190,11 @@ struct State {
     next_submit: Option<Instant>,
     /// The run is over: the poller stops.
     stop: bool,
-    /// On a resumed run, the jobs the controller still has for it, by script path; read once.
-    adoptable: Option<HashMap<String, (String, String)>>,
 }
+
+/// On a resumed run, the jobs the controller still has queued or running for it: job id and
+/// state by the script's path.
+type Adoptable = HashMap<String, (String, String)>;
 
 #[derive(Debug)]
 struct Shared {
@@ -202,6 +204,8 @@ struct Shared {
     /// Notified when a job's phase changes, a slot frees or a job is added.
     changed: Condvar,
     stats: Stats,
+    /// Read with one query, the first time a resumed run looks for a job to adopt.
+    adoptable: std::sync::OnceLock<Adoptable>,
 }
 
 impl Shared {
@@ -236,6 +240,7 @@ impl Slurm {
                 state: Mutex::default(),
                 changed: Condvar::new(),
                 stats: Stats::default(),
+                adoptable: std::sync::OnceLock::new(),
             }),
             poller: Mutex::new(None),
         }
@@ -303,37 +308,27 @@ impl Slurm {
         }
         let script_path = dir.join(wrapper::SCRIPT).to_string_lossy().into_owned();
         let recorded = std::fs::read_to_string(dir.join(wrapper::JOB)).ok();
-        let mut state = self.shared.lock();
-        if state.adoptable.is_none() {
-            // One query for the whole run, the first time an attempt asks.
-            let listed = commands::squeue(
-                self.shared.config.bin.as_deref(),
-                &self.shared.config.name,
-                self.shared.config.uid,
-            )
-            .unwrap_or_default();
+        let config = &self.shared.config;
+        let adoptable = self.shared.adoptable.get_or_init(|| {
             self.shared
                 .stats
                 .status_queries
                 .fetch_add(1, Ordering::Relaxed);
-            state.adoptable = Some(
-                listed
-                    .into_iter()
-                    .filter(|(_, l)| commands::phase(&l.state) != Phase::Over)
-                    .map(|(id, l)| (l.command, (id, l.state)))
-                    .collect(),
-            );
-        }
-        let found = state.adoptable.as_ref().and_then(|jobs| {
-            jobs.get(&script_path)
-                .filter(|(id, _)| recorded.as_deref().is_none_or(|r| r.trim() == id))
-                .cloned()
+            commands::squeue(config.bin.as_deref(), &config.name, config.uid)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, l)| commands::phase(&l.state) != Phase::Over)
+                .map(|(id, l)| (l.command, (id, l.state)))
+                .collect()
         });
+        let found = adoptable
+            .get(&script_path)
+            .filter(|(id, _)| recorded.as_deref().is_none_or(|r| r.trim() == id))
+            .cloned();
         let Some((id, job_state)) = found else {
             return Adopted::Nothing;
         };
-        state.in_flight += 1;
-        drop(state);
+        self.shared.lock().in_flight += 1;
         self.shared.stats.adopted.fetch_add(1, Ordering::Relaxed);
         self.track(&id, dir, commands::phase(&job_state));
         Adopted::Job(id)
