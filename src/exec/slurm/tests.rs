@@ -298,3 +298,39 @@ fn a_fresh_run_never_adopts() {
     assert_eq!(run(&next, &line("echo one"), "step").output, "one");
     assert_eq!(fake.log("sbatch").len(), 2);
 }
+
+#[test]
+fn a_running_job_finishes_after_one_interrupt_and_is_cancelled_by_a_second() {
+    let fake = Fake::new();
+    let cancel = Cancel::default();
+    let slurm = fake.slurm(false, &cancel);
+    let running = || {
+        let state = slurm.shared.lock();
+        state.jobs.len() == 1 && state.jobs.values().all(|j| j.phase == Phase::Running)
+    };
+    std::thread::scope(|s| {
+        let (slurm, cancel) = (&slurm, &cancel);
+        let call = s.spawn(move || {
+            slurm.run(
+                &line("sleep 30"),
+                &AttemptId {
+                    instance: "long",
+                    attempt: 1,
+                },
+                cancel,
+            )
+        });
+        while !running() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The first lets it run, as it lets a local command run.
+        cancel.interrupt();
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(fake.log("scancel").is_empty());
+        assert!(!call.is_finished());
+        cancel.interrupt();
+        assert!(call.join().unwrap().is_interrupted());
+    });
+    drop(slurm);
+    assert_eq!(fake.log("scancel").len(), 1);
+}
