@@ -361,7 +361,7 @@ _kairos() {
             return 0
             ;;
         kairos__subcmd__run)
-            opts="-j -i -q -h -V --jobs --net-jobs --seed --input --ledger --format --quiet --policy --approve --reject --approver --reason --resume --junit --trace --help --version"
+            opts="-j -i -q -h -V --jobs --net-jobs --seed --input --ledger --format --quiet --policy --approve --reject --approver --reason --resume --junit --trace --executor --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -429,6 +429,10 @@ _kairos() {
                     ;;
                 --trace)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --executor)
+                    COMPREPLY=($(compgen -W "local slurm" -- "${cur}"))
                     return 0
                     ;;
                 *)

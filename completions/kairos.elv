@@ -50,6 +50,7 @@ set edit:completion:arg-completer[kairos] = {|@words|
             cand --resume 'Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs, seed and policy); committed results are reused, the rest runs'
             cand --junit 'Write a JUnit XML report of the run here (one test case per node instance), for CI test reporters; replaced if it exists'
             cand --trace 'Write a Chrome trace event file of the run here (one slice per call attempt, per thread), for Perfetto or chrome://tracing; replaced if it exists'
+            cand --executor 'Where `shell` calls run: here, or one batch job per call on a Slurm cluster (settings from the `executor:` block; see docs/executors.md). Overrides the block''s `kind`'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -h 'Print help (see more with ''--help'')'

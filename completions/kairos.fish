@@ -51,6 +51,8 @@ complete -c kairos -n "__fish_kairos_using_subcommand run" -l reason -d 'Why (re
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l resume -d 'Continue a paused, interrupted or crashed run in this ledger (same workflow, inputs, seed and policy); committed results are reused, the rest runs' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l junit -d 'Write a JUnit XML report of the run here (one test case per node instance), for CI test reporters; replaced if it exists' -r -F
 complete -c kairos -n "__fish_kairos_using_subcommand run" -l trace -d 'Write a Chrome trace event file of the run here (one slice per call attempt, per thread), for Perfetto or chrome://tracing; replaced if it exists' -r -F
+complete -c kairos -n "__fish_kairos_using_subcommand run" -l executor -d 'Where `shell` calls run: here, or one batch job per call on a Slurm cluster (settings from the `executor:` block; see docs/executors.md). Overrides the block\'s `kind`' -r -f -a "local\t'This machine\'s worker threads (the default)'
+slurm\t'A Slurm cluster: `sbatch`, one `squeue` per interval, results from a shared directory'"
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s q -l quiet -d 'Print nothing but errors'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kairos -n "__fish_kairos_using_subcommand run" -s V -l version -d 'Print version'

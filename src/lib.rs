@@ -12,6 +12,7 @@
 pub mod cancel;
 pub mod cli;
 pub mod engine;
+pub mod exec;
 pub mod exit;
 pub mod interrupt;
 pub mod ledger;

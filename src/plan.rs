@@ -80,6 +80,7 @@ impl Organisation {
         let node = crate::syntax::yaml::parse(source).map_err(|e| e.message)?;
         // The run was admitted under this text; what it got wrong was reported then, and the
         // replay must have the policy the run had, not a corrected one.
+        let (node, _executor) = crate::policy::split_executor(node);
         let spec = PolicySpec::read(&node, &mut Vec::new());
         Ok(Some(Organisation {
             file: "organisation policy".into(),

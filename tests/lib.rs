@@ -25,6 +25,7 @@ mod run;
 mod schema;
 mod secrets;
 mod sign;
+mod slurm;
 mod syntax_attacks;
 mod terminal;
 mod unknown_event;

@@ -120,6 +120,18 @@ pub fn effective_policy(
     Ok(crate::plan::effective_policy(wf, org.as_ref()))
 }
 
+/// The `executor:` settings of a run: the organisation policy's over the workflow's (the
+/// organisation decides how its cluster is used; `docs/executors.md`).
+pub fn executor_spec(
+    wf: &crate::workflow::Workflow,
+    org: Option<&std::path::Path>,
+) -> crate::exec::ExecutorSpec {
+    let org = org
+        .and_then(|path| crate::policy::load_executor(path).ok())
+        .unwrap_or_default();
+    wf.executor.over(&org)
+}
+
 /// Text for people on stdout (see [`print`]).
 fn print_stdout(text: &str) {
     print::people(text);

@@ -2,6 +2,8 @@
 
 use super::OutputFormat;
 use crate::engine::{self, Observer, RunOptions, RunStatus};
+use crate::exec::ExecutorKind;
+use crate::exec::slurm::{self, Slurm};
 use crate::exit;
 use crate::printable::printable;
 use crate::record::resume::{self, ResumeError};
@@ -67,6 +69,49 @@ pub struct Args {
     /// thread), for Perfetto or chrome://tracing; replaced if it exists.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Where `shell` calls run: here, or one batch job per call on a Slurm cluster (settings
+    /// from the `executor:` block; see docs/executors.md). Overrides the block's `kind`.
+    #[arg(long, value_enum, value_name = "EXECUTOR")]
+    pub executor: Option<Executor>,
+}
+
+/// `--executor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Executor {
+    /// This machine's worker threads (the default).
+    Local,
+    /// A Slurm cluster: `sbatch`, one `squeue` per interval, results from a shared directory.
+    Slurm,
+}
+
+/// The Slurm coordinator of a run writing `ledger`, when `shell` calls go to Slurm; `adopt`
+/// on a resumed run (jobs it left running are waited for, not submitted again).
+fn slurm_executor(
+    args: &Args,
+    wf: &crate::workflow::Workflow,
+    policy: &crate::policy::effective::Effective,
+    ledger: &Path,
+    cancel: &crate::cancel::Cancel,
+) -> Result<Option<Arc<Slurm>>, String> {
+    let spec = super::executor_spec(wf, args.policy.as_deref());
+    let kind = match args.executor {
+        Some(Executor::Local) => ExecutorKind::Local,
+        Some(Executor::Slurm) => ExecutorKind::Slurm,
+        None => spec.kind.unwrap_or_default(),
+    };
+    if kind == ExecutorKind::Local {
+        return Ok(None);
+    }
+    let (_, secrets) = policy.redaction();
+    let config = slurm::Config::new(&spec, ledger, &secrets, args.resume.is_some())
+        .map_err(|e| format!("cannot set up the Slurm executor: {e}"))?;
+    std::fs::create_dir_all(&config.run_dir).map_err(|e| {
+        format!(
+            "cannot create the Slurm work directory {}: {e}",
+            config.run_dir.display()
+        )
+    })?;
+    Ok(Some(Arc::new(Slurm::new(config, cancel.clone()))))
 }
 
 /// What a run writes besides its ledger, and the progress line: the files are created before
@@ -346,7 +391,7 @@ pub fn run(args: &Args) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let options = RunOptions {
+    let mut options = RunOptions {
         jobs: args.jobs.unwrap_or(0),
         net_jobs: args.net_jobs.unwrap_or(0),
         seed: args.seed,
@@ -357,8 +402,26 @@ pub fn run(args: &Args) -> i32 {
         cancel,
         rules: Default::default(),
         observer: reports.observer(),
+        shell: None,
+    };
+    let mut executor = None;
+    let mut use_executor = |options: &mut RunOptions, ledger: &Path| {
+        let slurm = slurm_executor(args, &wf, &policy, ledger, &options.cancel)?;
+        if let Some(slurm) = &slurm {
+            // A worker waits (without CPU) for each job in flight: there must be enough.
+            let in_flight = slurm.config().max_in_flight;
+            options.jobs = args.jobs.unwrap_or(engine::default_jobs().max(in_flight));
+            options.shell = Some(Arc::clone(slurm) as Arc<dyn crate::exec::ShellBackend>);
+        }
+        executor = slurm;
+        Ok::<(), String>(())
     };
     let (path, result) = if let Some(ledger) = &args.resume {
+        if let Err(message) = use_executor(&mut options, ledger) {
+            reports.discard();
+            errln!("error: {message}");
+            return exit::BAD_INPUT;
+        }
         let result = resume::resume(ledger, &wf, &policy, options, |dropped| {
             errln!("resuming {}: {dropped}", ledger.display());
         });
@@ -391,8 +454,31 @@ pub fn run(args: &Args) -> i32 {
                 return exit::BAD_INPUT;
             }
         };
+        if let Err(message) = use_executor(&mut options, &path) {
+            reports.discard();
+            errln!("error: {message}");
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return exit::BAD_INPUT;
+        }
         (path, engine::run(&wf, &options, &policy, file))
     };
+    if let Some(slurm) = &executor
+        && std::env::var_os("KAIROS_TIMINGS").is_some()
+    {
+        let s = slurm.stats();
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        errln!(
+            "kairos: slurm: {} submitted, {} submit retries, {} adopted, {} status queries, {} accounting queries, {} cancelled",
+            n(&s.submitted),
+            n(&s.submit_retries),
+            n(&s.adopted),
+            n(&s.status_queries),
+            n(&s.accounting_queries),
+            n(&s.cancelled)
+        );
+    }
+    drop(executor);
     let report = match result {
         Ok(r) => r,
         Err(e) => {

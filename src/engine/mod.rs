@@ -93,6 +93,9 @@ pub struct RunOptions {
     /// Told when calls start and finish, nodes commit and approvals wait (`--trace`, the
     /// progress display). Never changes the ledger; `None` costs nothing.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Where `shell` calls run when not on this machine (`--executor slurm`); `None`: here.
+    /// Never changes the ledger (`docs/executors.md`).
+    pub shell: Option<Arc<dyn crate::exec::ShellBackend>>,
 }
 
 /// The default `--jobs`: the number of CPUs, at least 4 (waiting work such as sleeps and
@@ -291,6 +294,7 @@ impl<'w> Engine<'w> {
                 net_limits(wf, options.net_jobs),
                 options.cancel.clone(),
                 options.observer.clone(),
+                options.shell.clone(),
             ),
             gate,
             approvals: Approvals::new(n, options.approvals.clone(), options.ask.clone()),

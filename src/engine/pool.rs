@@ -18,6 +18,7 @@ use super::observe::{AttemptInfo, Lane, Observer, Watch};
 use super::rng;
 use super::state::PolicyCheck;
 use crate::cancel::Cancel;
+use crate::exec::{AttemptId, ShellBackend};
 use crate::net::Net;
 use crate::policy::paths::PathRules;
 use crate::syntax::duration;
@@ -208,6 +209,8 @@ struct Pool {
     results: Arc<Results>,
     cancel: Cancel,
     observer: Option<Arc<dyn Observer>>,
+    /// Where `shell` calls run when not here (`--executor`); the network lane has none.
+    shell: Option<Arc<dyn ShellBackend>>,
 }
 
 impl Pool {
@@ -218,6 +221,7 @@ impl Pool {
         results: &Arc<Results>,
         cancel: &Cancel,
         observer: Option<&Arc<dyn Observer>>,
+        shell: Option<&Arc<dyn ShellBackend>>,
     ) -> Self {
         let state = QueueState {
             hosts: HostSlots {
@@ -234,6 +238,7 @@ impl Pool {
             results: Arc::clone(results),
             cancel: cancel.clone(),
             observer: observer.cloned(),
+            shell: shell.cloned(),
         }
     }
 
@@ -256,6 +261,7 @@ impl Pool {
         let results = Arc::clone(&self.results);
         let cancel = self.cancel.clone();
         let observer = self.observer.clone();
+        let shell = self.shell.clone();
         let (size, network) = (self.size, self.network);
         let (name, lane) = if network {
             (format!("kairos-net-{i}"), Lane::Network(i))
@@ -266,7 +272,14 @@ impl Pool {
             .name(name)
             .spawn(move || {
                 let watch = observer.as_deref().map(|observer| Watch { observer, lane });
-                worker(&shared, &results, (size, network), &cancel, watch);
+                worker(
+                    &shared,
+                    &results,
+                    (size, network),
+                    &cancel,
+                    watch,
+                    shell.as_deref(),
+                );
             })
             .expect("spawn a worker thread");
         self.threads.push(thread);
@@ -314,6 +327,7 @@ fn worker(
     (workers, network): (usize, bool),
     cancel: &Cancel,
     watch: Option<Watch<'_>>,
+    shell: Option<&dyn ShellBackend>,
 ) {
     let (lock, cv) = shared;
     while let Some((job, host)) = next_job(shared) {
@@ -334,6 +348,7 @@ fn worker(
                 own_path: job.own_path,
                 watch,
                 grant: job.grant.as_ref(),
+                shell,
             })
         });
         let attempts = attempts.flatten();
@@ -380,6 +395,8 @@ pub(super) struct Call<'a> {
     pub watch: Option<Watch<'a>>,
     /// Where its retries ask for their grant, when they count as calls.
     pub grant: Option<&'a RetryGrant>,
+    /// Where a `shell` call runs when not here (`--executor`).
+    pub shell: Option<&'a dyn ShellBackend>,
 }
 
 /// Runs a tool call with its retries. Backoff jitter comes from the node's RNG, so the
@@ -414,6 +431,7 @@ pub(super) fn execute_into(
         own_path,
         watch,
         grant,
+        shell,
     } = *call;
     // The RNG is derived only for the calls that draw from it.
     let mut rng = (tool.draws_rng() || retry.is_some_and(|r| r.attempts > 1))
@@ -440,6 +458,11 @@ pub(super) fn execute_into(
                 net,
                 own_path,
                 mcp,
+                shell,
+                attempt: AttemptId {
+                    instance: instance_id,
+                    attempt: k + 1,
+                },
             },
         );
         if outcome.is_interrupted() && cancel.requested() {
@@ -513,6 +536,7 @@ pub(super) struct Workers {
     net: NetLimits,
     cancel: Cancel,
     observer: Option<Arc<dyn Observer>>,
+    shell: Option<Arc<dyn ShellBackend>>,
     pool: Option<Pool>,
     network: Option<Pool>,
     results: Arc<Results>,
@@ -526,12 +550,14 @@ impl Workers {
         net: NetLimits,
         cancel: Cancel,
         observer: Option<Arc<dyn Observer>>,
+        shell: Option<Arc<dyn ShellBackend>>,
     ) -> Self {
         Self {
             jobs,
             net,
             cancel,
             observer,
+            shell,
             pool: None,
             network: None,
             results: Arc::default(),
@@ -541,7 +567,7 @@ impl Workers {
 
     pub fn push(&mut self, job: Job) {
         let (results, cancel) = (&self.results, &self.cancel);
-        let observer = self.observer.as_ref();
+        let (observer, shell) = (self.observer.as_ref(), self.shell.as_ref());
         if job.tool.placement() == tools::Placement::Network {
             let size = match self.net.max {
                 0 => DEFAULT_NET_JOBS,
@@ -550,7 +576,15 @@ impl Workers {
             let per_host = &self.net.per_host;
             self.network
                 .get_or_insert_with(|| {
-                    Pool::new(size, true, per_host.clone(), results, cancel, observer)
+                    Pool::new(
+                        size,
+                        true,
+                        per_host.clone(),
+                        results,
+                        cancel,
+                        observer,
+                        None,
+                    )
                 })
                 .push(job);
             self.outstanding.1 += 1;
@@ -558,7 +592,15 @@ impl Workers {
             let jobs = self.jobs;
             self.pool
                 .get_or_insert_with(|| {
-                    Pool::new(jobs, false, BTreeMap::new(), results, cancel, observer)
+                    Pool::new(
+                        jobs,
+                        false,
+                        BTreeMap::new(),
+                        results,
+                        cancel,
+                        observer,
+                        shell,
+                    )
                 })
                 .push(job);
             self.outstanding.0 += 1;

@@ -263,6 +263,8 @@ impl Engine<'_> {
                 own_path: self.gate.policy.pins_programs(),
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
                 grant: None,
+                // Inline tools compute here; only `shell` (on a worker) leaves the machine.
+                shell: None,
             };
             // An inline call computes; no interrupt cuts it short, and it has no retries.
             let _ran_to_its_end = execute_into(&call, &mut run.attempts, &mut Vec::new());

@@ -603,7 +603,13 @@ pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::
     let spec = match crate::syntax::yaml::parse(&source) {
         Ok(root) => {
             read::check_duplicate_keys(&root, &mut errors);
-            PolicySpec::read(&root, &mut errors)
+            // An organisation policy may also say how its cluster is used (`executor:`,
+            // docs/executors.md); the rest is the policy.
+            let (policy, executor) = split_executor(root);
+            if let Some(executor) = &executor {
+                crate::exec::ExecutorSpec::read(executor, &mut errors);
+            }
+            PolicySpec::read(&policy, &mut errors)
         }
         Err(e) => {
             errors.push(WorkflowError::Syntax {
@@ -621,6 +627,36 @@ pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::
             errors,
         }))
     }
+}
+
+/// A policy file's mapping without its `executor:` entry, and that entry.
+pub(crate) fn split_executor(
+    mut root: crate::syntax::yaml::Node,
+) -> (crate::syntax::yaml::Node, Option<crate::syntax::yaml::Node>) {
+    let mut executor = None;
+    if let crate::syntax::yaml::Value::Map(entries) = &mut root.value
+        && let Some(at) = entries.iter().position(|(k, _)| k.key_text() == "executor")
+    {
+        let mut kept = std::mem::take(entries).into_vec();
+        executor = Some(kept.remove(at).1);
+        *entries = kept.into_boxed_slice();
+    }
+    (root, executor)
+}
+
+/// The `executor:` block of an organisation policy file, when it has one; the file was
+/// checked by [`load_file`].
+pub fn load_executor(
+    path: &std::path::Path,
+) -> Result<crate::exec::ExecutorSpec, crate::syntax::LoadError> {
+    let source = crate::syntax::read_text(path)?;
+    let Ok(root) = crate::syntax::yaml::parse(&source) else {
+        return Ok(Default::default());
+    };
+    Ok(split_executor(root)
+        .1
+        .map(|n| crate::exec::ExecutorSpec::read(&n, &mut Vec::new()))
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

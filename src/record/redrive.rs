@@ -138,6 +138,8 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
         cancel: Default::default(),
         rules: start.rules,
         observer: None,
+        // A replay never runs a tool.
+        shell: None,
     };
     let report = engine::run_to(
         workflow,

@@ -30,7 +30,7 @@ mod mcp;
 mod open;
 mod pure;
 mod random;
-mod shell;
+pub mod shell;
 mod sleep;
 
 pub use file_read::FileRead;
@@ -197,6 +197,11 @@ pub struct CallCx<'a> {
     pub own_path: bool,
     /// The run's MCP servers, started on first use and stopped when the run ends (`mcp/`).
     pub mcp: &'a Servers,
+    /// Where an approved `shell` call runs when not on this machine (`docs/executors.md`);
+    /// `None`: here.
+    pub shell: Option<&'a dyn crate::exec::ShellBackend>,
+    /// Which call attempt this is, for an executor that keeps files per attempt.
+    pub attempt: crate::exec::AttemptId<'a>,
 }
 
 /// Output streams are kept up to this many bytes; past it, the full size and SHA-256 are
@@ -432,6 +437,8 @@ pub(crate) mod testing {
                 net: &Net::default(),
                 own_path: false,
                 mcp: &crate::mcp::Servers::default(),
+                shell: None,
+                attempt: crate::exec::AttemptId::default(),
             },
         )
     }

@@ -100,7 +100,11 @@ impl Tool for Shell {
             timeout: cx.timeout,
             own_path: cx.own_path,
         };
-        run(&request, cx.cancel)
+        // The policy has passed the call; the executor only decides where it runs.
+        match cx.shell {
+            Some(backend) => backend.run(&request, &cx.attempt, cx.cancel),
+            None => run(&request, cx.cancel),
+        }
     }
 }
 
@@ -140,7 +144,7 @@ pub struct Request {
 
 /// The shell `Command::Line` falls back to. An absolute path, so that a `PATH` in `env` cannot
 /// take it away.
-const SHELL: &str = "/bin/sh";
+pub const SHELL: &str = "/bin/sh";
 
 /// How long to wait for the output pipes once the process group has been killed. The group's
 /// members die at once and the pipes then close; they stay open only when a process escaped the
@@ -161,49 +165,23 @@ const READ_CHUNK: usize = 64 * 1024;
 /// ready, until both are closed or the deadline passes, and only then reaps the child. No thread
 /// is started for a command, except one to write `stdin` when there is any.
 pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
-    let (argv, through_shell) = match &request.command {
-        Command::Args(argv) if argv.is_empty() => {
-            return Outcome {
-                error: Some("empty `args`".into()),
-                ..Outcome::default()
-            };
-        }
-        Command::Args(argv) => (argv.clone(), false),
-        Command::Line(line) => match crate::sh::direct_argv(line) {
-            Some(argv) => (argv, false),
-            None if request.own_path => (vec![SHELL.into(), "-c".into(), resolve_line(line)], true),
-            None => (vec![SHELL.into(), "-c".into(), line.clone()], true),
-        },
+    let prepared = match prepare(request) {
+        Ok(prepared) => prepared,
+        Err(outcome) => return *outcome,
     };
+    let Prepared {
+        argv,
+        through_shell,
+        lookup,
+    } = prepared;
     let program = &argv[0];
-
-    // `std` would pass `A=B=C` as `A` = `B=C`; say so instead of guessing.
-    if let Some((name, _)) = request
-        .env
-        .iter()
-        .find(|(name, _)| name.is_empty() || name.contains('='))
-    {
-        return cannot_run(
-            program,
-            format!("invalid environment variable name {name:?}"),
-        );
-    }
-
-    // Under `commands`, the program is the file kairos's own `PATH` finds, whatever `PATH` the
-    // call sets; its `argv[0]` stays the name as written (multi-call programs read it).
-    let lookup = if request.own_path {
-        resolve::program(program)
-    } else {
-        Resolved::Path
-    };
     let mut command = match lookup {
         Resolved::Found(path) => {
             let mut command = process::Command::new(path);
             command.arg0(program);
             command
         }
-        Resolved::Path => process::Command::new(program),
-        Resolved::Missing => return cannot_run(program, "not found in PATH"),
+        Resolved::Path | Resolved::Missing => process::Command::new(program),
     };
     command
         .args(&argv[1..])
@@ -288,6 +266,65 @@ pub fn run(request: &Request, cancel: &Cancel) -> Outcome {
     }
 }
 
+/// A request made ready to start: what `argv` is, whether it goes through [`SHELL`], and which
+/// file `argv[0]` means. What runs is decided here, for every executor (`docs/executors.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    pub argv: Vec<String>,
+    pub through_shell: bool,
+    /// The file kairos's own `PATH` found for `argv[0]` (under `commands`), or
+    /// [`Resolved::Path`]: the call's `PATH` finds it.
+    pub lookup: Resolved,
+}
+
+/// Decides what a request runs, or the outcome of a request that cannot run (an empty
+/// `args`, an invalid variable name, a program kairos's own `PATH` does not have).
+pub fn prepare(request: &Request) -> Result<Prepared, Box<Outcome>> {
+    let (argv, through_shell) = match &request.command {
+        Command::Args(argv) if argv.is_empty() => {
+            return Err(Box::new(Outcome {
+                error: Some("empty `args`".into()),
+                ..Outcome::default()
+            }));
+        }
+        Command::Args(argv) => (argv.clone(), false),
+        Command::Line(line) => match crate::sh::direct_argv(line) {
+            Some(argv) => (argv, false),
+            None if request.own_path => (vec![SHELL.into(), "-c".into(), resolve_line(line)], true),
+            None => (vec![SHELL.into(), "-c".into(), line.clone()], true),
+        },
+    };
+    let program = &argv[0];
+
+    // `std` would pass `A=B=C` as `A` = `B=C`; say so instead of guessing.
+    if let Some((name, _)) = request
+        .env
+        .iter()
+        .find(|(name, _)| name.is_empty() || name.contains('='))
+    {
+        return Err(Box::new(cannot_run(
+            program,
+            format!("invalid environment variable name {name:?}"),
+        )));
+    }
+
+    // Under `commands`, the program is the file kairos's own `PATH` finds, whatever `PATH` the
+    // call sets; its `argv[0]` stays the name as written (multi-call programs read it).
+    let lookup = if request.own_path {
+        resolve::program(program)
+    } else {
+        Resolved::Path
+    };
+    if lookup == Resolved::Missing {
+        return Err(Box::new(cannot_run(program, "not found in PATH")));
+    }
+    Ok(Prepared {
+        argv,
+        through_shell,
+        lookup,
+    })
+}
+
 /// The exit code and error for a child that exited on its own.
 fn describe(status: ExitStatus) -> (Option<i32>, Option<String>) {
     match (status.code(), status.signal()) {
@@ -343,7 +380,7 @@ fn resolve_line(line: &str) -> String {
 
 /// The outcome of a command that could not be started: 127, as `sh` reports a command it
 /// cannot find.
-fn cannot_run(program: &str, reason: impl std::fmt::Display) -> Outcome {
+pub(crate) fn cannot_run(program: &str, reason: impl std::fmt::Display) -> Outcome {
     Outcome {
         output: serde_json::Value::String(String::new()),
         stdout: Some(Captured::default()),
@@ -530,6 +567,28 @@ fn kill_group(child: &mut Child) {
 fn abort(child: &mut Child) {
     kill_group(child);
     let _ = child.wait();
+}
+
+/// What a file holds, captured as a stream of the command's output is: the first
+/// [`CAPTURE_LIMIT`] bytes, and the full size and hash past them. For executors whose command
+/// wrote its output to files (`docs/executors.md`); a missing file is an empty stream.
+pub fn capture_file(path: &std::path::Path) -> io::Result<Captured> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Captured::default()),
+        Err(err) => return Err(err),
+    };
+    let mut stream = Stream::default();
+    let mut buf = vec![0; READ_CHUNK];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(stream.finish()),
+            Ok(n) => stream.push(&buf[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// One output stream as read so far.

@@ -65,6 +65,8 @@ mod tests {
                 net: &crate::net::Net::default(),
                 own_path: false,
                 mcp: &crate::mcp::Servers::default(),
+                shell: None,
+                attempt: crate::exec::AttemptId::default(),
             },
         )
     }

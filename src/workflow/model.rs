@@ -29,6 +29,8 @@ pub struct Workflow {
     pub mcp_servers: Vec<super::servers::McpServer>,
     /// `network:`: how many network calls run at once.
     pub network: Network,
+    /// Where `shell` calls run and how (`docs/executors.md`); never changes the ledger.
+    pub executor: crate::exec::ExecutorSpec,
     pub nodes: Vec<Node>,
     pub outputs: Vec<(String, Sp<String>)>,
     /// Nodes the output templates read.

@@ -52,6 +52,8 @@ pub struct WorkflowDoc {
     mcp_servers: Option<BTreeMap<String, McpServerDoc>>,
     /// How many network calls run at once; never changes the ledger.
     network: Option<NetworkDoc>,
+    /// Where `shell` calls run (docs/executors.md); never changes the ledger.
+    executor: Option<ExecutorDoc>,
     /// The nodes, in declaration order (which breaks ties in scheduling).
     #[schemars(length(min = 1))]
     nodes: Vec<NodeDoc>,
@@ -256,6 +258,51 @@ struct BudgetDoc {
     tokens: Option<u64>,
     /// `llm` calls (retries included) the run may make.
     llm_calls: Option<u64>,
+}
+
+/// Where `shell` calls run, and how Slurm jobs are asked for.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+pub struct ExecutorDoc {
+    /// `local` (this machine) or `slurm`; `kairos run --executor` overrides it.
+    kind: Option<ExecutorKindDoc>,
+    /// `sbatch --partition`.
+    partition: Option<String>,
+    /// `sbatch --account`.
+    account: Option<String>,
+    /// `sbatch --time` for calls without a timeout.
+    #[schemars(regex(pattern = r"^\s*([0-9]+(ms|s|m|h))+\s*$"))]
+    time: Option<String>,
+    /// `sbatch --cpus-per-task`.
+    #[schemars(range(min = 1))]
+    cpus: Option<u64>,
+    /// `sbatch --mem` (`512M`, `4G`).
+    #[schemars(regex(pattern = r"^[0-9]+[KMGT]?$"))]
+    mem: Option<String>,
+    /// More `sbatch` options, one word each (`--qos=short`).
+    #[schemars(inner(regex(pattern = r"^--\S+$")))]
+    sbatch: Option<Vec<String>>,
+    /// A directory shared with the compute nodes (default `.kairos/slurm`).
+    work_dir: Option<String>,
+    /// Jobs submitted and not finished, at most (default 100).
+    #[schemars(range(min = 1))]
+    max_in_flight: Option<u64>,
+    /// Submissions a second, at most (default 10).
+    #[schemars(range(min = 1))]
+    submit_rate: Option<u64>,
+    /// The shortest interval between status queries (default `2s`).
+    #[schemars(regex(pattern = r"^\s*([0-9]+(ms|s|m|h))+\s*$"))]
+    poll: Option<String>,
+    /// More variables of kairos's environment passed to every job.
+    #[schemars(inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    env: Option<Vec<String>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum ExecutorKindDoc {
+    Local,
+    Slurm,
 }
 
 #[derive(JsonSchema)]
@@ -532,6 +579,10 @@ mod tests {
         assert_eq!(properties(&schema, Some("NodeDoc")), sorted(NODE_KEYS));
         assert_eq!(properties(&schema, Some("PolicyDoc")), sorted(POLICY_KEYS));
         assert_eq!(properties(&schema, Some("InputDoc")), sorted(INPUT_KEYS));
+        assert_eq!(
+            properties(&schema, Some("ExecutorDoc")),
+            sorted(crate::exec::spec::EXECUTOR_KEYS)
+        );
         assert_eq!(
             properties(&schema, Some("DefaultsDoc")),
             sorted(DEFAULTS_KEYS)

@@ -32,6 +32,7 @@ pub const WORKFLOW_KEYS: &[&str] = &[
     "policy",
     "mcp_servers",
     "network",
+    "executor",
     "nodes",
     "outputs",
 ];
@@ -177,6 +178,10 @@ impl Checker<'_, '_> {
             .get("mcp_servers")
             .map(|n| servers::read(n, self.errors))
             .unwrap_or_default();
+        let executor = f
+            .get("executor")
+            .map(|n| crate::exec::ExecutorSpec::read(n, self.errors))
+            .unwrap_or_default();
 
         let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
             Some((_, Value::Seq(items))) if !items.is_empty() => items,
@@ -249,6 +254,7 @@ impl Checker<'_, '_> {
             policy,
             mcp_servers: std::mem::take(&mut self.servers),
             network,
+            executor,
             nodes,
             outputs,
             output_reads,
