@@ -225,7 +225,7 @@ pub struct Slurm {
 enum Adopted {
     Nothing,
     /// It finished while no kairos was watching.
-    Finished(Outcome),
+    Finished(Box<Outcome>),
     /// Its job is queued or running: waited for under this id.
     Job(String),
 }
@@ -304,7 +304,7 @@ impl Slurm {
         }
         if let Some(outcome) = wrapper::result(dir, request, prepared) {
             self.shared.stats.adopted.fetch_add(1, Ordering::Relaxed);
-            return Adopted::Finished(outcome);
+            return Adopted::Finished(Box::new(outcome));
         }
         let script_path = dir.join(wrapper::SCRIPT).to_string_lossy().into_owned();
         let recorded = std::fs::read_to_string(dir.join(wrapper::JOB)).ok();
@@ -504,7 +504,7 @@ impl ShellBackend for Slurm {
         let env = wrapper::environment(&config.env, request);
         let script = wrapper::script(&dir, &config.cwd, &env, request, &prepared);
         let id = match self.adopt(&dir, &script, request, &prepared) {
-            Adopted::Finished(outcome) => return outcome,
+            Adopted::Finished(outcome) => return *outcome,
             Adopted::Job(id) => id,
             Adopted::Nothing => match self.submit(&dir, &script, request, cancel) {
                 Ok(id) => id,
