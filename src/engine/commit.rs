@@ -92,6 +92,9 @@ pub(super) struct Committer {
     pub short: Vec<String>,
     /// Told of each node's commit.
     observer: Option<Arc<dyn Observer>>,
+    /// The clock everything here comes after: 0 for a run, the clock of the event before a
+    /// sub-graph's first for a loop iteration or a call (`engine/scope.rs`).
+    pub base: u64,
 }
 
 impl Committer {
@@ -117,7 +120,16 @@ impl Committer {
                 Vec::new()
             },
             observer,
+            base: 0,
         }
+    }
+
+    /// Lends the writer to a sub-graph's committer (everything committed so far is sent
+    /// first, so the lines stay in commit order), or takes it back.
+    pub fn swap_writer(&mut self, other: &mut Writer) -> std::io::Result<()> {
+        self.flush()?;
+        std::mem::swap(&mut self.writer, other);
+        Ok(())
     }
 
     /// The clock of `i`'s first event.
@@ -126,14 +138,13 @@ impl Committer {
             .preds(i)
             .iter()
             .map(|&d| self.end_clock[d as usize])
-            .max()
-            .unwrap_or(0)
+            .fold(self.base, u64::max)
             + 1
     }
 
     /// The clock of a run-level event after everything committed so far.
     pub fn next_clock(&self) -> u64 {
-        self.end_clock.iter().copied().max().unwrap_or(0) + 1
+        self.end_clock.iter().copied().fold(self.base, u64::max) + 1
     }
 
     /// `i` (whose id is `id`) has written its events up to `clock` and ended with `status`.

@@ -51,6 +51,23 @@ impl<'w> Gate<'w> {
         }
     }
 
+    /// The gate of a called workflow's sub-graph, under `policy` (the caller's narrowed by
+    /// the callee's): the same `max_calls` counts, so limits count across the whole run.
+    pub fn nested<'x>(&self, policy: &'x Effective) -> Gate<'x> {
+        Gate {
+            policy,
+            net: Net::new(policy.reaching().clone()),
+            budget: Arc::clone(&self.budget),
+            retries_are_calls: self.retries_are_calls,
+            denied: false,
+        }
+    }
+
+    /// Notes that an enforced denial stopped part of a sub-graph of this run.
+    pub fn note_denied(&mut self, denied: bool) {
+        self.denied |= denied;
+    }
+
     /// Whether an enforced denial stopped part of the run.
     pub fn denied(&self) -> bool {
         self.denied

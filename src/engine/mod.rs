@@ -38,6 +38,7 @@ mod pool;
 pub mod render;
 mod rng;
 mod rules;
+mod scope;
 mod state;
 mod task;
 
@@ -205,6 +206,13 @@ pub fn run_to(
     engine.run()
 }
 
+/// How [`Engine::drive`] stopped.
+enum Stop {
+    Done,
+    Paused(Vec<String>),
+    Interrupted,
+}
+
 /// One run: the parts below, driven by [`Engine::run`].
 struct Engine<'w> {
     wf: &'w Workflow,
@@ -219,6 +227,12 @@ struct Engine<'w> {
     cancel: Cancel,
     /// `RunOptions::observer`, for the calls that run inline and for approvals.
     observer: Option<Arc<dyn Observer>>,
+    /// Where this graph's nodes are: empty for the workflow's, `LOOP#N/` or `CALL/` (nested:
+    /// `OUTER#2/INNER#1/`) for a sub-graph's (`engine/scope.rs`); the start of every
+    /// instance id written.
+    scope: String,
+    /// Worker threads, for the sub-graphs' pools.
+    jobs: usize,
 }
 
 impl<'w> Engine<'w> {
@@ -278,12 +292,31 @@ impl<'w> Engine<'w> {
             ),
             cancel: options.cancel.clone(),
             observer: options.observer.clone(),
+            scope: String::new(),
+            jobs,
         }
+    }
+
+    /// The instance id of node `i` (item `item` of it) in this graph's scope.
+    fn iid(&self, i: NodeIdx, item: Option<u32>) -> crate::ledger::id::InstanceId<'w> {
+        let wf: &'w Workflow = self.wf;
+        crate::ledger::id::InstanceId::scoped(&self.scope, wf.nodes[i as usize].id.as_str(), item)
     }
 
     /// The scheduling loop: run and commit what can be, then wait for workers, a decision or
     /// an interrupt; until every node has committed or the run pauses.
     fn run(mut self) -> Result<RunReport, EngineError> {
+        let (pending_approvals, interrupted) = match self.drive()? {
+            Stop::Done => (Vec::new(), false),
+            Stop::Paused(pending) => (pending, false),
+            Stop::Interrupted => (Vec::new(), true),
+        };
+        self.finish(pending_approvals, interrupted)
+    }
+
+    /// Runs and commits the graph until every node has committed, an approval nobody has
+    /// decided is next, or an interrupt stops it (the `RunPaused` trailer is then written).
+    fn drive(&mut self) -> Result<Stop, EngineError> {
         let mut pending_approvals = Vec::new();
         let mut interrupted = false;
         loop {
@@ -292,6 +325,11 @@ impl<'w> Engine<'w> {
                 break;
             }
             if self.cancel.requested() && self.workers.outstanding() == 0 {
+                if !self.scope.is_empty() {
+                    // A sub-graph stops where it is; the run writes the trailer.
+                    interrupted = true;
+                    break;
+                }
                 // Everything that finished is committed; write the trailer a resume replaces.
                 self.commit.finish_with(&Event::RunPaused(ev::RunPaused {
                     reason: ev::PauseReason::Interrupted,
@@ -321,7 +359,13 @@ impl<'w> Engine<'w> {
         }
         self.workers.stop();
         self.commit.flush()?;
-        self.finish(pending_approvals, interrupted)
+        Ok(if interrupted {
+            Stop::Interrupted
+        } else if pending_approvals.is_empty() {
+            Stop::Done
+        } else {
+            Stop::Paused(pending_approvals)
+        })
     }
 
     /// Waits for results from the workers and takes them in, sending committed events to the
@@ -458,8 +502,12 @@ impl<'w> Engine<'w> {
                 // After Ctrl-C no node starts, not even one that waited for its turn.
                 NodeState::AwaitingTurn if self.cancel.requested() => break,
                 NodeState::AwaitingTurn => {
-                    // Its turn in commit order: now its call limits can be counted.
-                    self.nodes.states[top as usize] = self.start_node(top);
+                    // Its turn in commit order: now its call limits can be counted (and a
+                    // loop or a call runs its sub-graph, committing as it goes).
+                    self.nodes.states[top as usize] = self.start_turn(top)?;
+                    if matches!(self.nodes.states[top as usize], NodeState::AwaitingTurn) {
+                        break; // interrupted inside the sub-graph
+                    }
                     self.sched.push_ready(&self.graph, top);
                     break;
                 }
@@ -492,7 +540,7 @@ impl<'w> Engine<'w> {
         let clock = self.kind_events(i, state, status, clock, &mut events);
         self.commit.outbox = events;
         self.commit
-            .node_done(i, self.wf.nodes[i as usize].id.as_str(), clock, status)?;
+            .node_done(i, self.iid(i, None).as_str(), clock, status)?;
         self.sched.committed(&self.graph, i);
         Ok(())
     }

@@ -7,7 +7,9 @@
 
 use super::expr::{self, Form, Scope};
 use super::limits;
-use super::model::{Defaults, ForEach, Input, Node, NodeIdx, NodeKind, Retry, Task, Workflow};
+use super::model::{
+    Call, Defaults, ForEach, Input, Loop, Node, NodeIdx, NodeKind, OnMax, Retry, Task, Workflow,
+};
 use crate::policy::PolicySpec;
 use crate::syntax::diag::{Diagnostics, WorkflowError, did_you_mean, ss};
 use crate::syntax::duration;
@@ -16,6 +18,7 @@ use crate::syntax::yaml::{self, Span, Value};
 use crate::tools::{self, KeyKind, ToolSpec};
 use miette::{LabeledSpan, NamedSource};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,8 +51,22 @@ pub const NODE_KEYS: &[&str] = &[
     "fork",
     "join",
     "approval",
+    "loop",
+    "workflow",
 ];
-pub const KIND_KEYS: &[&str] = &["run", "tool", "branch", "fork", "join", "approval"];
+pub const KIND_KEYS: &[&str] = &[
+    "run", "tool", "branch", "fork", "join", "approval", "loop", "workflow",
+];
+pub const LOOP_KEYS: &[&str] = &[
+    "max_iterations",
+    "until",
+    "state",
+    "update",
+    "on_max",
+    "output",
+    "nodes",
+];
+pub const CALL_KEYS: &[&str] = &["file", "inputs"];
 pub const INPUT_KEYS: &[&str] = &["default", "description"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
 pub const RETRY_KEYS: &[&str] = &["attempts", "backoff", "factor", "max_backoff"];
@@ -69,12 +86,28 @@ pub fn load_with(
     source: String,
     toolbox: tools::Toolbox,
 ) -> Result<Workflow, Diagnostics> {
+    let stack = std::fs::canonicalize(file).into_iter().collect();
+    load_called(file, source, toolbox, stack)
+}
+
+/// [`load_with`] for a file reached through `workflow:` calls: `stack` holds the files of
+/// the calls that led here (canonical paths, outermost first), to refuse a cycle.
+fn load_called(
+    file: &str,
+    source: String,
+    toolbox: tools::Toolbox,
+    stack: Vec<PathBuf>,
+) -> Result<Workflow, Diagnostics> {
     let mut errors = Vec::new();
     let workflow = match yaml::parse(&source) {
         Ok(root) => Checker {
             source: &source,
             errors: &mut errors,
             tools: toolbox,
+            file,
+            stack,
+            defaults: Defaults::default(),
+            body_ids: Vec::new(),
         }
         .workflow(&root),
         Err(e) => {
@@ -87,8 +120,7 @@ pub fn load_with(
     };
     match workflow {
         Some(mut w) if errors.is_empty() => {
-            w.file = file.to_string();
-            w.source = source.into();
+            adopt(&mut w, file, source.into());
             Ok(w)
         }
         _ => {
@@ -112,6 +144,30 @@ struct Checker<'s, 'e> {
     source: &'s str,
     errors: &'e mut Errors,
     tools: tools::Toolbox,
+    /// The file's name as given (`workflow:` paths are relative to its directory).
+    file: &'s str,
+    /// The files of the calls that led to this one, this one last (canonical paths).
+    stack: Vec<PathBuf>,
+    defaults: Defaults,
+    /// Ids declared in loop bodies, with their loop's id (for messages and `max_calls`).
+    body_ids: Vec<(String, String)>,
+}
+
+/// Bit set in a scope's node index for a node of an enclosing level (read by a loop's body):
+/// the rest is its position in that scope's list of outer ids.
+const OUTER: u32 = 1 << 31;
+
+/// Gives the file name and source to a workflow and the bodies of its loops (which share
+/// them); a called workflow keeps its own.
+fn adopt(w: &mut Workflow, file: &str, source: Arc<str>) {
+    w.file = file.to_string();
+    w.source = source;
+    for node in &mut w.nodes {
+        if let NodeKind::Loop(l) = &mut node.kind {
+            adopt(&mut l.body, file, w.source.clone());
+            l.body.name = w.name.clone();
+        }
+    }
 }
 
 /// What pass one learns about a node (kept small: there is one per node).
@@ -178,46 +234,27 @@ impl Checker<'_, '_> {
             None => &[],
         };
 
-        // Pass one: ids.
-        let heads: Vec<Head<'_>> = items.iter().map(|item| self.head(item)).collect();
-        let mut ids: HashMap<&str, NodeIdx> = HashMap::with_capacity(heads.len());
-        for (i, head) in heads.iter().enumerate() {
-            if head.id.is_empty() || !head.valid_id {
-                continue;
-            }
-            if let Some(&first) = ids.get(head.id) {
-                self.errors.push(WorkflowError::DuplicateId {
-                    id: head.id.to_string(),
-                    first: ss(heads[first as usize].span),
-                    second: ss(head.span),
-                });
-            } else {
-                ids.insert(head.id, i as NodeIdx);
-            }
-        }
-
-        // Pass two: every node.
         let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-        // A node that could not be read stands in as a kind-less placeholder so that the
-        // graph checks still run and report their errors too; a Workflow with errors is
-        // never returned.
-        let mut nodes = Vec::with_capacity(heads.len());
-        for head in &heads {
-            let node = self.node(head, &ids, &input_names, &defaults);
-            nodes.push(node.unwrap_or_else(|| placeholder(head)));
-        }
+        self.defaults = defaults.clone();
+        let top = HashMap::new();
+        let (nodes, own, _) = self.graph(items, &top, &input_names, false);
+        let ids: HashMap<&str, NodeIdx> = own.iter().map(|(id, i)| (*id, *i)).collect();
         let (outputs, output_reads) = f
             .get("outputs")
             .map(|n| self.outputs(n, &ids, &input_names))
             .unwrap_or_default();
-        self.max_call_keys(&policy, &ids);
+        let body_ids = std::mem::take(&mut self.body_ids);
+        let mut known = ids.clone();
+        for (child, _) in &body_ids {
+            known.entry(child.as_str()).or_insert(0);
+        }
+        self.max_call_keys(&policy, &known);
         for node in &nodes {
             if let Some(p) = &node.policy {
-                self.max_call_keys(p, &ids);
+                self.max_call_keys(p, &known);
             }
         }
-        link(&mut nodes);
-        self.check_acyclic(&nodes);
+        self.explain_body_references(&body_ids);
 
         Some(Workflow {
             file: String::new(),
@@ -413,6 +450,357 @@ impl Checker<'_, '_> {
         })
     }
 
+    /// Reads a list of nodes as one graph: the workflow's, or a loop's body (`visible`: the
+    /// ids of the enclosing levels, which the body's expressions may read). Gives the nodes
+    /// (their `deps`, `after` and `reads` in this graph's indices) and this level's ids.
+    /// Reads of enclosing nodes are left out of the nodes' lists and given as `OUTER` entries
+    /// of the second list's positions... see [`Checker::split_outer`].
+    fn graph<'n>(
+        &mut self,
+        items: &'n [yaml::Node],
+        visible: &HashMap<&'n str, NodeIdx>,
+        inputs: &[&str],
+        in_loop: bool,
+    ) -> (Vec<Node>, Vec<(&'n str, NodeIdx)>, Vec<NodeIdx>) {
+        // Pass one: ids.
+        let heads: Vec<Head<'n>> = items.iter().map(|item| self.head(item)).collect();
+        let mut ids: HashMap<&'n str, NodeIdx> = HashMap::with_capacity(heads.len());
+        let mut own = Vec::with_capacity(heads.len());
+        for (i, head) in heads.iter().enumerate() {
+            if head.id.is_empty() || !head.valid_id {
+                continue;
+            }
+            if let Some(&first) = ids.get(head.id) {
+                self.errors.push(WorkflowError::DuplicateId {
+                    id: head.id.to_string(),
+                    first: ss(heads[first as usize].span),
+                    second: ss(head.span),
+                });
+            } else if visible.contains_key(head.id) {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!("node id `{}` is already used outside this loop", head.id),
+                    span: ss(head.span),
+                    label: "used again here".into(),
+                    help: Some("ids are unique in the whole file, loop bodies included".into()),
+                });
+            } else {
+                ids.insert(head.id, i as NodeIdx);
+                own.push((head.id, i as NodeIdx));
+            }
+        }
+        // What expressions here see: this level's nodes, then the enclosing ones.
+        let (scope_nodes, outer) = combined(&ids, visible);
+        // Pass two: every node. A node that could not be read stands in as a kind-less
+        // placeholder so that the graph checks still run and report their errors too; a
+        // Workflow with errors is never returned.
+        let mut nodes = Vec::with_capacity(heads.len());
+        let mut outer_reads = Vec::new();
+        for head in &heads {
+            let node = self.node(head, &ids, &scope_nodes, inputs, in_loop);
+            let mut node = node.unwrap_or_else(|| placeholder(head));
+            if !outer.is_empty() {
+                outer_reads.extend(split_outer(&mut node, &outer, visible));
+            }
+            nodes.push(node);
+        }
+        link(&mut nodes);
+        self.check_acyclic(&nodes);
+        (nodes, own, outer_reads)
+    }
+
+    /// Reads a `loop:` node's block: its body as a graph of its own, and its loop-level
+    /// expressions, which see the body's nodes (this iteration's) and `loop`. What the body
+    /// reads from outside it is added to `used`: the loop waits for those nodes.
+    fn loop_kind(
+        &mut self,
+        id: &str,
+        value: &yaml::Node,
+        scope: &Scope<'_>,
+        used: &mut Vec<NodeIdx>,
+    ) -> Option<Box<Loop>> {
+        let f = Fields::new(value, "loop", LOOP_KEYS, self.errors)?;
+        let max_iterations = f
+            .require("max_iterations", self.errors)
+            .and_then(|n| read::non_negative(n, self.errors))
+            .and_then(|n| {
+                if n.value == 0 || n.value > limits::LOOP_ITERATIONS {
+                    self.errors.push(WorkflowError::InvalidValue {
+                        message: format!(
+                            "`max_iterations` must be from 1 to {}",
+                            limits::LOOP_ITERATIONS
+                        ),
+                        span: ss(n.span),
+                        label: "out of range".into(),
+                        help: Some("see docs/workflow.md#limits".into()),
+                    });
+                    None
+                } else {
+                    Some(n.value as u32)
+                }
+            });
+        let on_max = match f.get("on_max") {
+            None => Some(OnMax::Fail),
+            Some(n) => match read::string(n, self.errors) {
+                Some(v) if v.value == "fail" => Some(OnMax::Fail),
+                Some(v) if v.value == "succeed" => Some(OnMax::Succeed),
+                Some(v) => {
+                    self.errors.push(WorkflowError::InvalidValue {
+                        message: format!("`on_max` is `fail` or `succeed`, not `{}`", v.value),
+                        span: ss(v.span),
+                        label: "unknown value".into(),
+                        help: None,
+                    });
+                    None
+                }
+                None => None,
+            },
+        };
+        let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
+            Some((_, Value::Seq(items))) if !items.is_empty() => items,
+            Some((n, _)) => {
+                self.errors
+                    .push(read::wrong_type(n, "a non-empty list of nodes"));
+                &[]
+            }
+            None => &[],
+        };
+        let (nodes, own, outer_reads) = self.graph(items, scope.nodes, scope.inputs, true);
+        for (child, _) in &own {
+            self.body_ids.push((child.to_string(), id.to_string()));
+        }
+        let ids: HashMap<&str, NodeIdx> = own.iter().copied().collect();
+        let (body_scope, outer) = combined(&ids, scope.nodes);
+        let inner = Scope {
+            nodes: &body_scope,
+            inputs: scope.inputs,
+            loop_vars: false,
+            in_loop: true,
+        };
+        let mut reads = Vec::new();
+        let entries = |key: &str, this: &mut Self, reads: &mut Vec<NodeIdx>| {
+            let Some(n) = f.get(key) else {
+                return Vec::new();
+            };
+            let Value::Map(map) = &n.value else {
+                this.errors
+                    .push(read::wrong_type(n, "a mapping of names to values"));
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            for (k, v) in map {
+                if let Some(name) = read::scalar_text(k, this.errors) {
+                    this.value_templates(v, &inner, reads);
+                    out.push((name.value, v.clone()));
+                }
+            }
+            out
+        };
+        let state = entries("state", self, &mut reads);
+        let update = entries("update", self, &mut reads);
+        if let Some((name, _)) = update
+            .iter()
+            .find(|(n, _)| !state.iter().any(|(s, _)| s == n))
+        {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: format!("`update` sets `{name}`, which `state` does not declare"),
+                span: ss(f.key_span("update").unwrap_or(value.span)),
+                label: "not in `state`".into(),
+                help: Some(
+                    "declare every loop-carried value with its first value under `state`".into(),
+                ),
+            });
+        }
+        let until = f
+            .get("until")
+            .and_then(|n| read::expression(n, self.errors));
+        if let Some(u) = &until {
+            self.expr(u, Form::Expression, &inner, &mut reads);
+        }
+        let output = f.get("output").cloned();
+        if let Some(o) = &output {
+            self.value_templates(o, &inner, &mut reads);
+        }
+        // The body's reads of enclosing nodes, and the loop-level expressions' ones.
+        used.extend(outer_reads);
+        for r in reads.iter().filter(|&&r| r & OUTER != 0) {
+            used.push(scope.nodes[outer[(r & !OUTER) as usize]]);
+        }
+        let n = nodes.len() as NodeIdx;
+        Some(Box::new(Loop {
+            body: Workflow {
+                file: String::new(),
+                source: "".into(),
+                version: 1,
+                name: String::new(),
+                description: None,
+                seed: 0,
+                inputs: Vec::new(),
+                defaults: Defaults::default(),
+                policy: PolicySpec::default(),
+                nodes,
+                outputs: Vec::new(),
+                // Every body node's value is kept: `loop.previous`, `update`, `until` read them.
+                output_reads: (0..n).collect(),
+            },
+            max_iterations: max_iterations?,
+            until,
+            state,
+            update,
+            on_max: on_max?,
+            output,
+        }))
+    }
+
+    /// Reads a `workflow:` node's block: the called file is read and validated here, with
+    /// the calls that led to it (a cycle is refused), and its inputs checked against what
+    /// it declares.
+    fn call_kind(
+        &mut self,
+        value: &yaml::Node,
+        scope: &Scope<'_>,
+        used: &mut Vec<NodeIdx>,
+    ) -> Option<Box<Call>> {
+        let f = Fields::new(value, "workflow", CALL_KEYS, self.errors)?;
+        let file = f
+            .require("file", self.errors)
+            .and_then(|n| read::string(n, self.errors))?;
+        let mut inputs = Vec::new();
+        if let Some(n) = f.get("inputs") {
+            match &n.value {
+                Value::Map(map) => {
+                    for (k, v) in map {
+                        if let Some(name) = read::scalar_text(k, self.errors) {
+                            self.value_templates(v, scope, used);
+                            inputs.push((name, v.clone()));
+                        }
+                    }
+                }
+                _ => self
+                    .errors
+                    .push(read::wrong_type(n, "a mapping of input names to values")),
+            }
+        }
+        let invalid = |message: String, help: Option<String>| WorkflowError::InvalidValue {
+            message,
+            span: ss(file.span),
+            label: "called here".into(),
+            help,
+        };
+        if Path::new(&file.value).is_absolute() || file.value.is_empty() {
+            self.errors.push(invalid(
+                "a called workflow's `file` is a path relative to the calling file".into(),
+                Some(
+                    "the ledger records it; an absolute path would tie the run to this host".into(),
+                ),
+            ));
+            return None;
+        }
+        let path = Path::new(self.file)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(&file.value);
+        let shown = path.display().to_string();
+        let canonical = std::fs::canonicalize(&path).ok();
+        if let Some(c) = &canonical
+            && self.stack.contains(c)
+        {
+            let chain: Vec<String> = self
+                .stack
+                .iter()
+                .chain([c])
+                .map(|p| {
+                    p.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                })
+                .collect();
+            self.errors.push(invalid(
+                format!("this call makes a cycle: {}", chain.join(" -> ")),
+                Some("a workflow cannot call itself, directly or through others".into()),
+            ));
+            return None;
+        }
+        if self.stack.len() >= limits::CALL_DEPTH {
+            self.errors.push(invalid(
+                format!("calls nest deeper than {} files", limits::CALL_DEPTH),
+                Some("see docs/workflow.md#limits".into()),
+            ));
+            return None;
+        }
+        let source = match crate::syntax::read_text(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                self.errors.push(invalid(
+                    format!("cannot read the called workflow: {e}"),
+                    None,
+                ));
+                return None;
+            }
+        };
+        let sha256 = crate::ledger::sha256_hex(source.as_bytes());
+        let mut stack = self.stack.clone();
+        stack.extend(canonical);
+        let callee = match load_called(&shown, source, self.tools, stack) {
+            Ok(w) => w,
+            Err(d) => {
+                let lines: Vec<String> = d
+                    .errors
+                    .iter()
+                    .map(|e| {
+                        let at = primary_offset(e);
+                        let (line, col) = line_col(d.source.inner(), at);
+                        format!("{shown}:{line}:{col}: {e}")
+                    })
+                    .collect();
+                self.errors.push(invalid(
+                    format!("the called workflow `{}` is invalid", file.value),
+                    Some(lines.join("\n")),
+                ));
+                return None;
+            }
+        };
+        for (name, _) in &inputs {
+            if !callee.inputs.iter().any(|i| i.name == name.value) {
+                self.errors.push(WorkflowError::UnknownReference {
+                    what: "input of the called workflow",
+                    name: name.value.clone(),
+                    span: ss(name.span),
+                    help: did_you_mean(&name.value, callee.inputs.iter().map(|i| i.name.as_str())),
+                });
+            }
+        }
+        for input in callee.inputs.iter().filter(|i| i.default.is_none()) {
+            if !inputs.iter().any(|(n, _)| n.value == input.name) {
+                self.errors.push(invalid(
+                    format!("the called workflow needs input `{}`", input.name),
+                    Some("give it under `inputs:`".into()),
+                ));
+            }
+        }
+        Some(Box::new(Call {
+            file,
+            sha256,
+            callee,
+            inputs: inputs.into_iter().map(|(n, v)| (n.value, v)).collect(),
+        }))
+    }
+
+    /// A reference from outside a loop to a node of its body is an unknown node there; say
+    /// where the node is and what to read instead.
+    fn explain_body_references(&mut self, body_ids: &[(String, String)]) {
+        for e in self.errors.iter_mut() {
+            let (WorkflowError::UnknownReference { name, help, .. }
+            | WorkflowError::UnknownNode { id: name, help, .. }) = e
+            else {
+                continue;
+            };
+            if let Some((_, l)) = body_ids.iter().find(|(child, _)| child == name) {
+                *help = Some(format!(
+                    "`{name}` is a node of the body of loop `{l}`, which only its body sees; read `nodes.{l}.output` instead"
+                ));
+            }
+        }
+    }
+
     fn head<'n>(&mut self, item: &'n yaml::Node) -> Head<'n> {
         let fields = Fields::new(item, "node", NODE_KEYS, self.errors);
         let mut head = Head {
@@ -486,9 +874,11 @@ impl Checker<'_, '_> {
         &mut self,
         head: &Head<'_>,
         ids: &HashMap<&str, NodeIdx>,
+        visible: &HashMap<&str, NodeIdx>,
         inputs: &[&str],
-        defaults: &Defaults,
+        in_loop: bool,
     ) -> Option<Node> {
+        let defaults = &self.defaults.clone();
         let f = &Fields::checked(head.item, "node", NODE_KEYS)?;
         let needs: Vec<NodeIdx> = f
             .get("needs")
@@ -498,9 +888,10 @@ impl Checker<'_, '_> {
             .map(|s| s.value)
             .collect();
         let scope = Scope {
-            nodes: ids,
+            nodes: visible,
             inputs,
             loop_vars: f.get("for_each").is_some(),
+            in_loop,
         };
         let mut used = Vec::new();
 
@@ -783,6 +1174,8 @@ impl Checker<'_, '_> {
                     .map(|s| s.value)
                     .collect(),
             )),
+            "loop" => self.loop_kind(id, value, scope, used).map(NodeKind::Loop),
+            "workflow" => self.call_kind(value, scope, used).map(NodeKind::Call),
             "approval" => {
                 let f = Fields::new(value, "approval", APPROVAL_KEYS, self.errors)?;
                 let prompt = f
@@ -933,6 +1326,7 @@ impl Checker<'_, '_> {
             nodes: ids,
             inputs,
             loop_vars: false,
+            in_loop: false,
         };
         let mut outputs = Vec::new();
         let mut reads = Vec::new();
@@ -1151,4 +1545,46 @@ fn valid_input_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The ids expressions see at one level: its own (their indices), then the enclosing ones
+/// (`OUTER` with their position in the second list, sorted so the scope does not depend on
+/// hash order).
+fn combined<'a>(
+    own: &HashMap<&'a str, NodeIdx>,
+    visible: &HashMap<&'a str, NodeIdx>,
+) -> (HashMap<&'a str, NodeIdx>, Vec<&'a str>) {
+    let mut outer: Vec<&'a str> = visible.keys().copied().collect();
+    outer.sort_unstable();
+    let mut all: HashMap<&'a str, NodeIdx> = own.clone();
+    for (k, id) in outer.iter().enumerate() {
+        all.entry(id).or_insert(OUTER | k as NodeIdx);
+    }
+    (all, outer)
+}
+
+/// Takes a body node's reads of enclosing nodes out of its lists (the loop waits for them
+/// instead) and gives them as the enclosing level's scope values.
+fn split_outer(node: &mut Node, outer: &[&str], visible: &HashMap<&str, NodeIdx>) -> Vec<NodeIdx> {
+    let local = |v: &NodeIdx| v & OUTER == 0;
+    if node.reads.iter().all(local) {
+        return Vec::new();
+    }
+    let extern_ = node
+        .reads
+        .iter()
+        .filter(|v| !local(v))
+        .map(|&v| visible[outer[(v & !OUTER) as usize]])
+        .collect();
+    node.reads = node.reads.iter().copied().filter(local).collect();
+    node.after = node.after.iter().copied().filter(local).collect();
+    extern_
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
