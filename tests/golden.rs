@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// Every event kind of `kairos.ledger/1`, as the library defines them: a kind added there
 /// without a golden ledger that holds it fails `fixtures_cover_every_event_kind`.
-const EVENT_KINDS: [&str; 18] = kairos::ledger::event::KINDS;
+const EVENT_KINDS: [&str; 20] = kairos::ledger::event::KINDS;
 
 /// How a committed ledger is made. A ledger's first recipe writes it under
 /// `KAIROS_UPDATE_GOLDEN=1`; every recipe must reproduce it.
@@ -185,6 +185,13 @@ const SCENARIOS: &[Scenario] = &[
         diffs: &[("ledger.jsonl", "sibling.jsonl")],
     },
     Scenario {
+        name: "loops",
+        env: &[],
+        setup: &[],
+        ledgers: &[ledger("ledger.jsonl", &[run(&[], 0)])],
+        diffs: &[],
+    },
+    Scenario {
         name: "audit",
         env: &[],
         setup: &[],
@@ -248,6 +255,10 @@ impl Scenario {
         std::fs::write(dir.join("workflow.yaml"), self.read("workflow.yaml")).unwrap();
         if self.has_org_policy() {
             std::fs::write(dir.join("policy.yaml"), self.read("policy.yaml")).unwrap();
+        }
+        // A workflow the scenario's workflow calls (`workflow:` nodes).
+        if self.dir().join("called.yaml").exists() {
+            std::fs::write(dir.join("called.yaml"), self.read("called.yaml")).unwrap();
         }
         if setup {
             for name in self.setup {

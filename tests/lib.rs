@@ -1,6 +1,7 @@
 //! Integration tests: one binary that drives the real `kairos` executable.
 
 mod approval;
+mod calls;
 mod commands;
 mod common;
 mod determinism;
@@ -10,6 +11,7 @@ mod generated;
 mod golden;
 mod graph;
 mod limits;
+mod loops;
 mod paths_and_records;
 mod policy;
 mod properties;

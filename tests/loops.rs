@@ -1,0 +1,453 @@
+//! `loop:` nodes: iterations one after another, `until`, `max_iterations` and `on_max`,
+//! loop-carried state, nesting, and the ledger's replay, diff and resume across iterations.
+
+use crate::common::{Test, diagnostics};
+
+/// A writer/reviewer loop: `score` rises by one per iteration; it ends at 3.
+const REVIEW: &str = "version: 1
+name: review
+inputs:
+  topic: { default: loops }
+nodes:
+  - id: brief
+    tool: echo
+    with: { message: 'write about {{ inputs.topic }}' }
+  - id: review
+    loop:
+      max_iterations: 5
+      state: { draft: '', score: 0 }
+      update:
+        draft: '{{ nodes.write.output }}'
+        score: '{{ loop.state.score + 1 }}'
+      until: 'loop.state.score >= 3'
+      nodes:
+        - id: write
+          tool: echo
+          with: { message: '{{ nodes.brief.output }} v{{ loop.iteration }}' }
+        - id: check
+          needs: [write]
+          tool: echo
+          with: { message: 'checked {{ nodes.write.output }}' }
+        - id: side
+          tool: echo
+          with: { message: side }
+  - id: done
+    tool: echo
+    with: { message: 'final {{ nodes.review.output.draft }}' }
+outputs:
+  final: '{{ nodes.review.output.draft }}'
+";
+
+fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn events<'a>(ledger: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    ledger.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[test]
+fn loop_ends_when_until_is_true_and_records_each_iteration() {
+    let out = Test::new()
+        .workflow(REVIEW)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0)
+        .stdout_contains("output final: write about loops v3");
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let iterations = events(&ledger, "LoopIteration");
+    assert_eq!(iterations.len(), 3);
+    assert_eq!(iterations[0]["until"], false);
+    assert!(iterations[0].get("ended").is_none());
+    assert_eq!(iterations[2]["until"], true);
+    assert_eq!(iterations[2]["ended"], "until");
+    assert_eq!(iterations[2]["state"]["score"], 3);
+    // Every body call is an ordinary recorded call, under its iteration's id.
+    let starts: Vec<&str> = events(&ledger, "Start")
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert!(starts.contains(&"review#1/write") && starts.contains(&"review#3/check"));
+    assert!(!starts.iter().any(|s| s.starts_with("review#4/")));
+    // The loop's End comes after its last iteration, and `done` after the loop.
+    let seq = |node: &str, kind: &str| {
+        ledger
+            .iter()
+            .position(|e| e["node"] == node && e["event"] == kind)
+            .unwrap()
+    };
+    assert!(seq("review", "LoopIteration") < seq("review", "End"));
+    assert!(seq("review", "End") < seq("done", "Start"));
+}
+
+#[test]
+fn loop_at_max_iterations_fails_by_default_and_succeeds_with_on_max_succeed() {
+    let wf = |on_max: &str| {
+        format!(
+            "version: 1\nname: m\nnodes:\n  - id: l\n    loop:\n      max_iterations: 2\n{on_max}      until: 'false'\n      nodes:\n        - id: x\n          tool: echo\n          with: {{ message: hi }}\n"
+        )
+    };
+    let out = Test::new()
+        .workflow(&wf(""))
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(1);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let it = events(&ledger, "LoopIteration");
+    assert_eq!(it.len(), 2);
+    assert_eq!(it[1]["ended"], "max_iterations");
+    let end = events(&ledger, "End")
+        .into_iter()
+        .find(|e| e["node"] == "l")
+        .unwrap();
+    assert_eq!(end["status"], "failed");
+    assert!(end["error"].as_str().unwrap().contains("max_iterations"));
+    Test::new()
+        .workflow(&wf("      on_max: succeed\n"))
+        .args(["run", "wf.yaml"])
+        .run()
+        .code(0);
+}
+
+#[test]
+fn loop_state_and_previous_iteration_values_are_in_scope() {
+    let wf = "version: 1
+name: s
+nodes:
+  - id: l
+    loop:
+      max_iterations: 4
+      state: { log: [] }
+      update: { log: '{{ loop.state.log + [nodes.x.output] }}' }
+      output: '{{ loop.state.log | join(\",\") }}'
+      nodes:
+        - id: x
+          tool: echo
+          with: { message: '{{ loop.iteration }}:{{ loop.previous.x.output if loop.iteration > 1 else \"none\" }}' }
+  - id: show
+    tool: echo
+    with: { message: '{{ nodes.l.output }}' }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 1, "on_max defaults to fail:\n{}", out.stderr);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let outputs: Vec<&str> = events(&ledger, "ToolOutput")
+        .iter()
+        .map(|e| e["output"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outputs,
+        ["1:none", "2:1:none", "3:2:1:none", "4:3:2:1:none"]
+    );
+    let last = events(&ledger, "LoopIteration").pop().unwrap().clone();
+    assert_eq!(last["state"]["log"].as_array().unwrap().len(), 4);
+}
+
+const NESTED: &str = "version: 1
+name: nested
+nodes:
+  - id: items
+    tool: echo
+    with: { message: ab }
+  - id: outer
+    loop:
+      max_iterations: 2
+      nodes:
+        - id: inner
+          loop:
+            max_iterations: 2
+            on_max: succeed
+            nodes:
+              - id: x
+                for_each: ['a', 'b', 'c']
+                tool: echo
+                with: { message: '{{ nodes.items.output }}-{{ item }}-{{ loop.iteration }}' }
+              - id: r
+                tool: echo
+                with: { message: side }
+      on_max: succeed
+";
+
+#[test]
+fn for_each_inside_a_loop_inside_a_loop_has_nested_instance_ids() {
+    let out = Test::new()
+        .workflow(NESTED)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let x = ledger
+        .iter()
+        .find(|e| e["node"] == "outer#2/inner#1/x[2]" && e["event"] == "ToolOutput")
+        .expect("the item's output");
+    assert_eq!(x["output"], "ab-c-1");
+    let loops: Vec<&str> = events(&ledger, "LoopIteration")
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        loops,
+        [
+            "outer#1/inner",
+            "outer#1/inner",
+            "outer",
+            "outer#2/inner",
+            "outer#2/inner",
+            "outer"
+        ]
+    );
+}
+
+#[test]
+fn loop_ledgers_are_the_same_at_any_jobs() {
+    let t = Test::new().workflow(REVIEW).file("n.yaml", NESTED);
+    let dir = t.path().to_path_buf();
+    for wf in ["wf.yaml", "n.yaml"] {
+        let mut ledgers = Vec::new();
+        for jobs in ["1", "2", "8"] {
+            let name = format!("{wf}-{jobs}.jsonl");
+            Test::new()
+                .args(["run", wf, "--jobs", jobs, "--ledger", &name, "-q"])
+                .run_in(&dir)
+                .code(0);
+            ledgers.push(std::fs::read(dir.join(&name)).unwrap());
+        }
+        assert_eq!(ledgers[0], ledgers[1], "{wf}: --jobs 1 and 2");
+        assert_eq!(ledgers[0], ledgers[2], "{wf}: --jobs 1 and 8");
+    }
+    drop(t);
+}
+
+#[test]
+fn loop_replay_matches_and_against_reports_the_first_changed_iteration() {
+    let t = Test::new().workflow(REVIEW).file(
+        "changed.yaml",
+        &REVIEW.replace(
+            "v{{ loop.iteration }}'",
+            "v{{ loop.iteration }}{{ \"!\" if loop.iteration == 2 else \"\" }}'",
+        ),
+    );
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(&dir)
+        .code(0)
+        .stdout_contains("replay matches");
+    Test::new()
+        .args(["replay", "l.jsonl", "--against", "changed.yaml"])
+        .run_in(&dir)
+        .code(1)
+        .stdout_contains("node `review#2/write`");
+    // The state so far, in the middle of the loop: the first iteration's state.
+    let ledger = lines(&dir.join("l.jsonl"));
+    let first = ledger
+        .iter()
+        .position(|e| e["event"] == "LoopIteration")
+        .unwrap();
+    Test::new()
+        .args(["replay", "l.jsonl", "--until", &first.to_string()])
+        .run_in(&dir)
+        .code(0)
+        .stdout_contains("review#1/check")
+        .stdout_contains("write about loops v1\",\"score\":1");
+    drop(t);
+}
+
+#[test]
+fn diff_aligns_loop_calls_by_iteration() {
+    let t = Test::new()
+        .workflow(REVIEW)
+        .file("b.yaml", &REVIEW.replace("checked {{", "CHECKED {{"));
+    let dir = t.path().to_path_buf();
+    for (wf, l) in [("wf.yaml", "a.jsonl"), ("b.yaml", "b.jsonl")] {
+        Test::new()
+            .args(["run", wf, "--ledger", l, "-q"])
+            .run_in(&dir)
+            .code(0);
+    }
+    let out = Test::new()
+        .args(["diff", "a.jsonl", "b.jsonl", "--format", "json"])
+        .run_in(&dir)
+        .code(1);
+    let text = out.stdout;
+    for n in 1..=3 {
+        assert!(text.contains(&format!("review#{n}/check")), "{text}");
+    }
+    assert!(
+        !text.contains("review#1/write"),
+        "unchanged calls are aligned: {text}"
+    );
+    drop(t);
+}
+
+#[test]
+fn resume_continues_a_loop_cut_in_the_middle_of_an_iteration() {
+    let t = Test::new().workflow(REVIEW);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "full.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    let full = std::fs::read_to_string(dir.join("full.jsonl")).unwrap();
+    // Cut after the `End` of `review#2/write`: iteration 2 is half done; then tear the next line.
+    let cut = full
+        .lines()
+        .position(|l| l.contains("\"End\"") && l.contains("review#2/write"))
+        .unwrap();
+    let mut prefix: String = full
+        .lines()
+        .take(cut + 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let torn = full.lines().nth(cut + 1).unwrap();
+    prefix.push_str(&torn[..torn.len() / 2]);
+    std::fs::write(dir.join("cut.jsonl"), &prefix).unwrap();
+    Test::new()
+        .args(["run", "wf.yaml", "--resume", "cut.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cut.jsonl")).unwrap(),
+        full
+    );
+    drop(t);
+}
+
+#[test]
+fn reading_a_body_node_from_outside_its_loop_is_an_error_with_location() {
+    let wf = "version: 1
+name: r
+nodes:
+  - id: l
+    loop:
+      max_iterations: 2
+      nodes:
+        - id: x
+          tool: echo
+          with: { message: hi }
+  - id: y
+    tool: echo
+    with: { message: '{{ nodes.x.output }}' }
+";
+    let d = diagnostics(wf);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].line, 13);
+    assert!(
+        d[0].help
+            .as_deref()
+            .unwrap()
+            .contains("read `nodes.l.output` instead"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn body_nodes_get_the_same_diagnostics_with_locations() {
+    let wf = "version: 1
+name: b
+nodes:
+  - id: l
+    loop:
+      max_iterations: 20000
+      nodes:
+        - id: x
+          tool: ecko
+        - id: y
+          needs: [nope]
+          tool: echo
+          with: { message: '{{ inputs.missing }} {{ loop.bogus }}' }
+";
+    let d = diagnostics(wf);
+    let at: Vec<(u64, &str)> = d.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert!(
+        at.iter()
+            .any(|(l, m)| *l == 6 && m.contains("max_iterations")),
+        "{at:?}"
+    );
+    assert!(
+        at.iter().any(|(l, m)| *l == 9 && m.contains("ecko")),
+        "{at:?}"
+    );
+    assert!(
+        at.iter().any(|(l, m)| *l == 11 && m.contains("nope")),
+        "{at:?}"
+    );
+    assert!(
+        at.iter().any(|(l, m)| *l == 13 && m.contains("missing")),
+        "{at:?}"
+    );
+    assert!(
+        at.iter().any(|(l, m)| *l == 13 && m.contains("bogus")),
+        "{at:?}"
+    );
+}
+
+#[test]
+fn max_calls_of_a_body_node_counts_every_iteration() {
+    let wf = "version: 1
+name: c
+policy: { max_calls: { x: 2 } }
+nodes:
+  - id: l
+    loop:
+      max_iterations: 3
+      on_max: succeed
+      nodes:
+        - id: x
+          tool: echo
+          with: { message: hi }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(3);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let limited = events(&ledger, "CallLimitExceeded");
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0]["node"], "l#3/x");
+}
+
+#[test]
+fn graph_draws_loops_as_clusters() {
+    let t = Test::new().workflow(REVIEW);
+    let dir = t.path().to_path_buf();
+    let mermaid = Test::new()
+        .args(["graph", "wf.yaml"])
+        .run_in(&dir)
+        .code(0)
+        .stdout;
+    assert!(
+        mermaid.contains("subgraph cn1[\"review (loop, at most 5)\"]"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("n1_0 --> n1_1"), "{mermaid}");
+    let dot = Test::new()
+        .args(["graph", "wf.yaml", "--format", "dot"])
+        .run_in(&dir)
+        .code(0)
+        .stdout;
+    assert!(dot.contains("subgraph cluster_n1 {"), "{dot}");
+    if crate::common::require_program("dot") {
+        std::fs::write(dir.join("g.dot"), &dot).unwrap();
+        let status = std::process::Command::new("dot")
+            .args(["-Tsvg", "-o"])
+            .arg(dir.join("g.svg"))
+            .arg(dir.join("g.dot"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "Graphviz rejects:\n{dot}");
+    }
+    drop(t);
+}
