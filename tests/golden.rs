@@ -185,13 +185,6 @@ const SCENARIOS: &[Scenario] = &[
         diffs: &[("ledger.jsonl", "sibling.jsonl")],
     },
     Scenario {
-        name: "loops",
-        env: &[],
-        setup: &[],
-        ledgers: &[ledger("ledger.jsonl", &[run(&[], 0)])],
-        diffs: &[],
-    },
-    Scenario {
         name: "audit",
         env: &[],
         setup: &[],
@@ -210,6 +203,13 @@ const SCENARIOS: &[Scenario] = &[
             ledger("interrupted.jsonl", &[Recipe::Interrupt]),
         ],
         diffs: &[("interrupted.jsonl", "ledger.jsonl")],
+    },
+    Scenario {
+        name: "loops",
+        env: &[],
+        setup: &[],
+        ledgers: &[ledger("ledger.jsonl", &[run(&[], 0)])],
+        diffs: &[],
     },
 ];
 
@@ -304,7 +304,17 @@ impl Scenario {
 
 /// The scenarios, after rewriting their golden files when `KAIROS_UPDATE_GOLDEN=1` (once per
 /// test process, before any test reads them).
+/// How many of [`SCENARIOS`] the release-0.1 fixtures hold: the ones after them (loops and
+/// calls) came later.
+const RELEASE_0_1_SCENARIOS: usize = 5;
+
+/// Event kinds added after release 0.1, which its ledgers cannot hold.
+const ADDED_AFTER_RELEASE_0_1: &[&str] = &["LoopIteration", "WorkflowCall"];
+
 fn scenarios() -> &'static [Scenario] {
+    if FIXTURES.get() == "release-0.1" {
+        return &SCENARIOS[..RELEASE_0_1_SCENARIOS];
+    }
     static UPDATED: OnceLock<()> = OnceLock::new();
     // A previous release's fixtures are never rewritten.
     if updating() && FIXTURES.get() == "golden" {
@@ -902,7 +912,11 @@ fn fixtures_cover_every_event_kind() {
             kinds.insert(kind);
         }
     }
-    let all: BTreeSet<String> = EVENT_KINDS.iter().map(|k| k.to_string()).collect();
+    let all: BTreeSet<String> = EVENT_KINDS
+        .iter()
+        .filter(|k| FIXTURES.get() == "golden" || !ADDED_AFTER_RELEASE_0_1.contains(k))
+        .map(|k| k.to_string())
+        .collect();
     assert_eq!(kinds, all, "the event kinds the golden ledgers hold");
     for feature in [
         "RunEnd \"succeeded\"",
