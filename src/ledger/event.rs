@@ -1173,25 +1173,6 @@ mod tests {
                 node: t("f"),
                 children: vec![t("g")],
             },
-            Event::LoopIteration(LoopIteration {
-                node: t("review"),
-                iteration: 3,
-                state: Cow::Owned(serde_json::json!({ "draft": "v3" })),
-                until: Some(true),
-                ended: Some(LoopEnd::Until),
-            }),
-            Event::LoopIteration(LoopIteration {
-                node: t("outer#2/inner"),
-                iteration: 1,
-                state: Cow::Owned(serde_json::json!({})),
-                until: None,
-                ended: None,
-            }),
-            Event::WorkflowCall(WorkflowCall {
-                node: t("sub"),
-                file: t("lib/child.yaml"),
-                sha256: t("ab"),
-            }),
             Event::JoinComplete {
                 node: t("j"),
                 joined: vec![t("g"), t("h")],
@@ -1257,6 +1238,25 @@ mod tests {
                     denied: 4,
                 },
                 outputs: Cow::Owned(json!({"x": null})),
+            }),
+            Event::LoopIteration(LoopIteration {
+                node: t("review"),
+                iteration: 3,
+                state: Cow::Owned(serde_json::json!({ "draft": "v3" })),
+                until: Some(true),
+                ended: Some(LoopEnd::Until),
+            }),
+            Event::LoopIteration(LoopIteration {
+                node: t("outer#2/inner"),
+                iteration: 1,
+                state: Cow::Owned(serde_json::json!({})),
+                until: None,
+                ended: None,
+            }),
+            Event::WorkflowCall(WorkflowCall {
+                node: t("sub"),
+                file: t("lib/child.yaml"),
+                sha256: t("ab"),
             }),
         ]
     }

@@ -784,6 +784,39 @@ impl Checker<'_, '_> {
         }))
     }
 
+    /// What a loop's body and a call cannot have yet: `for_each` on the loop or call node
+    /// itself, and approvals inside (a sub-graph cannot pause the run; `docs/workflow.md#loops`).
+    fn scope_rules(&mut self, f: &Fields<'_>, kind: Option<&NodeKind>, in_loop: bool) {
+        let at = |key: &str| ss(f.key_span(key).unwrap_or_default());
+        match kind {
+            Some(NodeKind::Loop(_) | NodeKind::Call(_)) if f.get("for_each").is_some() => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: "`for_each` is for task nodes; a loop or a call runs once".into(),
+                    span: at("for_each"),
+                    label: "not on this node".into(),
+                    help: Some("put the `for_each` on a node inside the loop's body".into()),
+                });
+            }
+            Some(NodeKind::Approval { .. }) if in_loop => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: "an approval cannot be inside a loop's body".into(),
+                    span: at("approval"),
+                    label: "not supported here".into(),
+                    help: Some("put the approval before or after the loop".into()),
+                });
+            }
+            Some(NodeKind::Call(c)) if has_approval(&c.callee) => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: "the called workflow has an approval node, which a call cannot pause for".into(),
+                    span: at("workflow"),
+                    label: "called here".into(),
+                    help: Some("put the approval in the calling workflow".into()),
+                });
+            }
+            _ => {}
+        }
+    }
+
     /// A reference from outside a loop to a node of its body is an unknown node there; say
     /// where the node is and what to read instead.
     fn explain_body_references(&mut self, body_ids: &[(String, String)]) {
@@ -927,6 +960,7 @@ impl Checker<'_, '_> {
             .map(|s| s.value);
 
         let kind = self.node_kind(head, f, &scope, ids, &mut used);
+        self.scope_rules(f, kind.as_ref(), in_loop);
 
         used.sort_unstable();
         used.dedup();
@@ -1587,4 +1621,14 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
+}
+
+/// Whether a workflow (or a loop body or callee in it) has an approval node.
+fn has_approval(w: &Workflow) -> bool {
+    w.nodes.iter().any(|n| match &n.kind {
+        NodeKind::Approval { .. } => true,
+        NodeKind::Loop(l) => has_approval(&l.body),
+        NodeKind::Call(c) => has_approval(&c.callee),
+        _ => false,
+    })
 }
