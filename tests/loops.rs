@@ -459,3 +459,115 @@ fn graph_draws_loops_as_clusters() {
     }
     drop(t);
 }
+
+/// A random workflow with loops: top-level nodes around a loop whose body is a random DAG of
+/// sleeps, processes, random draws, `for_each` and reads of the previous iteration, sometimes
+/// with a loop nested in the body. Timing varies from run to run; the ledger must not.
+fn looping(n: usize, seed: u64) -> String {
+    let mut state = seed | 1;
+    let mut next = move |m: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % m.max(1) as u64) as usize
+    };
+    let mut y = String::from(
+        "version: 1\nname: prop\nseed: 3\npolicy: { preset: permissive }\nnodes:\n  - id: before\n    tool: sleep\n    with: { duration: 2ms }\n  - id: l\n    loop:\n",
+    );
+    let iterations = 1 + next(4);
+    let _ = std::fmt::Write::write_fmt(
+        &mut y,
+        format_args!(
+            "      max_iterations: {iterations}\n      on_max: succeed\n      state: {{ n: 0 }}\n      update: {{ n: '{{{{ loop.state.n + 1 }}}}' }}\n      until: 'loop.state.n >= {}'\n      nodes:\n",
+            1 + next(iterations + 1)
+        ),
+    );
+    for i in 0..n {
+        let _ = std::fmt::Write::write_fmt(&mut y, format_args!("        - id: b{i}\n"));
+        if i > 0 && next(2) == 0 {
+            let _ = std::fmt::Write::write_fmt(
+                &mut y,
+                format_args!("          needs: [b{}]\n", next(i)),
+            );
+        }
+        if next(4) == 0 {
+            let _ = std::fmt::Write::write_fmt(
+                &mut y,
+                format_args!("          priority: {}\n", next(3)),
+            );
+        }
+        let body = match next(7) {
+            0 => "          tool: sleep\n          with: { duration: 1ms }\n".to_string(),
+            1 => format!("          run: echo b{i}-{{{{ loop.iteration }}}}\n"),
+            2 => "          tool: random\n          with: { int: [1, 100] }\n".to_string(),
+            3 => "          for_each: [a, b]\n          tool: sleep\n          with: { duration: 1ms }\n".to_string(),
+            4 if i > 0 => format!(
+                "          tool: echo\n          with: {{ message: \"{{{{ loop.previous.b{}.status if loop.iteration > 1 else 'first' }}}}\" }}\n",
+                next(i)
+            ),
+            5 => format!(
+                "          loop:\n            max_iterations: 2\n            on_max: succeed\n            nodes:\n              - id: inner{i}\n                tool: random\n                with: {{ int: [1, 9] }}\n              - id: nap{i}\n                tool: sleep\n                with: {{ duration: 1ms }}\n"
+            ),
+            _ => "          tool: noop\n".to_string(),
+        };
+        y.push_str(&body);
+    }
+    y.push_str("  - id: after\n    tool: echo\n    with: { message: '{{ nodes.l.output.n }}' }\n  - id: side\n    run: echo side\n");
+    y
+}
+
+fn ledger_at(yaml: &str, jobs: &str) -> Vec<u8> {
+    let t = Test::new().workflow(yaml);
+    let path = t.path().join("l.jsonl");
+    let out = t
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-j", jobs])
+        .run();
+    assert!(
+        out.code == 0 || out.code == 1,
+        "exit {}: {}\n{yaml}",
+        out.code,
+        out.stderr
+    );
+    std::fs::read(path).expect("ledger written")
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    #[test]
+    fn loop_ledgers_are_identical_at_jobs_1_2_and_8(n in 2usize..12, seed in proptest::prelude::any::<u64>()) {
+        let yaml = looping(n, seed);
+        let reference = ledger_at(&yaml, "1");
+        proptest::prop_assert!(String::from_utf8_lossy(&reference).contains("\"LoopIteration\""));
+        for jobs in ["2", "8"] {
+            let other = ledger_at(&yaml, jobs);
+            proptest::prop_assert!(other == reference, "loop ledger differs at --jobs {}\n{}", jobs, yaml);
+        }
+    }
+}
+
+#[test]
+fn for_each_on_a_loop_and_approvals_in_a_body_are_refused_with_locations() {
+    let wf = "version: 1
+name: r
+nodes:
+  - id: l
+    for_each: [1, 2]
+    loop:
+      max_iterations: 2
+      nodes:
+        - id: ok
+          approval: { prompt: go? }
+";
+    let d = diagnostics(wf);
+    let at: Vec<(u64, &str)> = d.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert!(
+        at.iter()
+            .any(|(l, m)| *l == 5 && m.contains("`for_each` is for task nodes")),
+        "{at:?}"
+    );
+    assert!(
+        at.iter().any(|(l, m)| *l == 10 && m.contains("approval")),
+        "{at:?}"
+    );
+}

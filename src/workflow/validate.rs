@@ -807,7 +807,9 @@ impl Checker<'_, '_> {
             }
             Some(NodeKind::Call(c)) if has_approval(&c.callee) => {
                 self.errors.push(WorkflowError::InvalidValue {
-                    message: "the called workflow has an approval node, which a call cannot pause for".into(),
+                    message:
+                        "the called workflow has an approval node, which a call cannot pause for"
+                            .into(),
                     span: at("workflow"),
                     label: "called here".into(),
                     help: Some("put the approval in the calling workflow".into()),
