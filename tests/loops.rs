@@ -571,3 +571,110 @@ nodes:
         "{at:?}"
     );
 }
+
+/// A loop whose body appends to a file per call, so a test can count the calls that ran.
+const COUNTED: &str = "version: 1
+name: counted
+policy: { preset: permissive }
+nodes:
+  - id: l
+    loop:
+      max_iterations: 4
+      on_max: succeed
+      nodes:
+        - id: work
+          run: echo {{ loop.iteration }} >> calls.txt
+        - id: nap
+          needs: [work]
+          tool: sleep
+          with: { duration: 150ms }
+  - id: after
+    run: echo done
+";
+
+#[test]
+fn ctrl_c_in_a_loop_pauses_and_resume_runs_only_what_had_not_committed() {
+    let t = Test::new().workflow(COUNTED);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "-q", "--ledger", "full.jsonl"])
+        .run_in(&dir)
+        .code(0);
+    let full = std::fs::read_to_string(dir.join("full.jsonl")).unwrap();
+    std::fs::remove_file(dir.join("calls.txt")).unwrap();
+    let child = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
+    // Interrupt once the second iteration has begun (the ledger holds the first one).
+    let mut waited = 0;
+    while !std::fs::read_to_string(dir.join("l.jsonl"))
+        .unwrap_or_default()
+        .contains("\"iteration\":1")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+        assert!(waited < 3000, "the first iteration never committed");
+    }
+    {
+        use rustix::process::{Pid, Signal, kill_process};
+        kill_process(Pid::from_child(&child), Signal::INT).expect("send SIGINT");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paused = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert!(paused.trim_end().ends_with("}") && paused.contains("\"RunPaused\""));
+    assert!(
+        !paused.contains("\"node\":\"l\",\"status\""),
+        "the loop did not end"
+    );
+    let ran_before = std::fs::read_to_string(dir.join("calls.txt")).unwrap();
+    Test::new()
+        .args(["run", "wf.yaml", "--resume", "l.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    assert_eq!(std::fs::read_to_string(dir.join("l.jsonl")).unwrap(), full);
+    // Every iteration's `work` ran exactly once, over the two invocations.
+    let all = std::fs::read_to_string(dir.join("calls.txt")).unwrap();
+    assert_eq!(all, "1\n2\n3\n4\n", "before the interrupt: {ran_before:?}");
+    drop(t);
+}
+
+#[test]
+fn secrets_in_loop_state_are_masked_in_the_ledger() {
+    let wf = "version: 1
+name: masked
+policy: { secrets: [LOOP_TOKEN] }
+inputs:
+  token: { default: '' }
+nodes:
+  - id: l
+    loop:
+      max_iterations: 1
+      on_max: succeed
+      state: { seen: '' }
+      update: { seen: '{{ nodes.x.output }}' }
+      nodes:
+        - id: x
+          tool: echo
+          with: { message: 'token {{ inputs.token }}' }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .env("LOOP_TOKEN", "s3cr3t-value")
+        .args([
+            "run",
+            "wf.yaml",
+            "--ledger",
+            "l.jsonl",
+            "--input",
+            "token=s3cr3t-value",
+        ])
+        .run()
+        .code(0);
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(text.contains("\"event\":\"LoopIteration\""));
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+}
