@@ -678,3 +678,38 @@ nodes:
     assert!(text.contains("\"event\":\"LoopIteration\""));
     assert!(!text.contains("s3cr3t-value"), "{text}");
 }
+
+#[test]
+fn a_call_that_needs_an_approval_inside_a_loop_fails_the_loop() {
+    let wf = "version: 1
+name: gated
+policy: { preset: permissive, require_approval: [subprocess] }
+nodes:
+  - id: l
+    loop:
+      max_iterations: 2
+      nodes:
+        - id: x
+          run: echo hi
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(1);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    assert!(events(&ledger, "ApprovalRequested").is_empty());
+    let error = events(&ledger, "Error")[0];
+    assert_eq!(error["node"], "l#1/x");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs an approval")
+    );
+    let it = events(&ledger, "LoopIteration");
+    assert_eq!(
+        (it.len(), &it[0]["ended"]),
+        (1, &serde_json::json!("failed"))
+    );
+}

@@ -342,6 +342,14 @@ impl<'w> Engine<'w> {
             if let Some(top) = self.sched.next_commit(&self.graph)
                 && let NodeState::AwaitingApproval { .. } = &self.nodes.states[top as usize]
             {
+                if !self.scope.is_empty() {
+                    // A sub-graph cannot pause the run for a person (docs/workflow.md#loops).
+                    self.nodes.states[top as usize] = NodeState::Failed(
+                        "a call that needs an approval cannot run inside a loop or a called workflow".into(),
+                    );
+                    self.sched.push_ready(&self.graph, top);
+                    continue;
+                }
                 match self.approval_turn(top)? {
                     Turn::Decided => continue,
                     Turn::Pause(pending) => {
