@@ -129,3 +129,51 @@ fn a_call_needs_the_callees_required_inputs() {
         .stderr_contains("needs input `who`")
         .stderr_contains("whom");
 }
+
+#[test]
+fn graph_draws_a_call_as_a_cluster_of_the_callees_nodes() {
+    let t = Test::new().workflow(PARENT).file("lib/child.yaml", CHILD);
+    let dir = t.path().to_path_buf();
+    let mermaid = Test::new()
+        .args(["graph", "wf.yaml"])
+        .run_in(&dir)
+        .code(0)
+        .stdout;
+    assert!(
+        mermaid.contains("subgraph cn0[\"sub (calls lib/child.yaml)\"]"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("n0_0[\"greet<br/><i>echo</i>\"]"),
+        "{mermaid}"
+    );
+    let json = Test::new()
+        .args(["graph", "wf.yaml", "--format", "json"])
+        .run_in(&dir)
+        .code(0)
+        .json();
+    assert_eq!(json["nodes"][0]["kind"], "workflow");
+    assert_eq!(json["nodes"][0]["graph"]["nodes"][0]["id"], "greet");
+    drop(t);
+}
+
+#[test]
+fn a_changed_callee_makes_replay_report_the_call() {
+    let t = Test::new().workflow(PARENT).file("lib/child.yaml", CHILD);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    std::fs::write(dir.join("lib/child.yaml"), CHILD.replace("hello", "bye")).unwrap();
+    let out = Test::new()
+        .args(["replay", "l.jsonl", "--against", "wf.yaml"])
+        .run_in(&dir)
+        .code(1);
+    assert!(
+        out.stdout.contains("WorkflowCall of `sub` differs"),
+        "{}",
+        out.stdout
+    );
+    drop(t);
+}

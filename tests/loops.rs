@@ -713,3 +713,91 @@ nodes:
         (1, &serde_json::json!("failed"))
     );
 }
+
+/// The shape an `agent:` node will expand to: a body that asks a "model" (here a one-item
+/// `random` choice giving the list of tool calls, shorter each turn), runs every call it asked for in
+/// parallel (`for_each` over this iteration's answer), and appends the results to the
+/// conversation; the loop ends when the answer asks for no calls.
+#[test]
+fn an_agent_shaped_loop_fans_out_over_the_calls_each_turn_asks_for() {
+    let wf = "version: 1
+name: agent-shape
+nodes:
+  - id: agent
+    loop:
+      max_iterations: 5
+      state: { messages: [] }
+      update:
+        messages: '{{ loop.state.messages + [nodes.model.output] + nodes.tools.output }}'
+      until: 'nodes.model.output | length == 0'
+      output: '{{ loop.state.messages | length }}'
+      nodes:
+        - id: model
+          tool: random
+          with:
+            choice: ['{{ [[\"search\", \"fetch\"], [\"fetch\"], []][loop.iteration - 1] }}']
+        - id: tools
+          needs: [model]
+          for_each: nodes.model.output
+          tool: template
+          with: { text: 'result of {{ item }} in turn {{ loop.iteration }}' }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-j", "4"])
+        .run()
+        .code(0);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let calls: Vec<&str> = events(&ledger, "ToolOutput")
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .filter(|n| n.contains("/tools["))
+        .collect();
+    assert_eq!(
+        calls,
+        ["agent#1/tools[0]", "agent#1/tools[1]", "agent#2/tools[0]"]
+    );
+    let it = events(&ledger, "LoopIteration");
+    assert_eq!(it.len(), 3);
+    assert_eq!(it[2]["ended"], "until");
+    // Two answers with calls, three results, one final answer.
+    assert_eq!(it[2]["state"]["messages"].as_array().unwrap().len(), 6);
+}
+
+/// Crash test: kill -9 at several moments of a loop, resume, and compare with an
+/// uninterrupted run.
+#[test]
+fn kill_9_in_a_loop_then_resume_gives_the_uninterrupted_ledger() {
+    let wf = COUNTED.replace(" >> calls.txt", "");
+    let t = Test::new().workflow(&wf);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "-q", "--ledger", "full.jsonl"])
+        .run_in(&dir)
+        .code(0);
+    let full = std::fs::read(dir.join("full.jsonl")).unwrap();
+    let mut resumed = 0;
+    for (k, delay) in [40u64, 170, 260, 390, 520].into_iter().enumerate() {
+        let ledger = format!("k{k}.jsonl");
+        let mut child = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", &ledger]);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let prefix = std::fs::read_to_string(dir.join(&ledger)).unwrap_or_default();
+        if !prefix.contains('\n') || prefix.contains("\"RunEnd\"") {
+            continue; // nothing to resume, or the run finished first
+        }
+        Test::new()
+            .args(["run", "wf.yaml", "-q", "--resume", &ledger])
+            .run_in(&dir)
+            .code(0);
+        assert_eq!(
+            std::fs::read(dir.join(&ledger)).unwrap(),
+            full,
+            "killed after {delay} ms"
+        );
+        resumed += 1;
+    }
+    assert!(resumed > 0, "no kill landed in the middle of the run");
+    drop(t);
+}
