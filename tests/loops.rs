@@ -801,3 +801,34 @@ fn kill_9_in_a_loop_then_resume_gives_the_uninterrupted_ledger() {
     assert!(resumed > 0, "no kill landed in the middle of the run");
     drop(t);
 }
+
+#[test]
+fn a_failing_update_fails_the_loop_with_a_located_diagnostic() {
+    let wf = "version: 1
+name: bad
+nodes:
+  - id: l
+    loop:
+      max_iterations: 2
+      state: { s: 0 }
+      update: { s: '{{ nodes.x.output + 1 }}' }
+      nodes:
+        - id: x
+          tool: echo
+          with: { message: hi }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(1)
+        .stderr_contains("kairos::template_failed")
+        .stderr_contains("wf.yaml:8:");
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let it = events(&ledger, "LoopIteration");
+    assert_eq!(
+        (it.len(), &it[0]["ended"]),
+        (1, &serde_json::json!("failed"))
+    );
+    assert_eq!(it[0]["state"]["s"], 0, "the state is not updated");
+}

@@ -193,7 +193,7 @@ impl<'w> Engine<'w> {
                 return Ok(NodeState::AwaitingTurn);
             }
             clock = ended.clock;
-            let step = self.iteration_end(l, n, &mut state, &ended, previous.as_ref());
+            let step = self.iteration_end(i, l, n, &mut state, &ended, previous.as_ref());
             clock += 1;
             Event::LoopIteration(ev::LoopIteration {
                 node: iid.as_str().into(),
@@ -235,6 +235,14 @@ impl<'w> Engine<'w> {
                 match r.value(template, None) {
                     Ok(v) => v,
                     Err(e) => {
+                        self.template_failed(
+                            i,
+                            None,
+                            "`output`".into(),
+                            &as_text(template),
+                            &e,
+                            None,
+                        );
                         status = Status::Failed;
                         error = Some(format!("`output`: {e}"));
                         Value::Null
@@ -259,6 +267,7 @@ impl<'w> Engine<'w> {
     /// it does.
     fn iteration_end(
         &mut self,
+        i: NodeIdx,
         l: &Loop,
         n: u32,
         state: &mut Map<String, Value>,
@@ -284,7 +293,11 @@ impl<'w> Engine<'w> {
                 Ok(x) => {
                     next.insert(name.clone(), x);
                 }
-                Err(e) => return stop(format!("iteration {n}: `update.{name}`: {e}")),
+                Err(e) => {
+                    let field = format!("`update.{name}`");
+                    self.template_failed(i, None, field, &as_text(v), &e, None);
+                    return stop(format!("iteration {n}: `update.{name}`: {e}"));
+                }
             }
         }
         *state = next;
@@ -297,7 +310,10 @@ impl<'w> Engine<'w> {
             );
             match r.condition(u, None) {
                 Ok(v) => until = Some(v),
-                Err(e) => return stop(format!("iteration {n}: `until`: {e}")),
+                Err(e) => {
+                    self.template_failed(i, None, "`until`".into(), u, &e, None);
+                    return stop(format!("iteration {n}: `until`: {e}"));
+                }
             }
         }
         let ended = if until == Some(true) {
@@ -419,4 +435,9 @@ fn loop_var(n: u32, state: &Map<String, Value>, previous: Option<&Arc<NodeValues
         },
     );
     Mj::from(m)
+}
+
+/// A template of a loop's `update` or `output` as a located text, for a run-time diagnostic.
+fn as_text(node: &crate::syntax::yaml::Node) -> crate::syntax::read::Sp<String> {
+    crate::syntax::read::Sp::new(node.as_str().unwrap_or_default().to_string(), node.span)
 }

@@ -452,9 +452,9 @@ impl Checker<'_, '_> {
 
     /// Reads a list of nodes as one graph: the workflow's, or a loop's body (`visible`: the
     /// ids of the enclosing levels, which the body's expressions may read). Gives the nodes
-    /// (their `deps`, `after` and `reads` in this graph's indices) and this level's ids.
-    /// Reads of enclosing nodes are left out of the nodes' lists and given as `OUTER` entries
-    /// of the second list's positions... see [`Checker::split_outer`].
+    /// (their `deps`, `after` and `reads` in this graph's indices), this level's ids, and the
+    /// enclosing nodes the body reads (as `visible` has them: the loop waits for those; see
+    /// [`split_outer`]).
     fn graph<'n>(
         &mut self,
         items: &'n [yaml::Node],
@@ -519,42 +519,8 @@ impl Checker<'_, '_> {
         used: &mut Vec<NodeIdx>,
     ) -> Option<Box<Loop>> {
         let f = Fields::new(value, "loop", LOOP_KEYS, self.errors)?;
-        let max_iterations = f
-            .require("max_iterations", self.errors)
-            .and_then(|n| read::non_negative(n, self.errors))
-            .and_then(|n| {
-                if n.value == 0 || n.value > limits::LOOP_ITERATIONS {
-                    self.errors.push(WorkflowError::InvalidValue {
-                        message: format!(
-                            "`max_iterations` must be from 1 to {}",
-                            limits::LOOP_ITERATIONS
-                        ),
-                        span: ss(n.span),
-                        label: "out of range".into(),
-                        help: Some("see docs/workflow.md#limits".into()),
-                    });
-                    None
-                } else {
-                    Some(n.value as u32)
-                }
-            });
-        let on_max = match f.get("on_max") {
-            None => Some(OnMax::Fail),
-            Some(n) => match read::string(n, self.errors) {
-                Some(v) if v.value == "fail" => Some(OnMax::Fail),
-                Some(v) if v.value == "succeed" => Some(OnMax::Succeed),
-                Some(v) => {
-                    self.errors.push(WorkflowError::InvalidValue {
-                        message: format!("`on_max` is `fail` or `succeed`, not `{}`", v.value),
-                        span: ss(v.span),
-                        label: "unknown value".into(),
-                        help: None,
-                    });
-                    None
-                }
-                None => None,
-            },
-        };
+        let max_iterations = self.max_iterations(&f);
+        let on_max = self.on_max(&f);
         let items: &[yaml::Node] = match f.require("nodes", self.errors).map(|n| (n, &n.value)) {
             Some((_, Value::Seq(items))) if !items.is_empty() => items,
             Some((n, _)) => {
@@ -577,26 +543,9 @@ impl Checker<'_, '_> {
             in_loop: true,
         };
         let mut reads = Vec::new();
-        let entries = |key: &str, this: &mut Self, reads: &mut Vec<NodeIdx>| {
-            let Some(n) = f.get(key) else {
-                return Vec::new();
-            };
-            let Value::Map(map) = &n.value else {
-                this.errors
-                    .push(read::wrong_type(n, "a mapping of names to values"));
-                return Vec::new();
-            };
-            let mut out = Vec::new();
-            for (k, v) in map {
-                if let Some(name) = read::scalar_text(k, this.errors) {
-                    this.value_templates(v, &inner, reads);
-                    out.push((name.value, v.clone()));
-                }
-            }
-            out
-        };
-        let state = entries("state", self, &mut reads);
-        let update = entries("update", self, &mut reads);
+        // `state` is rendered once, before the loop, where the loop node sits.
+        let state = self.named_values(&f, "state", scope, used);
+        let update = self.named_values(&f, "update", &inner, &mut reads);
         if let Some((name, _)) = update
             .iter()
             .find(|(n, _)| !state.iter().any(|(s, _)| s == n))
@@ -651,6 +600,74 @@ impl Checker<'_, '_> {
         }))
     }
 
+    /// A loop's `max_iterations`: required, from 1 to [`limits::LOOP_ITERATIONS`].
+    fn max_iterations(&mut self, f: &Fields<'_>) -> Option<u32> {
+        let n = f
+            .require("max_iterations", self.errors)
+            .and_then(|n| read::non_negative(n, self.errors))?;
+        if n.value == 0 || n.value > limits::LOOP_ITERATIONS {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: format!(
+                    "`max_iterations` must be from 1 to {}",
+                    limits::LOOP_ITERATIONS
+                ),
+                span: ss(n.span),
+                label: "out of range".into(),
+                help: Some("see docs/workflow.md#limits".into()),
+            });
+            return None;
+        }
+        Some(n.value as u32)
+    }
+
+    /// A loop's `on_max`: `fail` (the default) or `succeed`.
+    fn on_max(&mut self, f: &Fields<'_>) -> Option<OnMax> {
+        let Some(n) = f.get("on_max") else {
+            return Some(OnMax::Fail);
+        };
+        let v = read::string(n, self.errors)?;
+        match v.value.as_str() {
+            "fail" => Some(OnMax::Fail),
+            "succeed" => Some(OnMax::Succeed),
+            _ => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!("`on_max` is `fail` or `succeed`, not `{}`", v.value),
+                    span: ss(v.span),
+                    label: "unknown value".into(),
+                    help: None,
+                });
+                None
+            }
+        }
+    }
+
+    /// A mapping of names to values whose strings are templates in `scope` (a loop's `state`
+    /// and `update`).
+    fn named_values(
+        &mut self,
+        f: &Fields<'_>,
+        key: &str,
+        scope: &Scope<'_>,
+        reads: &mut Vec<NodeIdx>,
+    ) -> Vec<(String, yaml::Node)> {
+        let Some(n) = f.get(key) else {
+            return Vec::new();
+        };
+        let Value::Map(map) = &n.value else {
+            self.errors
+                .push(read::wrong_type(n, "a mapping of names to values"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in map {
+            if let Some(name) = read::scalar_text(k, self.errors) {
+                self.value_templates(v, scope, reads);
+                out.push((name.value, v.clone()));
+            }
+        }
+        out
+    }
+
     /// Reads a `workflow:` node's block: the called file is read and validated here, with
     /// the calls that led to it (a cycle is refused), and its inputs checked against what
     /// it declares.
@@ -680,6 +697,39 @@ impl Checker<'_, '_> {
                     .push(read::wrong_type(n, "a mapping of input names to values")),
             }
         }
+        let (callee, sha256) = self.called_file(&file)?;
+        for (name, _) in &inputs {
+            if !callee.inputs.iter().any(|i| i.name == name.value) {
+                self.errors.push(WorkflowError::UnknownReference {
+                    what: "input of the called workflow",
+                    name: name.value.clone(),
+                    span: ss(name.span),
+                    help: did_you_mean(&name.value, callee.inputs.iter().map(|i| i.name.as_str())),
+                });
+            }
+        }
+        for input in callee.inputs.iter().filter(|i| i.default.is_none()) {
+            if !inputs.iter().any(|(n, _)| n.value == input.name) {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!("the called workflow needs input `{}`", input.name),
+                    span: ss(file.span),
+                    label: "called here".into(),
+                    help: Some("give it under `inputs:`".into()),
+                });
+            }
+        }
+        Some(Box::new(Call {
+            file,
+            sha256,
+            callee,
+            inputs: inputs.into_iter().map(|(n, v)| (n.value, v)).collect(),
+        }))
+    }
+
+    /// Reads and validates the file a `workflow:` node calls (`file` as written): relative to
+    /// this file, not absolute, not one of the calls that led here, not too deep. Its errors
+    /// become one diagnostic at the call, each line naming the called file, line and column.
+    fn called_file(&mut self, file: &Sp<String>) -> Option<(Workflow, String)> {
         let invalid = |message: String, help: Option<String>| WorkflowError::InvalidValue {
             message,
             span: ss(file.span),
@@ -736,11 +786,11 @@ impl Checker<'_, '_> {
                 return None;
             }
         };
-        let sha256 = crate::ledger::sha256_hex(source.as_bytes());
         let mut stack = self.stack.clone();
         stack.extend(canonical);
-        let callee = match load_called(&shown, source, self.tools, stack) {
-            Ok(w) => w,
+        let sha256 = crate::ledger::sha256_hex(source.as_bytes());
+        match load_called(&shown, source, self.tools, stack) {
+            Ok(w) => Some((w, sha256)),
             Err(d) => {
                 let lines: Vec<String> = d
                     .errors
@@ -755,33 +805,9 @@ impl Checker<'_, '_> {
                     format!("the called workflow `{}` is invalid", file.value),
                     Some(lines.join("\n")),
                 ));
-                return None;
-            }
-        };
-        for (name, _) in &inputs {
-            if !callee.inputs.iter().any(|i| i.name == name.value) {
-                self.errors.push(WorkflowError::UnknownReference {
-                    what: "input of the called workflow",
-                    name: name.value.clone(),
-                    span: ss(name.span),
-                    help: did_you_mean(&name.value, callee.inputs.iter().map(|i| i.name.as_str())),
-                });
+                None
             }
         }
-        for input in callee.inputs.iter().filter(|i| i.default.is_none()) {
-            if !inputs.iter().any(|(n, _)| n.value == input.name) {
-                self.errors.push(invalid(
-                    format!("the called workflow needs input `{}`", input.name),
-                    Some("give it under `inputs:`".into()),
-                ));
-            }
-        }
-        Some(Box::new(Call {
-            file,
-            sha256,
-            callee,
-            inputs: inputs.into_iter().map(|(n, v)| (n.value, v)).collect(),
-        }))
     }
 
     /// What a loop's body and a call cannot have yet: `for_each` on the loop or call node
