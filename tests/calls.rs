@@ -177,3 +177,22 @@ fn a_changed_callee_makes_replay_report_the_call() {
     );
     drop(t);
 }
+
+#[test]
+fn replay_check_takes_the_called_file_from_the_ledger() {
+    let t = Test::new().workflow(PARENT).file("lib/child.yaml", CHILD);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    // Neither the workflow nor the called file is at hand: the ledger is enough.
+    let elsewhere = Test::new();
+    std::fs::copy(dir.join("l.jsonl"), elsewhere.path().join("l.jsonl")).unwrap();
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(elsewhere.path())
+        .code(0)
+        .stdout_contains("replay matches");
+    drop(t);
+}

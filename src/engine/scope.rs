@@ -363,6 +363,7 @@ impl<'w> Engine<'w> {
             node: iid.as_str().into(),
             file: c.file.value.as_str().into(),
             sha256: c.sha256.as_str().into(),
+            source: (*c.callee.source).into(),
         })
         .write(clock, &mut self.commit.outbox);
         // The callee's policy is one more layer: layers only ever narrow what a run may do.

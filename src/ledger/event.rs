@@ -470,7 +470,9 @@ pub struct LoopIteration<'a> {
 }
 
 /// `WorkflowCall`: a `workflow:` node calls another file (path relative to the caller's, as
-/// written, and the SHA-256 of its bytes); the callee's events follow with ids `CALL/CHILD`.
+/// written, the SHA-256 of its bytes, and its text, so that the ledger replays on its own as it
+/// does with the caller's text in `RunStart`); the callee's events follow with ids
+/// `CALL/CHILD`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct WorkflowCall<'a> {
@@ -480,6 +482,8 @@ pub struct WorkflowCall<'a> {
     pub file: Text<'a>,
     #[serde(borrow)]
     pub sha256: Text<'a>,
+    #[serde(borrow)]
+    pub source: Text<'a>,
 }
 
 /// `PolicyDeny`: a check failed (`enforced`: the call did not run).
@@ -915,7 +919,10 @@ impl<'a> Event<'a> {
                 }
                 b.opt_name("ended", e.ended.map(LoopEnd::name))
             }
-            Event::WorkflowCall(e) => b.str("file", &e.file).name("sha256", &e.sha256),
+            Event::WorkflowCall(e) => b
+                .str("file", &e.file)
+                .name("sha256", &e.sha256)
+                .str("source", &e.source),
         };
         b.finish();
     }
@@ -1257,6 +1264,7 @@ mod tests {
                 node: t("sub"),
                 file: t("lib/child.yaml"),
                 sha256: t("ab"),
+                source: t("version: 1\n"),
             }),
         ]
     }

@@ -87,7 +87,24 @@ pub fn load_with(
     toolbox: tools::Toolbox,
 ) -> Result<Workflow, Diagnostics> {
     let stack = std::fs::canonicalize(file).into_iter().collect();
-    load_called(file, source, toolbox, stack)
+    load_called(file, source, toolbox, stack, None)
+}
+
+/// [`load`] for a workflow recorded in a ledger: the files it calls are taken from
+/// `recorded` (their text by path as written, from the ledger's `WorkflowCall` lines), never
+/// from the disk.
+pub fn load_recorded(
+    file: &str,
+    source: String,
+    recorded: Arc<HashMap<String, String>>,
+) -> Result<Workflow, Diagnostics> {
+    load_called(
+        file,
+        source,
+        tools::Toolbox::BUILTIN,
+        Vec::new(),
+        Some(recorded),
+    )
 }
 
 /// [`load_with`] for a file reached through `workflow:` calls: `stack` holds the files of
@@ -97,6 +114,7 @@ fn load_called(
     source: String,
     toolbox: tools::Toolbox,
     stack: Vec<PathBuf>,
+    recorded: Option<Arc<HashMap<String, String>>>,
 ) -> Result<Workflow, Diagnostics> {
     let mut errors = Vec::new();
     let workflow = match yaml::parse(&source) {
@@ -108,6 +126,7 @@ fn load_called(
             stack,
             defaults: Defaults::default(),
             body_ids: Vec::new(),
+            recorded,
         }
         .workflow(&root),
         Err(e) => {
@@ -151,6 +170,8 @@ struct Checker<'s, 'e> {
     defaults: Defaults,
     /// Ids declared in loop bodies, with their loop's id (for messages and `max_calls`).
     body_ids: Vec<(String, String)>,
+    /// Called files' text by path as written, when the workflow comes from a ledger.
+    recorded: Option<Arc<HashMap<String, String>>>,
 }
 
 /// Bit set in a scope's node index for a node of an enclosing level (read by a loop's body):
@@ -750,7 +771,11 @@ impl Checker<'_, '_> {
             .unwrap_or(Path::new(""))
             .join(&file.value);
         let shown = path.display().to_string();
-        let canonical = std::fs::canonicalize(&path).ok();
+        // From a ledger, the file is the recorded text (its path as the call wrote it).
+        let canonical = match &self.recorded {
+            Some(_) => Some(path.clone()),
+            None => std::fs::canonicalize(&path).ok(),
+        };
         if let Some(c) = &canonical
             && self.stack.contains(c)
         {
@@ -776,20 +801,32 @@ impl Checker<'_, '_> {
             ));
             return None;
         }
-        let source = match crate::syntax::read_text(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                self.errors.push(invalid(
-                    format!("cannot read the called workflow: {e}"),
-                    None,
-                ));
-                return None;
-            }
+        let source = match &self.recorded {
+            Some(recorded) => match recorded.get(&file.value) {
+                Some(s) => s.clone(),
+                None => {
+                    self.errors.push(invalid(
+                        "the ledger records no called file by this path".into(),
+                        None,
+                    ));
+                    return None;
+                }
+            },
+            None => match crate::syntax::read_text(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.errors.push(invalid(
+                        format!("cannot read the called workflow: {e}"),
+                        None,
+                    ));
+                    return None;
+                }
+            },
         };
         let mut stack = self.stack.clone();
         stack.extend(canonical);
         let sha256 = crate::ledger::sha256_hex(source.as_bytes());
-        match load_called(&shown, source, self.tools, stack) {
+        match load_called(&shown, source, self.tools, stack, self.recorded.clone()) {
             Ok(w) => Some((w, sha256)),
             Err(d) => {
                 let lines: Vec<String> = d
