@@ -84,13 +84,9 @@ impl<'w> Engine<'w> {
         let mut writer = Writer::default();
         self.commit.swap_writer(&mut writer)?;
         let redactor = Arc::clone(&self.calls.redactor);
-        let mut commit = Committer::new(
-            writer,
-            Arc::clone(&redactor),
-            n,
-            false,
-            self.observer.clone(),
-        );
+        // Observers hear of the sub-graph's calls, but only the workflow's own nodes commit
+        // as far as they know: a progress line counts nodes out of the workflow's total.
+        let mut commit = Committer::new(writer, Arc::clone(&redactor), n, false, None);
         commit.base = frame.base;
         let source: &'x dyn super::Answers = self.calls.source;
         Ok(Engine {
