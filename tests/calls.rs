@@ -196,3 +196,23 @@ fn replay_check_takes_the_called_file_from_the_ledger() {
         .stdout_contains("replay matches");
     drop(t);
 }
+
+#[test]
+fn a_call_of_a_missing_file_a_directory_or_an_absolute_path_is_refused_at_the_call() {
+    for (file, message) in [
+        ("nope.yaml", "not found, or not a regular file"),
+        ("lib", "not found, or not a regular file"),
+        ("/etc/hostname", "relative to the calling file"),
+    ] {
+        let parent =
+            format!("version: 1\nname: p\nnodes:\n  - id: c\n    workflow: {{ file: {file} }}\n");
+        let out = Test::new()
+            .workflow(&parent)
+            .file("lib/child.yaml", CHILD)
+            .args(["validate", "wf.yaml"])
+            .run()
+            .code(2)
+            .stderr_contains(message);
+        assert!(out.stderr.contains("wf.yaml:5:"), "{file}: {}", out.stderr);
+    }
+}

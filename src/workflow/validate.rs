@@ -812,6 +812,14 @@ impl Checker<'_, '_> {
                     return None;
                 }
             },
+            // Only a regular file: a FIFO or a device would block or never end.
+            None if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) => {
+                self.errors.push(invalid(
+                    format!("`{shown}` is not a workflow file (not found, or not a regular file)"),
+                    None,
+                ));
+                return None;
+            }
             None => match crate::syntax::read_text(&path) {
                 Ok(s) => s,
                 Err(e) => {
