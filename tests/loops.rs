@@ -832,3 +832,59 @@ nodes:
     );
     assert_eq!(it[0]["state"]["s"], 0, "the state is not updated");
 }
+
+#[test]
+fn a_nested_body_reading_a_later_top_level_node_makes_the_outer_loop_wait_for_it() {
+    let wf = "version: 1
+name: nest
+nodes:
+  - id: outer
+    loop:
+      max_iterations: 2
+      on_max: succeed
+      nodes:
+        - id: mid
+          tool: echo
+          with: { message: 'mid {{ loop.iteration }}' }
+        - id: inner
+          loop:
+            max_iterations: 1
+            on_max: succeed
+            state: { first: '{{ nodes.mid.output }}' }
+            nodes:
+              - id: leaf
+                tool: echo
+                with: { message: '{{ nodes.late.output }} / {{ loop.state.first }}' }
+  - id: nap
+    tool: sleep
+    with: { duration: 30ms }
+  - id: late
+    needs: [nap]
+    tool: echo
+    with: { message: late }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-j", "4"])
+        .run()
+        .code(0);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let leaf: Vec<&str> = events(&ledger, "ToolOutput")
+        .iter()
+        .filter(|e| e["node"].as_str().unwrap().ends_with("/leaf"))
+        .map(|e| e["output"].as_str().unwrap())
+        .collect();
+    assert_eq!(leaf, ["late / mid 1", "late / mid 2"]);
+    let at = |node: &str| ledger.iter().position(|e| e["node"] == node).unwrap();
+    assert!(
+        at("late") < at("outer#1/mid"),
+        "the loop waits for what its body reads"
+    );
+    let graph = Test::new()
+        .args(["graph", "wf.yaml"])
+        .run_in(out.dir.path())
+        .code(0)
+        .stdout;
+    assert!(graph.contains("n2 -.-> n0"), "{graph}");
+    assert!(graph.contains("n0_0 -.-> n0_1"), "{graph}");
+}
