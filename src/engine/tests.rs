@@ -508,7 +508,7 @@ fn an_interrupt_inside_a_loop_pauses_the_run_without_ending_the_loop() {
         .iter()
         .filter(|(k, _, _)| k == "LoopIteration")
         .count();
-    assert_eq!(iterations, 1);
+    assert_eq!(iterations, 2);
     assert!(
         !events
             .iter()
