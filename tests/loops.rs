@@ -888,3 +888,52 @@ nodes:
     assert!(graph.contains("n2 -.-> n0"), "{graph}");
     assert!(graph.contains("n0_0 -.-> n0_1"), "{graph}");
 }
+
+#[test]
+fn participants_take_turns_by_if_until_one_says_done() {
+    let wf = "version: 1
+name: turns
+nodes:
+  - id: chat
+    loop:
+      max_iterations: 6
+      state: { transcript: [] }
+      update:
+        transcript: \"{{ loop.state.transcript + [nodes.alice.output if loop.iteration % 2 == 1 else nodes.bob.output] }}\"
+      until: \"'DONE' in loop.state.transcript[-1]\"
+      nodes:
+        - id: alice
+          if: 'loop.iteration % 2 == 1'
+          tool: template
+          with: { text: 'alice, turn {{ loop.iteration }}' }
+        - id: bob
+          if: 'loop.iteration % 2 == 0'
+          tool: template
+          with: { text: \"bob, turn {{ loop.iteration }}{{ ' DONE' if loop.iteration >= 4 else '' }}\" }
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let last = events(&ledger, "LoopIteration").pop().unwrap().clone();
+    assert_eq!(last["iteration"], 4);
+    assert_eq!(
+        last["state"]["transcript"],
+        serde_json::json!([
+            "alice, turn 1",
+            "bob, turn 2",
+            "alice, turn 3",
+            "bob, turn 4 DONE"
+        ])
+    );
+    let skipped: Vec<&str> = events(&ledger, "Skipped")
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["chat#1/bob", "chat#2/alice", "chat#3/bob", "chat#4/alice"]
+    );
+}
