@@ -44,7 +44,7 @@ struct Ended {
     outputs: Map<String, Value>,
 }
 
-/// What `begin` a sub-graph needs besides its graph.
+/// What the engine of a sub-graph needs besides the graph itself.
 struct Frame<'x> {
     gate: Gate<'x>,
     scope: String,
