@@ -937,3 +937,37 @@ nodes:
         ["chat#1/bob", "chat#2/alice", "chat#3/bob", "chat#4/alice"]
     );
 }
+
+#[test]
+fn diff_reports_a_different_number_of_iterations() {
+    let t = Test::new()
+        .workflow(REVIEW)
+        .file("b.yaml", &REVIEW.replace("score >= 3", "score >= 4"));
+    let dir = t.path().to_path_buf();
+    for (wf, l) in [("wf.yaml", "a.jsonl"), ("b.yaml", "b.jsonl")] {
+        Test::new()
+            .args(["run", wf, "--ledger", l, "-q"])
+            .run_in(&dir)
+            .code(0);
+    }
+    let out = Test::new()
+        .args(["diff", "a.jsonl", "b.jsonl", "--format", "json"])
+        .run_in(&dir)
+        .code(1)
+        .json();
+    let nodes = out["nodes"].as_array().unwrap();
+    let review = nodes.iter().find(|n| n["node"] == "review").unwrap();
+    let iterations = review["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["field"] == "iterations")
+        .unwrap();
+    assert_eq!((&iterations["a"], &iterations["b"]), (&3.into(), &4.into()));
+    let only_b = nodes
+        .iter()
+        .find(|n| n["node"] == "review#4/write")
+        .unwrap();
+    assert_eq!(only_b["only_in"], "b");
+    drop(t);
+}
