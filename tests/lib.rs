@@ -1,6 +1,7 @@
 //! Integration tests: one binary that drives the real `kairos` executable.
 
 mod approval;
+mod calls;
 mod commands;
 mod common;
 mod determinism;
@@ -14,6 +15,7 @@ mod graph;
 mod http;
 mod limits;
 mod llm;
+mod loops;
 mod mcp;
 mod paths_and_records;
 mod policy;

@@ -153,6 +153,17 @@ fn expected() -> Vec<Example> {
         },
         http_fetch(),
         Example {
+            file: "call.yaml",
+            args: &[],
+            outputs: json!({ "shout": "HELLO, KAIROS" }),
+            nodes: vec![
+                ("hello", "succeeded", json!(null)),
+                ("hello/greet", "succeeded", json!("hello, kairos")),
+                ("shout", "succeeded", json!("HELLO, KAIROS")),
+            ],
+            writes: None,
+        },
+        Example {
             file: "branch.yaml",
             args: &["--input", "threshold=2"],
             outputs: json!({}),
@@ -271,6 +282,54 @@ fn expected() -> Vec<Example> {
                 ("report_many", "succeeded", json!(many)),
                 ("report_few", "skipped", json!(null)),
                 ("done", "succeeded", json!(null)),
+            ],
+            writes: None,
+        },
+        Example {
+            file: "review-loop.yaml",
+            args: &[],
+            outputs: json!({ "final": "draft 3 of: Write one paragraph about bounded loops. (after: tighten draft 2)" }),
+            nodes: vec![
+                (
+                    "brief",
+                    "succeeded",
+                    json!("Write one paragraph about bounded loops."),
+                ),
+                (
+                    "review#1/write",
+                    "succeeded",
+                    json!("draft 1 of: Write one paragraph about bounded loops. (after: none yet)"),
+                ),
+                ("review#1/critique", "succeeded", json!("tighten draft 1")),
+                // Rebuilt from the ledger, a loop's output is its last recorded state.
+                (
+                    "review",
+                    "succeeded",
+                    json!({ "draft": "draft 3 of: Write one paragraph about bounded loops. (after: tighten draft 2)", "notes": "APPROVED" }),
+                ),
+                (
+                    "review#2/write",
+                    "succeeded",
+                    json!(
+                        "draft 2 of: Write one paragraph about bounded loops. (after: tighten draft 1)"
+                    ),
+                ),
+                ("review#2/critique", "succeeded", json!("tighten draft 2")),
+                (
+                    "review#3/write",
+                    "succeeded",
+                    json!(
+                        "draft 3 of: Write one paragraph about bounded loops. (after: tighten draft 2)"
+                    ),
+                ),
+                ("review#3/critique", "succeeded", json!("APPROVED")),
+                (
+                    "publish",
+                    "succeeded",
+                    json!(
+                        "draft 3 of: Write one paragraph about bounded loops. (after: tighten draft 2)"
+                    ),
+                ),
             ],
             writes: None,
         },

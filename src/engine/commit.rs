@@ -98,6 +98,9 @@ pub(super) struct Committer {
     observer: Option<Arc<dyn Observer>>,
     /// Tokens spent by the `llm` calls committed so far, per model (`RunEnd.usage`).
     pub usage: std::collections::BTreeMap<String, ev::ModelUsage>,
+    /// The clock everything here comes after: 0 for a run, the clock of the event before a
+    /// sub-graph's first for a loop iteration or a call (`engine/scope.rs`).
+    pub base: u64,
 }
 
 impl Committer {
@@ -124,6 +127,7 @@ impl Committer {
             },
             observer,
             usage: Default::default(),
+            base: 0,
         }
     }
 
@@ -143,20 +147,27 @@ impl Committer {
         spent
     }
 
+    /// Lends the writer to a sub-graph's committer (everything committed so far is sent
+    /// first, so the lines stay in commit order), or takes it back.
+    pub fn swap_writer(&mut self, other: &mut Writer) -> std::io::Result<()> {
+        self.flush()?;
+        std::mem::swap(&mut self.writer, other);
+        Ok(())
+    }
+
     /// The clock of `i`'s first event.
     pub fn start_clock(&self, graph: &Graph, i: NodeIdx) -> u64 {
         graph
             .preds(i)
             .iter()
             .map(|&d| self.end_clock[d as usize])
-            .max()
-            .unwrap_or(0)
+            .fold(self.base, u64::max)
             + 1
     }
 
     /// The clock of a run-level event after everything committed so far.
     pub fn next_clock(&self) -> u64 {
-        self.end_clock.iter().copied().max().unwrap_or(0) + 1
+        self.end_clock.iter().copied().fold(self.base, u64::max) + 1
     }
 
     /// `i` (whose id is `id`) has written its events up to `clock` and ended with `status`.

@@ -105,6 +105,27 @@ impl<'w> Gate<'w> {
         self.policy.budget_tokens.is_some() && calls_a_model(tool)
     }
 
+    /// The gate of a called workflow's sub-graph, under `policy` (the caller's narrowed by
+    /// the callee's): the same `max_calls` counts, so limits count across the whole run.
+    pub fn nested<'x>(&self, policy: &'x Effective) -> Gate<'x> {
+        Gate {
+            policy,
+            net: Net::new(policy.reaching().clone()),
+            mcp: self.mcp.clone(),
+            budget: Arc::clone(&self.budget),
+            retries_are_calls: self.retries_are_calls,
+            denied: false,
+            spent_tokens: self.spent_tokens,
+        }
+    }
+
+    /// Takes back what a sub-graph's gate decided: whether an enforced denial stopped part of
+    /// it, and the tokens its model calls spent (they count for the calls committed after it).
+    pub fn join(&mut self, child: &Gate<'_>) {
+        self.denied |= child.denied;
+        self.spent_tokens = child.spent_tokens;
+    }
+
     /// Whether an enforced denial stopped part of the run.
     pub fn denied(&self) -> bool {
         self.denied

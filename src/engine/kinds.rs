@@ -10,7 +10,6 @@ use super::Engine;
 use super::commit::{approval_resolved, short, task_events};
 use super::state::{NodeState, TaskRun};
 use crate::ledger::event::{self as ev, Event, Status, Text};
-use crate::ledger::id::InstanceId;
 use crate::workflow::{NodeIdx, NodeKind};
 
 impl<'w> Engine<'w> {
@@ -75,7 +74,20 @@ impl<'w> Engine<'w> {
                 NodeState::AwaitingTurn
             }
             NodeKind::Task(_) => self.start_node(i),
+            // A sub-graph runs when it is next to commit: its nodes' events are written as
+            // they commit, between what comes before the node and what comes after.
+            NodeKind::Loop(_) | NodeKind::Call(_) => NodeState::AwaitingTurn,
         };
+    }
+
+    /// `i` is next in commit order and was waiting for its turn: start it.
+    pub(super) fn start_turn(&mut self, i: NodeIdx) -> Result<NodeState, super::EngineError> {
+        let node = &self.wf.nodes[i as usize];
+        Ok(match &node.kind {
+            NodeKind::Loop(l) => self.run_loop(i, l)?,
+            NodeKind::Call(c) => self.run_call(i, c)?,
+            _ => self.start_node(i),
+        })
     }
 
     /// Why `i` does not run, when it does not: a branch chose the other arm, something it
@@ -139,7 +151,8 @@ impl<'w> Engine<'w> {
         events: &mut super::commit::Outbox,
     ) -> u64 {
         let node = &self.wf.nodes[i as usize];
-        let id = node.id.as_str();
+        let iid = self.iid(i, None);
+        let id = iid.as_str();
         match state {
             NodeState::Skipped(reason) => {
                 Event::Skipped {
@@ -243,6 +256,15 @@ impl<'w> Engine<'w> {
                 clock += 1;
                 Event::End(ev::End::plain(id, Status::Succeeded)).write(clock, events);
             }
+            NodeState::Scope(run) => {
+                clock = run.clock + 1;
+                Event::End(ev::End {
+                    error: run.error.as_deref().map(Text::from),
+                    ..ev::End::plain(id, status)
+                })
+                .write(clock, events);
+                self.commit.summarize(i, || run.summary);
+            }
             NodeState::Pending
             | NodeState::Running(_)
             | NodeState::AwaitingApproval { .. }
@@ -262,7 +284,8 @@ impl<'w> Engine<'w> {
         events: &mut super::commit::Outbox,
     ) -> u64 {
         let node = &self.wf.nodes[i as usize];
-        let id = node.id.as_str();
+        let iid = self.iid(i, None);
+        let id = iid.as_str();
         let NodeKind::Task(task) = &node.kind else {
             unreachable!("for_each on a task node")
         };
@@ -280,7 +303,7 @@ impl<'w> Engine<'w> {
         for (k, run) in runs.iter().enumerate() {
             let run = run.as_ref().expect("every instance has a result at commit");
             clock += 1;
-            let item = InstanceId::item(id, k as u32);
+            let item = self.iid(i, Some(k as u32));
             task_events(events, &mut clock, item.as_str(), task.tool.spec(), run);
             let spent = self.commit.count_usage(task.tool.spec(), run);
             self.gate.spend(spent);

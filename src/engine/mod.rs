@@ -38,6 +38,7 @@ mod pool;
 pub mod render;
 mod rng;
 mod rules;
+mod scope;
 mod state;
 mod task;
 
@@ -228,6 +229,13 @@ fn net_limits(wf: &Workflow, net_jobs: usize) -> NetLimits {
     }
 }
 
+/// How [`Engine::drive`] stopped.
+enum Stop {
+    Done,
+    Paused(Vec<String>),
+    Interrupted,
+}
+
 /// One run: the parts below, driven by [`Engine::run`].
 struct Engine<'w> {
     wf: &'w Workflow,
@@ -242,6 +250,12 @@ struct Engine<'w> {
     cancel: Cancel,
     /// `RunOptions::observer`, for the calls that run inline and for approvals.
     observer: Option<Arc<dyn Observer>>,
+    /// Where this graph's nodes are: empty for the workflow's, `LOOP#N/` or `CALL/` (nested:
+    /// `OUTER#2/INNER#1/`) for a sub-graph's (`engine/scope.rs`); the start of every
+    /// instance id written.
+    scope: String,
+    /// Worker threads, for the sub-graphs' pools.
+    jobs: usize,
 }
 
 impl<'w> Engine<'w> {
@@ -307,21 +321,39 @@ impl<'w> Engine<'w> {
             ),
             cancel: options.cancel.clone(),
             observer: options.observer.clone(),
+            scope: String::new(),
+            jobs,
         }
     }
 
-    /// Drives the run, then stops the MCP servers it started, however it ended (finished,
-    /// paused, interrupted, or an error): no server outlives its run.
-    fn run(self) -> Result<RunReport, EngineError> {
-        let servers = self.gate.mcp.clone();
-        let report = self.drive();
-        servers.stop();
-        report
+    /// The instance id of node `i` (item `item` of it) in this graph's scope.
+    fn iid(&self, i: NodeIdx, item: Option<u32>) -> crate::ledger::id::InstanceId<'w> {
+        let wf: &'w Workflow = self.wf;
+        crate::ledger::id::InstanceId::scoped(&self.scope, wf.nodes[i as usize].id.as_str(), item)
     }
 
     /// The scheduling loop: run and commit what can be, then wait for workers, a decision or
     /// an interrupt; until every node has committed or the run pauses.
-    fn drive(mut self) -> Result<RunReport, EngineError> {
+    /// Drives the run to its end, then stops the MCP servers it started, however it ended
+    /// (finished, paused, interrupted, or an error): no server outlives its run. Sub-graphs
+    /// (loop iterations, calls) share the run's servers and are driven, not run.
+    fn run(mut self) -> Result<RunReport, EngineError> {
+        let servers = self.gate.mcp.clone();
+        let report = self.drive().and_then(|stop| {
+            let (pending_approvals, interrupted) = match stop {
+                Stop::Done => (Vec::new(), false),
+                Stop::Paused(pending) => (pending, false),
+                Stop::Interrupted => (Vec::new(), true),
+            };
+            self.finish(pending_approvals, interrupted)
+        });
+        servers.stop();
+        report
+    }
+
+    /// Runs and commits the graph until every node has committed, an approval nobody has
+    /// decided is next, or an interrupt stops it (the `RunPaused` trailer is then written).
+    fn drive(&mut self) -> Result<Stop, EngineError> {
         let mut pending_approvals = Vec::new();
         let mut interrupted = false;
         loop {
@@ -330,6 +362,11 @@ impl<'w> Engine<'w> {
                 break;
             }
             if self.cancel.requested() && self.workers.outstanding() == 0 {
+                if !self.scope.is_empty() {
+                    // A sub-graph stops where it is; the run writes the trailer.
+                    interrupted = true;
+                    break;
+                }
                 // Everything that finished is committed; write the trailer a resume replaces.
                 self.commit.finish_with(&Event::RunPaused(ev::RunPaused {
                     reason: ev::PauseReason::Interrupted,
@@ -342,6 +379,14 @@ impl<'w> Engine<'w> {
             if let Some(top) = self.sched.next_commit(&self.graph)
                 && let NodeState::AwaitingApproval { .. } = &self.nodes.states[top as usize]
             {
+                if !self.scope.is_empty() {
+                    // A sub-graph cannot pause the run for a person (docs/workflow.md#loops).
+                    self.nodes.states[top as usize] = NodeState::Failed(
+                        "a call that needs an approval cannot run inside a loop or a called workflow".into(),
+                    );
+                    self.sched.push_ready(&self.graph, top);
+                    continue;
+                }
                 match self.approval_turn(top)? {
                     Turn::Decided => continue,
                     Turn::Pause(pending) => {
@@ -359,7 +404,13 @@ impl<'w> Engine<'w> {
         }
         self.workers.stop();
         self.commit.flush()?;
-        self.finish(pending_approvals, interrupted)
+        Ok(if interrupted {
+            Stop::Interrupted
+        } else if pending_approvals.is_empty() {
+            Stop::Done
+        } else {
+            Stop::Paused(pending_approvals)
+        })
     }
 
     /// Waits for results from the workers and takes them in, sending committed events to the
@@ -501,8 +552,12 @@ impl<'w> Engine<'w> {
                 // After Ctrl-C no node starts, not even one that waited for its turn.
                 NodeState::AwaitingTurn if self.cancel.requested() => break,
                 NodeState::AwaitingTurn => {
-                    // Its turn in commit order: now its call limits can be counted.
-                    self.nodes.states[top as usize] = self.start_node(top);
+                    // Its turn in commit order: now its call limits can be counted (and a
+                    // loop or a call runs its sub-graph, committing as it goes).
+                    self.nodes.states[top as usize] = self.start_turn(top)?;
+                    if matches!(self.nodes.states[top as usize], NodeState::AwaitingTurn) {
+                        break; // interrupted inside the sub-graph
+                    }
                     self.sched.push_ready(&self.graph, top);
                     break;
                 }
@@ -535,7 +590,7 @@ impl<'w> Engine<'w> {
         let clock = self.kind_events(i, state, status, clock, &mut events);
         self.commit.outbox = events;
         self.commit
-            .node_done(i, self.wf.nodes[i as usize].id.as_str(), clock, status)?;
+            .node_done(i, self.iid(i, None).as_str(), clock, status)?;
         self.sched.committed(&self.graph, i);
         Ok(())
     }

@@ -607,6 +607,18 @@ impl Workers {
         }
     }
 
+    /// Workers for a sub-graph of this run (a loop iteration, a call): the same limits and
+    /// executor, threads of their own.
+    pub fn sibling(&self) -> Self {
+        Workers::new(
+            self.jobs,
+            self.net.clone(),
+            self.cancel.clone(),
+            self.observer.clone(),
+            self.shell.clone(),
+        )
+    }
+
     /// Calls handed out whose results have not been taken back. After a second interrupt,
     /// calls waiting on the network are not counted: the run does not wait for them.
     pub fn outstanding(&self) -> usize {

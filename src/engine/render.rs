@@ -21,6 +21,8 @@ pub struct NodeValues {
     /// Node index to slot.
     slot_of: HashMap<u32, u32>,
     slots: Vec<OnceLock<Value>>,
+    /// The values of the enclosing level, for a loop body's reads of nodes outside it.
+    parent: Option<Arc<NodeValues>>,
 }
 
 impl NodeValues {
@@ -37,6 +39,21 @@ impl NodeValues {
             ids,
             slot_of,
             slots,
+            parent: None,
+        }
+    }
+
+    /// Reads what this level lacks from `parent` (a loop body reading nodes outside it).
+    pub fn with_parent(mut self, parent: Option<Arc<NodeValues>>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// Node `id`'s value, if it has one here.
+    pub fn get(&self, id: &str) -> Option<Value> {
+        match self.ids.get(id) {
+            Some(&i) => self.slots[i as usize].get().cloned(),
+            None => self.parent.as_ref()?.get(id),
         }
     }
 
@@ -50,8 +67,7 @@ impl NodeValues {
 
 impl Object for NodeValues {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let i = *self.ids.get(key.as_str()?)?;
-        self.slots[i as usize].get().cloned()
+        self.get(key.as_str()?)
     }
 }
 
@@ -68,6 +84,8 @@ pub struct Renderer {
     inputs: Value,
     run: Value,
     nodes: Value,
+    /// `loop` inside a loop's body and its loop-level expressions.
+    loop_var: Option<Value>,
 }
 
 impl Renderer {
@@ -85,6 +103,27 @@ impl Renderer {
                 serde_json::json!({ "seed": seed, "name": name }),
             )),
             nodes: Value::from_dyn_object(nodes),
+            loop_var: None,
+        }
+    }
+
+    /// The renderer of a sub-graph: the same run, `nodes` read from `nodes`, and `inputs`
+    /// replaced when given (a called workflow's).
+    pub fn nested(
+        &self,
+        nodes: Arc<NodeValues>,
+        inputs: Option<&serde_json::Value>,
+        loop_var: Option<Value>,
+    ) -> Self {
+        Self {
+            style: self.style,
+            inputs: inputs.map_or_else(
+                || self.inputs.clone(),
+                |i| Value::from(minijinja::value::Serde(i)),
+            ),
+            run: self.run.clone(),
+            nodes: Value::from_dyn_object(nodes),
+            loop_var,
         }
     }
 
@@ -93,6 +132,9 @@ impl Renderer {
         ctx.insert("inputs", self.inputs.clone());
         ctx.insert("nodes", self.nodes.clone());
         ctx.insert("run", self.run.clone());
+        if let Some(l) = &self.loop_var {
+            ctx.insert("loop", l.clone());
+        }
         if let Some(l) = locals {
             ctx.insert("item", Value::from(minijinja::value::Serde(&l.item)));
             ctx.insert("index", Value::from(l.index));

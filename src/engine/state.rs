@@ -44,8 +44,22 @@ pub(super) enum NodeState {
     AwaitingTurn,
     /// An approval node with its decision.
     Approval(Box<ApprovalDecision>),
+    /// A loop or a call whose sub-graph has run (its events are written).
+    Scope(Box<ScopeRun>),
     /// Committed; only the status is kept.
     Done(Status),
+}
+
+/// What a loop or a call gave: its events up to `clock` are written; its `End` is not.
+#[derive(Debug)]
+pub(super) struct ScopeRun {
+    pub status: Status,
+    /// `nodes.ID.output`.
+    pub output: Value,
+    /// The clock of its last event written.
+    pub clock: u64,
+    pub error: Option<String>,
+    pub summary: String,
 }
 
 const _: () = assert!(std::mem::size_of::<NodeState>() <= 32);
@@ -76,6 +90,7 @@ impl NodeState {
             NodeState::Branch { .. } | NodeState::Fork | NodeState::Join { .. } => {
                 Status::Succeeded
             }
+            NodeState::Scope(run) => run.status,
             NodeState::Approval(d) if d.approve => Status::Succeeded,
             NodeState::Approval(_) => Status::Failed,
         }
@@ -125,6 +140,7 @@ impl NodeState {
             }
             NodeState::Branch { value } => v["output"] = Value::Bool(*value),
             NodeState::Approval(d) => v["output"] = Value::Bool(d.approve),
+            NodeState::Scope(run) => v["output"] = run.output.clone(),
             _ => {}
         }
         v

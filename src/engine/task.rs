@@ -144,10 +144,7 @@ impl Engine<'_> {
         locals: Option<&Locals>,
     ) {
         let node = &self.wf.nodes[i as usize];
-        let id = match item {
-            Some(k) => InstanceId::item(&node.id, k),
-            None => InstanceId::node(&node.id),
-        };
+        let id = self.iid(i, item);
         let mut scope = Vec::new();
         if !self.wf.inputs.is_empty() {
             let names: Vec<&str> = self.wf.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -234,10 +231,7 @@ impl Engine<'_> {
                 return NodeState::Task(run);
             }
         };
-        let instance_id = match &instance {
-            Some((k, _)) => InstanceId::item(&node.id, *k),
-            None => InstanceId::node(&node.id),
-        };
+        let instance_id = self.iid(i, instance.as_ref().map(|(k, _)| *k));
         // Policy, decided before anything runs; a denial under `enforce` stops here.
         self.gate.decide(node, task.tool, &args, &mut run);
         if run.denied {

@@ -571,3 +571,95 @@ fn a_tool_can_rule_a_retry_out_or_ask_for_a_longer_wait() {
     // The backoff (at most 1 ms) is shorter than the wait asked for.
     assert_eq!(delays, [30, 30]);
 }
+
+#[test]
+fn a_loop_runs_its_body_once_per_iteration_one_iteration_after_another() {
+    static SPEC: ToolSpec = spec("fake.loop_record", VALUE);
+    static TOOL: Recorder = Recorder {
+        spec: &SPEC,
+        placement: Placement::Worker,
+        calls: Mutex::new(Vec::new()),
+    };
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: l\n    loop:\n      max_iterations: 3\n      on_max: succeed\n      nodes:\n        - id: a\n          tool: fake.loop_record\n          with: { value: \"a{{ loop.iteration }}\" }\n        - id: b\n          needs: [a]\n          tool: fake.loop_record\n          with: { value: \"b{{ loop.iteration }} after {{ nodes.a.output }}\" }\n",
+        &TOOL,
+        RunOptions {
+            jobs: 4,
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(
+        *TOOL.calls.lock().unwrap(),
+        [
+            "a1",
+            "b1 after a1",
+            "a2",
+            "b2 after a2",
+            "a3",
+            "b3 after a3"
+        ]
+    );
+    let nodes: Vec<(String, String)> = events(&ledger)
+        .into_iter()
+        .filter(|(k, _, _)| k == "End" || k == "LoopIteration")
+        .map(|(k, n, _)| (k, n.unwrap()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("End", "l#1/a"),
+        ("End", "l#1/b"),
+        ("LoopIteration", "l"),
+        ("End", "l#2/a"),
+        ("End", "l#2/b"),
+        ("LoopIteration", "l"),
+        ("End", "l#3/a"),
+        ("End", "l#3/b"),
+        ("LoopIteration", "l"),
+        ("End", "l"),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(nodes, expected);
+    // The run counts the workflow's own node; the body's instances are its events.
+    assert_eq!(report.counts.succeeded, 1);
+}
+
+#[test]
+fn an_interrupt_inside_a_loop_pauses_the_run_without_ending_the_loop() {
+    static SPEC: ToolSpec = spec(
+        "fake.loop_nap",
+        &[
+            key("ms", KeyKind::Template, true, ""),
+            key("interrupt", KeyKind::Template, false, ""),
+        ],
+    );
+    static TOOL: Sleeper = Sleeper { spec: &SPEC };
+    let cancel = Cancel::default();
+    let (report, ledger) = run(
+        "version: 1\nname: t\nnodes:\n  - id: l\n    loop:\n      max_iterations: 3\n      on_max: succeed\n      nodes:\n        - id: a\n          tool: fake.loop_nap\n          with: { ms: \"5\", interrupt: \"{{ 'yes' if loop.iteration == 2 else 'no' }}\" }\n  - id: after\n    needs: [l]\n    tool: noop\n",
+        &TOOL,
+        RunOptions {
+            cancel: cancel.clone(),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.status, RunStatus::Interrupted);
+    let events = events(&ledger);
+    assert_eq!(events.last().unwrap().0, "RunPaused");
+    // Iteration 2's running call finished and committed, which completes iteration 2; no third
+    // iteration starts, and the loop has no `End`.
+    let nodes: Vec<&str> = events.iter().filter_map(|(_, n, _)| n.as_deref()).collect();
+    assert!(nodes.contains(&"l#2/a"));
+    assert!(!nodes.iter().any(|n| n.starts_with("l#3/") || *n == "after"));
+    let iterations = events
+        .iter()
+        .filter(|(k, _, _)| k == "LoopIteration")
+        .count();
+    assert_eq!(iterations, 2);
+    assert!(
+        !events
+            .iter()
+            .any(|(k, n, _)| k == "End" && n.as_deref() == Some("l"))
+    );
+}

@@ -39,7 +39,8 @@
 //!   (fan-out), `tool`, `input_sha256`, `input` (the rendered input), `output`, `stdout`,
 //!   `stderr`, `exit_code` (the last attempt's `ToolOutput`), `error` (`End.error`, or the
 //!   message of an `Error` event), `mcp_tools` (an MCP server's `tools/list`, recorded with
-//!   the first call to it: a changed tool schema). `stdout` is left out when `output` differs too and on
+//!   the first call to it: a changed tool schema), and for a loop `iterations` and `ended` (from
+//!   its last `LoopIteration`; its `output` is the state that line records). `stdout` is left out when `output` differs too and on
 //!   both sides `output` is the trimmed `stdout` (a shell node), as it would repeat `output`.
 //!   When none of these differ but the node's events do (an earlier attempt's output, a retry
 //!   delay), the difference is `events`, with `{"count", "sha256"}` of the node's event
@@ -194,7 +195,7 @@ pub struct Divergence {
 }
 
 /// The node fields compared, in report order.
-pub const NODE_FIELDS: [&str; 14] = [
+pub const NODE_FIELDS: [&str; 16] = [
     "status",
     "skip_reason",
     "branch",
@@ -209,6 +210,8 @@ pub const NODE_FIELDS: [&str; 14] = [
     "exit_code",
     "error",
     "mcp_tools",
+    "iterations",
+    "ended",
 ];
 const STATUS: usize = 0;
 const SKIP_REASON: usize = 1;
@@ -224,11 +227,13 @@ const STDERR: usize = 10;
 const EXIT_CODE: usize = 11;
 const ERROR: usize = 12;
 const MCP_TOOLS: usize = 13;
+const ITERATIONS: usize = 14;
+const ENDED: usize = 15;
 /// Fields whose differences get a unified diff.
 const TEXTUAL: [usize; 5] = [INPUT, OUTPUT, STDOUT, STDERR, MCP_TOOLS];
 /// The fields compared for a node that ran on one side only (only there, or skipped on the
 /// other side).
-const RESULT: [usize; 5] = [STATUS, SKIP_REASON, BRANCH, OUTPUT, ERROR];
+const RESULT: [usize; 6] = [STATUS, SKIP_REASON, BRANCH, OUTPUT, ERROR, ITERATIONS];
 
 /// How long one unified diff may take before it settles for an approximation.
 const DIFF_TIMEOUT: Duration = Duration::from_secs(2);
@@ -649,6 +654,7 @@ impl Side {
                 | Kind::Skipped
                 | Kind::BranchDecision
                 | Kind::ApprovalRequested
+                | Kind::LoopIteration
         );
         if !relevant {
             return Ok(None);
@@ -678,6 +684,12 @@ impl Side {
             }
             Event::Error { message, .. } => set(ERROR, Some(text(message))),
             Event::BranchDecision(e) => set(BRANCH, Some(Value::from(e.arm.name()))),
+            Event::LoopIteration(e) => {
+                // The loop's state as of its last iteration is what it gives.
+                set(OUTPUT, Some(e.state.into_owned()));
+                set(ITERATIONS, Some(Value::from(e.iteration)));
+                set(ENDED, e.ended.map(|x| Value::from(x.name())));
+            }
             Event::ApprovalRequested { .. } => set(STATUS, Some(Value::from("awaiting_approval"))),
             Event::Skipped { reason, .. } => {
                 set(SKIP_REASON, Some(text(reason)));

@@ -138,6 +138,28 @@ impl Arm {
     }
 }
 
+/// Why a loop ended (`LoopIteration.ended`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoopEnd {
+    /// `until` was true.
+    Until,
+    /// `max_iterations` ran without `until` becoming true.
+    MaxIterations,
+    /// A node of the body failed, or `update` or `until` could not be evaluated.
+    Failed,
+}
+
+impl LoopEnd {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoopEnd::Until => "until",
+            LoopEnd::MaxIterations => "max_iterations",
+            LoopEnd::Failed => "failed",
+        }
+    }
+}
+
 /// A person's decision (`ApprovalResolved.decision`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -435,6 +457,40 @@ pub struct BranchDecision<'a> {
     pub skipped: Vec<Text<'a>>,
 }
 
+/// `LoopIteration`: an iteration of a loop has run (its body's events come before this line,
+/// with ids `LOOP#N/CHILD`), `update` has given the loop-carried `state`, and `until` (when the
+/// loop has one and the body succeeded) was evaluated. `ended` says why the loop ends here;
+/// absent, the next iteration follows.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LoopIteration<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    pub iteration: u64,
+    pub state: Cow<'a, Value>,
+    #[serde(default)]
+    pub until: Option<bool>,
+    #[serde(default)]
+    pub ended: Option<LoopEnd>,
+}
+
+/// `WorkflowCall`: a `workflow:` node calls another file (path relative to the caller's, as
+/// written, the SHA-256 of its bytes, and its text, so that the ledger replays on its own as it
+/// does with the caller's text in `RunStart`); the callee's events follow with ids
+/// `CALL/CHILD`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WorkflowCall<'a> {
+    #[serde(borrow)]
+    pub node: Text<'a>,
+    #[serde(borrow)]
+    pub file: Text<'a>,
+    #[serde(borrow)]
+    pub sha256: Text<'a>,
+    #[serde(borrow)]
+    pub source: Text<'a>,
+}
+
 /// `PolicyDeny`: a check failed (`enforced`: the call did not run).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -530,6 +586,14 @@ impl ModelUsage {
         self.output_tokens += output;
         self.total_tokens += total;
     }
+
+    /// Adds another count of the same model's calls (a sub-graph's, at its end).
+    pub fn merge(&mut self, other: &ModelUsage) {
+        self.calls += other.calls;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.total_tokens += other.total_tokens;
+    }
 }
 
 /// One ledger event: the body of a line, without `seq` and `prev`.
@@ -590,10 +654,12 @@ pub enum Event<'a> {
     ApprovalResolved(ApprovalResolved<'a>),
     RunPaused(RunPaused<'a>),
     RunEnd(RunEnd<'a>),
+    LoopIteration(LoopIteration<'a>),
+    WorkflowCall(WorkflowCall<'a>),
 }
 
 /// Every event kind, in the order of the format's description.
-pub const KINDS: [&str; 18] = [
+pub const KINDS: [&str; 20] = [
     "RunStart",
     "Start",
     "ToolOutput",
@@ -612,6 +678,8 @@ pub const KINDS: [&str; 18] = [
     "ApprovalResolved",
     "RunPaused",
     "RunEnd",
+    "LoopIteration",
+    "WorkflowCall",
 ];
 
 /// An event's kind without its fields: what a reader checks on the lines it does not read
@@ -636,11 +704,13 @@ pub enum Kind {
     ApprovalResolved,
     RunPaused,
     RunEnd,
+    LoopIteration,
+    WorkflowCall,
 }
 
 impl Kind {
     /// Every kind, in the order of [`KINDS`].
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 20] = [
         Kind::RunStart,
         Kind::Start,
         Kind::ToolOutput,
@@ -659,6 +729,8 @@ impl Kind {
         Kind::ApprovalResolved,
         Kind::RunPaused,
         Kind::RunEnd,
+        Kind::LoopIteration,
+        Kind::WorkflowCall,
     ];
 
     /// The kind named `name` (the `event` field); a name this kairos does not know is
@@ -684,6 +756,8 @@ impl Kind {
             "ApprovalResolved" => Kind::ApprovalResolved,
             "RunPaused" => Kind::RunPaused,
             "RunEnd" => Kind::RunEnd,
+            "LoopIteration" => Kind::LoopIteration,
+            "WorkflowCall" => Kind::WorkflowCall,
             other => return Err(EventError::Unknown(other.to_string())),
         })
     }
@@ -734,6 +808,8 @@ impl<'a> Event<'a> {
             Event::ApprovalResolved(_) => "ApprovalResolved",
             Event::RunPaused(_) => "RunPaused",
             Event::RunEnd(_) => "RunEnd",
+            Event::LoopIteration(_) => "LoopIteration",
+            Event::WorkflowCall(_) => "WorkflowCall",
         }
     }
 
@@ -750,6 +826,8 @@ impl<'a> Event<'a> {
             Event::CallLimitExceeded(e) => &e.node,
             Event::Retry(e) => &e.node,
             Event::ApprovalResolved(e) => &e.node,
+            Event::LoopIteration(e) => &e.node,
+            Event::WorkflowCall(e) => &e.node,
             Event::ForkSpawn { node, .. }
             | Event::JoinComplete { node, .. }
             | Event::Skipped { node, .. }
@@ -882,6 +960,17 @@ impl<'a> Event<'a> {
                     None => b,
                 }
             }
+            Event::LoopIteration(e) => {
+                let mut b = b.u64("iteration", e.iteration).json("state", &e.state);
+                if let Some(u) = e.until {
+                    b = b.bool("until", u);
+                }
+                b.opt_name("ended", e.ended.map(LoopEnd::name))
+            }
+            Event::WorkflowCall(e) => b
+                .str("file", &e.file)
+                .name("sha256", &e.sha256)
+                .str("source", &e.source),
         };
         b.finish();
     }
@@ -953,6 +1042,8 @@ impl<'a> Event<'a> {
             Kind::ToolOutput => Event::ToolOutput(read("ToolOutput", line)?),
             Kind::End => Event::End(read("End", line)?),
             Kind::BranchDecision => Event::BranchDecision(read("BranchDecision", line)?),
+            Kind::LoopIteration => Event::LoopIteration(read("LoopIteration", line)?),
+            Kind::WorkflowCall => Event::WorkflowCall(read("WorkflowCall", line)?),
             Kind::ForkSpawn => {
                 let e: ForkSpawn = read("ForkSpawn", line)?;
                 Event::ForkSpawn {
@@ -1215,6 +1306,26 @@ mod tests {
                         total_tokens: 42,
                     },
                 )])),
+            }),
+            Event::LoopIteration(LoopIteration {
+                node: t("review"),
+                iteration: 3,
+                state: Cow::Owned(serde_json::json!({ "draft": "v3" })),
+                until: Some(true),
+                ended: Some(LoopEnd::Until),
+            }),
+            Event::LoopIteration(LoopIteration {
+                node: t("outer#2/inner"),
+                iteration: 1,
+                state: Cow::Owned(serde_json::json!({})),
+                until: None,
+                ended: None,
+            }),
+            Event::WorkflowCall(WorkflowCall {
+                node: t("sub"),
+                file: t("lib/child.yaml"),
+                sha256: t("ab"),
+                source: t("version: 1\n"),
             }),
         ]
     }

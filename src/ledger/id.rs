@@ -33,6 +33,39 @@ impl<'a> InstanceId<'a> {
         InstanceId(Cow::Owned(text))
     }
 
+    /// Node `id` (item `item` of it, under `for_each`) inside the loops and calls `scope`
+    /// names: `scope` is empty at the top level, else a path ending in `/`
+    /// ([`InstanceId::scope`]).
+    pub fn scoped(scope: &str, id: &'a str, item: Option<u32>) -> Self {
+        if scope.is_empty() {
+            return match item {
+                Some(k) => Self::item(id, k),
+                None => Self::node(id),
+            };
+        }
+        let mut text = String::with_capacity(scope.len() + id.len() + 4);
+        text.push_str(scope);
+        text.push_str(id);
+        if let Some(k) = item {
+            push_item(&mut text, k);
+        }
+        InstanceId(Cow::Owned(text))
+    }
+
+    /// The scope of the nodes of iteration `iteration` of loop `id` (or of call `id` without
+    /// one) inside `outer`: `outer` + `id#N/` (or `id/`).
+    pub fn scope(outer: &str, id: &str, iteration: Option<u32>) -> String {
+        let mut text = String::with_capacity(outer.len() + id.len() + 8);
+        text.push_str(outer);
+        text.push_str(id);
+        if let Some(n) = iteration {
+            text.push('#');
+            text.push_str(crate::ledger::decimal(u64::from(n), &mut [0; 20]));
+        }
+        text.push('/');
+        text
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -154,6 +187,22 @@ mod tests {
         );
         assert!(!p.is_whole_node());
         assert!(parse("fetch").unwrap().is_whole_node());
+    }
+
+    #[test]
+    fn builds_scoped_ids_that_parse_back() {
+        let outer = InstanceId::scope("", "review", Some(2));
+        let inner = InstanceId::scope(&outer, "fix", Some(1));
+        assert_eq!(inner, "review#2/fix#1/");
+        let id = InstanceId::scoped(&inner, "edit", Some(3));
+        assert_eq!(id.as_str(), "review#2/fix#1/edit[3]");
+        let p = parse(id.as_str()).unwrap();
+        assert_eq!(p.scopes.len(), 2);
+        assert_eq!((p.scopes[1].node, p.scopes[1].iteration), ("fix", Some(1)));
+        assert_eq!((p.last.node, p.last.item), ("edit", Some(3)));
+        let call = InstanceId::scope("", "sub", None);
+        assert_eq!(InstanceId::scoped(&call, "step", None).as_str(), "sub/step");
+        assert_eq!(InstanceId::scoped("", "a", Some(0)).as_str(), "a[0]");
     }
 
     #[test]

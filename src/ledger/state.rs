@@ -139,6 +139,13 @@ impl RunState {
                     seq,
                 });
             }
+            Event::LoopIteration(e) => {
+                // The loop's state so far: what `nodes.LOOP.output` is if the loop ends here.
+                self.node(&e.node, seq).output = e.state.into_owned();
+            }
+            Event::WorkflowCall(e) => {
+                self.node(&e.node, seq);
+            }
             Event::RunPaused(e) => {
                 self.status = "paused".into();
                 self.pending_approvals = e.pending.into_iter().map(Cow::into_owned).collect();
@@ -186,6 +193,8 @@ pub fn rebuild<R: BufRead>(
             | Kind::Skipped
             | Kind::BranchDecision
             | Kind::RunPaused
+            | Kind::LoopIteration
+            | Kind::WorkflowCall
             | Kind::RunEnd => state.apply(line.event()?, seq),
             Kind::ForkSpawn
             | Kind::JoinComplete

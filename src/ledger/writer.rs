@@ -98,6 +98,9 @@ fn stopped() -> io::Error {
     io::Error::other("the ledger writer had already stopped")
 }
 
+/// The default writer writes nothing: it stands in while a run's writer is lent to the
+/// committer of a loop's or a call's sub-graph (`engine/scope.rs`).
+#[derive(Default)]
 pub struct Writer {
     tx: Option<SyncSender<String>>,
     handle: Option<JoinHandle<io::Result<Written>>>,

@@ -101,9 +101,14 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     let mut r = reader::open(ledger)?;
     let mut recording = Recording::default();
     let mut start: Option<Start> = None;
+    // The called workflows' text, by path as the calls wrote it (`WorkflowCall`).
+    let mut called = std::collections::HashMap::new();
     while let Some(line) = r.next_line()? {
         match line.event()? {
             Event::RunStart(s) if line.seq == 0 => start = Some(Start::read(s, ledger)?),
+            Event::WorkflowCall(c) => {
+                called.insert(c.file.into_owned(), c.source.into_owned());
+            }
             event => recording.add_line(line.seq + 1, event),
         }
     }
@@ -112,9 +117,10 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     let embedded;
     let (workflow, inputs) = match against {
         None => {
-            embedded = workflow::load_str(
+            embedded = workflow::validate::load_recorded(
                 &format!("{} (embedded workflow)", ledger.display()),
-                &start.workflow_source,
+                start.workflow_source.clone(),
+                std::sync::Arc::new(called),
             )
             .map_err(ReplayError::EmbeddedWorkflow)?;
             (&embedded, start.inputs.clone())

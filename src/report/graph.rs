@@ -2,7 +2,9 @@
 //!
 //! Node shapes show the kind (task: box, branch: diamond, fork and join: trapezia, approval:
 //! hexagon); branch arms are labelled `then` / `else`, fork and join edges `fork` / `join`;
-//! a dashed edge is a data reference (an expression reads the node) without `needs`.
+//! a dashed edge is a data reference (an expression reads the node) without `needs`. A loop
+//! or a `workflow:` call is a cluster (Mermaid `subgraph`, DOT `cluster_`) holding its own
+//! node and its sub-graph, whose nodes are named after it (`n3_0`).
 
 use crate::workflow::{NodeIdx, NodeKind, Workflow};
 use std::fmt::Write;
@@ -65,6 +67,26 @@ pub fn edges(workflow: &Workflow) -> Vec<(NodeIdx, NodeIdx, EdgeKind)> {
 
 pub fn mermaid(workflow: &Workflow) -> String {
     let mut s = String::from("flowchart TD\n");
+    mermaid_level(workflow, "n", 1, &mut s);
+    s
+}
+
+/// The sub-graph a loop or a call holds, and how its cluster is titled.
+fn inner(node: &crate::workflow::Node) -> Option<(&Workflow, String)> {
+    match &node.kind {
+        NodeKind::Loop(l) => Some((
+            &l.body,
+            format!("{} (loop, at most {})", node.id, l.max_iterations),
+        )),
+        NodeKind::Call(c) => Some((&c.callee, format!("{} (calls {})", node.id, c.file.value))),
+        _ => None,
+    }
+}
+
+/// One level of the graph: its nodes (a loop or a call as a cluster holding its own node and
+/// its sub-graph's, named `PREFIX{i}_`) and its edges.
+fn mermaid_level(workflow: &Workflow, prefix: &str, depth: usize, s: &mut String) {
+    let pad = "  ".repeat(depth);
     for (i, node) in workflow.nodes.iter().enumerate() {
         let label = format!("{}<br/><i>{}</i>", mermaid_escape(&node.id), node.label());
         let (open, close) = match node.kind {
@@ -73,8 +95,23 @@ pub fn mermaid(workflow: &Workflow) -> String {
             NodeKind::Fork(_) => ("[/\"", "\"\\]"),
             NodeKind::Join(_) => ("[\\\"", "\"/]"),
             NodeKind::Approval { .. } => ("{{\"", "\"}}"),
+            NodeKind::Loop(_) | NodeKind::Call(_) => ("([\"", "\"])"),
         };
-        let _ = writeln!(s, "  n{i}{open}{label}{close}");
+        match inner(node) {
+            Some((sub, title)) => {
+                let _ = writeln!(
+                    s,
+                    "{pad}subgraph c{prefix}{i}[\"{}\"]",
+                    mermaid_escape(&title)
+                );
+                let _ = writeln!(s, "{pad}  {prefix}{i}{open}{label}{close}");
+                mermaid_level(sub, &format!("{prefix}{i}_"), depth + 1, s);
+                let _ = writeln!(s, "{pad}end");
+            }
+            None => {
+                let _ = writeln!(s, "{pad}{prefix}{i}{open}{label}{close}");
+            }
+        }
     }
     for (from, to, kind) in edges(workflow) {
         let arrow = match (kind, kind.label()) {
@@ -82,9 +119,8 @@ pub fn mermaid(workflow: &Workflow) -> String {
             (_, Some(label)) => format!("-->|{label}|"),
             (_, None) => "-->".to_string(),
         };
-        let _ = writeln!(s, "  n{from} {arrow} n{to}");
+        let _ = writeln!(s, "{pad}{prefix}{from} {arrow} {prefix}{to}");
     }
-    s
 }
 
 fn mermaid_escape(text: &str) -> String {
@@ -98,6 +134,14 @@ pub fn dot(workflow: &Workflow) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "digraph \"{}\" {{", dot_escape(&workflow.name));
     s.push_str("  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n");
+    dot_level(workflow, "n", 1, &mut s);
+    s.push_str("}\n");
+    s
+}
+
+/// One level of the graph, as [`mermaid_level`]: a loop or a call is a `cluster_` subgraph.
+fn dot_level(workflow: &Workflow, prefix: &str, depth: usize, s: &mut String) {
+    let pad = "  ".repeat(depth);
     for (i, node) in workflow.nodes.iter().enumerate() {
         let shape = match node.kind {
             NodeKind::Task(_) => "box",
@@ -105,13 +149,25 @@ pub fn dot(workflow: &Workflow) -> String {
             NodeKind::Fork(_) => "trapezium",
             NodeKind::Join(_) => "invtrapezium",
             NodeKind::Approval { .. } => "hexagon",
+            NodeKind::Loop(_) | NodeKind::Call(_) => "oval",
         };
-        let _ = writeln!(
-            s,
-            "  n{i} [label=\"{}\\n({})\", shape={shape}];",
+        let line = format!(
+            "{prefix}{i} [label=\"{}\\n({})\", shape={shape}];",
             dot_escape(&node.id),
             node.label()
         );
+        match inner(node) {
+            Some((sub, title)) => {
+                let _ = writeln!(s, "{pad}subgraph cluster_{prefix}{i} {{");
+                let _ = writeln!(s, "{pad}  label=\"{}\";", dot_escape(&title));
+                let _ = writeln!(s, "{pad}  {line}");
+                dot_level(sub, &format!("{prefix}{i}_"), depth + 1, s);
+                let _ = writeln!(s, "{pad}}}");
+            }
+            None => {
+                let _ = writeln!(s, "{pad}{line}");
+            }
+        }
     }
     for (from, to, kind) in edges(workflow) {
         let attrs = match (kind, kind.label()) {
@@ -119,10 +175,8 @@ pub fn dot(workflow: &Workflow) -> String {
             (_, Some(label)) => format!(" [label=\"{label}\"]"),
             (_, None) => String::new(),
         };
-        let _ = writeln!(s, "  n{from} -> n{to}{attrs};");
+        let _ = writeln!(s, "{pad}{prefix}{from} -> {prefix}{to}{attrs};");
     }
-    s.push_str("}\n");
-    s
 }
 
 /// The graph both renderings draw, as data: every node (id, kind, tool for a task) in
@@ -133,14 +187,18 @@ pub fn json(workflow: &Workflow) -> serde_json::Value {
         .nodes
         .iter()
         .map(|node| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "id": node.id.as_str(),
                 "kind": node.kind.name(),
                 "tool": match &node.kind {
                     NodeKind::Task(t) => Some(t.tool.spec().name),
                     _ => None,
                 },
-            })
+            });
+            if let Some((sub, _)) = inner(node) {
+                v["graph"] = json(sub);
+            }
+            v
         })
         .collect();
     let edges: Vec<serde_json::Value> = edges(workflow)

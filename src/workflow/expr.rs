@@ -120,7 +120,12 @@ pub struct Scope<'a> {
     pub inputs: &'a [&'a str],
     /// `item` and `index` are defined (inside a `for_each` node).
     pub loop_vars: bool,
+    /// `loop` is defined (inside a loop's body, and in its `until`, `update` and `output`).
+    pub in_loop: bool,
 }
+
+/// The fields of `loop` inside a loop (`docs/workflow.md#loops`).
+pub const LOOP_FIELDS: &[&str] = &["iteration", "state", "previous"];
 
 /// What opens the code of a template: `{{ value }}`, `{% statement %}`, `{# comment #}`. A
 /// template without any of them is plain text.
@@ -176,6 +181,22 @@ pub fn check(
                 )),
             }),
             "run" => errors.extend(run_reference(field, text, source)),
+            "loop" if scope.in_loop => {
+                if let Some(f) = field.filter(|f| !LOOP_FIELDS.contains(f)) {
+                    errors.push(WorkflowError::UnknownReference {
+                        what: "loop field",
+                        name: f.to_string(),
+                        span: ss(find_in(text, source, &format!("loop.{f}"))),
+                        help: Some(format!("`loop` has: {}", LOOP_FIELDS.join(", "))),
+                    });
+                }
+            }
+            "loop" => errors.push(WorkflowError::UnknownReference {
+                what: "variable",
+                name: root.to_string(),
+                span: ss(find_in(text, source, root)),
+                help: Some("`loop` is defined only inside a `loop:` node".into()),
+            }),
             other => errors.push(unknown_variable(other, text, source, scope)),
         }
     }
@@ -302,6 +323,9 @@ fn unknown_variable(
     let mut names = vec!["nodes", "inputs", "run"];
     if scope.loop_vars {
         names.extend(["item", "index"]);
+    }
+    if scope.in_loop {
+        names.push("loop");
     }
     WorkflowError::UnknownReference {
         what: "variable",

@@ -21,3 +21,11 @@ pub const TEMPLATE_FUEL: u64 = 1_000_000;
 /// JSON). Four times the output a command's capture keeps, so a template can join a few of
 /// them.
 pub const RENDERED_BYTES: usize = 4 << 20;
+
+/// The largest `max_iterations` a loop may declare. Each iteration runs its whole body, whose
+/// calls are recorded; ten thousand turns is far beyond an agent's or a review cycle's need.
+pub const LOOP_ITERATIONS: u64 = 10_000;
+
+/// How deep `workflow:` calls may nest (a calls b calls c ...). Cycles are refused anyway;
+/// this bounds what one file can pull in.
+pub const CALL_DEPTH: usize = 16;

@@ -55,7 +55,7 @@ pub struct Network {
     pub per_host: std::collections::BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Defaults {
     pub timeout: Option<Duration>,
     pub retry: Option<Retry>,
@@ -112,6 +112,48 @@ pub enum NodeKind {
     Approval {
         prompt: String,
     },
+    /// A bounded loop over a body sub-graph (`docs/workflow.md#loops`).
+    Loop(Box<Loop>),
+    /// Another workflow file run as a sub-graph of this run (`docs/workflow.md#calls`).
+    Call(Box<Call>),
+}
+
+/// A `loop:` node: its body runs once per iteration, one iteration after another.
+#[derive(Debug)]
+pub struct Loop {
+    /// The body as a graph of its own: node indices are the body's, `nodes` in declaration
+    /// order; `file`, `source`, `name` are the enclosing workflow's, `inputs` and `outputs`
+    /// empty (the body sees the run's inputs).
+    pub body: Workflow,
+    pub max_iterations: u32,
+    pub until: Option<Sp<String>>,
+    /// The initial loop-carried state: name, value (templates rendered once, before the
+    /// first iteration).
+    pub state: Vec<(String, yaml::Node)>,
+    /// After each iteration: name, new value (templates that read this iteration's nodes).
+    pub update: Vec<(String, yaml::Node)>,
+    pub on_max: OnMax,
+    /// What `nodes.LOOP.output` is; the final state when absent.
+    pub output: Option<yaml::Node>,
+}
+
+/// What a loop that reached `max_iterations` without `until` becoming true ends as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnMax {
+    Fail,
+    Succeed,
+}
+
+/// A `workflow:` node: the called file, read and validated with the caller.
+#[derive(Debug)]
+pub struct Call {
+    /// The path as written, relative to the caller's file (what the ledger records).
+    pub file: Sp<String>,
+    /// SHA-256 of the called file's bytes.
+    pub sha256: String,
+    pub callee: Workflow,
+    /// The callee's inputs: name, value (templates in the caller's scope).
+    pub inputs: Vec<(String, yaml::Node)>,
 }
 
 #[derive(Debug)]
@@ -152,6 +194,8 @@ impl NodeKind {
             NodeKind::Fork(_) => "fork",
             NodeKind::Join(_) => "join",
             NodeKind::Approval { .. } => "approval",
+            NodeKind::Loop(_) => "loop",
+            NodeKind::Call(_) => "workflow",
         }
     }
 }
@@ -181,6 +225,10 @@ impl Workflow {
             .iter()
             .filter_map(|n| match &n.kind {
                 NodeKind::Task(t) => Some(t.capabilities()),
+                NodeKind::Loop(l) => Some(l.body.capabilities_needed()),
+                // A callee's calls are checked against its own (narrower) policy at run
+                // time; statically, the caller must grant what they need as well.
+                NodeKind::Call(c) => Some(c.callee.capabilities_needed()),
                 _ => None,
             })
             .fold(CapSet::EMPTY, CapSet::union)

@@ -164,7 +164,8 @@ struct RetryDoc {
     max_backoff: Option<Duration>,
 }
 
-/// A node: exactly one of `run`, `tool`, `branch`, `fork`, `join`, `approval`.
+/// A node: exactly one of `run`, `tool`, `branch`, `fork`, `join`, `approval`, `loop`,
+/// `workflow`.
 #[derive(JsonSchema)]
 #[schemars(
     deny_unknown_fields,
@@ -200,6 +201,47 @@ struct NodeDoc {
     /// Waits for all listed nodes; runs when at least one succeeded.
     join: Option<Vec<NodeId>>,
     approval: Option<ApprovalDoc>,
+    #[serde(rename = "loop")]
+    loop_: Option<LoopDoc>,
+    workflow: Option<CallDoc>,
+}
+
+/// A bounded loop over a body of nodes (`docs/workflow.md#loops`).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+struct LoopDoc {
+    /// Required; at most 10,000.
+    #[schemars(range(min = 1, max = 10000))]
+    max_iterations: u64,
+    /// Expression evaluated after each iteration's `update`; true ends the loop.
+    until: Option<Expression>,
+    /// Loop-carried values and their first values (`loop.state.NAME`).
+    state: Option<BTreeMap<String, serde_json::Value>>,
+    /// After each iteration: new values of `state` entries (templates).
+    update: Option<BTreeMap<String, serde_json::Value>>,
+    /// The loop node's status when `max_iterations` ran out (default `fail`).
+    on_max: Option<OnMaxDoc>,
+    /// `nodes.LOOP.output` (default: the final state).
+    output: Option<serde_json::Value>,
+    /// The body: nodes as at the top level; their ids are seen only inside the loop.
+    nodes: Vec<NodeDoc>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum OnMaxDoc {
+    Fail,
+    Succeed,
+}
+
+/// Another workflow file, run as a sub-graph of this run (`docs/workflow.md#calls`).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+struct CallDoc {
+    /// Path relative to the calling file.
+    file: String,
+    /// The called workflow's inputs (templates).
+    inputs: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(JsonSchema)]
@@ -601,5 +643,7 @@ mod tests {
             properties(&schema, Some("ApprovalDoc")),
             sorted(APPROVAL_KEYS)
         );
+        assert_eq!(properties(&schema, Some("LoopDoc")), sorted(LOOP_KEYS));
+        assert_eq!(properties(&schema, Some("CallDoc")), sorted(CALL_KEYS));
     }
 }

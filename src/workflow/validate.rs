@@ -19,7 +19,11 @@ use crate::syntax::yaml::{self, Span, Value};
 use crate::tools::{self, KeyKind, ToolSpec};
 use miette::{LabeledSpan, NamedSource};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use subgraph::{combined, split_outer};
+
+mod subgraph;
 use std::time::Duration;
 
 pub const WORKFLOW_KEYS: &[&str] = &[
@@ -54,8 +58,22 @@ pub const NODE_KEYS: &[&str] = &[
     "fork",
     "join",
     "approval",
+    "loop",
+    "workflow",
 ];
-pub const KIND_KEYS: &[&str] = &["run", "tool", "branch", "fork", "join", "approval"];
+pub const KIND_KEYS: &[&str] = &[
+    "run", "tool", "branch", "fork", "join", "approval", "loop", "workflow",
+];
+pub const LOOP_KEYS: &[&str] = &[
+    "max_iterations",
+    "until",
+    "state",
+    "update",
+    "on_max",
+    "output",
+    "nodes",
+];
+pub const CALL_KEYS: &[&str] = &["file", "inputs"];
 pub const INPUT_KEYS: &[&str] = &["default", "description"];
 pub const DEFAULTS_KEYS: &[&str] = &["timeout", "retry"];
 pub const NETWORK_KEYS: &[&str] = &["max_concurrent", "per_host"];
@@ -76,6 +94,36 @@ pub fn load_with(
     source: String,
     toolbox: tools::Toolbox,
 ) -> Result<Workflow, Diagnostics> {
+    let stack = std::fs::canonicalize(file).into_iter().collect();
+    load_called(file, source, toolbox, stack, None)
+}
+
+/// [`load`] for a workflow recorded in a ledger: the files it calls are taken from
+/// `recorded` (their text by path as written, from the ledger's `WorkflowCall` lines), never
+/// from the disk.
+pub fn load_recorded(
+    file: &str,
+    source: String,
+    recorded: Arc<HashMap<String, String>>,
+) -> Result<Workflow, Diagnostics> {
+    load_called(
+        file,
+        source,
+        tools::Toolbox::BUILTIN,
+        Vec::new(),
+        Some(recorded),
+    )
+}
+
+/// [`load_with`] for a file reached through `workflow:` calls: `stack` holds the files of
+/// the calls that led here (canonical paths, outermost first), to refuse a cycle.
+fn load_called(
+    file: &str,
+    source: String,
+    toolbox: tools::Toolbox,
+    stack: Vec<PathBuf>,
+    recorded: Option<Arc<HashMap<String, String>>>,
+) -> Result<Workflow, Diagnostics> {
     let mut errors = Vec::new();
     let workflow = match yaml::parse(&source) {
         Ok(root) => Checker {
@@ -83,6 +131,11 @@ pub fn load_with(
             errors: &mut errors,
             tools: toolbox,
             servers: Vec::new(),
+            file,
+            stack,
+            defaults: Defaults::default(),
+            body_ids: Vec::new(),
+            recorded,
         }
         .workflow(&root),
         Err(e) => {
@@ -95,8 +148,7 @@ pub fn load_with(
     };
     match workflow {
         Some(mut w) if errors.is_empty() => {
-            w.file = file.to_string();
-            w.source = source.into();
+            adopt(&mut w, file, source.into());
             Ok(w)
         }
         _ => {
@@ -122,6 +174,32 @@ struct Checker<'s, 'e> {
     tools: tools::Toolbox,
     /// `mcp_servers:`, read before the nodes that name them.
     servers: Vec<McpServer>,
+    /// The file's name as given (`workflow:` paths are relative to its directory).
+    file: &'s str,
+    /// The files of the calls that led to this one, this one last (canonical paths).
+    stack: Vec<PathBuf>,
+    defaults: Defaults,
+    /// Ids declared in loop bodies, with their loop's id (for messages and `max_calls`).
+    body_ids: Vec<(String, String)>,
+    /// Called files' text by path as written, when the workflow comes from a ledger.
+    recorded: Option<Arc<HashMap<String, String>>>,
+}
+
+/// Bit set in a scope's node index for a node of an enclosing level (read by a loop's body):
+/// the rest is its position in that scope's list of outer ids.
+const OUTER: u32 = 1 << 31;
+
+/// Gives the file name and source to a workflow and the bodies of its loops (which share
+/// them); a called workflow keeps its own.
+fn adopt(w: &mut Workflow, file: &str, source: Arc<str>) {
+    w.file = file.to_string();
+    w.source = source;
+    for node in &mut w.nodes {
+        if let NodeKind::Loop(l) = &mut node.kind {
+            adopt(&mut l.body, file, w.source.clone());
+            l.body.name = w.name.clone();
+        }
+    }
 }
 
 /// What pass one learns about a node (kept small: there is one per node).
@@ -201,46 +279,27 @@ impl Checker<'_, '_> {
             None => &[],
         };
 
-        // Pass one: ids.
-        let heads: Vec<Head<'_>> = items.iter().map(|item| self.head(item)).collect();
-        let mut ids: HashMap<&str, NodeIdx> = HashMap::with_capacity(heads.len());
-        for (i, head) in heads.iter().enumerate() {
-            if head.id.is_empty() || !head.valid_id {
-                continue;
-            }
-            if let Some(&first) = ids.get(head.id) {
-                self.errors.push(WorkflowError::DuplicateId {
-                    id: head.id.to_string(),
-                    first: ss(heads[first as usize].span),
-                    second: ss(head.span),
-                });
-            } else {
-                ids.insert(head.id, i as NodeIdx);
-            }
-        }
-
-        // Pass two: every node.
         let input_names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-        // A node that could not be read stands in as a kind-less placeholder so that the
-        // graph checks still run and report their errors too; a Workflow with errors is
-        // never returned.
-        let mut nodes = Vec::with_capacity(heads.len());
-        for head in &heads {
-            let node = self.node(head, &ids, &input_names, &defaults);
-            nodes.push(node.unwrap_or_else(|| placeholder(head)));
-        }
+        self.defaults = defaults.clone();
+        let top = HashMap::new();
+        let (nodes, own, _) = self.graph(items, &top, &input_names, false);
+        let ids: HashMap<&str, NodeIdx> = own.iter().map(|(id, i)| (*id, *i)).collect();
         let (outputs, output_reads) = f
             .get("outputs")
             .map(|n| self.outputs(n, &ids, &input_names))
             .unwrap_or_default();
-        self.max_call_keys(&policy, &ids);
+        let body_ids = std::mem::take(&mut self.body_ids);
+        let mut known = ids.clone();
+        for (child, _) in &body_ids {
+            known.entry(child.as_str()).or_insert(0);
+        }
+        self.max_call_keys(&policy, &known);
         for node in &nodes {
             if let Some(p) = &node.policy {
-                self.max_call_keys(p, &ids);
+                self.max_call_keys(p, &known);
             }
         }
-        link(&mut nodes);
-        self.check_acyclic(&nodes);
+        self.explain_body_references(&body_ids);
 
         Some(Workflow {
             file: String::new(),
@@ -493,6 +552,64 @@ impl Checker<'_, '_> {
         })
     }
 
+    /// Reads a list of nodes as one graph: the workflow's, or a loop's body (`visible`: the
+    /// ids of the enclosing levels, which the body's expressions may read). Gives the nodes
+    /// (their `deps`, `after` and `reads` in this graph's indices), this level's ids, and the
+    /// enclosing nodes the body reads (as `visible` has them: the loop waits for those; see
+    /// [`split_outer`]).
+    fn graph<'n>(
+        &mut self,
+        items: &'n [yaml::Node],
+        visible: &HashMap<&'n str, NodeIdx>,
+        inputs: &[&str],
+        in_loop: bool,
+    ) -> (Vec<Node>, Vec<(&'n str, NodeIdx)>, Vec<NodeIdx>) {
+        // Pass one: ids.
+        let heads: Vec<Head<'n>> = items.iter().map(|item| self.head(item)).collect();
+        let mut ids: HashMap<&'n str, NodeIdx> = HashMap::with_capacity(heads.len());
+        let mut own = Vec::with_capacity(heads.len());
+        for (i, head) in heads.iter().enumerate() {
+            if head.id.is_empty() || !head.valid_id {
+                continue;
+            }
+            if let Some(&first) = ids.get(head.id) {
+                self.errors.push(WorkflowError::DuplicateId {
+                    id: head.id.to_string(),
+                    first: ss(heads[first as usize].span),
+                    second: ss(head.span),
+                });
+            } else if visible.contains_key(head.id) {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: format!("node id `{}` is already used outside this loop", head.id),
+                    span: ss(head.span),
+                    label: "used again here".into(),
+                    help: Some("ids are unique in the whole file, loop bodies included".into()),
+                });
+            } else {
+                ids.insert(head.id, i as NodeIdx);
+                own.push((head.id, i as NodeIdx));
+            }
+        }
+        // What expressions here see: this level's nodes, then the enclosing ones.
+        let (scope_nodes, outer) = combined(&ids, visible);
+        // Pass two: every node. A node that could not be read stands in as a kind-less
+        // placeholder so that the graph checks still run and report their errors too; a
+        // Workflow with errors is never returned.
+        let mut nodes = Vec::with_capacity(heads.len());
+        let mut outer_reads = Vec::new();
+        for head in &heads {
+            let node = self.node(head, &ids, &scope_nodes, inputs, in_loop);
+            let mut node = node.unwrap_or_else(|| placeholder(head));
+            if !outer.is_empty() {
+                outer_reads.extend(split_outer(&mut node, &outer, visible));
+            }
+            nodes.push(node);
+        }
+        link(&mut nodes);
+        self.check_acyclic(&nodes);
+        (nodes, own, outer_reads)
+    }
+
     fn head<'n>(&mut self, item: &'n yaml::Node) -> Head<'n> {
         let fields = Fields::new(item, "node", NODE_KEYS, self.errors);
         let mut head = Head {
@@ -566,9 +683,11 @@ impl Checker<'_, '_> {
         &mut self,
         head: &Head<'_>,
         ids: &HashMap<&str, NodeIdx>,
+        visible: &HashMap<&str, NodeIdx>,
         inputs: &[&str],
-        defaults: &Defaults,
+        in_loop: bool,
     ) -> Option<Node> {
+        let defaults = &self.defaults.clone();
         let f = &Fields::checked(head.item, "node", NODE_KEYS)?;
         let needs: Vec<NodeIdx> = f
             .get("needs")
@@ -578,9 +697,10 @@ impl Checker<'_, '_> {
             .map(|s| s.value)
             .collect();
         let scope = Scope {
-            nodes: ids,
+            nodes: visible,
             inputs,
             loop_vars: f.get("for_each").is_some(),
+            in_loop,
         };
         let mut used = Vec::new();
 
@@ -630,6 +750,7 @@ impl Checker<'_, '_> {
             .map(|s| s.value);
 
         let kind = self.node_kind(head, f, &scope, ids, &mut used);
+        self.scope_rules(f, kind.as_ref(), in_loop);
 
         used.sort_unstable();
         used.dedup();
@@ -888,6 +1009,8 @@ impl Checker<'_, '_> {
                     .map(|s| s.value)
                     .collect(),
             )),
+            "loop" => self.loop_kind(id, value, scope, used).map(NodeKind::Loop),
+            "workflow" => self.call_kind(value, scope, used).map(NodeKind::Call),
             "approval" => {
                 let f = Fields::new(value, "approval", APPROVAL_KEYS, self.errors)?;
                 let prompt = f
@@ -1045,6 +1168,7 @@ impl Checker<'_, '_> {
             nodes: ids,
             inputs,
             loop_vars: false,
+            in_loop: false,
         };
         let mut outputs = Vec::new();
         let mut reads = Vec::new();

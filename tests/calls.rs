@@ -1,0 +1,218 @@
+//! `workflow:` nodes: another file run as a sub-graph of the same run and ledger.
+
+use crate::common::{Test, diagnostics};
+
+const CHILD: &str = "version: 1
+name: child
+inputs:
+  who: {}
+nodes:
+  - id: greet
+    tool: echo
+    with: { message: 'hello {{ inputs.who }}' }
+outputs:
+  text: '{{ nodes.greet.output }}'
+";
+
+const PARENT: &str = "version: 1
+name: parent
+nodes:
+  - id: sub
+    workflow: { file: lib/child.yaml, inputs: { who: world } }
+  - id: after
+    tool: echo
+    with: { message: 'got {{ nodes.sub.output.text }}' }
+";
+
+#[test]
+fn a_call_runs_the_callee_under_its_id_and_records_its_file_and_digest() {
+    let out = Test::new()
+        .workflow(PARENT)
+        .file("lib/child.yaml", CHILD)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(0)
+        .stdout_contains("got hello world");
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    let ledger: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let call = ledger
+        .iter()
+        .find(|e| e["event"] == "WorkflowCall")
+        .unwrap();
+    assert_eq!(call["node"], "sub");
+    assert_eq!(call["file"], "lib/child.yaml");
+    assert_eq!(call["sha256"], kairos::ledger::sha256_hex(CHILD.as_bytes()));
+    assert!(
+        ledger
+            .iter()
+            .any(|e| e["node"] == "sub/greet" && e["event"] == "ToolOutput")
+    );
+    // No host path in the ledger.
+    assert!(!text.contains(out.dir.path().to_str().unwrap()));
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(out.dir.path())
+        .code(0);
+}
+
+#[test]
+fn call_cycles_are_rejected_with_the_location_of_the_call() {
+    let selfcall = "version: 1\nname: a\nnodes:\n  - id: me\n    workflow: { file: wf.yaml }\n";
+    let d = diagnostics(selfcall);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (5, 23));
+    assert!(d[0].message.contains("cycle"), "{d:?}");
+    let a = "version: 1\nname: a\nnodes:\n  - id: b\n    workflow: { file: b.yaml }\n";
+    let b = "version: 1\nname: b\nnodes:\n  - id: a\n    workflow: { file: wf.yaml }\n";
+    Test::new()
+        .workflow(a)
+        .file("b.yaml", b)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("cycle: wf.yaml -> b.yaml -> wf.yaml");
+}
+
+#[test]
+fn a_called_workflows_errors_name_its_file_and_line() {
+    let bad = "version: 1\nname: bad\nnodes:\n  - id: x\n    tool: ecko\n";
+    let parent = "version: 1\nname: p\nnodes:\n  - id: c\n    workflow: { file: bad.yaml }\n";
+    Test::new()
+        .workflow(parent)
+        .file("bad.yaml", bad)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("bad.yaml:5:11");
+}
+
+#[test]
+fn a_called_workflows_policy_cannot_widen_the_callers() {
+    // The callee asks for subprocess; the caller does not grant it.
+    let callee = "version: 1\nname: wide\npolicy: { preset: permissive }\nnodes:\n  - id: sh\n    run: echo hi\n";
+    let caller = "version: 1\nname: narrow\npolicy: { preset: restrictive }\nnodes:\n  - id: c\n    workflow: { file: wide.yaml }\n";
+    Test::new()
+        .workflow(caller)
+        .file("wide.yaml", callee)
+        .args(["run", "wf.yaml"])
+        .run()
+        .code(3);
+    // The caller grants it, the callee does not: the callee's call is denied when it runs.
+    let callee = "version: 1\nname: tight\npolicy: { preset: restrictive }\nnodes:\n  - id: sh\n    run: echo hi\n";
+    let caller = "version: 1\nname: wide\npolicy: { preset: permissive }\nnodes:\n  - id: c\n    workflow: { file: tight.yaml }\n";
+    let out = Test::new()
+        .workflow(caller)
+        .file("tight.yaml", callee)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(3);
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(
+        text.contains("\"event\":\"PolicyDeny\",\"clock\":3,\"node\":\"c/sh\""),
+        "{text}"
+    );
+    assert!(!text.contains("\"event\":\"ToolOutput\""), "{text}");
+}
+
+#[test]
+fn a_call_needs_the_callees_required_inputs() {
+    let parent = "version: 1\nname: p\nnodes:\n  - id: sub\n    workflow: { file: child.yaml, inputs: { whom: x } }\n";
+    Test::new()
+        .workflow(parent)
+        .file("child.yaml", CHILD)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("needs input `who`")
+        .stderr_contains("whom");
+}
+
+#[test]
+fn graph_draws_a_call_as_a_cluster_of_the_callees_nodes() {
+    let t = Test::new().workflow(PARENT).file("lib/child.yaml", CHILD);
+    let dir = t.path().to_path_buf();
+    let mermaid = Test::new()
+        .args(["graph", "wf.yaml"])
+        .run_in(&dir)
+        .code(0)
+        .stdout;
+    assert!(
+        mermaid.contains("subgraph cn0[\"sub (calls lib/child.yaml)\"]"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("n0_0[\"greet<br/><i>echo</i>\"]"),
+        "{mermaid}"
+    );
+    let json = Test::new()
+        .args(["graph", "wf.yaml", "--format", "json"])
+        .run_in(&dir)
+        .code(0)
+        .json();
+    assert_eq!(json["nodes"][0]["kind"], "workflow");
+    assert_eq!(json["nodes"][0]["graph"]["nodes"][0]["id"], "greet");
+    drop(t);
+}
+
+#[test]
+fn a_changed_callee_makes_replay_report_the_call() {
+    let t = Test::new().workflow(PARENT).file("lib/child.yaml", CHILD);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    std::fs::write(dir.join("lib/child.yaml"), CHILD.replace("hello", "bye")).unwrap();
+    let out = Test::new()
+        .args(["replay", "l.jsonl", "--against", "wf.yaml"])
+        .run_in(&dir)
+        .code(1);
+    assert!(
+        out.stdout.contains("WorkflowCall of `sub` differs"),
+        "{}",
+        out.stdout
+    );
+    drop(t);
+}
+
+#[test]
+fn replay_check_takes_the_called_file_from_the_ledger() {
+    let t = Test::new().workflow(PARENT).file("lib/child.yaml", CHILD);
+    let dir = t.path().to_path_buf();
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-q"])
+        .run_in(&dir)
+        .code(0);
+    // Neither the workflow nor the called file is at hand: the ledger is enough.
+    let elsewhere = Test::new();
+    std::fs::copy(dir.join("l.jsonl"), elsewhere.path().join("l.jsonl")).unwrap();
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(elsewhere.path())
+        .code(0)
+        .stdout_contains("replay matches");
+    drop(t);
+}
+
+#[test]
+fn a_call_of_a_missing_file_a_directory_or_an_absolute_path_is_refused_at_the_call() {
+    for (file, message) in [
+        ("nope.yaml", "not found, or not a regular file"),
+        ("lib", "not found, or not a regular file"),
+        ("/etc/hostname", "relative to the calling file"),
+    ] {
+        let parent =
+            format!("version: 1\nname: p\nnodes:\n  - id: c\n    workflow: {{ file: {file} }}\n");
+        let out = Test::new()
+            .workflow(&parent)
+            .file("lib/child.yaml", CHILD)
+            .args(["validate", "wf.yaml"])
+            .run()
+            .code(2)
+            .stderr_contains(message);
+        assert!(out.stderr.contains("wf.yaml:5:"), "{file}: {}", out.stderr);
+    }
+}
