@@ -5,6 +5,7 @@
 //! reader; [`id::InstanceId`] names what an event belongs to; [`writer::Writer`] numbers the lines, chains them, writes them and
 //! syncs them to disk in groups, on threads of its own.
 
+mod chunk;
 pub mod diff;
 mod encode;
 pub use encode::{Mask, Sink as EventSink};

@@ -1,0 +1,679 @@
+//! A ledger read in bounded chunks of lines, with the work on each line that needs no other
+//! line done for a whole chunk at once, on rayon's threads.
+//!
+//! Most of the cost of reading a ledger is per line and independent of every other line: its
+//! UTF-8 check, its head read with the duplicate-key check, and its SHA-256. Only linking a line
+//! to the one before (`seq` counts on, `prev` is the hash of the line before) is sequential; the
+//! reader (`reader.rs`) does that, walking a prepared chunk in order, so what it reports, and
+//! for which line, does not depend on the number of threads or the size of a chunk. While the
+//! threads prepare one chunk, the calling thread reads the next one (and, for `verify`, hashes
+//! the file on the way).
+//!
+//! Memory stays flat: at most two chunks are held, each of at most [`Limits::default`] lines
+//! or bytes (or one line, if that line alone is longer).
+
+use super::reader::{Head, HeadError};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::io::{self, BufRead};
+use std::ops::Range;
+
+/// How much one chunk holds: lines are added until it has `lines` lines or `bytes` bytes.
+/// A chunk of fewer than `parallel_from` lines is prepared on the calling thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub lines: usize,
+    pub bytes: usize,
+    pub parallel_from: usize,
+}
+
+impl Default for Limits {
+    /// About 6,000 lines of a no-op run: enough per chunk that handing it to the threads costs
+    /// little next to the work, little enough to stay in the cache while it is hashed. A small
+    /// ledger (most of them) never wakes the thread pool.
+    fn default() -> Self {
+        Limits {
+            lines: 8192,
+            bytes: 1 << 20,
+            parallel_from: 64,
+        }
+    }
+}
+
+/// How reading ended after the lines of a chunk.
+#[derive(Debug)]
+pub enum End {
+    /// The end of the file.
+    Eof,
+    /// Reading failed.
+    Io(io::Error),
+    /// The line after the chunk's lines is not UTF-8 (reported as `read_line` does).
+    NotUtf8,
+}
+
+/// Lines as read, before they are prepared.
+#[derive(Default)]
+pub struct Raw {
+    bytes: Vec<u8>,
+    /// Each line's bytes in `bytes`, its newline included if it has one.
+    lines: Vec<Range<usize>>,
+    end: Option<End>,
+}
+
+impl Raw {
+    /// Reads lines from `source` until the chunk is full or reading ends. Reuses `self`'s
+    /// buffers.
+    pub fn fill<R: BufRead>(&mut self, source: &mut R, limits: Limits) {
+        self.bytes.clear();
+        self.lines.clear();
+        self.end = None;
+        while self.lines.len() < limits.lines && self.bytes.len() < limits.bytes {
+            let start = self.bytes.len();
+            match source.read_until(b'\n', &mut self.bytes) {
+                Ok(0) => {
+                    self.end = Some(End::Eof);
+                    return;
+                }
+                Ok(_) => self.lines.push(start..self.bytes.len()),
+                Err(e) => {
+                    self.bytes.truncate(start);
+                    self.end = Some(End::Io(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether reading ended with this chunk.
+    pub fn is_last(&self) -> bool {
+        self.end.is_some()
+    }
+}
+
+/// What was learnt of one line without looking at any other.
+#[derive(Debug)]
+pub enum Prepared {
+    /// No newline at its end (only the last line of a file can be so).
+    Torn,
+    /// Its head cannot be read.
+    Bad(Box<HeadError>),
+    Good {
+        head: Spans,
+        /// Lowercase hex SHA-256 of the line, without its newline.
+        sha256: [u8; 64],
+    },
+}
+
+/// A [`Head`] as positions in its line, so that it can be kept beside the chunk's text.
+#[derive(Debug)]
+pub struct Spans {
+    seq: u64,
+    clock: u64,
+    prev: Range<usize>,
+    event: Range<usize>,
+    node: Option<Range<usize>>,
+}
+
+impl Spans {
+    /// The head again, over the line it was read from.
+    pub fn head<'a>(&self, text: &'a str) -> Head<'a> {
+        Head {
+            seq: self.seq,
+            prev: &text[self.prev.clone()],
+            event: &text[self.event.clone()],
+            node: self.node.clone().map(|r| &text[r]),
+            clock: self.clock,
+        }
+    }
+}
+
+/// A chunk whose lines are UTF-8 and prepared.
+#[derive(Default)]
+pub struct Chunk {
+    text: String,
+    /// Each line's text in `text`, without its newline.
+    lines: Vec<Range<usize>>,
+    prepared: Vec<Prepared>,
+    end: Option<End>,
+    /// The raw chunk's line list, kept for reading the next chunk into.
+    spare: Vec<Range<usize>>,
+}
+
+impl Chunk {
+    /// Prepares the lines of `raw` (on the thread pool if there are many). Lines after one
+    /// that is not UTF-8 are dropped: reading stops there.
+    pub fn prepare(raw: Raw, into: Chunk, parallel_from: usize) -> Chunk {
+        let Raw {
+            bytes,
+            mut lines,
+            mut end,
+        } = raw;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let bad = e.utf8_error().valid_up_to();
+                let mut bytes = e.into_bytes();
+                // Lines end with `\n`, which no UTF-8 sequence contains: the line holding the
+                // first bad byte is the first line that is not UTF-8 on its own.
+                let keep = lines.partition_point(|r| r.end <= bad);
+                let cut = lines.get(keep).map_or(bytes.len(), |r| r.start);
+                lines.truncate(keep);
+                bytes.truncate(cut);
+                end = Some(End::NotUtf8);
+                String::from_utf8(bytes).unwrap_or_default()
+            }
+        };
+        let Chunk {
+            lines: mut spans,
+            mut prepared,
+            ..
+        } = into;
+        spans.clear();
+        spans.extend(lines.iter().map(|r| match text.as_bytes()[r.clone()] {
+            [.., b'\n'] => r.start..r.end - 1,
+            _ => r.clone(),
+        }));
+        let one = |(r, raw): (&Range<usize>, &Range<usize>)| {
+            prepare_line(&text[r.clone()], raw.len() > r.len())
+        };
+        if spans.len() < parallel_from {
+            prepared.clear();
+            prepared.extend(spans.iter().zip(&lines).map(one));
+        } else {
+            spans
+                .par_iter()
+                .zip(&lines)
+                .map(one)
+                .collect_into_vec(&mut prepared);
+        }
+        Chunk {
+            text,
+            lines: spans,
+            prepared,
+            end,
+            spare: lines,
+        }
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Line `i`'s text (without its newline) and what was prepared of it.
+    pub fn line(&self, i: usize) -> (&str, &Prepared) {
+        (&self.text[self.lines[i].clone()], &self.prepared[i])
+    }
+
+    /// How reading ended after this chunk, taken once.
+    pub fn take_end(&mut self) -> Option<End> {
+        self.end.take()
+    }
+
+    /// The buffers, emptied, for reading the next chunk into.
+    pub fn recycle(&mut self) -> Raw {
+        let mut bytes = std::mem::take(&mut self.text).into_bytes();
+        bytes.clear();
+        let mut lines = std::mem::take(&mut self.spare);
+        lines.clear();
+        Raw {
+            bytes,
+            lines,
+            end: None,
+        }
+    }
+}
+
+/// The work on one line that needs no other line.
+fn prepare_line(text: &str, newline: bool) -> Prepared {
+    if !newline {
+        return Prepared::Torn;
+    }
+    let head = match Head::read(text) {
+        Ok(head) => head,
+        Err(e) => return Prepared::Bad(Box::new(e)),
+    };
+    // The head's strings are borrowed from the line (`unique.rs` reads them as `&str`).
+    let at = |s: &str| {
+        let start = s.as_ptr().addr() - text.as_ptr().addr();
+        start..start + s.len()
+    };
+    let spans = Spans {
+        seq: head.seq,
+        clock: head.clock,
+        prev: at(head.prev),
+        event: at(head.event),
+        node: head.node.map(at),
+    };
+    let mut sha256 = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(text.as_bytes()), &mut sha256).expect("64 hex digits fit");
+    Prepared::Good {
+        head: spans,
+        sha256,
+    }
+}
+
+/// The reader must say the same of a ledger, for the same line, however its lines fall into
+/// chunks and however many threads prepare them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::GENESIS;
+    use crate::ledger::reader::{ReadError, Reader};
+
+    /// Chunkings to read with: one line per chunk, small odd sizes (damage falls in the middle
+    /// of a chunk, on its first and on its last line), a byte limit that cuts chunks at
+    /// uneven places, and the whole file in one chunk on the calling thread (the reading
+    /// without chunks, as kairos did before).
+    fn chunkings() -> Vec<Limits> {
+        let parallel = |lines, bytes| Limits {
+            lines,
+            bytes,
+            parallel_from: 0,
+        };
+        vec![
+            parallel(1, usize::MAX),
+            parallel(2, usize::MAX),
+            parallel(3, usize::MAX),
+            parallel(7, usize::MAX),
+            parallel(usize::MAX, 300),
+            Limits::default(),
+            WHOLE,
+        ]
+    }
+
+    const WHOLE: Limits = Limits {
+        lines: usize::MAX,
+        bytes: usize::MAX,
+        parallel_from: usize::MAX,
+    };
+
+    /// A ledger of `n` lines (a `RunStart`, then events of different lengths), chained.
+    fn ledger(n: usize) -> Vec<u8> {
+        let mut prev = GENESIS.to_string();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let body = if i == 0 {
+                "\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/1\"".to_string()
+            } else {
+                format!(
+                    "\"event\":\"End\",\"clock\":{i},\"node\":\"n{i}\",\"pad\":\"{}\"",
+                    "x".repeat(i * 7 % 50)
+                )
+            };
+            let line = format!("{{\"seq\":{i},\"prev\":\"{prev}\",{body}}}");
+            prev = crate::ledger::sha256_hex(line.as_bytes());
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// What a reader says of a whole ledger: every line's seq, node and clock, then how it
+    /// ended (the error's text and exit code), the lines read and the chain head.
+    #[derive(Debug, PartialEq)]
+    struct Reading {
+        lines: Vec<(u64, Option<String>, u64)>,
+        end: Result<(), (String, i32)>,
+        count: u64,
+        head: String,
+    }
+
+    fn read(bytes: &[u8], limits: Limits) -> Reading {
+        read_from(bytes, limits)
+    }
+
+    fn read_from<R: BufRead>(source: R, limits: Limits) -> Reading {
+        let mut r = Reader::with_limits(source, "t.jsonl", limits);
+        let mut lines = Vec::new();
+        let end = loop {
+            match r.next_line() {
+                Ok(Some(line)) => lines.push((
+                    line.seq,
+                    line.head.node.map(str::to_string),
+                    line.head.clock,
+                )),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err((e.to_string(), e.exit_code())),
+            }
+        };
+        // An error ends the reading.
+        assert!(matches!(r.next_line(), Ok(None)));
+        Reading {
+            lines,
+            end,
+            count: r.lines(),
+            head: r.head().to_string(),
+        }
+    }
+
+    /// Reads `bytes` with every chunking; all must agree with the whole-file reading, which
+    /// is returned.
+    fn agreed(bytes: &[u8]) -> Reading {
+        let whole = read(bytes, WHOLE);
+        for limits in chunkings() {
+            assert_eq!(read(bytes, limits), whole, "{limits:?}");
+        }
+        whole
+    }
+
+    fn lines_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+        bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn with_line(bytes: &[u8], k: usize, edit: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+        let mut lines = lines_of(bytes);
+        lines[k] = edit(&lines[k]);
+        lines.concat()
+    }
+
+    fn replace(line: &[u8], from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(line.to_vec())
+            .unwrap()
+            .replacen(from, to, 1)
+            .into_bytes()
+    }
+
+    const N: usize = 20;
+
+    /// A change to one line.
+    type Edit = fn(&[u8]) -> Vec<u8>;
+
+    #[test]
+    fn a_valid_ledger_reads_the_same_in_any_chunks() {
+        let bytes = ledger(N);
+        let whole = agreed(&bytes);
+        assert_eq!(whole.end, Ok(()));
+        assert_eq!(whole.count, N as u64);
+        assert_eq!(whole.lines.len(), N);
+        let last = lines_of(&bytes).pop().unwrap();
+        assert_eq!(
+            whole.head,
+            crate::ledger::sha256_hex(&last[..last.len() - 1])
+        );
+    }
+
+    /// An edited line breaks the chain at the line after it, wherever the two fall.
+    #[test]
+    fn an_edited_line_is_found_at_the_next_line_in_any_chunks() {
+        let bytes = ledger(N);
+        for k in 1..N {
+            let edited = with_line(&bytes, k, |l| replace(l, "\"clock\":", "\"clock\":1"));
+            let r = agreed(&edited);
+            if k + 1 < N {
+                let message = format!(
+                    "t.jsonl:{}: broken chain: `prev` is not the SHA-256 of line {}",
+                    k + 2,
+                    k + 1
+                );
+                assert_eq!(r.end, Err((message, crate::exit::NEGATIVE)), "line {k}");
+                assert_eq!(r.count, k as u64 + 1);
+            } else {
+                // The last line has no line after it: only a signature covers it.
+                assert_eq!(r.end, Ok(()));
+            }
+        }
+    }
+
+    /// A `prev` changed on the line itself, including the last line.
+    #[test]
+    fn a_changed_prev_is_found_on_its_line_in_any_chunks() {
+        let bytes = ledger(N);
+        for k in 1..N {
+            let edited = with_line(&bytes, k, |l| replace(l, "\"prev\":\"", "\"prev\":\"f"));
+            let r = agreed(&edited);
+            let message = format!(
+                "t.jsonl:{}: broken chain: `prev` is not the SHA-256 of line {k}",
+                k + 1
+            );
+            assert_eq!(r.end, Err((message, crate::exit::NEGATIVE)), "line {k}");
+            assert_eq!(r.count, k as u64);
+            assert_eq!(r.lines.len(), k);
+        }
+    }
+
+    /// Every kind of damage that the preparation of a line finds (not JSON, a key twice,
+    /// not UTF-8) or that the walk finds (a wrong `seq`), on every line.
+    #[test]
+    fn each_kind_of_damage_is_reported_for_its_line_in_any_chunks() {
+        let bytes = ledger(N);
+        let damages: [(&str, Edit, &str, i32); 5] = [
+            (
+                "not json",
+                |l| replace(l, "{", "["),
+                "not a JSON object",
+                crate::exit::BAD_INPUT,
+            ),
+            (
+                "a key twice",
+                |l| replace(l, "\"clock\":", "\"event\":\"End\",\"clock\":"),
+                "duplicate key `event`",
+                crate::exit::BAD_INPUT,
+            ),
+            (
+                "not utf-8",
+                |l| {
+                    let mut l = l.to_vec();
+                    l.insert(3, 0xff);
+                    l
+                },
+                "stream did not contain valid UTF-8",
+                crate::exit::BAD_INPUT,
+            ),
+            (
+                "not utf-8",
+                // The bad byte opens the line: the line before it is fine.
+                |l| [&[0xff][..], l].concat(),
+                "stream did not contain valid UTF-8",
+                crate::exit::BAD_INPUT,
+            ),
+            (
+                "seq",
+                |l| replace(l, "\"seq\":", "\"seq\":9"),
+                "expected seq",
+                crate::exit::NEGATIVE,
+            ),
+        ];
+        for (name, damage, says, code) in damages {
+            for k in 1..N {
+                let r = agreed(&with_line(&bytes, k, damage));
+                let (message, exit) = r.end.clone().unwrap_err();
+                assert!(message.contains(says), "{name} on line {k}: {message}");
+                if name != "not utf-8" {
+                    // An I/O error names no line; the others name theirs.
+                    assert!(
+                        message.starts_with(&format!("t.jsonl:{}: ", k + 1)),
+                        "{message}"
+                    );
+                }
+                assert_eq!(exit, code, "{name}");
+                assert_eq!(r.count, k as u64, "{name} on line {k}");
+            }
+        }
+    }
+
+    /// Several damaged lines: the first is reported, even when a later one sits earlier in
+    /// its chunk or in an earlier-prepared part of it.
+    #[test]
+    fn the_first_bad_line_is_the_one_reported() {
+        let bytes = ledger(N);
+        for first in 1..N - 1 {
+            for second in first + 1..N {
+                let damaged = with_line(&bytes, second, |l| replace(l, "{", "["));
+                let damaged = with_line(&damaged, first, |l| {
+                    replace(l, "\"prev\":\"", "\"prev\":\"f")
+                });
+                let r = agreed(&damaged);
+                let message = r.end.unwrap_err().0;
+                assert!(
+                    message.starts_with(&format!("t.jsonl:{}: broken chain", first + 1)),
+                    "{first} {second}: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_reported_in_any_chunks() {
+        let bytes = ledger(N);
+        let r = agreed(&bytes[..bytes.len() - 1]);
+        assert_eq!(
+            r.end,
+            Err((
+                format!(
+                    "t.jsonl:{N}: the last line is incomplete (no newline at its end): the run was cut off while writing it"
+                ),
+                crate::exit::BAD_INPUT
+            ))
+        );
+        assert_eq!(r.count, N as u64 - 1);
+        // Torn in the middle of its UTF-8: the encoding is reported, as `read_line` does.
+        let mut cut = bytes[..bytes.len() - 1].to_vec();
+        cut.push(0xc3);
+        let r = agreed(&cut);
+        assert_eq!(
+            r.end.unwrap_err().0,
+            "cannot read t.jsonl: stream did not contain valid UTF-8"
+        );
+    }
+
+    /// The message for a line that is not UTF-8 is the one `BufRead::read_line` gives.
+    #[test]
+    fn a_line_that_is_not_utf8_is_reported_as_read_line_does() {
+        let mut buf = String::new();
+        let expected = (&b"a\xffb\n"[..]).read_line(&mut buf).unwrap_err();
+        let bytes = with_line(&ledger(3), 1, |l| {
+            let mut l = l.to_vec();
+            l.insert(5, 0xff);
+            l
+        });
+        assert_eq!(
+            agreed(&bytes).end.unwrap_err().0,
+            format!("cannot read t.jsonl: {expected}")
+        );
+    }
+
+    #[test]
+    fn an_empty_file_and_a_line_longer_than_a_chunk() {
+        assert_eq!(
+            agreed(b"").end,
+            Err((
+                "t.jsonl is empty: a ledger has at least a RunStart line".into(),
+                crate::exit::BAD_INPUT
+            ))
+        );
+        // Every line is longer than the byte limit of 300: one line per chunk.
+        let mut prev = GENESIS.to_string();
+        let mut bytes = Vec::new();
+        for i in 0..5 {
+            let body = if i == 0 {
+                "\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/1\"".to_string()
+            } else {
+                format!(
+                    "\"event\":\"End\",\"clock\":{i},\"out\":\"{}\"",
+                    "y".repeat(1000)
+                )
+            };
+            let line = format!("{{\"seq\":{i},\"prev\":\"{prev}\",{body}}}");
+            prev = crate::ledger::sha256_hex(line.as_bytes());
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        let r = agreed(&bytes);
+        assert_eq!((r.end, r.count), (Ok(()), 5));
+    }
+
+    /// A source that fails after `ok` bytes.
+    struct Failing<'a> {
+        bytes: &'a [u8],
+        ok: usize,
+    }
+
+    impl io::Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.ok == 0 {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.ok).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    /// A read that fails is reported after every whole line read before it, whatever the
+    /// chunks.
+    #[test]
+    fn a_failed_read_comes_after_the_lines_before_it() {
+        let bytes = ledger(N);
+        let ends: Vec<usize> = lines_of(&bytes)
+            .iter()
+            .scan(0, |at, l| {
+                *at += l.len();
+                Some(*at)
+            })
+            .collect();
+        for (k, &at) in ends.iter().enumerate().take(N - 1) {
+            for ok in [at, at + 10] {
+                let source = |limits| {
+                    read_from(
+                        io::BufReader::with_capacity(16, Failing { bytes: &bytes, ok }),
+                        limits,
+                    )
+                };
+                let whole = source(WHOLE);
+                assert_eq!(
+                    whole.end,
+                    Err((
+                        "cannot read t.jsonl: disk on fire".into(),
+                        crate::exit::BAD_INPUT
+                    ))
+                );
+                assert_eq!(whole.count, k as u64 + 1);
+                for limits in chunkings() {
+                    assert_eq!(source(limits), whole, "{limits:?}");
+                }
+            }
+        }
+    }
+
+    /// The number of threads preparing the chunks changes nothing.
+    #[test]
+    fn the_number_of_threads_changes_nothing() {
+        let bytes = ledger(200);
+        let damaged = with_line(&bytes, 150, |l| replace(l, "\"clock\":", "\"clock\":1"));
+        let expected: Vec<Reading> = [&bytes, &damaged].iter().map(|b| read(b, WHOLE)).collect();
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for (b, expected) in [&bytes, &damaged].iter().zip(&expected) {
+                for limits in chunkings() {
+                    let got = pool.install(|| read(b, limits));
+                    assert_eq!(&got, expected, "{threads} threads, {limits:?}");
+                }
+            }
+        }
+        assert!(expected[1].end.is_err());
+    }
+
+    /// Reading may stop before the end (`replay --until`) without reading what follows.
+    #[test]
+    fn a_reader_left_early_is_fine() {
+        let bytes = ledger(N);
+        for limits in chunkings() {
+            let mut r = Reader::with_limits(&bytes[..], "t.jsonl", limits);
+            for _ in 0..5 {
+                r.next_line().unwrap().unwrap();
+            }
+            assert_eq!(r.lines(), 5);
+            drop(r);
+        }
+        let _ = ReadError::Empty { path: "t".into() };
+    }
+}
