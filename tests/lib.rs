@@ -1,6 +1,7 @@
 //! Integration tests: one binary that drives the real `kairos` executable.
 
 mod approval;
+mod chunked_reading;
 mod commands;
 mod common;
 mod determinism;

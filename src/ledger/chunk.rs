@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead};
 use std::ops::Range;
+use std::sync::mpsc;
 
 /// How much one chunk holds: lines are added until it has `lines` lines or `bytes` bytes.
 /// A chunk of fewer than `parallel_from` lines is prepared on the calling thread.
@@ -221,6 +222,126 @@ impl Chunk {
             lines,
             end: None,
         }
+    }
+}
+
+/// The chunks of a source, in order, each prepared while the one before is handed out.
+///
+/// On an ordinary thread, a chunk is handed to rayon's pool to prepare and the caller goes on
+/// with the chunk before it: reading, preparing and the caller's own work on the lines overlap.
+/// On a thread of a rayon pool (a caller that is itself parallel), waiting for the pool could
+/// wait for this very thread, so the chunk is prepared in a scope that this thread helps with,
+/// while it reads the next.
+pub struct Chunks<R> {
+    source: R,
+    limits: Limits,
+    /// The next chunk: being prepared on the pool, or read and waiting to be.
+    ahead: Option<Ahead>,
+    /// Whether the source has ended (the last chunk read says how).
+    read_all: bool,
+}
+
+enum Ahead {
+    Preparing(mpsc::Receiver<std::thread::Result<Chunk>>),
+    Read(Raw),
+}
+
+impl<R: BufRead> Chunks<R> {
+    pub fn new(source: R, limits: Limits) -> Self {
+        Chunks {
+            source,
+            limits,
+            ahead: None,
+            read_all: false,
+        }
+    }
+
+    /// The chunk after `used` (the first one the first time), prepared; `used`'s buffers are
+    /// reused. Once a chunk ends the source, it is the last one asked for.
+    pub fn next(&mut self, mut used: Chunk) -> Chunk {
+        let ahead = match self.ahead.take() {
+            Some(ahead) => ahead,
+            None => {
+                let raw = self.read(used.recycle());
+                if raw.is_last() {
+                    // All of a small ledger: no thread to hand it to.
+                    return Chunk::prepare(raw, used, self.limits.parallel_from);
+                }
+                Ahead::Read(raw)
+            }
+        };
+        if rayon::current_thread_index().is_some() {
+            self.next_in_pool(ahead, used)
+        } else {
+            self.next_beside_pool(ahead, used)
+        }
+    }
+
+    /// On an ordinary thread: the next chunk is waited for, the one after it read meanwhile,
+    /// then handed to the pool.
+    fn next_beside_pool(&mut self, ahead: Ahead, mut used: Chunk) -> Chunk {
+        let preparing = match ahead {
+            Ahead::Preparing(preparing) => preparing,
+            Ahead::Read(raw) => self.spawn(raw, Chunk::default()),
+        };
+        let raw = (!self.read_all).then(|| self.read(used.recycle()));
+        let chunk = match preparing.recv() {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // `spawn` sends before its job ends.
+            Err(mpsc::RecvError) => unreachable!("a chunk's job ended without its chunk"),
+        };
+        self.ahead = raw.map(|raw| Ahead::Preparing(self.spawn(raw, used)));
+        chunk
+    }
+
+    /// On a pool's own thread: the next chunk is prepared in a scope while this thread reads
+    /// the one after it, then helps.
+    fn next_in_pool(&mut self, ahead: Ahead, mut used: Chunk) -> Chunk {
+        let raw = match ahead {
+            Ahead::Read(raw) => raw,
+            // Started on an ordinary thread, now asked for on a pool's.
+            Ahead::Preparing(preparing) => match preparing.recv() {
+                Ok(Ok(chunk)) => return chunk,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(mpsc::RecvError) => unreachable!("a chunk's job ended without its chunk"),
+            },
+        };
+        if self.read_all {
+            return Chunk::prepare(raw, used, self.limits.parallel_from);
+        }
+        let mut next = used.recycle();
+        let parallel_from = self.limits.parallel_from;
+        let mut chunk = None;
+        let (source, limits) = (&mut self.source, self.limits);
+        // The source stays on this thread (it need not be `Send`); the lines go to the pool.
+        rayon::in_place_scope(|scope| {
+            scope.spawn(|_| chunk = Some(Chunk::prepare(raw, used, parallel_from)));
+            next.fill(source, limits);
+        });
+        self.read_all = next.is_last();
+        self.ahead = Some(Ahead::Read(next));
+        chunk.unwrap_or_default()
+    }
+
+    fn read(&mut self, mut raw: Raw) -> Raw {
+        raw.fill(&mut self.source, self.limits);
+        self.read_all = raw.is_last();
+        raw
+    }
+
+    /// Prepares `raw` on the pool; the chunk (or the job's panic) comes through the channel.
+    fn spawn(&self, raw: Raw, into: Chunk) -> mpsc::Receiver<std::thread::Result<Chunk>> {
+        let (send, receive) = mpsc::sync_channel(1);
+        let parallel_from = self.limits.parallel_from;
+        rayon::spawn(move || {
+            let chunk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Chunk::prepare(raw, into, parallel_from)
+            }));
+            // A reader left early has dropped the receiver: the chunk is not needed.
+            let _ = send.send(chunk);
+        });
+        receive
     }
 }
 

@@ -10,7 +10,7 @@
 //! grow with the number of lines: lines are read in bounded chunks, and the work on each line
 //! that needs no other line is done on rayon's threads (`chunk.rs`).
 
-use super::chunk::{Chunk, End, Limits, Prepared, Raw};
+use super::chunk::{Chunk, Chunks, End, Limits, Prepared};
 use super::event::{Event, EventError, Kind};
 pub use super::unique::Duplicate;
 use super::unique::{Found, HeadSeed};
@@ -188,14 +188,11 @@ impl<'a> Line<'a> {
 /// checks that link each line to the one before. An error is the first bad line's whatever
 /// the chunking, and ends the reading.
 pub struct Reader<R> {
-    source: R,
+    chunks: Chunks<R>,
     path: String,
-    limits: Limits,
     /// The chunk being handed out, and the index of its next line.
     chunk: Chunk,
     pos: usize,
-    /// The chunk read while `chunk` was prepared.
-    ahead: Option<Raw>,
     next_seq: u64,
     /// Lowercase hex SHA-256 of the previous line.
     prev: [u8; 64],
@@ -213,12 +210,10 @@ impl<R: BufRead> Reader<R> {
         let mut prev = [0u8; 64];
         prev.copy_from_slice(GENESIS.as_bytes());
         Self {
-            source,
+            chunks: Chunks::new(source, limits),
             path: path.into(),
-            limits,
             chunk: Chunk::default(),
             pos: 0,
-            ahead: None,
             next_seq: 0,
             prev,
             done: false,
@@ -283,33 +278,10 @@ impl<R: BufRead> Reader<R> {
         }))
     }
 
-    /// Replaces the chunk handed out by the next one, prepared; reads the one after it while
-    /// the threads prepare this one.
+    /// Replaces the chunk handed out by the next one.
     fn refill(&mut self) {
-        let mut used = std::mem::take(&mut self.chunk);
-        let spare = used.recycle();
-        let (raw, mut next) = match self.ahead.take() {
-            Some(raw) => (raw, spare),
-            None => {
-                let mut raw = spare;
-                raw.fill(&mut self.source, self.limits);
-                (raw, Raw::default())
-            }
-        };
-        let parallel_from = self.limits.parallel_from;
-        if raw.is_last() {
-            self.chunk = Chunk::prepare(raw, used, parallel_from);
-        } else {
-            let mut prepared = None;
-            let (source, limits) = (&mut self.source, self.limits);
-            // The source stays on this thread (it need not be `Send`); the lines go to the pool.
-            rayon::in_place_scope(|scope| {
-                scope.spawn(|_| prepared = Some(Chunk::prepare(raw, used, parallel_from)));
-                next.fill(source, limits);
-            });
-            self.chunk = prepared.unwrap_or_default();
-            self.ahead = Some(next);
-        }
+        let used = std::mem::take(&mut self.chunk);
+        self.chunk = self.chunks.next(used);
         self.pos = 0;
     }
 }
