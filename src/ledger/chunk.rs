@@ -707,6 +707,38 @@ mod tests {
         assert_eq!((r.end, r.count), (Ok(()), 5));
     }
 
+    /// Lines nested as deep as the JSON reader allows, and deeper, read on the pool's
+    /// threads (smaller stacks than the main thread's) as on the calling thread.
+    #[test]
+    fn deep_nesting_reads_the_same_on_the_pool() {
+        for depth in [120, 127, 128, 5000] {
+            let mut prev = GENESIS.to_string();
+            let mut bytes = Vec::new();
+            for i in 0..100 {
+                let body = if i == 0 {
+                    "\"event\":\"RunStart\",\"clock\":0,\"format\":\"kairos.ledger/1\"".into()
+                } else {
+                    let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+                    format!("\"event\":\"End\",\"clock\":{i},\"deep\":{deep}")
+                };
+                let line = format!("{{\"seq\":{i},\"prev\":\"{prev}\",{body}}}");
+                prev = crate::ledger::sha256_hex(line.as_bytes());
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'\n');
+            }
+            let r = agreed(&bytes);
+            if depth < 127 {
+                assert_eq!(r.end, Ok(()), "{depth}");
+            } else {
+                let message = r.end.unwrap_err().0;
+                assert!(
+                    message.contains("recursion limit exceeded"),
+                    "{depth}: {message}"
+                );
+            }
+        }
+    }
+
     /// A source that fails after `ok` bytes.
     struct Failing<'a> {
         bytes: &'a [u8],
