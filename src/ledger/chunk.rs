@@ -41,6 +41,9 @@ impl Default for Limits {
     }
 }
 
+/// At most this many lines go to a thread at once.
+const MAX_PIECE: usize = 512;
+
 /// How reading ended after the lines of a chunk.
 #[derive(Debug)]
 pub enum End {
@@ -184,6 +187,9 @@ impl Chunk {
             spans
                 .par_iter()
                 .zip(&lines)
+                // Pieces small enough that a thread the system has paused holds back little:
+                // the others take the rest of its half (machines are shared).
+                .with_max_len(MAX_PIECE)
                 .map(one)
                 .collect_into_vec(&mut prepared);
         }
