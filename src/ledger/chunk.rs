@@ -6,11 +6,12 @@
 //! to the one before (`seq` counts on, `prev` is the hash of the line before) is sequential; the
 //! reader (`reader.rs`) does that, walking a prepared chunk in order, so what it reports, and
 //! for which line, does not depend on the number of threads or the size of a chunk. While the
-//! threads prepare one chunk, the calling thread reads the next one (and, for `verify`, hashes
-//! the file on the way).
+//! threads prepare one chunk, the calling thread works on the lines of the chunk before it and
+//! reads the one after it (for `verify`, hashing the file on the way): see [`Chunks`].
 //!
-//! Memory stays flat: at most two chunks are held, each of at most [`Limits::default`] lines
-//! or bytes (or one line, if that line alone is longer).
+//! Memory stays flat: at most three chunks are held (handed out, being prepared, being read),
+//! each of at most [`Limits::default`] lines or bytes (or one line, if that line alone is
+//! longer).
 
 use super::reader::{Head, HeadError};
 use rayon::prelude::*;
