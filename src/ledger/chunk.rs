@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead};
 use std::ops::Range;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 /// How much one chunk holds: lines are added until it has `lines` lines or `bytes` bytes.
 /// A chunk of fewer than `parallel_from` lines is prepared on the calling thread.
@@ -249,7 +249,7 @@ pub struct Chunks<R> {
 }
 
 enum Ahead {
-    Preparing(mpsc::Receiver<std::thread::Result<Chunk>>),
+    Preparing(Job),
     Read(Raw),
 }
 
@@ -292,12 +292,7 @@ impl<R: BufRead> Chunks<R> {
             Ahead::Read(raw) => self.spawn(raw, Chunk::default()),
         };
         let raw = (!self.read_all).then(|| self.read(used.recycle()));
-        let chunk = match preparing.recv() {
-            Ok(Ok(chunk)) => chunk,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            // `spawn` sends before its job ends.
-            Err(mpsc::RecvError) => unreachable!("a chunk's job ended without its chunk"),
-        };
+        let chunk = preparing.wait();
         self.ahead = raw.map(|raw| Ahead::Preparing(self.spawn(raw, used)));
         chunk
     }
@@ -308,11 +303,7 @@ impl<R: BufRead> Chunks<R> {
         let raw = match ahead {
             Ahead::Read(raw) => raw,
             // Started on an ordinary thread, now asked for on a pool's.
-            Ahead::Preparing(preparing) => match preparing.recv() {
-                Ok(Ok(chunk)) => return chunk,
-                Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                Err(mpsc::RecvError) => unreachable!("a chunk's job ended without its chunk"),
-            },
+            Ahead::Preparing(preparing) => return preparing.wait(),
         };
         if self.read_all {
             return Chunk::prepare(raw, used, self.limits.parallel_from);
@@ -337,19 +328,58 @@ impl<R: BufRead> Chunks<R> {
         raw
     }
 
-    /// Prepares `raw` on the pool; the chunk (or the job's panic) comes through the channel.
-    fn spawn(&self, raw: Raw, into: Chunk) -> mpsc::Receiver<std::thread::Result<Chunk>> {
-        let (send, receive) = mpsc::sync_channel(1);
+    /// Prepares `raw` on the pool.
+    fn spawn(&self, raw: Raw, into: Chunk) -> Job {
+        let (send, done) = mpsc::sync_channel(1);
+        let work = Arc::new(Mutex::new(Some((raw, into))));
         let parallel_from = self.limits.parallel_from;
+        let job = Job {
+            work: Arc::clone(&work),
+            done,
+        };
         rayon::spawn(move || {
+            // Taken back by the reader if it came first (see `Job::wait`).
+            let Some((raw, into)) = take(&work) else {
+                return;
+            };
             let chunk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 Chunk::prepare(raw, into, parallel_from)
             }));
             // A reader left early has dropped the receiver: the chunk is not needed.
             let _ = send.send(chunk);
         });
-        receive
+        job
     }
+}
+
+/// A chunk handed to the pool to prepare.
+struct Job {
+    /// The chunk's lines until a thread starts on them.
+    work: Arc<Mutex<Option<(Raw, Chunk)>>>,
+    /// The chunk, or the panic of the thread that prepared it.
+    done: mpsc::Receiver<std::thread::Result<Chunk>>,
+}
+
+impl Job {
+    /// The prepared chunk. If no thread of the pool has started on it (a busy machine has not
+    /// given them a turn), the caller prepares it itself rather than wait for one.
+    fn wait(self) -> Chunk {
+        if let Some((raw, into)) = take(&self.work) {
+            return Chunk::prepare(raw, into, usize::MAX);
+        }
+        match self.done.recv() {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The job sends before it ends, once it has taken the work.
+            Err(mpsc::RecvError) => unreachable!("a chunk's job ended without its chunk"),
+        }
+    }
+}
+
+/// Takes the work of a job, once.
+fn take(work: &Mutex<Option<(Raw, Chunk)>>) -> Option<(Raw, Chunk)> {
+    // Nothing that can panic runs under the lock, but a poisoned one holds its value still.
+    work.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// The work on one line that needs no other line.
