@@ -1,5 +1,6 @@
 //! The ledger the reading benchmarks read: a finished 500,000-node no-op run (a `Start` and an
 //! `End` per node, then `RunEnd`), written with the real writer.
+#![allow(dead_code)] // each bench uses some of it
 
 use kairos::ledger::event::{self as ev, Event};
 use kairos::ledger::writer::{ChainState, Writer};
@@ -8,6 +9,11 @@ use std::borrow::Cow;
 pub const NODES: u64 = 500_000;
 
 pub fn noop_run(path: &std::path::Path) {
+    noop_run_with(path, u64::MAX);
+}
+
+/// [`noop_run`], with node `retried` taking two attempts (a ledger for `diff` to compare).
+pub fn noop_run_with(path: &std::path::Path, retried: u64) {
     let mut writer = Writer::start(std::fs::File::create(path).unwrap(), ChainState::default());
     let mut batch = String::new();
     let empty = serde_json::json!({});
@@ -35,7 +41,7 @@ pub fn noop_run(path: &std::path::Path) {
         })
         .write(2 * i + 1, &mut batch);
         Event::End(ev::End {
-            attempts: Some(1),
+            attempts: Some(if i == retried { 2 } else { 1 }),
             ..ev::End::plain(id.as_str(), ev::Status::Succeeded)
         })
         .write(2 * i + 2, &mut batch);

@@ -1,7 +1,8 @@
 //! Verification speed: `kairos verify`'s checks (format, seq, whole chain, file hash, envelope
 //! signature and statement) over a signed 1,000,002-event ledger (500,000 no-op nodes, a
-//! `Start` and an `End` each), next to the reader's chain check alone. Numbers go into the
-//! README.
+//! `Start` and an `End` each), next to the reader's chain check alone; each on one thread and
+//! on all cores (rayon's default pool, which prepares the lines: `src/ledger/chunk.rs`).
+//! Numbers go into the README.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kairos::ledger::reader;
@@ -32,16 +33,25 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify-1M-events");
     group.sample_size(10);
     group.throughput(Throughput::Elements(facts.records));
-    group.bench_function("chain-check", |b| {
-        b.iter(|| {
-            let mut r = reader::open(&path).unwrap();
-            while r.next_line().unwrap().is_some() {}
-            r.lines()
-        });
+    let chain_check = || {
+        let mut r = reader::open(&path).unwrap();
+        while r.next_line().unwrap().is_some() {}
+        r.lines()
+    };
+    let verify_signed = || verify::verify(&options).unwrap().verified;
+    // Inside a one-thread pool, the reader prepares chunks on that thread alone.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    group.bench_function("chain-check/1-thread", |b| {
+        b.iter(|| one.install(chain_check))
     });
-    group.bench_function("verify-signed", |b| {
-        b.iter(|| verify::verify(&options).unwrap().verified);
+    group.bench_function("chain-check/all-cores", |b| b.iter(chain_check));
+    group.bench_function("verify-signed/1-thread", |b| {
+        b.iter(|| one.install(verify_signed))
     });
+    group.bench_function("verify-signed/all-cores", |b| b.iter(verify_signed));
     group.finish();
 }
 

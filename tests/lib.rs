@@ -2,6 +2,7 @@
 
 mod approval;
 mod calls;
+mod chunked_reading;
 mod commands;
 mod common;
 mod determinism;

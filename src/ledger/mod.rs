@@ -6,6 +6,7 @@
 //! syncs them to disk in groups, on threads of its own.
 
 pub mod calls;
+mod chunk;
 pub mod diff;
 mod encode;
 pub use encode::{Mask, Sink as EventSink};

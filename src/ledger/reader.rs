@@ -7,15 +7,16 @@
 //! Only the fields every reader needs are parsed here ([`Head`]: the chain check of `verify`
 //! reads nothing else); a caller asks a [`Line`] for its [`Kind`] or its whole [`Event`] only if
 //! it needs them, and either refuses an event kind this kairos does not know. Memory does not
-//! grow with the number of lines.
+//! grow with the number of lines: lines are read in bounded chunks, and the work on each line
+//! that needs no other line is done on rayon's threads (`chunk.rs`).
 
+use super::chunk::{Chunk, Chunks, End, Limits, Prepared};
 use super::event::{Event, EventError, Kind};
 pub use super::unique::Duplicate;
 use super::unique::{Found, HeadSeed};
 use super::{FORMAT, GENESIS};
 use serde::Deserialize;
 use serde::de::DeserializeSeed;
-use sha2::{Digest, Sha256};
 use std::io::{self, BufRead};
 
 /// Why a ledger cannot be read. `line` is 1-based, as editors count.
@@ -181,10 +182,17 @@ impl<'a> Line<'a> {
 }
 
 /// Streams and checks a ledger.
+///
+/// Lines are read and prepared in chunks (`chunk.rs`: UTF-8, head and SHA-256 of each line, on
+/// rayon's threads); [`Reader::next_line`] hands them out one at a time, in order, making the
+/// checks that link each line to the one before. An error is the first bad line's whatever
+/// the chunking, and ends the reading.
 pub struct Reader<R> {
-    source: R,
+    chunks: Chunks<R>,
     path: String,
-    buf: String,
+    /// The chunk being handed out, and the index of its next line.
+    chunk: Chunk,
+    pos: usize,
     next_seq: u64,
     /// Lowercase hex SHA-256 of the previous line.
     prev: [u8; 64],
@@ -193,12 +201,19 @@ pub struct Reader<R> {
 
 impl<R: BufRead> Reader<R> {
     pub fn new(source: R, path: impl Into<String>) -> Self {
+        Self::with_limits(source, path, Limits::default())
+    }
+
+    /// A reader whose chunks hold at most `limits` (tests use tiny chunks, to put damage at
+    /// their edges).
+    pub(crate) fn with_limits(source: R, path: impl Into<String>, limits: Limits) -> Self {
         let mut prev = [0u8; 64];
         prev.copy_from_slice(GENESIS.as_bytes());
         Self {
-            source,
+            chunks: Chunks::new(source, limits),
             path: path.into(),
-            buf: String::new(),
+            chunk: Chunk::default(),
+            pos: 0,
             next_seq: 0,
             prev,
             done: false,
@@ -220,114 +235,40 @@ impl<R: BufRead> Reader<R> {
         if self.done {
             return Ok(None);
         }
-        self.buf.clear();
-        let n = self
-            .source
-            .read_line(&mut self.buf)
-            .map_err(|source| ReadError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        let line_no = self.next_seq + 1;
-        if n == 0 {
-            self.done = true;
-            if self.next_seq == 0 {
-                return Err(ReadError::Empty {
-                    path: self.path.clone(),
-                });
-            }
-            return Ok(None);
-        }
-        if !self.buf.ends_with('\n') {
-            self.done = true;
-            return Err(ReadError::Torn {
-                path: self.path.clone(),
-                line: line_no,
-            });
-        }
-        let text = &self.buf[..self.buf.len() - 1];
-        let head = match Head::read(text) {
-            Ok(h) => h,
-            Err(HeadError::Duplicate(duplicate)) => {
+        while self.pos == self.chunk.len() {
+            if let Some(end) = self.chunk.take_end() {
                 self.done = true;
-                return Err(ReadError::DuplicateKey {
-                    path: self.path.clone(),
-                    line: line_no,
-                    duplicate,
-                });
-            }
-            Err(HeadError::Json(e)) => {
-                self.done = true;
-                // A line that is JSON but lacks the ledger fields is "not a ledger" on line 1.
-                if self.next_seq == 0 && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
-                {
-                    return Err(ReadError::NotLedger {
+                return match end {
+                    End::Eof if self.next_seq == 0 => Err(ReadError::Empty {
                         path: self.path.clone(),
-                        why: format!("{e}"),
-                    });
-                }
-                return Err(ReadError::NotJson {
-                    path: self.path.clone(),
-                    line: line_no,
-                    message: e.to_string(),
-                });
+                    }),
+                    End::Eof => Ok(None),
+                    End::Io(source) => Err(ReadError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }),
+                    // As `BufRead::read_line` says it.
+                    End::NotUtf8 => Err(ReadError::Io {
+                        path: self.path.clone(),
+                        source: io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "stream did not contain valid UTF-8",
+                        ),
+                    }),
+                };
+            }
+            self.refill();
+        }
+        let (text, prepared) = self.chunk.line(self.pos);
+        self.pos += 1;
+        let (head, sha256) = match check(text, prepared, self.next_seq, &self.prev, &self.path) {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.done = true;
+                return Err(e);
             }
         };
-        if self.next_seq == 0 {
-            if head.event != Kind::RunStart.name() {
-                self.done = true;
-                return Err(ReadError::NotLedger {
-                    path: self.path.clone(),
-                    why: format!("the first event is `{}`, not `RunStart`", head.event),
-                });
-            }
-            // Only `format` is read: a ledger of another format may have other fields, and
-            // must be refused for its format, not for what it lacks.
-            #[derive(Deserialize)]
-            struct Format<'a> {
-                #[serde(borrow)]
-                format: Option<&'a str>,
-            }
-            let format = serde_json::from_str::<Format<'_>>(text)
-                .ok()
-                .and_then(|f| f.format);
-            match format {
-                Some(FORMAT) => {}
-                Some(other) => {
-                    self.done = true;
-                    return Err(ReadError::UnknownFormat {
-                        path: self.path.clone(),
-                        found: other.to_string(),
-                    });
-                }
-                None => {
-                    self.done = true;
-                    return Err(ReadError::NotLedger {
-                        path: self.path.clone(),
-                        why: "RunStart has no `format`".into(),
-                    });
-                }
-            }
-        }
-        if head.seq != self.next_seq {
-            self.done = true;
-            return Err(ReadError::BadSeq {
-                path: self.path.clone(),
-                line: line_no,
-                expected: self.next_seq,
-                found: head.seq.to_string(),
-            });
-        }
-        if head.prev.as_bytes() != self.prev {
-            self.done = true;
-            return Err(ReadError::BrokenChain {
-                path: self.path.clone(),
-                line: line_no,
-                previous: self.next_seq,
-            });
-        }
-        let digest = Sha256::digest(text.as_bytes());
-        hex::encode_to_slice(digest, &mut self.prev).expect("64 hex digits fit");
+        self.prev = *sha256;
         self.next_seq += 1;
         Ok(Some(Line {
             seq: head.seq,
@@ -335,6 +276,111 @@ impl<R: BufRead> Reader<R> {
             head,
             path: &self.path,
         }))
+    }
+
+    /// Replaces the chunk handed out by the next one.
+    fn refill(&mut self) {
+        let used = std::mem::take(&mut self.chunk);
+        self.chunk = self.chunks.next(used);
+        self.pos = 0;
+    }
+}
+
+/// The checks of one prepared line against the line before: it is complete, its head reads,
+/// line 0 is a `RunStart` of this format, `seq` counts on and `prev` is the previous line's
+/// SHA-256. In this order, as the first failing one is the one reported.
+fn check<'a>(
+    text: &'a str,
+    prepared: &'a Prepared,
+    next_seq: u64,
+    prev: &[u8; 64],
+    path: &str,
+) -> Result<(Head<'a>, &'a [u8; 64]), ReadError> {
+    let line_no = next_seq + 1;
+    let (head, sha256) = match prepared {
+        Prepared::Torn => {
+            return Err(ReadError::Torn {
+                path: path.to_string(),
+                line: line_no,
+            });
+        }
+        Prepared::Bad(e) => return Err(head_error(e, text, next_seq, path)),
+        Prepared::Good { head, sha256 } => (head.head(text), sha256),
+    };
+    if next_seq == 0 {
+        check_start(&head, text, path)?;
+    }
+    if head.seq != next_seq {
+        return Err(ReadError::BadSeq {
+            path: path.to_string(),
+            line: line_no,
+            expected: next_seq,
+            found: head.seq.to_string(),
+        });
+    }
+    if head.prev.as_bytes() != prev {
+        return Err(ReadError::BrokenChain {
+            path: path.to_string(),
+            line: line_no,
+            previous: next_seq,
+        });
+    }
+    Ok((head, sha256))
+}
+
+/// The error for a line whose head cannot be read.
+fn head_error(error: &HeadError, text: &str, next_seq: u64, path: &str) -> ReadError {
+    match error {
+        HeadError::Duplicate(duplicate) => ReadError::DuplicateKey {
+            path: path.to_string(),
+            line: next_seq + 1,
+            duplicate: duplicate.clone(),
+        },
+        // A line that is JSON but lacks the ledger fields is "not a ledger" on line 1.
+        HeadError::Json(e)
+            if next_seq == 0 && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() =>
+        {
+            ReadError::NotLedger {
+                path: path.to_string(),
+                why: format!("{e}"),
+            }
+        }
+        HeadError::Json(e) => ReadError::NotJson {
+            path: path.to_string(),
+            line: next_seq + 1,
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Line 0 is a `RunStart` of the format this kairos reads.
+fn check_start(head: &Head<'_>, text: &str, path: &str) -> Result<(), ReadError> {
+    if head.event != Kind::RunStart.name() {
+        return Err(ReadError::NotLedger {
+            path: path.to_string(),
+            why: format!("the first event is `{}`, not `RunStart`", head.event),
+        });
+    }
+    // Only `format` is read: a ledger of another format may have other fields, and must be
+    // refused for its format, not for what it lacks.
+    #[derive(Deserialize)]
+    struct Format<'a> {
+        #[serde(borrow)]
+        format: Option<&'a str>,
+    }
+    let format = serde_json::from_str::<Format<'_>>(text)
+        .ok()
+        .and_then(|f| f.format);
+    match format {
+        Some(FORMAT) => Ok(()),
+        Some(other) => Err(ReadError::UnknownFormat {
+            path: path.to_string(),
+            found: other.to_string(),
+        }),
+        None => Err(ReadError::NotLedger {
+            path: path.to_string(),
+            why: "RunStart has no `format`".into(),
+        }),
     }
 }
 
@@ -364,6 +410,7 @@ pub fn body(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn read_all(text: &str) -> Result<u64, ReadError> {
         let mut r = Reader::new(text.as_bytes(), "t.jsonl");
