@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Model calls against a local fake server (bench/fake_llm_server.py, 100 ms per answer):
-#   1. 200 `llm` calls (one for_each node) by `kairos run`, at --jobs 4, 64 and 200 (until the
-#      network lane lands, model calls share the --jobs workers);
+#   1. 200 `llm` calls (one for_each node) by `kairos run --jobs 4`, with the network lane at
+#      its default (64 calls at once) and at 200;
 #   2. the same 200 calls by plain asyncio + httpx, every request in flight at once, and by bare
 #      asyncio streams (bench/llm_asyncio.py: the floor, as httpx's pool slows down with
 #      hundreds of requests waiting on it);
@@ -11,7 +11,7 @@
 # langgraph + langchain-openai for row 3:
 #   python3 -m venv /tmp/v && /tmp/v/bin/pip install httpx langgraph langchain-openai
 #   PYTHON=/tmp/v/bin/python bash bench/llm.sh
-# Extra kairos flags for row 1 go in KAIROS_LLM_FLAGS (e.g. a network-lane limit once it exists).
+# Extra kairos flags for row 1 go in KAIROS_LLM_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
@@ -99,9 +99,9 @@ workflow "$n" "$work/wf.yaml"
 export OPENAI_API_KEY=
 echo "| $n llm calls, 100 ms each | wall time (s) |"
 echo "|---|---|"
-for jobs in 4 64 "$n"; do
-  t=$(best "$runs" "$bin" run "$work/wf.yaml" --quiet --jobs "$jobs" --ledger "$work/l.jsonl" -i "url=$url" ${KAIROS_LLM_FLAGS:-})
-  echo "| kairos run --jobs $jobs | $t |"
+for lane in 64 "$n"; do
+  t=$(best "$runs" "$bin" run "$work/wf.yaml" --quiet --jobs 4 --net-jobs "$lane" --ledger "$work/l.jsonl" -i "url=$url" ${KAIROS_LLM_FLAGS:-})
+  echo "| kairos run --jobs 4 --net-jobs $lane | $t |"
 done
 if "$py" -c "import httpx" 2>/dev/null; then
   echo "| python asyncio + httpx (floor) | $(best_printed "$runs" "$py" bench/llm_httpx.py "$url" "$n") |"

@@ -19,7 +19,6 @@ fuzz_target!(|data: &[u8]| {
             let violations = kairos::plan::check_capabilities(&w, &policy);
             let _ = w.capabilities_needed();
             let _ = w.edge_count();
-            let _ = kairos::plan::check_tools(&w);
             let _ = kairos::plan::resolve_inputs(&w, &[]);
             let _ = kairos::report::graph::mermaid(&w);
             let _ = kairos::report::graph::dot(&w);
