@@ -466,17 +466,7 @@ pub fn run(args: &Args) -> i32 {
     if let Some(slurm) = &executor
         && std::env::var_os("KAIROS_TIMINGS").is_some()
     {
-        let s = slurm.stats();
-        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        errln!(
-            "kairos: slurm: {} submitted, {} submit retries, {} adopted, {} status queries, {} accounting queries, {} cancelled",
-            n(&s.submitted),
-            n(&s.submit_retries),
-            n(&s.adopted),
-            n(&s.status_queries),
-            n(&s.accounting_queries),
-            n(&s.cancelled)
-        );
+        print_slurm_counts(slurm);
     }
     drop(executor);
     let report = match result {
@@ -487,7 +477,33 @@ pub fn run(args: &Args) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let reports_written = reports.write(&path, &wf.name);
+    conclude(args, &wf, &path, &report, reports)
+}
+
+/// The Slurm coordinator's counts, on stderr, for `KAIROS_TIMINGS` (docs/executors.md).
+fn print_slurm_counts(slurm: &crate::exec::slurm::Slurm) {
+    let s = slurm.stats();
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    errln!(
+        "kairos: slurm: {} submitted, {} submit retries, {} adopted, {} status queries, {} accounting queries, {} cancelled",
+        n(&s.submitted),
+        n(&s.submit_retries),
+        n(&s.adopted),
+        n(&s.status_queries),
+        n(&s.accounting_queries),
+        n(&s.cancelled)
+    );
+}
+
+/// What follows a run that ran: its reports, the exit code, and the summary.
+fn conclude(
+    args: &Args,
+    wf: &crate::workflow::Workflow,
+    path: &Path,
+    report: &engine::RunReport,
+    reports: Reports,
+) -> i32 {
+    let reports_written = reports.write(path, &wf.name);
     let code = match report.status {
         RunStatus::Succeeded => exit::SUCCESS,
         RunStatus::Failed => exit::NEGATIVE,
@@ -521,7 +537,7 @@ pub fn run(args: &Args) -> i32 {
     if args.quiet {
         return code;
     }
-    print_summary(args, &wf, &path, &report);
+    print_summary(args, wf, path, report);
     code
 }
 
