@@ -1,0 +1,124 @@
+//! The `agent:` node (docs/agents.md): its expansion into a loop, run against the scripted
+//! model server of `fake_llm.rs` and the scripted MCP server tests/fixtures/mcp/fake_server.py.
+
+use crate::common::{Output, Test, require_program, root};
+use crate::fake_llm::*;
+use serde_json::{Value, json};
+
+fn two_calls() -> Value {
+    openai_message(
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}},
+            {"id": "c2", "type": "function", "function": {"name": "echo", "arguments": "{\"message\": \"hi\"}"}}
+        ]}),
+        "tool_calls",
+        20,
+        10,
+    )
+}
+
+/// An agent workflow over the fake server `fake`, the agent's keys in `agent`.
+fn agent(agent: &str, policy: &str) -> Test {
+    let script = std::fs::read_to_string(root().join("tests/fixtures/mcp/fake_server.py")).unwrap();
+    Test::new().file("fake_server.py", &script).workflow(&format!(
+        "version: 1\nname: agent-test\ninputs:\n  url: {{ default: \"http://127.0.0.1:9/v1\" }}\npolicy: {policy}\nmcp_servers:\n  fake: {{ command: [python3, fake_server.py] }}\nnodes:\n  - id: helper\n    agent:\n      llm: {{ base_url: \"{{{{ inputs.url }}}}\", model: m }}\n{agent}"
+    ))
+}
+
+fn run(t: Test, server: &FakeServer, extra: &[&str]) -> Output {
+    t.args([
+        "run", "wf.yaml", "--ledger", "l.jsonl", "--quiet", "--input",
+    ])
+    .args([format!("url={}", server.base_url())])
+    .args(extra)
+    .run()
+}
+
+fn ledger(out: &Output) -> Vec<Value> {
+    std::fs::read_to_string(out.dir.path().join("l.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn node_ids(events: &[Value], kind: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| e["node"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+const PERMISSIVE: &str = "{ preset: permissive }";
+
+#[test]
+fn an_agent_runs_two_calls_then_one_then_answers_and_the_model_sees_each_result() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = FakeServer::script(vec![
+        Reply::ok(two_calls()),
+        Reply::ok(openai_tool_call("c3", "fail", "{}")),
+        Reply::ok(openai_text("5, hi", 30, 5)),
+    ]);
+    let out = run(
+        agent(
+            "      prompt: add and echo\n      mcp: [fake]\n      max_turns: 5\n",
+            PERMISSIVE,
+        ),
+        &server,
+        &[],
+    )
+    .code(0);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 3);
+    // Every turn offers the server's tools.
+    let names: Vec<&str> = seen[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["echo", "add", "fail", "slow", "crash", "ask", "env"]
+    );
+    let m1 = seen[1].body["messages"].as_array().unwrap();
+    assert_eq!(m1.len(), 4, "{m1:?}");
+    assert_eq!(m1[0]["content"], "add and echo");
+    assert_eq!(m1[1]["role"], "assistant");
+    assert_eq!(m1[2]["role"], "tool");
+    assert_eq!(
+        (&m1[2]["tool_call_id"], &m1[2]["content"]),
+        (&json!("c1"), &json!("5"))
+    );
+    assert_eq!(
+        (&m1[3]["tool_call_id"], &m1[3]["content"]),
+        (&json!("c2"), &json!("hi"))
+    );
+    // A tool error is the model's to read, not a failure.
+    let m2 = seen[2].body["messages"].as_array().unwrap();
+    assert_eq!(m2.len(), 6);
+    assert_eq!(m2[5]["content"], "error: no such file");
+    let events = ledger(&out);
+    let calls: Vec<String> = node_ids(&events, "ToolOutput")
+        .into_iter()
+        .filter(|n| n.contains("/call_"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "helper#1/call_fake[0]",
+            "helper#1/call_fake[1]",
+            "helper#2/call_fake[0]"
+        ]
+    );
+    let models = node_ids(&events, "ToolOutput")
+        .into_iter()
+        .filter(|n| n.ends_with("/model"))
+        .count();
+    assert_eq!(models, 3);
+    let end = events.iter().find(|e| e["event"] == "RunEnd").unwrap();
+    assert_eq!(end["status"], "succeeded");
+}
