@@ -122,3 +122,124 @@ fn an_agent_runs_two_calls_then_one_then_answers_and_the_model_sees_each_result(
     let end = events.iter().find(|e| e["event"] == "RunEnd").unwrap();
     assert_eq!(end["status"], "succeeded");
 }
+
+/// The tool messages the model received on its last turn.
+fn last_tool_messages(server: &FakeServer) -> Vec<Value> {
+    let seen = server.requests();
+    seen.last().unwrap().body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_tool_outside_the_agents_list_is_an_error_message_and_the_agent_goes_on() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = FakeServer::script(vec![
+        Reply::ok(two_calls()),
+        Reply::ok(openai_text("done", 30, 5)),
+    ]);
+    let out = run(
+        agent(
+            "      prompt: go\n      tools: [fake/add]\n      max_turns: 3\n",
+            PERMISSIVE,
+        ),
+        &server,
+        &[],
+    )
+    .code(0);
+    // Only `add` is offered, and `echo` is never called.
+    let offered = &server.requests()[0].body["tools"];
+    assert_eq!(offered.as_array().unwrap().len(), 1);
+    assert_eq!(offered[0]["function"]["name"], "add");
+    let tools = last_tool_messages(&server);
+    assert_eq!(tools[0]["content"], "5");
+    assert!(
+        tools[1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: the tool `echo` was not run")
+    );
+    let events = ledger(&out);
+    let echo = events
+        .iter()
+        .find(|e| e["event"] == "NodeEnd" && e["node"] == "helper#1/call_fake[1]");
+    assert!(echo.is_none_or(|e| e["status"] == "skipped"), "{echo:?}");
+    assert!(!node_ids(&events, "ToolOutput").contains(&"helper#1/call_fake[1]".to_string()));
+}
+
+#[test]
+fn a_call_the_policy_refuses_is_an_error_message_not_a_denied_run() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = FakeServer::script(vec![
+        Reply::ok(two_calls()),
+        Reply::ok(openai_text("done", 30, 5)),
+    ]);
+    let out = run(
+        agent(
+            "      prompt: go\n      mcp: [fake]\n      max_turns: 3\n",
+            "{ preset: permissive, max_calls: { \"mcp:fake/echo\": 0 } }",
+        ),
+        &server,
+        &[],
+    )
+    .code(0);
+    let tools = last_tool_messages(&server);
+    assert_eq!(tools[0]["content"], "5");
+    assert!(
+        tools[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("the policy refused")
+    );
+    let events = ledger(&out);
+    let echo_start = events
+        .iter()
+        .filter(|e| e["node"] == "helper#1/call_fake[1]")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        !echo_start.contains(&"ToolOutput".to_string()),
+        "{echo_start:?}"
+    );
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(
+        text.contains("max_calls") || text.contains("limit"),
+        "the refusal is recorded"
+    );
+}
+
+#[test]
+fn an_agent_that_reaches_max_turns_fails() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = FakeServer::script(vec![Reply::ok(openai_tool_call(
+        "c",
+        "echo",
+        "{\"message\": \"x\"}",
+    ))]);
+    let out = run(
+        agent(
+            "      prompt: go\n      mcp: [fake]\n      max_turns: 2\n",
+            PERMISSIVE,
+        ),
+        &server,
+        &[],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(server.requests().len(), 2);
+    let events = ledger(&out);
+    let it: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "LoopIteration")
+        .collect();
+    assert_eq!(it.len(), 2);
+}

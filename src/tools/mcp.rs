@@ -96,6 +96,16 @@ impl Tool for Mcp {
         (!tool.contains("{{") && !tool.contains("{%")).then(|| format!("mcp:{server}/{tool}"))
     }
 
+    fn keys_calls(&self) -> bool {
+        true
+    }
+
+    fn call_limit_key(&self, args: &Args) -> Option<String> {
+        let server = args.get("server")?.get("name")?.as_str()?;
+        let tool = str_arg(args, "tool")?;
+        Some(format!("mcp:{server}/{tool}"))
+    }
+
     fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
         let argv = match args.get("server") {
             Some(Value::Array(argv)) => Some(argv),
