@@ -21,7 +21,7 @@ fn two_calls() -> Value {
 fn agent(agent: &str, policy: &str) -> Test {
     let script = std::fs::read_to_string(root().join("tests/fixtures/mcp/fake_server.py")).unwrap();
     Test::new().file("fake_server.py", &script).workflow(&format!(
-        "version: 1\nname: agent-test\ninputs:\n  url: {{ default: \"http://127.0.0.1:9/v1\" }}\npolicy: {policy}\nmcp_servers:\n  fake: {{ command: [python3, fake_server.py] }}\nnodes:\n  - id: helper\n    agent:\n      llm: {{ base_url: \"{{{{ inputs.url }}}}\", model: m }}\n{agent}"
+        "version: 1\nname: agent-test\ninputs:\n  url: {{ default: \"http://127.0.0.1:9/v1\" }}\npolicy: {policy}\nmcp_servers:\n  fake: {{ command: [python3, fake_server.py], env: {{ FAKE_MCP_LOG: log.jsonl }} }}\nnodes:\n  - id: helper\n    agent:\n      llm: {{ base_url: \"{{{{ inputs.url }}}}\", model: m }}\n{agent}"
     ))
 }
 
@@ -242,4 +242,138 @@ fn an_agent_that_reaches_max_turns_fails() {
         .filter(|e| e["event"] == "LoopIteration")
         .collect();
     assert_eq!(it.len(), 2);
+}
+
+/// Two calls, then one, then an answer, for any number of runs (request `k` of a run is
+/// `k % 3`).
+fn three_turns() -> FakeServer {
+    FakeServer::with(|_, k| match k % 3 {
+        0 => Reply::ok(two_calls()),
+        1 => Reply::ok(openai_tool_call("c3", "echo", "{\"message\": \"again\"}")),
+        _ => Reply::ok(openai_text("5, hi", 30, 5)),
+    })
+}
+
+const THREE_TURNS: &str = "      prompt: add and echo\n      mcp: [fake]\n      max_turns: 5\n";
+
+#[test]
+fn replay_check_of_an_agent_opens_no_socket_and_starts_no_server() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = three_turns();
+    let out = run(agent(THREE_TURNS, PERMISSIVE), &server, &[]).code(0);
+    let dir = out.dir.path();
+    let log = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+    assert!(log.contains("tools/call"));
+    assert_eq!(server.requests().len(), 3);
+    let connections = server.connections();
+    Test::new()
+        .args(["replay", "l.jsonl", "--check"])
+        .run_in(dir)
+        .code(0);
+    assert_eq!(server.connections(), connections);
+    assert_eq!(std::fs::read_to_string(dir.join("log.jsonl")).unwrap(), log);
+}
+
+#[test]
+fn replay_against_a_changed_prompt_diverges_at_the_first_turn() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = three_turns();
+    let out = run(agent(THREE_TURNS, PERMISSIVE), &server, &[]).code(0);
+    let dir = out.dir.path();
+    let changed = std::fs::read_to_string(dir.join("wf.yaml"))
+        .unwrap()
+        .replace("add and echo", "echo only");
+    std::fs::write(dir.join("changed.yaml"), changed).unwrap();
+    let out = Test::new()
+        .args(["replay", "l.jsonl", "--against", "changed.yaml"])
+        .run_in(dir)
+        .code(1);
+    assert!(out.stdout.contains("helper#1/model"), "{}", out.stdout);
+    assert!(!out.stdout.contains("helper#2/"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\"content\":\"echo only\""),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn an_agent_ledger_is_the_same_at_jobs_1_and_8() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = three_turns();
+    let a = run(agent(THREE_TURNS, PERMISSIVE), &server, &["--jobs", "1"]).code(0);
+    let b = run(agent(THREE_TURNS, PERMISSIVE), &server, &["--jobs", "8"]).code(0);
+    let read = |o: &Output| std::fs::read_to_string(o.dir.path().join("l.jsonl")).unwrap();
+    assert_eq!(read(&a), read(&b));
+}
+
+#[test]
+fn budgets_count_model_calls_across_turns_and_run_end_counts_them() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = three_turns();
+    let out = run(agent(THREE_TURNS, PERMISSIVE), &server, &[]).code(0);
+    let events = ledger(&out);
+    let end = events.last().unwrap();
+    assert_eq!(
+        end["usage"]["fake-gpt"],
+        json!({"calls": 3, "input_tokens": 70, "output_tokens": 25, "total_tokens": 95})
+    );
+    // Two model calls are allowed; the third turn is refused.
+    let server = three_turns();
+    let out = run(
+        agent(
+            THREE_TURNS,
+            "{ preset: permissive, budget: { llm_calls: 2 } }",
+        ),
+        &server,
+        &[],
+    )
+    .code(3);
+    assert_eq!(server.requests().len(), 2);
+    let events = ledger(&out);
+    let exceeded: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "CallLimitExceeded")
+        .collect();
+    assert_eq!(exceeded[0]["node"], "helper#3/model");
+    assert_eq!(exceeded[0]["key"], "budget.llm_calls");
+    // Tokens: each of the first two turns spends 30; the third finds 60 spent of 50.
+    let server = three_turns();
+    let out = run(
+        agent(
+            THREE_TURNS,
+            "{ preset: permissive, budget: { tokens: 50 } }",
+        ),
+        &server,
+        &[],
+    )
+    .code(3);
+    assert_eq!(server.requests().len(), 2);
+    let events = ledger(&out);
+    let deny = events
+        .iter()
+        .find(|e| e["event"] == "PolicyDeny")
+        .expect("a denial");
+    assert_eq!(
+        (&deny["node"], &deny["reason"]),
+        (&json!("helper#3/model"), &json!("BUDGET_EXCEEDED"))
+    );
+    // max_calls on the model tool counts across turns too.
+    let server = three_turns();
+    run(
+        agent(THREE_TURNS, "{ preset: permissive, max_calls: { llm: 1 } }"),
+        &server,
+        &[],
+    )
+    .code(3);
+    assert_eq!(server.requests().len(), 1);
 }
