@@ -377,3 +377,56 @@ fn budgets_count_model_calls_across_turns_and_run_end_counts_them() {
     .code(3);
     assert_eq!(server.requests().len(), 1);
 }
+
+#[test]
+fn kairos_graph_draws_the_agents_expansion() {
+    let out = agent(THREE_TURNS, PERMISSIVE)
+        .args(["graph", "wf.yaml", "--format", "mermaid"])
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("helper (agent, at most 5 turns)"),
+        "{}",
+        out.stdout
+    );
+    for node in ["tools_fake", "model", "call_fake"] {
+        assert!(
+            out.stdout.contains(&format!("{node}<br/>")),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn agent_keys_are_checked_with_locations() {
+    let out = agent(
+        "      prompt: go\n      messages: []\n      tools: [nope/x, fake]\n      max_turns: 2\n",
+        PERMISSIVE,
+    )
+    .args(["validate", "wf.yaml"])
+    .run()
+    .code(2);
+    for needle in [
+        "exactly one of `prompt` and `messages`",
+        "no MCP server `nope`",
+        "`fake` is not SERVER/TOOL",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    let out = agent("      prompt: go\n      mcp: [fake]\n", PERMISSIVE)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("max_turns"), "{}", out.stderr);
+    let out = Test::new()
+        .workflow("version: 1\nname: a\nnodes:\n  - id: a\n    agent:\n      llm: { model: m, tools: [] }\n      prompt: go\n      max_turns: 2\n")
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains("`tools` is set by the agent each turn"),
+        "{}",
+        out.stderr
+    );
+}

@@ -58,11 +58,9 @@ impl Checker<'_, '_> {
             }
         }
         let messages = match (f.get("prompt"), f.get("messages")) {
-            (Some(p), None) => {
-                let p = read::string(p, self.errors)?;
-                node(&json!([{ "role": "user", "content": p.value }]), p.span)
-            }
-            (None, Some(m)) => m.clone(),
+            (Some(p), None) => read::string(p, self.errors)
+                .map(|p| node(&json!([{ "role": "user", "content": p.value }]), p.span)),
+            (None, Some(m)) => Some(m.clone()),
             _ => {
                 self.errors.push(WorkflowError::InvalidValue {
                     message: "an agent needs exactly one of `prompt` and `messages`".into(),
@@ -70,13 +68,15 @@ impl Checker<'_, '_> {
                     label: "here".into(),
                     help: None,
                 });
-                return None;
+                None
             }
         };
-        let max_turns = f.require("max_turns", self.errors)?.clone();
-        let allowed = self.allowed(&f)?;
-        let expanded = expansion(entries, messages, max_turns, &allowed, at);
-        self.loop_kind(id, &expanded, scope, used)
+        let max_turns = f.require("max_turns", self.errors).cloned();
+        let allowed = self.allowed(&f);
+        let expanded = expansion(entries, messages?, max_turns?, &allowed?, at);
+        let mut expanded = self.loop_kind(id, &expanded, scope, used)?;
+        expanded.agent = true;
+        Some(expanded)
     }
 
     /// `mcp: [SERVER]` and `tools: [SERVER/TOOL]`, each server declared in `mcp_servers`.
