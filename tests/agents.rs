@@ -430,3 +430,166 @@ fn agent_keys_are_checked_with_locations() {
         out.stderr
     );
 }
+
+/// A fake model for the examples of `workflows/`: it answers by the role the system prompt
+/// gives (the reviewer approves its second draft, the chair ends the chat).
+fn example_model() -> FakeServer {
+    let reviews = std::sync::atomic::AtomicUsize::new(0);
+    FakeServer::with(move |seen, _| {
+        let system = seen.body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let text = if system.contains("FOR the motion") {
+            "Tabs are one keystroke.".to_string()
+        } else if system.contains("AGAINST the motion") {
+            "Spaces look the same everywhere.".to_string()
+        } else if system.contains("judge") {
+            "AGAINST: consistency wins.".to_string()
+        } else if system.contains("You review") {
+            let n = reviews.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                "Add an example.".into()
+            } else {
+                "APPROVED".into()
+            }
+        } else if system.contains("the chair") {
+            "The chair: Aurora it is. DONE".to_string()
+        } else if system.contains("in a meeting") {
+            "Aurora?".to_string()
+        } else if system.contains("billing or technical") {
+            "billing".to_string()
+        } else {
+            format!(
+                "answer {}",
+                seen.body["messages"].as_array().map_or(0, Vec::len)
+            )
+        };
+        Reply::ok(openai_text(&text, 10, 5))
+    })
+}
+
+fn run_example(file: &str, server: &FakeServer) -> (Value, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("l.jsonl");
+    let out = Test::new()
+        .env("OPENAI_API_KEY", "")
+        .args([
+            "run",
+            &format!("workflows/{file}"),
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ])
+        .args(["--format", "json", "--input"])
+        .args([
+            format!("base_url={}", server.base_url()),
+            "--input".into(),
+            "model=llama3.2".into(),
+        ])
+        .run_in(&root())
+        .code(0);
+    let before = server.requests().len();
+    Test::new()
+        .args(["replay", ledger.to_str().unwrap(), "--check"])
+        .run_in(&root())
+        .code(0);
+    assert_eq!(
+        server.requests().len(),
+        before,
+        "{file}: a replay called the model"
+    );
+    (out.json(), out)
+}
+
+#[test]
+fn the_multi_agent_examples_run_against_a_local_model() {
+    let server = example_model();
+    let (doc, _) = run_example("llm-debate.yaml", &server);
+    assert_eq!(doc["outputs"]["verdict"], "AGAINST: consistency wins.");
+    // Two rounds of two speakers, then the judge.
+    assert_eq!(server.requests().len(), 5);
+    let judge = last_user_text(&server.requests()[4]);
+    assert!(
+        judge.contains("FOR: Tabs are one keystroke.\nAGAINST: Spaces"),
+        "{judge}"
+    );
+
+    let server = example_model();
+    let (doc, _) = run_example("llm-writer-reviewer.yaml", &server);
+    assert_eq!(server.requests().len(), 4, "two drafts, two reviews");
+    assert_eq!(doc["outputs"]["paragraph"], "answer 2");
+
+    let server = example_model();
+    let (doc, _) = run_example("llm-chat.yaml", &server);
+    // The optimist, the skeptic, then the chair says DONE on turn three.
+    assert_eq!(server.requests().len(), 3);
+    assert!(
+        doc["outputs"]["transcript"]
+            .as_str()
+            .unwrap()
+            .ends_with("DONE")
+    );
+
+    for (file, calls) in [
+        ("llm-sequential.yaml", 3),
+        ("llm-concurrent.yaml", 4),
+        ("llm-graph.yaml", 2),
+    ] {
+        let server = example_model();
+        let (doc, _) = run_example(file, &server);
+        assert_eq!(server.requests().len(), calls, "{file}");
+        assert!(
+            doc["outputs"].as_object().is_some_and(|o| !o.is_empty()),
+            "{file}"
+        );
+    }
+}
+
+/// workflows/llm-agent.yaml with the scripted MCP server in place of the reference one.
+#[test]
+fn the_agent_example_runs_against_a_local_model_and_the_fake_mcp_server() {
+    if !require_program("python3") {
+        return;
+    }
+    let example = std::fs::read_to_string(root().join("workflows/llm-agent.yaml"))
+        .unwrap()
+        .replace(
+            "[mcp-server-everything, stdio]",
+            "[python3, fake_server.py]",
+        )
+        .replace("commands: [mcp-server-everything]", "commands: [python3]")
+        .replace("everything/get-sum", "everything/add");
+    let script = std::fs::read_to_string(root().join("tests/fixtures/mcp/fake_server.py")).unwrap();
+    let server = FakeServer::script(vec![
+        Reply::ok(openai_tool_call("c1", "add", "{\"a\": 17, \"b\": 25}")),
+        Reply::ok(openai_tool_call("c2", "add", "{\"a\": 1, \"b\": 1}")),
+        Reply::ok(openai_text("17 + 25 is 42.", 30, 8)),
+    ]);
+    let out = Test::new()
+        .file("fake_server.py", &script)
+        .file("wf.yaml", &example)
+        .env("OPENAI_API_KEY", "")
+        .args([
+            "run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json", "--input",
+        ])
+        .args([
+            format!("base_url={}", server.base_url()),
+            "--input".into(),
+            "model=m".into(),
+        ])
+        .run()
+        .code(0);
+    let doc = out.json();
+    assert_eq!(doc["outputs"]["answer"], "17 + 25 is 42.");
+    assert_eq!(doc["outputs"]["turns"], "3");
+    // The second `add` is past `max_calls`: the model reads that it was refused.
+    let seen = server.requests();
+    let last = seen[2].body["messages"].as_array().unwrap();
+    assert_eq!(last[2]["content"], "42");
+    assert!(
+        last[4]["content"]
+            .as_str()
+            .unwrap()
+            .contains("the policy refused")
+    );
+}
