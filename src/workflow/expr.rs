@@ -105,6 +105,42 @@ pub mod agent {
             })
             .collect()
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tool_messages_answer_every_call_in_the_order_asked() {
+            let calls = json!([{"id": "a", "name": "add"}, {"id": "b", "name": "rm"},
+                               {"id": "c", "name": "read"}, {"id": "d", "name": "echo"}]);
+            // Two servers' call nodes: `add` and `echo` went to the first, `read` to the
+            // second (and failed as a tool), `rm` to neither.
+            let results = json!([
+                [{"text": "5", "is_error": false}, null, null, {"text": "hi", "is_error": false}],
+                [null, null, {"text": "no such file", "is_error": true}, null],
+            ]);
+            let m = tool_messages(&calls, &results);
+            let contents: Vec<&str> = m.iter().map(|m| m["content"].as_str().unwrap()).collect();
+            assert_eq!(contents[0], "5");
+            assert!(contents[1].starts_with("error: the tool `rm` was not run"));
+            assert_eq!(contents[2], "error: no such file");
+            assert_eq!(contents[3], "hi");
+            let ids: Vec<&str> = m
+                .iter()
+                .map(|m| m["tool_call_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["a", "b", "c", "d"]);
+            assert!(m.iter().all(|m| m["role"] == "tool"));
+        }
+
+        #[test]
+        fn function_names_read_openai_definitions() {
+            let defs = json!([{"type": "function", "function": {"name": "add"}}, {"x": 1}]);
+            assert_eq!(function_names(&defs), ["add"]);
+            assert!(function_names(&Value::Null).is_empty());
+        }
+    }
 }
 
 /// The environment every expression and template is compiled in, writing values JSON-style
