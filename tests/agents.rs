@@ -593,3 +593,57 @@ fn the_agent_example_runs_against_a_local_model_and_the_fake_mcp_server() {
             .contains("the policy refused")
     );
 }
+
+#[test]
+fn an_agent_speaks_the_anthropic_dialect_with_tool_results_as_user_blocks() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = FakeServer::script(vec![
+        Reply::ok(anthropic_tool_use("t1", "add", json!({"a": 2, "b": 3}))),
+        Reply::ok(anthropic_text("It is 5.", 30, 5)),
+    ]);
+    let t = agent(
+        "      prompt: add\n      mcp: [fake]\n      max_turns: 3\n",
+        PERMISSIVE,
+    );
+    let yaml = std::fs::read_to_string(t.path().join("wf.yaml"))
+        .unwrap()
+        .replace("model: m }", "model: m, dialect: anthropic }");
+    std::fs::write(t.path().join("wf.yaml"), yaml).unwrap();
+    let out = run(
+        t.env("ANTHROPIC_API_KEY", "test-key"),
+        &server,
+        &["--format", "json"],
+    )
+    .code(0);
+    let seen = server.requests();
+    assert_eq!(seen[0].path, "/v1/messages");
+    assert_eq!(seen[0].body["tools"][1]["name"], "add");
+    let m = seen[1].body["messages"].as_array().unwrap();
+    assert_eq!(m[1]["content"][0]["type"], "tool_use");
+    assert_eq!(
+        (
+            &m[2]["role"],
+            &m[2]["content"][0]["type"],
+            &m[2]["content"][0]["tool_use_id"]
+        ),
+        (&json!("user"), &json!("tool_result"), &json!("t1"))
+    );
+    let events = ledger(&out);
+    let end = events
+        .iter()
+        .find(|e| e["event"] == "End" && e["node"] == "helper")
+        .unwrap();
+    assert_eq!(end["status"], "succeeded");
+    let last = events
+        .iter()
+        .rfind(|e| e["event"] == "LoopIteration" && e["node"] == "helper")
+        .unwrap();
+    assert_eq!(
+        (&last["state"]["text"], &last["state"]["turns"]),
+        (&json!("It is 5."), &json!(2))
+    );
+    assert_eq!(last["state"]["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(last["ended"], "until");
+}
