@@ -647,3 +647,23 @@ fn an_agent_speaks_the_anthropic_dialect_with_tool_results_as_user_blocks() {
     assert_eq!(last["state"]["messages"].as_array().unwrap().len(), 4);
     assert_eq!(last["ended"], "until");
 }
+
+#[test]
+fn a_refused_call_is_decided_the_same_at_jobs_1_and_8() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = FakeServer::with(|_, k| {
+        if k % 2 == 0 {
+            Reply::ok(two_calls())
+        } else {
+            Reply::ok(openai_text("done", 30, 5))
+        }
+    });
+    let policy = "{ preset: permissive, max_calls: { \"mcp:fake/add\": 0 } }";
+    let read = |o: &Output| std::fs::read_to_string(o.dir.path().join("l.jsonl")).unwrap();
+    let one = run(agent(THREE_TURNS, policy), &server, &["--jobs", "1"]).code(0);
+    let eight = run(agent(THREE_TURNS, policy), &server, &["--jobs", "8"]).code(0);
+    assert_eq!(read(&one), read(&eight));
+    assert!(read(&one).contains("CallLimitExceeded"));
+}
