@@ -163,7 +163,7 @@ fn a_tool_outside_the_agents_list_is_an_error_message_and_the_agent_goes_on() {
         tools[1]["content"]
             .as_str()
             .unwrap()
-            .starts_with("error: the tool `echo` was not run")
+            .starts_with("error: the tool `echo` gave no result")
     );
     let events = ledger(&out);
     let echo = events
@@ -666,4 +666,22 @@ fn a_refused_call_is_decided_the_same_at_jobs_1_and_8() {
     let eight = run(agent(THREE_TURNS, policy), &server, &["--jobs", "8"]).code(0);
     assert_eq!(read(&one), read(&eight));
     assert!(read(&one).contains("CallLimitExceeded"));
+}
+
+#[test]
+fn max_turns_out_of_range_is_named_as_the_agents_key() {
+    let out = agent(
+        "      prompt: go\n      mcp: [fake]\n      max_turns: 0\n",
+        PERMISSIVE,
+    )
+    .args(["validate", "wf.yaml"])
+    .run()
+    .code(2);
+    assert!(
+        out.stderr
+            .contains("`max_turns` must be a whole number from 1 to"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("wf.yaml:14"), "{}", out.stderr);
 }

@@ -98,7 +98,7 @@ pub mod agent {
                     }
                     Some(o) => o["text"].as_str().unwrap_or_default().to_string(),
                     None => format!(
-                        "error: the tool `{name}` was not run: it is not one this agent may use, or the policy refused the call"
+                        "error: the tool `{name}` gave no result: it is not one this agent may use, the policy refused the call, or the call failed"
                     ),
                 };
                 json!({ "role": "tool", "tool_call_id": call["id"], "content": content })
@@ -123,7 +123,7 @@ pub mod agent {
             let m = tool_messages(&calls, &results);
             let contents: Vec<&str> = m.iter().map(|m| m["content"].as_str().unwrap()).collect();
             assert_eq!(contents[0], "5");
-            assert!(contents[1].starts_with("error: the tool `rm` was not run"));
+            assert!(contents[1].starts_with("error: the tool `rm` gave no result"));
             assert_eq!(contents[2], "error: no such file");
             assert_eq!(contents[3], "hi");
             let ids: Vec<&str> = m

@@ -15,6 +15,7 @@ use crate::syntax::diag::{WorkflowError, ss};
 use crate::syntax::read::{self, Fields};
 use crate::syntax::yaml::{self, Span, Str, Value};
 use crate::workflow::expr::Scope;
+use crate::workflow::limits;
 use crate::workflow::model::{Loop, NodeIdx};
 use serde_json::json;
 
@@ -72,6 +73,21 @@ impl Checker<'_, '_> {
             }
         };
         let max_turns = f.require("max_turns", self.errors).cloned();
+        // Checked here so the message names the agent's key, not the loop's.
+        if let Some(n) = &max_turns
+            && !matches!(n.value, Value::Int(t) if t >= 1 && (t as u64) <= limits::LOOP_ITERATIONS)
+        {
+            self.errors.push(WorkflowError::InvalidValue {
+                message: format!(
+                    "`max_turns` must be a whole number from 1 to {}",
+                    limits::LOOP_ITERATIONS
+                ),
+                span: ss(n.span),
+                label: "out of range".into(),
+                help: Some("see docs/agents.md".into()),
+            });
+            return None;
+        }
         let allowed = self.allowed(&f);
         let expanded = expansion(entries, messages?, max_turns?, &allowed?, at);
         let mut expanded = self.loop_kind(id, &expanded, scope, used)?;
