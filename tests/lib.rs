@@ -1,5 +1,6 @@
 //! Integration tests: one binary that drives the real `kairos` executable.
 
+mod agents;
 mod approval;
 mod calls;
 mod chunked_reading;

@@ -488,8 +488,19 @@ fn http_fetch() -> Example {
 
 /// Every example runs end to end from the repository root (here a copy of `workflows/`), with
 /// the decisions, inputs and organisation policy it needs, and produces what it should.
-/// Examples that call a model: `tests/llm.rs` runs them against a local fake server.
-const MODEL_EXAMPLES: &[&str] = &["llm-extract.yaml", "llm-summary.yaml"];
+/// Examples that call a model: `tests/llm.rs` and `tests/agents.rs` run them against a local
+/// fake server.
+const MODEL_EXAMPLES: &[&str] = &[
+    "llm-extract.yaml",
+    "llm-summary.yaml",
+    "llm-agent.yaml",
+    "llm-debate.yaml",
+    "llm-writer-reviewer.yaml",
+    "llm-sequential.yaml",
+    "llm-concurrent.yaml",
+    "llm-chat.yaml",
+    "llm-graph.yaml",
+];
 
 #[test]
 fn every_example_runs_end_to_end_with_its_outputs() {

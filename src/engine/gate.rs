@@ -100,6 +100,11 @@ impl<'w> Gate<'w> {
         limits
     }
 
+    /// Whether a task's `max_calls` key is known only from its rendered call.
+    fn keys_a_call(&self, node: &Node, tool: &dyn Tool) -> bool {
+        matches!(&node.kind, NodeKind::Task(t) if t.limit_key().is_none()) && tool.keys_calls()
+    }
+
     /// Whether a model call is under `budget.tokens`.
     fn under_token_budget(&self, tool: &dyn Tool) -> bool {
         self.policy.budget_tokens.is_some() && calls_a_model(tool)
@@ -216,7 +221,9 @@ impl<'w> Gate<'w> {
     /// Whether a task's call is under a `max_calls` limit, and so must wait for its turn in
     /// commit order before it is decided.
     pub fn needs_turn(&self, node: &Node, tool: &dyn Tool) -> bool {
-        self.under_token_budget(tool) || !self.limits_of(node, tool).is_empty()
+        self.under_token_budget(tool)
+            || !self.limits_of(node, tool).is_empty()
+            || (self.policy.has_limits(node.policy.as_deref()) && self.keys_a_call(node, tool))
     }
 
     /// The question a `require_approval` call asks.
@@ -296,7 +303,18 @@ impl<'w> Gate<'w> {
                 run.denied |= enforced;
             }
         }
-        let limits = self.limits_of(node, tool);
+        let mut limits = self.limits_of(node, tool);
+        // A key the task could not name as written (`tool: '{{ item.name }}'`) counts once
+        // the call is rendered (`needs_turn` made it wait for its turn).
+        if let (NodeKind::Task(t), Some(key)) = (&node.kind, tool.call_limit_key(args))
+            && t.limit_key().is_none()
+        {
+            for limit in self.policy.limits(&[key.as_str()], node.policy.as_deref()) {
+                if !limits.contains(&limit) {
+                    limits.push(limit);
+                }
+            }
+        }
         if !limits.is_empty() && !run.denied {
             checks.push("max_calls");
             let exceeded = self.budget.lock().count(&limits, enforced);
@@ -306,7 +324,12 @@ impl<'w> Gate<'w> {
         if run.checks.is_empty() && !checks.is_empty() {
             run.checks.push(PolicyCheck::Allow { checks });
         }
-        self.denied |= run.denied;
+        // A refused call whose errors are answers (`allow_error: true`, as an agent's tool
+        // calls are: docs/agents.md) is recorded as denied, but does not deny the run: the
+        // refusal is given back to whoever asked (the model), which goes on.
+        if !answers_errors(tool, args) {
+            self.denied |= run.denied;
+        }
     }
 }
 
@@ -409,4 +432,10 @@ impl Drop for RetryGrant {
         self.budget.lock().open.remove(&self.instance);
         self.budget.changed.notify_all();
     }
+}
+
+/// Whether a call's errors, a refusal included, are its answer (an `mcp` call with
+/// `allow_error: true`).
+fn answers_errors(tool: &dyn Tool, args: &Map<String, Value>) -> bool {
+    tool.spec().name == "mcp" && args.get("allow_error") == Some(&Value::Bool(true))
 }

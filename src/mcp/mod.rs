@@ -239,6 +239,22 @@ impl Servers {
         Ok(Called { result, tools })
     }
 
+    /// The server's `tools/list` (the run's first), starting the server if this run has not
+    /// yet: what an `agent:` gives its model as the tools it may call (docs/agents.md).
+    pub fn list(
+        &self,
+        server: &Server,
+        timeout: Duration,
+        net: &Net,
+        cancel: &Cancel,
+    ) -> Result<Value, McpError> {
+        let slot = self.slot(server);
+        let waited = Instant::now() + timeout;
+        let _permit = Permit::take(&slot, server.max_concurrency, waited, cancel, timeout)?;
+        let running = self.running(&slot, server, net, cancel)?;
+        Ok(slot.listing.get_or_init(|| running.tools.clone()).clone())
+    }
+
     fn slot(&self, server: &Server) -> Arc<Slot> {
         let mut slots = lock(&self.0.slots);
         Arc::clone(slots.entry(server.key()).or_default())

@@ -76,7 +76,11 @@ fn inner(node: &crate::workflow::Node) -> Option<(&Workflow, String)> {
     match &node.kind {
         NodeKind::Loop(l) => Some((
             &l.body,
-            format!("{} (loop, at most {})", node.id, l.max_iterations),
+            if l.agent {
+                format!("{} (agent, at most {} turns)", node.id, l.max_iterations)
+            } else {
+                format!("{} (loop, at most {})", node.id, l.max_iterations)
+            },
         )),
         NodeKind::Call(c) => Some((&c.callee, format!("{} (calls {})", node.id, c.file.value))),
         _ => None,

@@ -28,7 +28,7 @@ static MCP: ToolSpec = ToolSpec {
             true,
             "a server of `mcp_servers`, or the argv that starts one",
         ),
-        key("tool", KeyKind::Template, true, "tool name on the server"),
+        key("tool", KeyKind::Template, false, "tool name on the server"),
         key(
             "arguments",
             KeyKind::Value,
@@ -41,8 +41,14 @@ static MCP: ToolSpec = ToolSpec {
             false,
             "true: a result with `isError` is the output instead of a failure",
         ),
+        key(
+            "list",
+            KeyKind::Value,
+            false,
+            "instead of a call: the server's tools as function definitions (`true`: all; a list: those named)",
+        ),
     ],
-    one_of: &[],
+    one_of: &[&["tool", "list"]],
     // What a call may need: stdio servers need `subprocess`, HTTP servers `net`; each task
     // needs only its server's (see `capabilities_of`).
     capabilities: &[
@@ -90,6 +96,16 @@ impl Tool for Mcp {
         (!tool.contains("{{") && !tool.contains("{%")).then(|| format!("mcp:{server}/{tool}"))
     }
 
+    fn keys_calls(&self) -> bool {
+        true
+    }
+
+    fn call_limit_key(&self, args: &Args) -> Option<String> {
+        let server = args.get("server")?.get("name")?.as_str()?;
+        let tool = str_arg(args, "tool")?;
+        Some(format!("mcp:{server}/{tool}"))
+    }
+
     fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
         let argv = match args.get("server") {
             Some(Value::Array(argv)) => Some(argv),
@@ -120,6 +136,9 @@ impl Tool for Mcp {
             Some(Err(e)) => return Outcome::failed(e),
             None => return Outcome::failed("no `server`"),
         };
+        if let Some(only) = args.get("list") {
+            return listing(&server, only, cx);
+        }
         let Some(tool) = str_arg(args, "tool").filter(|t| !t.is_empty()) else {
             return Outcome::failed("`tool` must be a tool's name");
         };
@@ -174,6 +193,59 @@ impl Tool for Mcp {
             listing,
             ..Outcome::default()
         }
+    }
+}
+
+/// A `list:` call: the server's `tools/list` as function definitions a model is given
+/// (`{type: function, function: {name, description, parameters}}`), in the server's order,
+/// keeping those `only` names (all when it is `true`). A name `only` gives that the server
+/// does not list is left out: the model is never offered what the server cannot do.
+fn listing(server: &Server, only: &Value, cx: &mut CallCx<'_>) -> Outcome {
+    let keep: Option<Vec<&str>> = match only {
+        Value::Bool(true) => None,
+        Value::Array(names) => Some(names.iter().filter_map(Value::as_str).collect()),
+        other => {
+            return Outcome::failed(format!(
+                "`list` is true or a list of tool names, not {other}"
+            ));
+        }
+    };
+    let timeout = cx.timeout.unwrap_or(CALL_TIMEOUT);
+    let tools = match cx.mcp.list(server, timeout, cx.net, cx.cancel) {
+        Ok(tools) => tools,
+        Err(McpError::Interrupted) => return Outcome::interrupted(),
+        Err(e) => {
+            return Outcome::failed(format!("mcp server `{}`: {e}", server.name));
+        }
+    };
+    let functions: Vec<Value> = tools
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| {
+            let name = t["name"].as_str().unwrap_or_default();
+            keep.as_ref().is_none_or(|k| k.contains(&name))
+        })
+        .map(|t| {
+            let mut function = serde_json::json!({ "name": t["name"] });
+            if let Some(d) = t.get("description").filter(|d| d.is_string()) {
+                function["description"] = d.clone();
+            }
+            function["parameters"] = match t.get("inputSchema") {
+                Some(schema) if schema.is_object() => schema.clone(),
+                _ => serde_json::json!({ "type": "object", "properties": {} }),
+            };
+            serde_json::json!({ "type": "function", "function": function })
+        })
+        .collect();
+    Outcome {
+        output: Value::Array(functions),
+        listing: Some(Listing {
+            server: server.name.clone(),
+            tools,
+        }),
+        ..Outcome::default()
     }
 }
 

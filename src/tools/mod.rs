@@ -127,6 +127,18 @@ pub trait Tool: Sync + 'static {
         None
     }
 
+    /// Whether a call can have a `max_calls` key of its own ([`Tool::call_limit_key`]).
+    fn keys_calls(&self) -> bool {
+        false
+    }
+
+    /// The `max_calls` key of a rendered call, for a task whose `with:` could not name it
+    /// (its `tool` is a template, as in an agent's calls).
+    fn call_limit_key(&self, args: &Args) -> Option<String> {
+        let _ = args;
+        None
+    }
+
     /// Whether a call draws from the node's RNG ([`CallCx::rng`] is then present).
     fn draws_rng(&self) -> bool {
         false

@@ -39,7 +39,108 @@ fn base() -> minijinja::Environment<'static> {
     env.add_filter("lines", |s: String| -> Vec<String> {
         s.lines().map(str::to_string).collect()
     });
+    // What an `agent:` turn needs and a template cannot say (docs/agents.md).
+    env.add_filter("function_names", |defs: minijinja::Value| {
+        minijinja::Value::from(minijinja::value::Serde(agent::function_names(&json(&defs))))
+    });
+    env.add_filter(
+        "tool_messages",
+        |calls: minijinja::Value, results: minijinja::Value| {
+            minijinja::Value::from(minijinja::value::Serde(agent::tool_messages(
+                &json(&calls),
+                &json(&results),
+            )))
+        },
+    );
     env
+}
+
+fn json(v: &minijinja::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// The pure steps of an agent's turn, as filters of its expanded loop (docs/agents.md).
+pub mod agent {
+    use serde_json::{Value, json};
+
+    /// The names of a list of function definitions (`{type: function, function: {name}}`).
+    pub fn function_names(defs: &Value) -> Vec<String> {
+        defs.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.pointer("/function/name").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The `tool` messages answering the model's `calls`, in the order it asked: `results`
+    /// holds, for each server's call node, its outputs by call (null where that node did not
+    /// make the call). A call no node made (a tool the agent may not use, or whose call
+    /// failed or was refused) is answered with an error message, so the model can go on.
+    pub fn tool_messages(calls: &Value, results: &Value) -> Vec<Value> {
+        let lists: Vec<&Vec<Value>> = results
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .collect();
+        calls
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(k, call)| {
+                let name = call["name"].as_str().unwrap_or_default();
+                let made = lists.iter().find_map(|l| l.get(k).filter(|o| o.is_object()));
+                let content = match made {
+                    Some(o) if o["is_error"] == true => {
+                        format!("error: {}", o["text"].as_str().unwrap_or_default())
+                    }
+                    Some(o) => o["text"].as_str().unwrap_or_default().to_string(),
+                    None => format!(
+                        "error: the tool `{name}` gave no result: it is not one this agent may use, the policy refused the call, or the call failed"
+                    ),
+                };
+                json!({ "role": "tool", "tool_call_id": call["id"], "content": content })
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tool_messages_answer_every_call_in_the_order_asked() {
+            let calls = json!([{"id": "a", "name": "add"}, {"id": "b", "name": "rm"},
+                               {"id": "c", "name": "read"}, {"id": "d", "name": "echo"}]);
+            // Two servers' call nodes: `add` and `echo` went to the first, `read` to the
+            // second (and failed as a tool), `rm` to neither.
+            let results = json!([
+                [{"text": "5", "is_error": false}, null, null, {"text": "hi", "is_error": false}],
+                [null, null, {"text": "no such file", "is_error": true}, null],
+            ]);
+            let m = tool_messages(&calls, &results);
+            let contents: Vec<&str> = m.iter().map(|m| m["content"].as_str().unwrap()).collect();
+            assert_eq!(contents[0], "5");
+            assert!(contents[1].starts_with("error: the tool `rm` gave no result"));
+            assert_eq!(contents[2], "error: no such file");
+            assert_eq!(contents[3], "hi");
+            let ids: Vec<&str> = m
+                .iter()
+                .map(|m| m["tool_call_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["a", "b", "c", "d"]);
+            assert!(m.iter().all(|m| m["role"] == "tool"));
+        }
+
+        #[test]
+        fn function_names_read_openai_definitions() {
+            let defs = json!([{"type": "function", "function": {"name": "add"}}, {"x": 1}]);
+            assert_eq!(function_names(&defs), ["add"]);
+            assert!(function_names(&Value::Null).is_empty());
+        }
+    }
 }
 
 /// The environment every expression and template is compiled in, writing values JSON-style

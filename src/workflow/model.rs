@@ -135,6 +135,8 @@ pub struct Loop {
     pub on_max: OnMax,
     /// What `nodes.LOOP.output` is; the final state when absent.
     pub output: Option<yaml::Node>,
+    /// Written as an `agent:` (docs/agents.md), which this loop is the expansion of.
+    pub agent: bool,
 }
 
 /// What a loop that reached `max_iterations` without `until` becoming true ends as.

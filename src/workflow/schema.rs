@@ -204,6 +204,26 @@ struct NodeDoc {
     #[serde(rename = "loop")]
     loop_: Option<LoopDoc>,
     workflow: Option<CallDoc>,
+    agent: Option<AgentDoc>,
+}
+
+/// A tool-using agent, run as a loop of turns (`docs/agents.md`).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, transform = absent_not_null)]
+struct AgentDoc {
+    /// The `llm` tool's keys, except `messages`, `prompt`, `tools` and `tool_choice`.
+    llm: BTreeMap<String, serde_json::Value>,
+    /// The first user message (or give `messages`).
+    prompt: Option<String>,
+    /// The conversation to start from (or give `prompt`).
+    messages: Option<Vec<serde_json::Value>>,
+    /// Servers of `mcp_servers` whose every tool the agent may use.
+    mcp: Option<Vec<String>>,
+    /// Single tools the agent may use, as `SERVER/TOOL`.
+    tools: Option<Vec<String>>,
+    /// Required; the agent fails when its model still asks for tools after this many turns.
+    #[schemars(range(min = 1, max = 10000))]
+    max_turns: u64,
 }
 
 /// A bounded loop over a body of nodes (`docs/workflow.md#loops`).

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use subgraph::{combined, split_outer};
 
+mod agent;
 mod subgraph;
 use std::time::Duration;
 
@@ -60,9 +61,10 @@ pub const NODE_KEYS: &[&str] = &[
     "approval",
     "loop",
     "workflow",
+    "agent",
 ];
 pub const KIND_KEYS: &[&str] = &[
-    "run", "tool", "branch", "fork", "join", "approval", "loop", "workflow",
+    "run", "tool", "branch", "fork", "join", "approval", "loop", "workflow", "agent",
 ];
 pub const LOOP_KEYS: &[&str] = &[
     "max_iterations",
@@ -1011,6 +1013,7 @@ impl Checker<'_, '_> {
             )),
             "loop" => self.loop_kind(id, value, scope, used).map(NodeKind::Loop),
             "workflow" => self.call_kind(value, scope, used).map(NodeKind::Call),
+            "agent" => self.agent_kind(id, value, scope, used).map(NodeKind::Loop),
             "approval" => {
                 let f = Fields::new(value, "approval", APPROVAL_KEYS, self.errors)?;
                 let prompt = f

@@ -110,6 +110,7 @@ impl Checker<'_, '_> {
             update,
             on_max: on_max?,
             output,
+            agent: false,
         }))
     }
 
