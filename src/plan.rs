@@ -98,6 +98,33 @@ pub fn effective_policy(workflow: &Workflow, org: Option<&Organisation>) -> Effe
         org.map(|o| (o.file.as_str(), &o.spec, o.source.as_str())),
     ))
     .with_key_envs(crate::tools::llm_secret_names(workflow))
+    .with_nested_redaction(nested_patterns(workflow), nested_secrets(workflow))
+}
+
+/// The `redact` patterns of the workflows this one calls (its own are a layer already).
+fn nested_patterns(workflow: &Workflow) -> Vec<String> {
+    let mut patterns = Vec::new();
+    workflow.each_nested(&mut |w| {
+        if !std::ptr::eq(w, workflow) {
+            patterns.extend(w.policy.redact.iter().map(|p| p.value.clone()));
+        }
+    });
+    patterns
+}
+
+/// The secrets of the workflows nested in this one: called files' `secrets`, and the
+/// variables every `mcp_servers:` entry passes from kairos's environment (`{ env: NAME }`).
+fn nested_secrets(workflow: &Workflow) -> Vec<String> {
+    let mut secrets = Vec::new();
+    workflow.each_nested(&mut |w| {
+        if !std::ptr::eq(w, workflow) {
+            secrets.extend(w.policy.secrets.iter().map(|s| s.value.clone()));
+        }
+        secrets.extend(crate::workflow::servers::secret_env(&w.mcp_servers));
+    });
+    secrets.sort();
+    secrets.dedup();
+    secrets
 }
 
 /// The layers of a run's policy: the organisation's (if any), then the workflow's.

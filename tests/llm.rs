@@ -1001,3 +1001,67 @@ fn the_default_key_variables_are_secrets_without_being_listed() {
         );
     }
 }
+
+/// A model call inside a loop body or a called workflow is the run's call too: its key, and a
+/// credential-named header it sends, are masked like a top-level call's.
+#[test]
+fn keys_and_credential_headers_of_nested_calls_are_masked() {
+    let server = FakeServer::with(|seen, _| {
+        let auth = seen.header("authorization").unwrap_or_default().to_string();
+        let token = seen.header("x-auth-token").unwrap_or_default().to_string();
+        Reply::status(
+            500,
+            &[],
+            json!({"error": {"message": format!("bad {auth} {token}")}}),
+        )
+    });
+    let llm = |indent: &str, key: &str| {
+        format!(
+            "{indent}tool: llm\n{indent}continue_on_error: true\n{indent}with:\n{indent}  base_url: \"{{{{ inputs.url }}}}\"\n{indent}  model: m\n{indent}  prompt: x\n{indent}  api_key_env: {key}\n{indent}  headers: {{ X-Auth-Token: \"{{{{ inputs.token }}}}\" }}\n"
+        )
+    };
+    let caller = format!(
+        "version: 1\nname: nested\ninputs:\n  url: {{ default: \"http://127.0.0.1:9/v1\" }}\n  token: {{ default: \"\" }}\npolicy:\n  preset: permissive\nnodes:\n  - id: lp\n    loop:\n      max_iterations: 1\n      until: \"true\"\n      nodes:\n        - id: m\n{}  - id: sub\n    workflow: {{ file: sub.yaml, inputs: {{ url: \"{{{{ inputs.url }}}}\", token: \"{{{{ inputs.token }}}}\" }} }}\n",
+        llm("          ", "LOOP_KEY")
+    );
+    let callee = format!(
+        "version: 1\nname: sub\ninputs:\n  url: {{}}\n  token: {{}}\npolicy:\n  preset: permissive\nnodes:\n  - id: m\n{}",
+        llm("    ", "SUB_KEY")
+    );
+    const TOKEN: &str = "header-token-Vb7Qm2Lp9Xc4";
+    let out = Test::new()
+        .workflow(&caller)
+        .file("sub.yaml", &callee)
+        .env("LOOP_KEY", KEY)
+        .env("SUB_KEY", "sk-sub-Hr5Tn8Wq2Zy6Ka3Pd0")
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--input"])
+        .args([
+            format!("url={}", server.base_url()),
+            "--input".into(),
+            format!("token={TOKEN}"),
+        ])
+        .run();
+    assert_eq!(server.requests().len(), 2, "both nested calls were made");
+    assert_eq!(
+        server.requests()[0].header("x-auth-token"),
+        Some(TOKEN),
+        "the request has the header's value"
+    );
+    let ledger_text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    for secret in [KEY, "sk-sub-Hr5Tn8Wq2Zy6Ka3Pd0"] {
+        crate::secrets::assert_no_trace("ledger", &ledger_text, secret);
+        crate::secrets::assert_no_trace("stdout", &out.stdout, secret);
+        crate::secrets::assert_no_trace("stderr", &out.stderr, secret);
+    }
+    // The header's value is recorded masked in each call's input.
+    let lines = ledger(&out, "l.jsonl");
+    let starts: Vec<&Value> = lines
+        .iter()
+        .filter(|e| e["event"] == "Start" && e["tool"] == "llm")
+        .map(|e| &e["input"]["headers"]["X-Auth-Token"])
+        .collect();
+    assert_eq!(starts.len(), 2);
+    for value in starts {
+        assert_eq!(value, "[REDACTED]");
+    }
+}

@@ -57,6 +57,8 @@ pub struct Effective {
     /// of the workflow's `llm` calls (`api_key_env`; docs/llm.md). Not part of the recorded
     /// policy: they follow from the workflow, which is recorded.
     key_envs: Vec<String>,
+    /// `redact` patterns of called workflows (`with_nested_redaction`).
+    nested_patterns: Vec<String>,
 }
 
 /// Why a policy check denied a call.
@@ -224,12 +226,22 @@ impl Effective {
             commands,
             approvers,
             key_envs: Vec::new(),
+            nested_patterns: Vec::new(),
         }
     }
 
     /// This policy, with the values of `names` masked as its `secrets` are.
     pub fn with_key_envs(mut self, names: Vec<String>) -> Self {
         self.key_envs = names;
+        self
+    }
+
+    /// Adds redaction the run needs besides its layers': the `redact` patterns and `secrets`
+    /// of called workflows, whose policies narrow the caller's only where their calls run but
+    /// whose secrets are the run's to mask wherever they appear.
+    pub fn with_nested_redaction(mut self, patterns: Vec<String>, secrets: Vec<String>) -> Self {
+        self.nested_patterns = patterns;
+        self.key_envs.extend(secrets);
         self
     }
 
@@ -454,6 +466,7 @@ impl Effective {
             secrets.extend(l.spec.secrets.iter().map(|s| s.value.clone()));
         }
         secrets.extend(self.key_envs.iter().cloned());
+        patterns.extend(self.nested_patterns.iter().cloned());
         (patterns, secrets)
     }
 }

@@ -236,6 +236,19 @@ impl Workflow {
             .fold(CapSet::EMPTY, CapSet::union)
     }
 
+    /// This workflow and every workflow nested in it (loop bodies, called files, and theirs),
+    /// depth first: what the run's redaction must know of before anything runs.
+    pub fn each_nested<'a>(&'a self, f: &mut impl FnMut(&'a Workflow)) {
+        f(self);
+        for node in &self.nodes {
+            match &node.kind {
+                NodeKind::Loop(l) => l.body.each_nested(f),
+                NodeKind::Call(c) => c.callee.each_nested(f),
+                _ => {}
+            }
+        }
+    }
+
     pub fn node_index(&self, id: &str) -> Option<NodeIdx> {
         self.nodes
             .iter()

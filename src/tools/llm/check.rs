@@ -129,7 +129,10 @@ fn valid_env_name(s: &str) -> bool {
 /// used without one. The run masks their values like `policy.secrets` (docs/llm.md).
 pub fn secret_names(workflow: &crate::workflow::Workflow) -> Vec<String> {
     let mut names = Vec::new();
-    for node in &workflow.nodes {
+    let mut nodes = Vec::new();
+    // Calls inside loop bodies (agents included) and called files are the run's calls too.
+    workflow.each_nested(&mut |w| nodes.extend(&w.nodes));
+    for node in nodes {
         let crate::workflow::NodeKind::Task(task) = &node.kind else {
             continue;
         };

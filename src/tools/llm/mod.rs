@@ -170,6 +170,23 @@ impl Tool for Llm {
         Placement::Network
     }
 
+    // A header whose name names a credential (`X-Auth-Token`, `X-Goog-Api-Key`) is recorded
+    // masked, as `http` records it: the request sent has the value (docs/llm.md, "Keys and
+    // secrets").
+    fn conceal(&self, args: &mut Args) -> usize {
+        let Some(serde_json::Value::Object(headers)) = args.get_mut("headers") else {
+            return 0;
+        };
+        let mut masked = 0;
+        for (name, value) in headers.iter_mut() {
+            if crate::net::is_credential(name) && !value.is_null() && *value != crate::net::MASK {
+                *value = serde_json::Value::String(crate::net::MASK.into());
+                masked += 1;
+            }
+        }
+        masked
+    }
+
     fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
         // A `base_url` that renders to something other than text is no URL: checked as given
         // (empty), it is denied wherever `hosts` applies, as the call could not reach anything
