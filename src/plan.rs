@@ -171,8 +171,35 @@ pub fn check_capabilities(
         })
     };
     for (index, node) in workflow.nodes.iter().enumerate() {
-        let NodeKind::Task(task) = &node.kind else {
-            continue;
+        let task = match &node.kind {
+            NodeKind::Task(task) => task,
+            // A loop's body is in this file: its tasks are checked where they are written.
+            NodeKind::Loop(l) => {
+                out.extend(check_capabilities(&l.body, policy));
+                continue;
+            }
+            // A called file's tasks need the caller's grant too (its policy only narrows):
+            // what they lack is reported at the call, which is in this file.
+            NodeKind::Call(c) => {
+                let granted = policy.granted_for(node.policy.as_deref());
+                for cap in c.callee.capabilities_needed().iter() {
+                    if !granted.contains(cap) {
+                        out.push(WorkflowError::CapabilityNotGranted {
+                            id: node.id.to_string(),
+                            capability: cap.name().to_string(),
+                            span: ss(c.file.span),
+                            tool: c.file.value.clone(),
+                            help: Some(format!(
+                                "a task of `{}` needs `{cap}`; {}",
+                                c.file.value,
+                                policy.withheld_by(cap, node.policy.as_deref(), true)
+                            )),
+                        });
+                    }
+                }
+                continue;
+            }
+            _ => continue,
         };
         let granted = policy.granted_for(node.policy.as_deref());
         for cap in task.capabilities().iter().filter(|c| !granted.contains(*c)) {

@@ -216,3 +216,32 @@ fn a_call_of_a_missing_file_a_directory_or_an_absolute_path_is_refused_at_the_ca
         assert!(out.stderr.contains("wf.yaml:5:"), "{file}: {}", out.stderr);
     }
 }
+
+/// What a loop body's or a called file's tasks need is checked before anything runs, as a
+/// top-level task's is: `validate` fails, and `run` starts nothing and writes no ledger.
+#[test]
+fn capabilities_of_bodies_and_callees_are_checked_before_the_run() {
+    let callee = "version: 1\nname: sub\nnodes:\n  - id: sh\n    run: echo hi\n";
+    let call = "version: 1\nname: c\npolicy: { allow: [net] }\nnodes:\n  - id: first\n    tool: echo\n    with: { message: hi }\n  - id: w\n    needs: [first]\n    workflow: { file: sub.yaml }\n";
+    let body = "version: 1\nname: l\npolicy: { allow: [net] }\nnodes:\n  - id: lp\n    loop:\n      max_iterations: 1\n      until: \"true\"\n      nodes:\n        - id: s\n          run: echo hi\n";
+    for (yaml, node) in [(call, "`w`"), (body, "`s`")] {
+        let t = Test::new().workflow(yaml).file("sub.yaml", callee);
+        let out = t.args(["validate", "wf.yaml"]).run().code(3);
+        assert!(
+            out.stderr
+                .contains(&format!("node {node} needs `subprocess`")),
+            "{}",
+            out.stderr
+        );
+        let out = Test::new()
+            .workflow(yaml)
+            .file("sub.yaml", callee)
+            .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+            .run()
+            .code(3);
+        assert!(
+            !out.dir.path().join("l.jsonl").exists(),
+            "a ledger was written"
+        );
+    }
+}
