@@ -200,14 +200,18 @@ pub fn direct_argv(line: &str) -> Option<Vec<String>> {
 /// The programs a shell call runs: `args[0]`, or every command word of a `run:` line the
 /// recogniser in [`line`] accepts; otherwise why they cannot be determined.
 pub fn programs(run: Option<&str>, args: Option<&[String]>) -> Result<Vec<String>, String> {
-    if let Some(args) = args {
-        return match args.first() {
-            Some(program) => Ok(vec![program.clone()]),
-            None => Err("`args` is empty".into()),
-        };
-    }
-    let Some(line) = run else {
-        return Err("the call has neither `run` nor `args`".into());
+    let quoted;
+    let line = match (args, run) {
+        (Some([]), _) => return Err("`args` is empty".into()),
+        // An argument vector is read as the simple command it is, each word quoted, so that
+        // what a wrapper (`env`, `nice`, `nohup`, ...) starts is checked too and a program
+        // that runs code kairos cannot see is refused, as in a `run:` line.
+        (Some(args), _) => {
+            quoted = args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
+            quoted.as_str()
+        }
+        (None, Some(line)) => line,
+        (None, None) => return Err("the call has neither `run` nor `args`".into()),
     };
     match line::analyse(line) {
         Ok(programs) => Ok(programs.into_iter().map(|p| p.name).collect()),

@@ -529,3 +529,25 @@ fn commands_relative_path_entry_is_not_read_from_cwd() {
     );
     assert!(!out.dir.path().join("PWNED").exists());
 }
+
+/// What a wrapper starts is checked whether the call is an argument vector (`shell`'s `args`,
+/// a stdio MCP server's `command`) or a `run:` line, and a wrapper or an opaque program given
+/// by path is the same program.
+#[test]
+fn wrappers_in_argument_vectors_and_by_path_are_seen_through() {
+    let yaml = "version: 1\nname: w\nmcp_servers:\n  s: { command: [env, python3, server.py] }\npolicy: { preset: permissive, commands: [env, nice, nohup, /usr/bin/env, echo] }\nnodes:\n  - id: a\n    tool: shell\n    with: { args: [env, touch, X] }\n  - id: b\n    tool: shell\n    with: { args: [nice, -n, \"5\", touch, X] }\n  - id: c\n    run: /usr/bin/env touch X\n  - id: d\n    tool: mcp\n    with: { server: s, tool: t }\n  - id: e\n    tool: shell\n    with: { args: [/usr/bin/xargs, touch] }\n  - id: ok\n    tool: shell\n    with: { args: [env, echo, fine] }\n";
+    let out = Test::new()
+        .workflow(yaml)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .run()
+        .code(3);
+    let events = ledger(out.dir.path());
+    for node in ["a", "b", "c", "d", "e"] {
+        let deny = of(&events, "PolicyDeny", node);
+        assert_eq!(deny.len(), 1, "{node} was not denied");
+        assert_eq!(deny[0]["reason"], "COMMAND_NOT_PERMITTED", "{node}");
+    }
+    assert!(!out.dir.path().join("X").exists(), "`touch` ran");
+    let ok = of(&events, "ToolOutput", "ok");
+    assert_eq!(ok[0]["output"], "fine");
+}

@@ -451,10 +451,13 @@ impl Reader<'_> {
         if KEYWORDS.contains(&name.as_str()) {
             return refuse(format!("the shell keyword `{name}`"));
         }
-        if OPAQUE.contains(&name.as_str()) {
+        // A program given by path is the same program: `/usr/bin/env` wraps, `/usr/bin/xargs`
+        // runs code kairos cannot see.
+        let base = name.rsplit('/').next().unwrap_or(&name);
+        if OPAQUE.contains(&base) {
             return refuse(format!("`{name}`, which runs code kairos cannot see"));
         }
-        self.next = match Wrapper::of(&name) {
+        self.next = match Wrapper::of(base) {
             Some(w) => Next::Wrapped(w),
             None => Next::Argument,
         };
