@@ -245,3 +245,38 @@ fn capabilities_of_bodies_and_callees_are_checked_before_the_run() {
         );
     }
 }
+
+/// Each call site reads its file again: files that call the next one several times would grow
+/// exponentially, so the calls read in all are bounded (`limits::CALLS`).
+#[test]
+fn calls_that_multiply_are_refused_past_the_limit() {
+    let file = |i: usize, last: bool| {
+        let mut yaml = format!("version: 1\nname: f{i}\nnodes:\n");
+        for k in 0..4 {
+            if last {
+                yaml.push_str(&format!("  - {{ id: n{k}, tool: noop }}\n"));
+            } else {
+                yaml.push_str(&format!(
+                    "  - {{ id: n{k}, workflow: {{ file: f{}.yaml }} }}\n",
+                    i + 1
+                ));
+            }
+        }
+        yaml
+    };
+    // 4 + 16 + 64 + 256 + 1,024 calls: past 1,000 in the fifth level.
+    let mut t = Test::new().workflow(&file(0, false));
+    for i in 1..=5 {
+        t = t.file(&format!("f{i}.yaml"), &file(i, i == 5));
+    }
+    t.args(["validate", "wf.yaml"])
+        .run()
+        .code(2)
+        .stderr_contains("read more than 1000 files in all");
+    // Four levels (340 calls) are fine.
+    let mut t = Test::new().workflow(&file(0, false));
+    for i in 1..=4 {
+        t = t.file(&format!("f{i}.yaml"), &file(i, i == 4));
+    }
+    t.args(["validate", "wf.yaml"]).run().code(0);
+}

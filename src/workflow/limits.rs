@@ -29,3 +29,7 @@ pub const LOOP_ITERATIONS: u64 = 10_000;
 /// How deep `workflow:` calls may nest (a calls b calls c ...). Cycles are refused anyway;
 /// this bounds what one file can pull in.
 pub const CALL_DEPTH: usize = 16;
+
+/// Workflow calls read in all, from the top file down (each call site reads its file again):
+/// a few files calling each other several times would otherwise grow exponentially.
+pub const CALLS: usize = 1_000;

@@ -18,8 +18,10 @@ use crate::syntax::read::{self, Errors, Fields, Sp};
 use crate::syntax::yaml::{self, Span, Value};
 use crate::tools::{self, KeyKind, ToolSpec};
 use miette::{LabeledSpan, NamedSource};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use subgraph::{combined, split_outer};
 
@@ -97,7 +99,7 @@ pub fn load_with(
     toolbox: tools::Toolbox,
 ) -> Result<Workflow, Diagnostics> {
     let stack = std::fs::canonicalize(file).into_iter().collect();
-    load_called(file, source, toolbox, stack, None)
+    load_called(file, source, toolbox, stack, None, Rc::default())
 }
 
 /// [`load`] for a workflow recorded in a ledger: the files it calls are taken from
@@ -114,6 +116,7 @@ pub fn load_recorded(
         tools::Toolbox::BUILTIN,
         Vec::new(),
         Some(recorded),
+        Rc::default(),
     )
 }
 
@@ -125,6 +128,7 @@ fn load_called(
     toolbox: tools::Toolbox,
     stack: Vec<PathBuf>,
     recorded: Option<Arc<HashMap<String, String>>>,
+    calls: Rc<Cell<usize>>,
 ) -> Result<Workflow, Diagnostics> {
     let mut errors = Vec::new();
     let workflow = match yaml::parse(&source) {
@@ -135,6 +139,7 @@ fn load_called(
             servers: Vec::new(),
             file,
             stack,
+            calls,
             defaults: Defaults::default(),
             body_ids: Vec::new(),
             recorded,
@@ -180,6 +185,10 @@ struct Checker<'s, 'e> {
     file: &'s str,
     /// The files of the calls that led to this one, this one last (canonical paths).
     stack: Vec<PathBuf>,
+    /// Calls read so far in the whole tree of calls from the top file: each call site reads
+    /// its file again, so a few files calling each other several times would grow without
+    /// bound (docs/workflow.md, "Limits").
+    calls: Rc<Cell<usize>>,
     defaults: Defaults,
     /// Ids declared in loop bodies, with their loop's id (for messages and `max_calls`).
     body_ids: Vec<(String, String)>,

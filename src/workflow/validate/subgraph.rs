@@ -324,10 +324,30 @@ impl Checker<'_, '_> {
                 }
             },
         };
+        let read = self.calls.get() + 1;
+        if read > limits::CALLS {
+            self.errors.push(invalid(
+                format!(
+                    "the calls of this workflow and the files it calls read more than {} files in all",
+                    limits::CALLS
+                ),
+                Some("see docs/workflow.md#limits".into()),
+            ));
+            return None;
+        }
+        self.calls.set(read);
         let mut stack = self.stack.clone();
         stack.extend(canonical);
         let sha256 = crate::ledger::sha256_hex(source.as_bytes());
-        match load_called(&shown, source, self.tools, stack, self.recorded.clone()) {
+        let calls = std::rc::Rc::clone(&self.calls);
+        match load_called(
+            &shown,
+            source,
+            self.tools,
+            stack,
+            self.recorded.clone(),
+            calls,
+        ) {
             Ok(w) => Some((w, sha256)),
             Err(d) => {
                 let lines: Vec<String> = d
