@@ -341,3 +341,40 @@ fn a_pattern_matching_a_prefix_of_a_secret_leaves_nothing_of_it() {
         "{ledger}"
     );
 }
+
+/// A secret given through an input reaches tool inputs (masked there, counted by
+/// `ContentRedacted`); the recording holds the input masked, so a replay renders the masked
+/// value, and takes the recorded count for a call whose input it renders the same: the replay
+/// matches, with the secret set or not. A call whose input changed counts afresh.
+#[test]
+fn replay_matches_a_run_whose_secret_came_through_an_input() {
+    let yaml = "version: 1\nname: r\ninputs:\n  token: { description: t }\npolicy:\n  preset: permissive\n  secrets: [KAIROS_TEST_SECRET]\nnodes:\n  - id: a\n    tool: echo\n    with: { message: \"{{ inputs.token }} and {{ inputs.token }}\" }\n  - id: b\n    run: \"echo {{ inputs.token }}\"\n";
+    let out = Test::new()
+        .workflow(yaml)
+        .env("KAIROS_TEST_SECRET", SECRET)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl", "-i"])
+        .args([format!("token={SECRET}")])
+        .run()
+        .code(0);
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(
+        ledger.contains("\"node\":\"a\",\"field\":\"input\",\"count\":2"),
+        "{ledger}"
+    );
+    for env in [Some(SECRET), None] {
+        let mut t = Test::new().file("l.jsonl", &ledger).file("wf.yaml", yaml);
+        if let Some(secret) = env {
+            t = t.env("KAIROS_TEST_SECRET", secret);
+        }
+        t.args(["replay", "l.jsonl", "--check"]).run().code(0);
+    }
+    // A changed workflow renders a different input: the divergence is the call, not the count.
+    let changed = yaml.replace("and {{ inputs.token }}", "or {{ inputs.token }}");
+    Test::new()
+        .file("l.jsonl", &ledger)
+        .file("wf2.yaml", &changed)
+        .args(["replay", "l.jsonl", "--against", "wf2.yaml"])
+        .run()
+        .code(1)
+        .stdout_contains("`a`");
+}

@@ -113,7 +113,13 @@ impl Calls<'_> {
                 input,
                 attempts,
                 redactions,
-            } => (input, redactions, attempts),
+            } => {
+                // The recorded counts include the input's (see `record/source.rs`).
+                if redactions.iter().any(|(field, _)| field == "input") {
+                    run.redactions.retain(|(field, _)| field != "input");
+                }
+                (input, redactions, attempts)
+            }
             Answer::Diverged {
                 input,
                 redactions,

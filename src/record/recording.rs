@@ -76,8 +76,10 @@ impl Recording {
                     },
                 );
             }
-            // The input's redaction is recomputed from the re-rendered input.
-            Event::ContentRedacted { node, field, count } if field != "input" => {
+            // The input's count is kept too: a call whose re-rendered input matches the
+            // recorded one takes it (its secrets may have come from inputs that the recording
+            // holds masked); one that diverges recomputes it (`source.rs`).
+            Event::ContentRedacted { node, field, count } => {
                 self.redactions
                     .entry(node.into_owned())
                     .or_default()

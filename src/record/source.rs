@@ -34,19 +34,26 @@ impl Answers for CallSource<'_> {
         let input = input();
         // The recorded counts go with the node whether or not the call matches: they describe
         // the recording, as the ledger a replay regenerates has always shown them.
-        let redactions = recording.redactions(id);
+        let mut redactions = recording.redactions(id);
         let digest = digest(tool, &input);
         match recording.answer(id, tool.name, digest.as_deref(), &input) {
+            // The same input: the recorded count of its redactions describes it, even where
+            // the secrets it masked are not in what the replay renders from (an input's value
+            // is recorded masked in `RunStart`).
             Ok(attempts) => Answer::Recorded {
                 input,
                 attempts,
                 redactions,
             },
-            Err(divergence) => Answer::Diverged {
-                input,
-                redactions,
-                divergence,
-            },
+            // A changed input: its redactions are what the re-rendered input has.
+            Err(divergence) => {
+                redactions.retain(|(field, _)| field != "input");
+                Answer::Diverged {
+                    input,
+                    redactions,
+                    divergence,
+                }
+            }
         }
     }
 }
