@@ -158,8 +158,12 @@ mod tests {
         assert_eq!(attempts[0].delay_ms, Some(5));
         assert_eq!(attempts[1].outcome.output, json!("hi"));
         assert_eq!(attempts[1].delay_ms, None);
-        // The input's count is recomputed from the input rendered now, not taken over.
-        assert_eq!(redactions, [("output".to_string(), 1)]);
+        // The input rendered now is the recorded one: the recorded counts, the input's
+        // included, describe it (in the order recorded).
+        assert_eq!(
+            redactions,
+            [("output".to_string(), 1), ("input".to_string(), 1)]
+        );
     }
 
     #[test]
@@ -183,8 +187,13 @@ mod tests {
     fn replay_diverges_on_a_changed_input() {
         let r = recording();
         let asked = json!({"message": "hello"});
-        let d =
-            diverged(CallSource::Replay(&r).answer("greet", tool("echo"), &mut || asked.clone()));
+        let answer = CallSource::Replay(&r).answer("greet", tool("echo"), &mut || asked.clone());
+        // A changed input's count is recomputed from the input rendered now, not taken over.
+        let Answer::Diverged { redactions, .. } = &answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(*redactions, [("output".to_string(), 1)]);
+        let d = diverged(answer);
         assert_eq!(d.node, "greet");
         assert_eq!(d.reason, "the rendered input differs from the recorded one");
         assert_eq!(d.recorded, Some(hi()));
