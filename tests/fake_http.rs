@@ -219,7 +219,7 @@ impl Drop for FakeServer {
 const HOLD_AT_MOST: Duration = Duration::from_secs(3);
 
 fn connection(mut stream: impl Read + Write, state: &State, handler: &Handler) {
-    let Some(request) = read_request(&mut stream) else {
+    let Some(request) = read_request(&mut BufReader::new(&mut stream)) else {
         return;
     };
     state.requests.lock().unwrap().push(request.clone());
@@ -251,8 +251,10 @@ fn connection(mut stream: impl Read + Write, state: &State, handler: &Handler) {
     flight.0 -= 1;
 }
 
-fn read_request(stream: &mut impl Read) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
+/// Reads one request (line, headers, a `Content-Length` body); `None` at the end of the
+/// connection or on anything else. A caller that keeps the connection open passes the same
+/// reader each time, so that what it buffered of the next request is not lost.
+pub fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
