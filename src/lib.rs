@@ -10,6 +10,7 @@
 //! `ARCHITECTURE.md` at the repository root has the module map.
 
 pub mod cancel;
+pub mod capped;
 pub mod cli;
 pub mod engine;
 pub mod exec;

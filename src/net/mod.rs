@@ -12,10 +12,10 @@
 mod credential;
 mod target;
 
+use crate::capped::Capped;
 use crate::policy::effective::Denial;
 use crate::policy::hosts::HostRules;
 pub use credential::{MASK, is_credential, mask_url};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -94,21 +94,7 @@ pub struct Response {
 }
 
 /// A response body: its first bytes, and beyond the cap its size and digest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Body {
-    /// The first `max_response_bytes` bytes.
-    pub kept: Vec<u8>,
-    /// The full size.
-    pub bytes: u64,
-    /// Lowercase hex SHA-256 of the full body, when it outgrew the cap.
-    pub sha256: Option<String>,
-}
-
-impl Body {
-    pub fn truncated(&self) -> bool {
-        self.sha256.is_some()
-    }
-}
+pub use crate::capped::Kept as Body;
 
 /// A response whose body is still to be read (a stream of server-sent events).
 pub struct Streaming {
@@ -405,8 +391,7 @@ fn read_capped(
     cap: usize,
     deadline: &Deadline,
 ) -> Result<Body, NetError> {
-    let mut out = Body::default();
-    let mut hasher: Option<Sha256> = None;
+    let mut out = Capped::new(cap);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match body.read(&mut buf) {
@@ -423,19 +408,9 @@ fn read_capped(
                 });
             }
         };
-        let chunk = &buf[..n];
-        let room = cap.saturating_sub(out.kept.len());
-        let (keep, rest) = chunk.split_at(room.min(n));
-        out.kept.extend_from_slice(keep);
-        if !rest.is_empty() {
-            hasher
-                .get_or_insert_with(|| Sha256::new_with_prefix(&out.kept))
-                .update(rest);
-        }
-        out.bytes += n as u64;
+        out.push(&buf[..n]);
     }
-    out.sha256 = hasher.map(|h| hex::encode(h.finalize()));
-    Ok(out)
+    Ok(out.finish())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! the same server but two hosts, which is what redirects across hosts need.
 
 use super::*;
+use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;

@@ -22,10 +22,10 @@ use std::process::{self, Child, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::capped::Capped;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
-use sha2::{Digest, Sha256};
 
 use super::{
     Args, CAPTURE_LIMIT, CallCx, Captured, KeyKind, Outcome, Resource, Tool, ToolSpec, key,
@@ -591,43 +591,31 @@ pub fn capture_file(path: &std::path::Path) -> io::Result<Captured> {
     }
 }
 
-/// One output stream as read so far.
-#[derive(Default)]
-struct Stream {
-    /// The first `CAPTURE_LIMIT` bytes.
-    kept: Vec<u8>,
-    /// All bytes read.
-    bytes: u64,
-    /// Hash of everything read, started only once the stream outgrows `kept`: most output
-    /// never does, and then the hash is not needed.
-    hasher: Option<Sha256>,
+/// One output stream as read so far: kept up to [`CAPTURE_LIMIT`].
+struct Stream(Capped);
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream(Capped::new(CAPTURE_LIMIT))
+    }
 }
 
 impl Stream {
     fn push(&mut self, chunk: &[u8]) {
-        let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
-        let (keep, rest) = chunk.split_at(room.min(chunk.len()));
-        self.kept.extend_from_slice(keep);
-        if !rest.is_empty() {
-            // The first overflow finds `kept` full, i.e. holding exactly the stream's prefix.
-            let hasher = self
-                .hasher
-                .get_or_insert_with(|| Sha256::new_with_prefix(&self.kept));
-            hasher.update(rest);
-        }
-        self.bytes += chunk.len() as u64;
+        self.0.push(chunk);
     }
 
     /// What was read.
     fn finish(self) -> Captured {
+        let kept = self.0.finish();
         Captured {
-            text: match String::from_utf8(self.kept) {
+            text: match String::from_utf8(kept.kept) {
                 Ok(text) => text,
                 Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
             },
-            bytes: self.bytes,
-            truncated: self.bytes > CAPTURE_LIMIT as u64,
-            sha256: self.hasher.map(|h| hex::encode(h.finalize())),
+            bytes: kept.bytes,
+            truncated: kept.bytes > CAPTURE_LIMIT as u64,
+            sha256: kept.sha256,
         }
     }
 }
@@ -638,6 +626,7 @@ mod tests {
     use crate::sh::{NASTY, quote};
     use crate::tools::testing::args as with;
     use serde_json::json;
+    use sha2::{Digest, Sha256};
     use std::path::Path;
 
     /// Runs a request that nothing interrupts.
