@@ -280,3 +280,45 @@ fn calls_that_multiply_are_refused_past_the_limit() {
     }
     t.args(["validate", "wf.yaml"]).run().code(0);
 }
+
+#[test]
+fn a_callees_secrets_are_masked_in_the_whole_run() {
+    // The caller does not list the secret; the called file does. Its value comes in through
+    // the caller's input and is echoed on both sides of the call.
+    let child = "version: 1
+name: child
+inputs:
+  who: {}
+policy:
+  secrets: [CALLEE_TOKEN]
+nodes:
+  - id: greet
+    tool: echo
+    with: { message: 'inside {{ inputs.who }}' }
+";
+    let parent = "version: 1
+name: parent
+inputs:
+  token: {}
+nodes:
+  - id: before
+    tool: echo
+    with: { message: 'outside {{ inputs.token }}' }
+  - id: sub
+    workflow: { file: lib/child.yaml, inputs: { who: '{{ inputs.token }}' } }
+";
+    let secret = "s3cr3t-callee-value-81";
+    let out = Test::new()
+        .workflow(parent)
+        .file("lib/child.yaml", child)
+        .env("CALLEE_TOKEN", secret)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--input"])
+        .args([format!("token={secret}")])
+        .run()
+        .code(0);
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(text.contains("outside [REDACTED:CALLEE_TOKEN]"), "{text}");
+    assert!(text.contains("inside [REDACTED:CALLEE_TOKEN]"), "{text}");
+    crate::secrets::assert_no_trace("ledger", &text, secret);
+    crate::secrets::assert_no_trace("stdout", &out.stdout, secret);
+}
