@@ -116,6 +116,75 @@ fn a_slurm_run_writes_the_ledger_of_a_local_run() {
     assert!(out.stderr.contains("9 submitted"), "{}", out.stderr);
 }
 
+/// The `attempt` slices of a `--trace` file with their job id and nodes, by node instance.
+fn traced_jobs(trace: &Path) -> std::collections::BTreeMap<String, (String, String)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(trace).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let jobs: std::collections::BTreeMap<String, (String, String)> = events
+        .iter()
+        .filter(|e| e["cat"] == "attempt")
+        .map(|e| {
+            let args = &e["args"];
+            (
+                args["node"].as_str().unwrap().to_string(),
+                (
+                    args["job"].as_str().unwrap_or_default().to_string(),
+                    args["job_nodes"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect();
+    for (node, (job, _)) in &jobs {
+        let queued = events
+            .iter()
+            .find(|e| e["cat"] == "queue" && e["args"]["node"] == node.as_str())
+            .unwrap_or_else(|| panic!("no queued slice for {node}"));
+        assert_eq!(queued["args"]["job"], job.as_str());
+    }
+    jobs
+}
+
+const TRACED: &str = "version: 1\nname: traced\npolicy: { preset: permissive }\n\
+     executor: { work_dir: w, poll: 100ms }\nnodes:\n  - id: n\n    for_each: [1, 2]\n    run: sleep 1\n";
+
+#[test]
+fn the_trace_names_each_attempts_job_and_node_and_the_ledger_does_not() {
+    let test = Test::new().workflow(TRACED);
+    let bin = fake_bin(test.path());
+    let out = test
+        .args(["run", "wf.yaml", "-q", "--executor", "slurm"])
+        .args(["--ledger", "l.jsonl", "--trace", "t.json"])
+        .env("PATH", &path_with(&bin))
+        .run()
+        .code(0);
+    let submitted: std::collections::BTreeSet<String> = std::fs::read_dir(bin.join("state/jobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains('.'))
+        .collect();
+    let jobs = traced_jobs(&out.dir.path().join("t.json"));
+    assert_eq!(
+        jobs.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["n[0]", "n[1]"]
+    );
+    let traced: std::collections::BTreeSet<String> =
+        jobs.values().map(|(job, _)| job.clone()).collect();
+    assert_eq!(traced, submitted);
+    assert!(
+        jobs.values().all(|(_, nodes)| nodes == "fakenode"),
+        "{jobs:?}"
+    );
+    let ledger = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(!ledger.contains("fakenode"));
+    for job in &submitted {
+        assert!(
+            !ledger.contains(&format!("\"{job}\"")),
+            "job {job} in the ledger"
+        );
+    }
+}
+
 #[test]
 fn status_queries_name_the_run_not_its_jobs() {
     let test = Test::new().workflow(
@@ -347,6 +416,26 @@ fn a_workflow_runs_on_a_real_slurm_cluster_with_the_local_ledger() {
     let (local, slurm, out) = local_and_slurm(test, &path);
     assert_eq!(local, slurm, "ledgers differ");
     assert!(out.stderr.contains("9 submitted"), "{}", out.stderr);
+    // The trace names the real job ids and the node they ran on.
+    let out = Test::new()
+        .workflow(TRACED)
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--executor",
+            "slurm",
+            "--trace",
+            "t.json",
+        ])
+        .run()
+        .code(0);
+    let jobs = traced_jobs(&out.dir.path().join("t.json"));
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for (job, nodes) in jobs.values() {
+        assert!(job.parse::<u64>().is_ok(), "{jobs:?}");
+        assert!(!nodes.is_empty(), "{jobs:?}");
+    }
 }
 
 #[test]

@@ -468,6 +468,9 @@ pub fn run(args: &Args) -> i32 {
     {
         print_slurm_counts(slurm);
     }
+    if let (Some(slurm), Some(recorder)) = (&executor, &reports.recorder) {
+        recorder.add_jobs(slurm.jobs());
+    }
     drop(executor);
     let report = match result {
         Ok(r) => r,

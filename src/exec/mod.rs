@@ -11,6 +11,7 @@
 use crate::cancel::Cancel;
 use crate::tools::Outcome;
 use crate::tools::shell::Request;
+use std::time::Instant;
 
 pub mod slurm;
 pub mod spec;
@@ -24,6 +25,24 @@ pub use spec::{ExecutorKind, ExecutorSpec};
 pub struct AttemptId<'a> {
     pub instance: &'a str,
     pub attempt: u32,
+}
+
+/// Where and when an attempt ran as a batch job: for `--trace`, never for the ledger, which
+/// must not depend on which node a job landed on or how long it queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    pub instance: String,
+    pub attempt: u32,
+    /// The scheduler's job id.
+    pub job: String,
+    /// The node(s) it ran on, as the scheduler last listed them.
+    pub nodes: Option<String>,
+    /// When it was submitted (or, for a job a resumed run adopted, found).
+    pub submitted: Instant,
+    /// When it was first seen running: at the poll after it started.
+    pub started: Option<Instant>,
+    /// Whether a resumed run adopted it instead of submitting it.
+    pub adopted: bool,
 }
 
 /// Runs approved `shell` calls somewhere other than this process.

@@ -7,13 +7,16 @@
 //! microseconds since the run started) per attempt on the thread that ran it (the scheduler
 //! for inline tools, a worker otherwise), a `backoff` slice between the attempts of a call
 //! that was retried, a slice for the whole run on the scheduler's track, an async slice
-//! (`ph: "b"`/`"e"`) per approval from request to decision, and thread names.
+//! (`ph: "b"`/`"e"`) per approval from request to decision, and thread names. Under the Slurm
+//! executor an attempt's slice also names its job and node, and holds a `queued` slice from
+//! submission until the job was seen running.
 //!
 //! These are the only wall-clock times kairos writes; the ledger has none
 //! (`docs/determinism.md`). The trace holds ids, tool names and statuses, never a call's
 //! input or output.
 
 use crate::engine::{AttemptInfo, Lane, Observer};
+use crate::exec::JobRecord;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -43,6 +46,8 @@ struct Recorded {
     open: HashMap<Lane, Instant>,
     slices: Vec<Slice>,
     approvals: Vec<Approval>,
+    /// Batch jobs that ran attempts, by instance and attempt.
+    jobs: HashMap<(String, u32), JobRecord>,
 }
 
 /// Collects a run's timings (an engine [`Observer`]).
@@ -71,6 +76,16 @@ impl Recorder {
         self.recorded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds the batch jobs that ran the run's attempts (an executor's, after the run).
+    pub fn add_jobs(&self, jobs: impl IntoIterator<Item = JobRecord>) {
+        let mut recorded = self.recorded();
+        for job in jobs {
+            recorded
+                .jobs
+                .insert((job.instance.clone(), job.attempt), job);
+        }
     }
 
     /// Per node instance that ran a call, the time from its first attempt's start to its last
@@ -145,14 +160,36 @@ impl Recorder {
                 ));
             }
             previous.insert(s.instance.as_str(), (s.end, s.lane));
+            let mut args = json!({"node": s.instance, "tool": s.tool, "attempt": s.attempt,
+                                  "result": if s.failed { "failed" } else { "ok" }});
+            let mut queued = None;
+            if let Some(job) = recorded.jobs.get(&(s.instance.clone(), s.attempt)) {
+                args["job"] = json!(job.job);
+                args["job_nodes"] = json!(job.nodes);
+                if job.adopted {
+                    args["adopted"] = json!(true);
+                }
+                // Inside the attempt's slice: from submission until it was seen running (or
+                // the attempt's end, for a job never seen running).
+                let submitted = job.submitted.clamp(s.start, s.end);
+                let running = job.started.unwrap_or(s.end).clamp(submitted, s.end);
+                queued = Some((
+                    us(submitted),
+                    json!({"name": format!("{} queued", s.instance), "cat": "queue",
+                           "ph": "X", "ts": us(submitted),
+                           "dur": micros(running.saturating_duration_since(submitted)),
+                           "pid": pid, "tid": tid(s.lane),
+                           "args": {"node": s.instance, "job": job.job}}),
+                ));
+            }
+            // The attempt before its queue time: a viewer nests a slice in the one before it.
             timed.push((
                 us(s.start),
                 json!({"name": s.instance, "cat": "attempt", "ph": "X", "ts": us(s.start),
                        "dur": micros(s.end.saturating_duration_since(s.start)),
-                       "pid": pid, "tid": tid(s.lane),
-                       "args": {"node": s.instance, "tool": s.tool, "attempt": s.attempt,
-                                "result": if s.failed { "failed" } else { "ok" }}}),
+                       "pid": pid, "tid": tid(s.lane), "args": args}),
             ));
+            timed.extend(queued);
         }
         for (k, a) in recorded.approvals.iter().enumerate() {
             let name = format!("approval {}", a.node);
@@ -317,6 +354,44 @@ mod tests {
             .collect();
         assert_eq!(threads, ["scheduler", "worker 1"]);
         assert_eq!(r.durations()["flaky"], Duration::from_millis(8));
+    }
+
+    #[test]
+    fn a_batch_jobs_id_node_and_queue_time_are_in_its_attempts_slice() {
+        let r = Recorder::new();
+        let t0 = r.origin;
+        let ms = |n| t0 + Duration::from_millis(n);
+        let lane = Lane::Worker(3);
+        r.attempt_started(&info("big", 1, lane), ms(1));
+        r.attempt_finished(&info("big", 1, lane), false, ms(40));
+        r.attempt_started(&info("small", 1, lane), ms(41));
+        r.attempt_finished(&info("small", 1, lane), false, ms(42));
+        r.add_jobs([JobRecord {
+            instance: "big".into(),
+            attempt: 1,
+            job: "4242".into(),
+            nodes: Some("node07".into()),
+            submitted: ms(2),
+            started: Some(ms(12)),
+            adopted: false,
+        }]);
+        let doc = r.to_json("kairos run t");
+        let events = doc["traceEvents"].as_array().unwrap();
+        let big = events
+            .iter()
+            .find(|e| e["name"] == "big" && e["cat"] == "attempt")
+            .unwrap();
+        assert_eq!(big["args"]["job"], "4242");
+        assert_eq!(big["args"]["job_nodes"], "node07");
+        let queued = events.iter().find(|e| e["name"] == "big queued").unwrap();
+        assert_eq!(queued["cat"], "queue");
+        assert_eq!(queued["ts"].as_f64(), Some(2000.0));
+        assert_eq!(queued["dur"].as_f64(), Some(10000.0));
+        assert_eq!(queued["tid"], big["tid"]);
+        // A local attempt has no job.
+        let small = events.iter().find(|e| e["name"] == "small").unwrap();
+        assert!(small["args"].get("job").is_none());
+        assert_eq!(events.iter().filter(|e| e["cat"] == "queue").count(), 1);
     }
 
     #[test]

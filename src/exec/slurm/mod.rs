@@ -9,7 +9,7 @@
 //! grace period for file-system caching, and cancels jobs on Ctrl-C. Jobs carry the run's name
 //! and are submitted without requeue: retries are kairos's, each recorded.
 
-use super::{AttemptId, ExecutorSpec, ShellBackend};
+use super::{AttemptId, ExecutorSpec, JobRecord, ShellBackend};
 use crate::cancel::Cancel;
 use crate::tools::Outcome;
 use crate::tools::shell::{self, Prepared, Request};
@@ -159,6 +159,8 @@ pub struct Stats {
 #[derive(Debug)]
 struct Job {
     dir: PathBuf,
+    /// The attempt it runs, and when and where (for `--trace`).
+    record: JobRecord,
     phase: Phase,
     /// When the poller first saw it running: the call's timeout counts from here.
     started: Option<Instant>,
@@ -190,6 +192,8 @@ struct State {
     next_submit: Option<Instant>,
     /// The run is over: the poller stops.
     stop: bool,
+    /// The jobs waited for to their end, in the order they ended.
+    done: Vec<JobRecord>,
 }
 
 /// On a resumed run, the jobs the controller still has queued or running for it: job id and
@@ -254,6 +258,12 @@ impl Slurm {
         &self.shared.stats
     }
 
+    /// The jobs of the run that were waited for to their end (or their timeout): their ids,
+    /// nodes and times, for `--trace`.
+    pub fn jobs(&self) -> Vec<JobRecord> {
+        self.shared.lock().done.clone()
+    }
+
     /// Starts the poller, once.
     fn ensure_poller(&self) {
         let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
@@ -266,15 +276,26 @@ impl Slurm {
         }
     }
 
-    /// Starts waiting for job `id`.
-    fn track(&self, id: &str, dir: &Path, phase: Phase) {
+    /// Starts waiting for job `id`, which runs `attempt`.
+    fn track(&self, id: &str, dir: &Path, phase: Phase, attempt: &AttemptId<'_>, adopted: bool) {
         let mut state = self.shared.lock();
+        let now = Instant::now();
+        let started = (phase == Phase::Running).then_some(now);
         state.jobs.insert(
             id.to_string(),
             Job {
                 dir: dir.to_path_buf(),
+                record: JobRecord {
+                    instance: attempt.instance.to_string(),
+                    attempt: attempt.attempt,
+                    job: id.to_string(),
+                    nodes: None,
+                    submitted: now,
+                    started,
+                    adopted,
+                },
                 phase,
-                started: (phase == Phase::Running).then(Instant::now),
+                started,
                 over_since: None,
                 state: None,
                 end: None,
@@ -291,9 +312,26 @@ impl Slurm {
         self.shared.changed.notify_all();
     }
 
+    /// Stops waiting for job `id` and frees its slot; its record is kept for `--trace`.
+    fn forget(&self, state: &mut State, id: &str) {
+        if let Some(job) = state.jobs.remove(id) {
+            let mut record = job.record;
+            record.started = job.started;
+            state.done.push(record);
+        }
+        self.release(state);
+    }
+
     /// On a resumed run: what an earlier process left for this attempt, if its wrapper is
     /// the one this call would write (the same command, environment and directory).
-    fn adopt(&self, dir: &Path, script: &str, request: &Request, prepared: &Prepared) -> Adopted {
+    fn adopt(
+        &self,
+        dir: &Path,
+        script: &str,
+        request: &Request,
+        prepared: &Prepared,
+        attempt: &AttemptId<'_>,
+    ) -> Adopted {
         if !self.shared.config.adopt
             || std::fs::read_to_string(dir.join(wrapper::SCRIPT))
                 .ok()
@@ -330,7 +368,7 @@ impl Slurm {
         };
         self.shared.lock().in_flight += 1;
         self.shared.stats.adopted.fetch_add(1, Ordering::Relaxed);
-        self.track(&id, dir, commands::phase(&job_state));
+        self.track(&id, dir, commands::phase(&job_state), attempt, true);
         Adopted::Job(id)
     }
 
@@ -341,6 +379,7 @@ impl Slurm {
         dir: &Path,
         script: &str,
         request: &Request,
+        attempt: &AttemptId<'_>,
         cancel: &Cancel,
     ) -> Result<String, Box<Outcome>> {
         let config = &self.shared.config;
@@ -400,7 +439,7 @@ impl Slurm {
         self.shared.stats.submitted.fetch_add(1, Ordering::Relaxed);
         // The journal: a resumed run finds the job by this file (or by its script's path).
         let _ = std::fs::write(dir.join(wrapper::JOB), &id);
-        self.track(&id, dir, Phase::Queued);
+        self.track(&id, dir, Phase::Queued, attempt, false);
         Ok(id)
     }
 
@@ -455,8 +494,7 @@ impl Slurm {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        state.jobs.remove(id);
-                        self.release(&mut state);
+                        self.forget(&mut state, id);
                         drop(state);
                         commands::scancel(self.shared.config.bin.as_deref(), &[id.to_string()]);
                         return wrapper::timed_out(dir, request);
@@ -472,8 +510,7 @@ impl Slurm {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         };
-        state.jobs.remove(id);
-        self.release(&mut state);
+        self.forget(&mut state, id);
         drop(state);
         match end {
             End::Status => wrapper::result(dir, request, prepared).unwrap_or_else(|| {
@@ -503,10 +540,10 @@ impl ShellBackend for Slurm {
         let dir = wrapper::attempt_dir(&config.run_dir, attempt.instance, attempt.attempt);
         let env = wrapper::environment(&config.env, request);
         let script = wrapper::script(&dir, &config.cwd, &env, request, &prepared);
-        let id = match self.adopt(&dir, &script, request, &prepared) {
+        let id = match self.adopt(&dir, &script, request, &prepared, attempt) {
             Adopted::Finished(outcome) => return *outcome,
             Adopted::Job(id) => id,
-            Adopted::Nothing => match self.submit(&dir, &script, request, cancel) {
+            Adopted::Nothing => match self.submit(&dir, &script, request, attempt, cancel) {
                 Ok(id) => id,
                 Err(outcome) => return *outcome,
             },

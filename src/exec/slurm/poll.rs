@@ -187,6 +187,9 @@ fn apply(
         let phase = match listed.get(id) {
             Some(l) => {
                 job.state = Some(l.state.clone());
+                if !l.nodes.is_empty() {
+                    job.record.nodes = Some(l.nodes.clone());
+                }
                 commands::phase(&l.state)
             }
             // Gone from the controller's memory: over.
