@@ -904,3 +904,39 @@ fn wait_for_port(port: u16) {
     }
     panic!("the server did not listen on port {port}");
 }
+
+#[test]
+fn mcp_retries_of_a_templated_tool_count_against_its_server_and_tool_key() {
+    if !require_program("python3") {
+        return;
+    }
+    // The key is known only once `tool` is rendered; each retry is a call under it too.
+    let out = run(with_fake(
+        "",
+        "{ preset: permissive, max_calls: { 'mcp:fake/fail': 2 } }",
+        "  - id: each
+    for_each: [fail]
+    tool: mcp
+    with: { server: fake, tool: '{{ item }}' }
+    retry: { attempts: 3, backoff: 10ms }
+",
+    ))
+    .code(3);
+    let events = ledger(&out);
+    let limited: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "CallLimitExceeded")
+        .map(|e| (e["node"].as_str().unwrap(), e["key"].as_str().unwrap()))
+        .collect();
+    assert_eq!(limited, [("each[0]", "mcp:fake/fail")]);
+    let calls = received(out.dir.path())
+        .into_iter()
+        .filter(|m| m["method"] == "tools/call")
+        .count();
+    assert_eq!(calls, 2, "the third attempt is refused before it is made");
+    // Replay counts the recorded retries the same way, and starts no server.
+    Test::new()
+        .args(["replay", "--check", "run.jsonl"])
+        .run_in(out.dir.path())
+        .code(0);
+}

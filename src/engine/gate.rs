@@ -144,13 +144,14 @@ impl<'w> Gate<'w> {
             .any(|c| matches!(c, PolicyCheck::Limit { enforced: true, .. }));
     }
 
-    /// The limits a node's retries count against: empty when retries are not calls here (rules
-    /// before 3), when the node does not retry, or when no limit applies.
-    pub fn retry_limits(&self, node: &Node, tool: &dyn Tool) -> Vec<(String, u64)> {
-        if !self.retries_are_calls || node.retry.as_ref().is_none_or(|r| r.attempts <= 1) {
-            return Vec::new();
-        }
-        self.limits_of(node, tool)
+    /// Whether a node's retries count as calls: not under rules before 3, nor when the node
+    /// does not retry or no limit can apply to its calls. Each call's retries count against
+    /// the limits it was counted against ([`TaskRun::limits`]).
+    pub fn counts_retries(&self, node: &Node, tool: &dyn Tool) -> bool {
+        self.retries_are_calls
+            && node.retry.as_ref().is_some_and(|r| r.attempts > 1)
+            && (!self.limits_of(node, tool).is_empty()
+                || (self.policy.has_limits(node.policy.as_deref()) && self.keys_a_call(node, tool)))
     }
 
     /// Before the calls of a node whose retries count: its retries wait until [`seal`](Self::seal).
@@ -176,7 +177,7 @@ impl<'w> Gate<'w> {
 
     /// After every call of the node has been decided: counts the retries of its recorded calls
     /// (in `state`, instance order) as the workers would have, then lets the live ones ask.
-    pub fn seal(&mut self, state: &mut NodeState, limits: &[(String, u64)], attempts: u32) {
+    pub fn seal(&mut self, state: &mut NodeState, attempts: u32) {
         let enforced = self.policy.enforcement == Enforcement::Enforce;
         let runs: Vec<&mut TaskRun> = match state {
             NodeState::Task(run) => vec![&mut **run],
@@ -196,7 +197,7 @@ impl<'w> Gate<'w> {
             // Each retry made was granted; a failed call that stopped short was refused one.
             let asked = made - 1 + usize::from(last_failed && made < attempts as usize);
             for _ in 0..asked {
-                let checks = self.budget.lock().count(limits, enforced);
+                let checks = self.budget.lock().count(&run.limits, enforced);
                 self.retries_checked(&checks);
                 run.checks.extend(checks);
             }
@@ -321,6 +322,7 @@ impl<'w> Gate<'w> {
             run.denied |= enforced && !exceeded.is_empty();
             run.checks.extend(exceeded);
         }
+        run.limits = limits;
         if run.checks.is_empty() && !checks.is_empty() {
             run.checks.push(PolicyCheck::Allow { checks });
         }

@@ -172,6 +172,9 @@ pub(super) struct TaskRun {
     pub denied: bool,
     /// Redactions applied to the call's input and results: (field, count).
     pub redactions: Vec<(String, u64)>,
+    /// The call limits it was counted against (`max_calls` keys, its own rendered key
+    /// among them, and `budget.llm_calls`): its retries count against the same ones.
+    pub limits: Vec<(String, u64)>,
 }
 
 /// The outcome of the policy's checks of one call, recorded as an event.
@@ -232,13 +235,16 @@ impl TaskRun {
         let mut attempts = std::mem::take(&mut self.attempts);
         let mut checks = std::mem::take(&mut self.checks);
         let mut redactions = std::mem::take(&mut self.redactions);
+        let mut limits = std::mem::take(&mut self.limits);
         attempts.clear();
         checks.clear();
         redactions.clear();
+        limits.clear();
         *self = TaskRun {
             attempts,
             checks,
             redactions,
+            limits,
             ..TaskRun::default()
         };
     }

@@ -285,11 +285,11 @@ impl Engine<'_> {
         }
         run.input = Some(self.calls.recorded_input(task.tool, args.clone(), &mut run));
         let instance_id = instance_id.into_string();
-        let limits = self.gate.retry_limits(node, task.tool);
-        let grant = (!limits.is_empty()).then(|| {
-            self.gate
-                .retry_grant(limits, instance.as_ref().map_or(0, |(k, _)| *k))
-        });
+        let grant =
+            (self.gate.counts_retries(node, task.tool) && !run.limits.is_empty()).then(|| {
+                self.gate
+                    .retry_grant(run.limits.clone(), instance.as_ref().map_or(0, |(k, _)| *k))
+            });
         self.workers.push(Job {
             key: (
                 Reverse(node.priority),
@@ -320,17 +320,17 @@ impl Engine<'_> {
             unreachable!("tasks only")
         };
         // Retries that count as calls are granted once every first attempt is counted.
-        let limits = self.gate.retry_limits(node, task.tool);
-        if !limits.is_empty() {
+        let counts = self.gate.counts_retries(node, task.tool);
+        if counts {
             self.gate.open_node();
         }
         let mut state = match &node.for_each {
             None => self.start_task(i, None),
             Some(each) => self.start_for_each(i, each),
         };
-        if !limits.is_empty() {
+        if counts {
             let attempts = node.retry.as_ref().map_or(1, |r| r.attempts);
-            self.gate.seal(&mut state, &limits, attempts);
+            self.gate.seal(&mut state, attempts);
         }
         state
     }
