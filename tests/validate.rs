@@ -777,3 +777,41 @@ fn a_single_id_where_a_list_is_expected_gets_help() {
         Some("write a list, even of one item: `[a]`")
     );
 }
+
+#[test]
+fn a_timeout_of_zero_is_refused_wherever_it_is_written() {
+    let head = "version: 1\nname: t\npolicy: { preset: permissive }\n";
+    // Each case: the line after `head` that holds the value, the value, and the message.
+    let cases = [
+        (
+            "defaults: { timeout: 0s }\nnodes:\n  - { id: a, tool: noop }",
+            "0s",
+            "a timeout of 0",
+        ),
+        (
+            "nodes:\n  - id: a\n    tool: noop\n    timeout: 0ms",
+            "0ms",
+            "a timeout of 0",
+        ),
+        (
+            "nodes:\n  - { id: a, tool: http, with: { url: 'http://a.test/', timeout: 0s } }",
+            "0s",
+            "`timeout` is 0",
+        ),
+        (
+            "nodes:\n  - { id: a, tool: llm, with: { model: m, prompt: hi, timeout: 0m } }",
+            "0m",
+            "a timeout of 0",
+        ),
+    ];
+    for (body, value, message) in cases {
+        let yaml = format!("{head}{body}\n");
+        let (n, line) = yaml
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(&format!("timeout: {value}")))
+            .unwrap();
+        let column = line.find(&format!("timeout: {value}")).unwrap() + "timeout: ".len() + 1;
+        crate::common::single(&yaml, "invalid_value", n as u64 + 1, column as u64, message);
+    }
+}

@@ -144,7 +144,11 @@ impl Tool for Http {
             let key = k.scalar_text();
             let value = v.to_json();
             let text = serde_json::to_string(&value).unwrap_or_default();
+            // A `timeout` that is not a duration is reported by the check of the key's kind.
+            let reported =
+                key == "timeout" && value.as_str().is_some_and(|t| duration::check(t).is_err());
             if !has_template(&text)
+                && !reported
                 && let Err(e) = check(&key, &value)
             {
                 errors.push(invalid(v.span, e));
@@ -413,6 +417,9 @@ fn check(key: &str, value: &Value) -> Result<(), String> {
             _ => Err("is sent as text: give a string (`json` sends a value as JSON)".into()),
         },
         "timeout" => match value.as_str().map(duration::check) {
+            Some(Ok(limit)) if limit.is_zero() => {
+                Err("is 0: the call would time out before it starts".into())
+            }
             Some(Ok(_)) => Ok(()),
             _ => Err(format!("is not a duration: {value}")),
         },

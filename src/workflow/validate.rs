@@ -409,7 +409,7 @@ impl Checker<'_, '_> {
             return Defaults::default();
         };
         Defaults {
-            timeout: f.get("timeout").and_then(|n| self.duration(n)),
+            timeout: f.get("timeout").and_then(|n| self.timeout(n)),
             retry: f.get("retry").and_then(|n| self.retry(n)),
         }
     }
@@ -466,6 +466,16 @@ impl Checker<'_, '_> {
             return None;
         }
         Some(usize::try_from(value.value).unwrap_or(usize::MAX))
+    }
+
+    /// A call's time limit: a duration, and more than none.
+    fn timeout(&mut self, n: &yaml::Node) -> Option<Duration> {
+        let limit = self.duration(n)?;
+        if limit.is_zero() {
+            self.errors.push(zero_timeout(n.span));
+            return None;
+        }
+        Some(limit)
     }
 
     fn duration(&mut self, n: &yaml::Node) -> Option<Duration> {
@@ -724,7 +734,7 @@ impl Checker<'_, '_> {
             .and_then(|n| self.for_each(n, &scope, &mut used));
         let timeout = f
             .get("timeout")
-            .and_then(|n| self.duration(n))
+            .and_then(|n| self.timeout(n))
             .or(defaults.timeout);
         let retry = match f.get("retry") {
             Some(n) => self.retry(n),
@@ -1402,4 +1412,14 @@ fn valid_input_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The error of a time limit of 0, which would stop every call before it starts.
+pub fn zero_timeout(span: yaml::Span) -> WorkflowError {
+    WorkflowError::InvalidValue {
+        message: "a timeout of 0 would stop every call before it starts".into(),
+        span: ss(span),
+        label: "zero".into(),
+        help: Some("give a positive duration such as `30s`, or leave `timeout` out".into()),
+    }
 }

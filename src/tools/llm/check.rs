@@ -33,6 +33,14 @@ pub(super) fn check_with(with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<Wor
                     "write the variable's name, such as `OPENAI_API_KEY`, never the key itself",
                 )),
             },
+            Some("timeout") => {
+                // Its form is checked with the key's kind; a limit of none is not one.
+                if let Some(Ok(limit)) = value.as_str().map(crate::syntax::duration::check)
+                    && limit.is_zero()
+                {
+                    errors.push(crate::workflow::validate::zero_timeout(value.span));
+                }
+            }
             Some("dialect") => {
                 if let Some(d) = value.as_str().filter(|d| !d.contains("{{"))
                     && d != "openai"
