@@ -30,6 +30,9 @@ pub enum Reply {
     Sse(Vec<String>),
     /// Waits, then gives the reply.
     Slow(Duration, Box<Reply>),
+    /// `text/event-stream` that sends these events, then nothing for this long (a stream
+    /// that stalls), then closes.
+    Stalled(Vec<String>, Duration),
 }
 
 impl Reply {
@@ -180,6 +183,17 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
 
 fn write_reply(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
     let (status, headers, body, kind) = match reply {
+        Reply::Stalled(events, stall) => {
+            // No length: the body ends when the connection closes.
+            let body: String = events.iter().map(|e| format!("{e}\n\n")).collect();
+            out.write_all(
+                format!("HTTP/1.1 200 X\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{body}")
+                    .as_bytes(),
+            )?;
+            out.flush()?;
+            std::thread::sleep(stall);
+            return Err(std::io::Error::other("stalled"));
+        }
         Reply::Slow(delay, reply) => {
             std::thread::sleep(delay);
             return write_reply(out, *reply);

@@ -463,6 +463,23 @@ fn a_slow_server_times_out_and_the_timeout_is_retried() {
 }
 
 #[test]
+fn a_stream_that_stalls_fails_with_the_calls_timeout() {
+    let first = r#"data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}"#;
+    let server = FakeServer::script(vec![Reply::Stalled(
+        vec![first.to_string()],
+        Duration::from_secs(3),
+    )]);
+    let yaml = one("      model: m\n      prompt: x\n      stream: true\n      timeout: 500ms\n");
+    let out = run(&yaml, &server, &[]).code(1);
+    let lines = ledger(&out, "l.jsonl");
+    let outputs = events(&lines, "ToolOutput", "ask");
+    assert_eq!(
+        outputs[0]["error"],
+        "reading the event stream: timed out after 500ms"
+    );
+}
+
+#[test]
 fn without_a_retry_block_a_call_is_tried_once() {
     let server = FakeServer::script(vec![
         Reply::status(500, &[], json!({})),

@@ -201,7 +201,7 @@ impl Net {
                 .and_then(|v| v.to_str().ok());
             let redirect = matches!(status, 301 | 302 | 303 | 307 | 308) && limit > 0;
             let Some(location) = location.filter(|_| redirect) else {
-                return Ok(streaming(response, target, hops));
+                return Ok(streaming(response, target, hops, deadline.total));
             };
             if hops.len() as u32 >= limit {
                 return Err(NetError::TooManyRedirects(limit));
@@ -357,6 +357,7 @@ fn streaming(
     response: ureq::http::Response<ureq::Body>,
     target: Target,
     hops: Vec<Hop>,
+    timeout: Duration,
 ) -> Streaming {
     let headers = response
         .headers()
@@ -381,7 +382,36 @@ fn streaming(
         .reader();
     Streaming {
         head,
-        body: Box::new(body),
+        body: Box::new(Timed {
+            inner: body,
+            timeout,
+        }),
+    }
+}
+
+/// A streamed body whose reads, once the exchange's time is up, fail with the message a
+/// timeout gives everywhere else (the client's own says only `timeout: global`).
+struct Timed<R> {
+    inner: R,
+    timeout: Duration,
+}
+
+impl<R: Read> Read for Timed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let ureq_timeout = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
+            if ureq_timeout || e.kind() == std::io::ErrorKind::TimedOut {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    NetError::Timeout(self.timeout).to_string(),
+                )
+            } else {
+                e
+            }
+        })
     }
 }
 
