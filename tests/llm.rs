@@ -1082,3 +1082,34 @@ fn keys_and_credential_headers_of_nested_calls_are_masked() {
         assert_eq!(value, "[REDACTED]");
     }
 }
+
+#[test]
+fn a_base_url_with_a_query_or_fragment_is_refused() {
+    for base in ["http://127.0.0.1:9/v1#x", "http://127.0.0.1:9/v1?key=1"] {
+        let yaml = format!(
+            "version: 1\nname: t\npolicy: {{ preset: permissive }}\nnodes:\n  - {{ id: a, tool: llm, with: {{ model: m, prompt: hi, base_url: '{base}' }} }}\n"
+        );
+        crate::common::single(&yaml, "invalid_value", 5, 65, "has a query or a fragment");
+    }
+    // Rendered from an input, it is refused when the call is made, before any request.
+    let server = FakeServer::script(vec![Reply::ok(openai_text("no", 1, 1))]);
+    let yaml = "version: 1\nname: t\npolicy: { preset: permissive }\ninputs:\n  base: {}\nnodes:\n  - { id: ask, tool: llm, with: { model: m, prompt: hi, base_url: '{{ inputs.base }}' } }\n";
+    let out = Test::new()
+        .workflow(yaml)
+        .env("OPENAI_API_KEY", "k")
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "-q", "--input"])
+        .args([format!("base={}#frag", server.base_url())])
+        .run()
+        .code(1);
+    let lines = ledger(&out, "l.jsonl");
+    let outputs = events(&lines, "ToolOutput", "ask");
+    assert!(
+        outputs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("has a query or a fragment"),
+        "{}",
+        outputs[0]
+    );
+    assert_eq!(server.requests().len(), 0);
+}

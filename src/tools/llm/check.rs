@@ -41,6 +41,20 @@ pub(super) fn check_with(with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<Wor
                     errors.push(crate::workflow::validate::zero_timeout(value.span));
                 }
             }
+            Some("base_url") => {
+                if let Some(why) = value
+                    .as_str()
+                    .filter(|b| !b.contains("{{"))
+                    .and_then(base_url_problem)
+                {
+                    errors.push(invalid(
+                        value.span,
+                        why,
+                        "not a base URL",
+                        "give the URL the dialect's path is appended to, such as `http://localhost:8080/v1`",
+                    ));
+                }
+            }
             Some("dialect") => {
                 if let Some(d) = value.as_str().filter(|d| !d.contains("{{"))
                     && d != "openai"
@@ -178,4 +192,14 @@ mod tests {
         assert!(!looks_like_key("sk-short"));
         assert!(!looks_like_key("a sk-abcdefghijklmnopqrstuvwxyz sentence"));
     }
+}
+
+/// Why `base` cannot be a base URL: the endpoint's path is appended to it, so a query or a
+/// fragment would swallow that path (`http://h/v1#x` + `/chat/completions` asks `/v1`).
+pub(super) fn base_url_problem(base: &str) -> Option<String> {
+    base.contains(['?', '#']).then(|| {
+        format!(
+            "`base_url` `{base}` has a query or a fragment: the endpoint's path is appended to it"
+        )
+    })
 }

@@ -331,6 +331,9 @@ fn prepare(args: &Args, node_timeout: Option<Duration>) -> Result<Prepared, Stri
         Some(_) => str_arg(args, "base_url").ok_or("`base_url` is not text")?,
     };
     let base = base.trim_end_matches('/');
+    if let Some(why) = check::base_url_problem(base) {
+        return Err(why);
+    }
     let (url, body) = match dialect {
         Dialect::OpenAi => {
             let openai_itself =
