@@ -181,6 +181,16 @@ pub fn secret_names(workflow: &crate::workflow::Workflow) -> Vec<String> {
     names
 }
 
+/// Why `base` cannot be a base URL: the endpoint's path is appended to it, so a query or a
+/// fragment would swallow that path (`http://h/v1#x` + `/chat/completions` asks `/v1`).
+pub(super) fn base_url_problem(base: &str) -> Option<String> {
+    base.contains(['?', '#']).then(|| {
+        format!(
+            "`base_url` `{base}` has a query or a fragment: the endpoint's path is appended to it"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,14 +202,4 @@ mod tests {
         assert!(!looks_like_key("sk-short"));
         assert!(!looks_like_key("a sk-abcdefghijklmnopqrstuvwxyz sentence"));
     }
-}
-
-/// Why `base` cannot be a base URL: the endpoint's path is appended to it, so a query or a
-/// fragment would swallow that path (`http://h/v1#x` + `/chat/completions` asks `/v1`).
-pub(super) fn base_url_problem(base: &str) -> Option<String> {
-    base.contains(['?', '#']).then(|| {
-        format!(
-            "`base_url` `{base}` has a query or a fragment: the endpoint's path is appended to it"
-        )
-    })
 }
