@@ -685,3 +685,85 @@ fn max_turns_out_of_range_is_named_as_the_agents_key() {
     );
     assert!(out.stderr.contains("wf.yaml:14"), "{}", out.stderr);
 }
+
+#[test]
+fn kill_9_in_the_middle_of_an_agent_then_resume_gives_the_uninterrupted_ledger() {
+    if !require_program("python3") {
+        return;
+    }
+    // Turns are told apart by the tool results the model is sent, so a resumed run asking
+    // again gets the answer the first run would have got. While `slow` exists, the second
+    // turn takes long: the run is killed then, with turn 1 and its tool calls committed.
+    let t = agent(THREE_TURNS, PERMISSIVE);
+    let dir = t.path().to_path_buf();
+    let slow = dir.join("slow");
+    let flag = slow.clone();
+    let server = FakeServer::with(move |seen, _| {
+        let results = seen.body["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count());
+        match results {
+            0 => Reply::ok(two_calls()),
+            2 if flag.exists() => {
+                Reply::ok(openai_tool_call("c3", "echo", "{\"message\": \"again\"}"))
+                    .after(std::time::Duration::from_secs(5))
+            }
+            2 => Reply::ok(openai_tool_call("c3", "echo", "{\"message\": \"again\"}")),
+            _ => Reply::ok(openai_text("5, hi", 30, 5)),
+        }
+    });
+    let url = format!("url={}", server.base_url());
+    let args = |ledger: &str| -> Vec<String> {
+        ["run", "wf.yaml", "-q", "--ledger", ledger, "--input", &url]
+            .map(String::from)
+            .to_vec()
+    };
+    let full_args = args("full.jsonl");
+    let full_args: Vec<&str> = full_args.iter().map(String::as_str).collect();
+    Test::new().args(&full_args).run_in(&dir).code(0);
+    let full = std::fs::read_to_string(dir.join("full.jsonl")).unwrap();
+    assert!(full.contains("5, hi"));
+
+    std::fs::write(&slow, "").unwrap();
+    let cut_args = args("cut.jsonl");
+    let cut_args: Vec<&str> = cut_args.iter().map(String::as_str).collect();
+    let mut child = crate::common::spawn(&dir, &cut_args);
+    let started = std::time::Instant::now();
+    // Turn 1's model call and its two tool calls are committed: 3 `ToolOutput` lines.
+    while std::fs::read_to_string(dir.join("cut.jsonl"))
+        .unwrap_or_default()
+        .matches("\"ToolOutput\"")
+        .count()
+        < 3
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "turn 1 never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let cut = std::fs::read_to_string(dir.join("cut.jsonl")).unwrap();
+    assert!(!cut.contains("RunEnd") && !cut.contains("5, hi"), "{cut}");
+    std::fs::remove_file(&slow).unwrap();
+    let asked = server.requests().len();
+
+    let resume_args = [
+        "run",
+        "wf.yaml",
+        "-q",
+        "--resume",
+        "cut.jsonl",
+        "--input",
+        &url,
+    ];
+    Test::new().args(resume_args).run_in(&dir).code(0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cut.jsonl")).unwrap(),
+        full
+    );
+    // Turn 1 came from the ledger: only turns 2 and 3 were asked again.
+    assert_eq!(server.requests().len(), asked + 2);
+    drop(t);
+}
