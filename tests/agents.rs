@@ -767,3 +767,49 @@ fn kill_9_in_the_middle_of_an_agent_then_resume_gives_the_uninterrupted_ledger()
     assert_eq!(server.requests().len(), asked + 2);
     drop(t);
 }
+
+#[test]
+fn require_approval_of_model_calls_asks_a_person_before_each_turn() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = three_turns();
+    let t = agent(
+        THREE_TURNS,
+        "{ preset: permissive, require_approval: [llm] }",
+    );
+    let out = run(t, &server, &[]).code(4);
+    let dir = out.dir.path();
+    let url = format!("url={}", server.base_url());
+    assert!(server.requests().is_empty(), "no turn before a decision");
+    for turn in 1..=3 {
+        let ledger = ledger_at(dir);
+        let trailer = ledger.last().unwrap();
+        assert_eq!(trailer["event"], "RunPaused");
+        assert_eq!(trailer["pending"], json!([format!("helper#{turn}/model")]));
+        let id = format!("helper#{turn}/model");
+        let resumed = Test::new()
+            .args([
+                "run", "wf.yaml", "-q", "--resume", "l.jsonl", "--input", &url,
+            ])
+            .args(["--approve", &id, "--approver", "ann"])
+            .run_in(dir);
+        resumed.code(if turn < 3 { 4 } else { 0 });
+        // Only the approved turn was asked: the earlier ones came from the ledger.
+        assert_eq!(server.requests().len(), turn);
+    }
+    let ledger = ledger_at(dir);
+    assert_eq!(ledger.last().unwrap()["event"], "RunEnd");
+    assert_eq!(
+        node_ids(&ledger, "ApprovalResolved"),
+        ["helper#1/model", "helper#2/model", "helper#3/model"]
+    );
+}
+
+fn ledger_at(dir: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("l.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

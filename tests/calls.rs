@@ -322,3 +322,65 @@ nodes:
     crate::secrets::assert_no_trace("ledger", &text, secret);
     crate::secrets::assert_no_trace("stdout", &out.stdout, secret);
 }
+
+#[test]
+fn an_approval_in_a_called_workflow_pauses_the_run_under_the_calls_id() {
+    let child = "version: 1
+name: child
+nodes:
+  - id: ok
+    approval: { prompt: publish? }
+  - id: publish
+    needs: [ok]
+    tool: echo
+    with: { message: published }
+outputs:
+  said: '{{ nodes.publish.output }}'
+";
+    let parent = "version: 1
+name: parent
+nodes:
+  - id: notes
+    workflow: { file: lib/child.yaml }
+  - id: after
+    tool: echo
+    with: { message: 'got {{ nodes.notes.output.said }}' }
+";
+    let out = Test::new()
+        .workflow(parent)
+        .file("lib/child.yaml", child)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run()
+        .code(4)
+        .stdout_contains("--approve notes/ok");
+    let dir = out.dir.path();
+    // A node the callee does not have, or one that is not an approval, is refused.
+    for wrong in ["notes/nope", "notes/publish", "notes#1/ok"] {
+        Test::new()
+            .args(["run", "wf.yaml", "--resume", "l.jsonl", "--approve", wrong])
+            .run_in(dir)
+            .code(2)
+            .stderr_contains("not an approval node");
+    }
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "--resume",
+            "l.jsonl",
+            "--approve",
+            "notes/ok",
+        ])
+        .run_in(dir)
+        .code(0)
+        .stdout_contains("got published");
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert!(
+        text.contains(r#""event":"ApprovalResolved","clock""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""node":"notes/ok","decision":"approved""#),
+        "{text}"
+    );
+}

@@ -547,7 +547,7 @@ proptest::proptest! {
 }
 
 #[test]
-fn for_each_on_a_loop_and_approvals_in_a_body_are_refused_with_locations() {
+fn for_each_on_a_loop_is_refused_with_its_location() {
     let wf = "version: 1
 name: r
 nodes:
@@ -561,13 +561,9 @@ nodes:
 ";
     let d = diagnostics(wf);
     let at: Vec<(u64, &str)> = d.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert_eq!(at.len(), 1, "{at:?}");
     assert!(
-        at.iter()
-            .any(|(l, m)| *l == 5 && m.contains("`for_each` is for task nodes")),
-        "{at:?}"
-    );
-    assert!(
-        at.iter().any(|(l, m)| *l == 10 && m.contains("approval")),
+        at[0].0 == 5 && at[0].1.contains("`for_each` is for task nodes"),
         "{at:?}"
     );
 }
@@ -679,8 +675,126 @@ nodes:
     assert!(!text.contains("s3cr3t-value"), "{text}");
 }
 
+/// A reviewer loop whose second iteration asks a person, and a node after the loop.
+const REVIEWED: &str = "version: 1
+name: reviewed
+policy: { preset: permissive }
+nodes:
+  - id: draft
+    loop:
+      max_iterations: 3
+      on_max: succeed
+      nodes:
+        - id: write
+          tool: template
+          with: { text: 'draft {{ loop.iteration }}' }
+        - id: ok
+          if: loop.iteration == 2
+          needs: [write]
+          approval: { prompt: 'ship {{ nodes.write.output }}?' }
+      until: loop.iteration == 2
+  - id: after
+    needs: [draft]
+    run: echo shipped >> shipped.txt
+";
+
 #[test]
-fn a_call_that_needs_an_approval_inside_a_loop_fails_the_loop() {
+fn an_approval_in_a_loop_body_pauses_the_run_and_resume_takes_the_decision() {
+    let t = Test::new().workflow(REVIEWED);
+    let dir = t.path().to_path_buf();
+    // Decided up front: the ledger a paused-then-resumed run must end up with.
+    Test::new()
+        .args(["run", "wf.yaml", "-q", "--ledger", "upfront.jsonl"])
+        .args(["--approve", "draft#2/ok", "--approver", "ann"])
+        .run_in(&dir)
+        .code(0);
+    let upfront = std::fs::read_to_string(dir.join("upfront.jsonl")).unwrap();
+    assert!(upfront.contains("\"ApprovalResolved\""), "{upfront}");
+    for jobs in ["1", "8"] {
+        Test::new()
+            .args(["run", "wf.yaml", "-q", "--ledger", "j.jsonl", "--jobs", jobs])
+            .args(["--approve", "draft#2/ok", "--approver", "ann"])
+            .run_in(&dir)
+            .code(0);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("j.jsonl")).unwrap(),
+            upfront,
+            "--jobs {jobs}"
+        );
+    }
+    std::fs::remove_file(dir.join("shipped.txt")).unwrap();
+
+    let paused = Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .run_in(&dir)
+        .code(4);
+    assert!(
+        paused.stdout.contains("--approve draft#2/ok"),
+        "{}",
+        paused.stdout
+    );
+    let ledger = lines(&dir.join("l.jsonl"));
+    let requested = events(&ledger, "ApprovalRequested");
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0]["node"], "draft#2/ok");
+    assert_eq!(requested[0]["prompt"], "ship draft 2?");
+    let trailer = ledger.last().unwrap();
+    assert_eq!(trailer["event"], "RunPaused");
+    assert_eq!(trailer["pending"], serde_json::json!(["draft#2/ok"]));
+    // Nothing after the loop ran.
+    assert!(!dir.join("shipped.txt").exists());
+
+    // An id that is no approval is refused before anything runs.
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "--resume",
+            "l.jsonl",
+            "--approve",
+            "draft#2/write",
+        ])
+        .run_in(&dir)
+        .code(2)
+        .stderr_contains("not an approval node");
+    Test::new()
+        .args(["run", "wf.yaml", "-q", "--resume", "l.jsonl"])
+        .args(["--approve", "draft#2/ok", "--approver", "ann"])
+        .run_in(&dir)
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("l.jsonl")).unwrap(),
+        upfront
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("shipped.txt")).unwrap(),
+        "shipped\n"
+    );
+    Test::new()
+        .args(["replay", "--check", "l.jsonl"])
+        .run_in(&dir)
+        .code(0);
+    drop(t);
+}
+
+#[test]
+fn a_rejection_in_a_loop_body_fails_the_loop() {
+    let out = Test::new()
+        .workflow(REVIEWED)
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .args(["--reject", "draft#2/ok", "--reason", "not yet"])
+        .run()
+        .code(1);
+    let ledger = lines(&out.dir.path().join("l.jsonl"));
+    let it = events(&ledger, "LoopIteration");
+    assert_eq!(it.len(), 2);
+    assert_eq!(it[1]["ended"], "failed");
+    let skipped = events(&ledger, "Skipped");
+    assert!(skipped.iter().any(|e| e["node"] == "after"), "{skipped:?}");
+}
+
+#[test]
+fn a_call_that_needs_an_approval_inside_a_loop_waits_for_it() {
     let wf = "version: 1
 name: gated
 policy: { preset: permissive, require_approval: [subprocess] }
@@ -688,6 +802,7 @@ nodes:
   - id: l
     loop:
       max_iterations: 2
+      on_max: succeed
       nodes:
         - id: x
           run: echo hi
@@ -696,22 +811,44 @@ nodes:
         .workflow(wf)
         .args(["run", "wf.yaml", "--ledger", "l.jsonl"])
         .run()
-        .code(1);
-    let ledger = lines(&out.dir.path().join("l.jsonl"));
-    assert!(events(&ledger, "ApprovalRequested").is_empty());
-    let error = events(&ledger, "Error")[0];
-    assert_eq!(error["node"], "l#1/x");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("needs an approval")
-    );
-    let it = events(&ledger, "LoopIteration");
+        .code(4);
+    let dir = out.dir.path();
+    let ledger = lines(&dir.join("l.jsonl"));
+    let requested = events(&ledger, "ApprovalRequested");
+    assert_eq!(requested[0]["node"], "l#1/x");
+    assert!(events(&ledger, "ToolOutput").is_empty());
+    // Each iteration's call is its own decision.
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "--resume",
+            "l.jsonl",
+            "--approve",
+            "l#1/x",
+        ])
+        .run_in(dir)
+        .code(4);
+    let ledger = lines(&dir.join("l.jsonl"));
     assert_eq!(
-        (it.len(), &it[0]["ended"]),
-        (1, &serde_json::json!("failed"))
+        ledger.last().unwrap()["pending"],
+        serde_json::json!(["l#2/x"])
     );
+    Test::new()
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--resume",
+            "l.jsonl",
+            "--approve",
+            "l#2/x",
+        ])
+        .run_in(dir)
+        .code(0);
+    let ledger = lines(&dir.join("l.jsonl"));
+    assert_eq!(events(&ledger, "ToolOutput").len(), 2);
+    assert_eq!(events(&ledger, "ApprovalResolved").len(), 2);
 }
 
 /// The shape an `agent:` node will expand to: a body that asks a "model" (here a one-item

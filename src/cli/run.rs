@@ -262,19 +262,7 @@ fn decisions(
         .map(|id| (id, true))
         .chain(args.reject.iter().map(|id| (id, false)));
     for (id, approve) in given {
-        let is_approval = wf.nodes.iter().any(|n| {
-            &n.id == id
-                && match &n.kind {
-                    crate::workflow::NodeKind::Approval { .. } => true,
-                    crate::workflow::NodeKind::Task(t) => {
-                        !crate::policy::CapSet::of(t.tool.spec().capabilities)
-                            .intersect(policy.require_approval)
-                            .is_empty()
-                    }
-                    _ => false,
-                }
-        });
-        if !is_approval {
+        if !waits_for_a_person(wf, id, policy.require_approval) {
             return Err(format!(
                 "`{id}` is not an approval node of {} (nor a call the policy requires approval for)",
                 wf.name
@@ -294,6 +282,50 @@ fn decisions(
         );
     }
     Ok(out)
+}
+
+/// Whether `id` names an approval node of `wf`, or a call the policy makes wait for one: at
+/// the top level (`ship`), or inside loops and calls by its instance id (`review#2/ok`,
+/// `notes/publish`), under the `require_approval` of each called file on the way too.
+fn waits_for_a_person(
+    wf: &crate::workflow::Workflow,
+    id: &str,
+    mut required: crate::policy::CapSet,
+) -> bool {
+    use crate::workflow::NodeKind;
+    let Some(parsed) = crate::ledger::id::parse(id) else {
+        return false;
+    };
+    if parsed.last.item.is_some() || parsed.last.iteration.is_some() {
+        return false;
+    }
+    let mut at = wf;
+    for segment in &parsed.scopes {
+        let Some(node) = at.nodes.iter().find(|n| n.id == segment.node) else {
+            return false;
+        };
+        at = match (&node.kind, segment.iteration, segment.item) {
+            (NodeKind::Loop(l), Some(n), None) if n >= 1 && n <= l.max_iterations => &l.body,
+            (NodeKind::Call(c), None, None) => {
+                required = c
+                    .callee
+                    .policy
+                    .require_approval
+                    .iter()
+                    .fold(required, |set, cap| set.with(cap.value));
+                &c.callee
+            }
+            _ => return false,
+        };
+    }
+    at.nodes
+        .iter()
+        .find(|n| n.id == parsed.last.node)
+        .is_some_and(|n| match &n.kind {
+            NodeKind::Approval { .. } => true,
+            NodeKind::Task(t) => !t.capabilities().intersect(required).is_empty(),
+            _ => false,
+        })
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

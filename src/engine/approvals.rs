@@ -62,6 +62,12 @@ impl Approvals {
         }
     }
 
+    /// The approvals of a sub-graph of `n` nodes: the run's decisions and way of asking
+    /// (decisions are by instance id, so each iteration's are its own).
+    pub fn nested(&self, n: usize) -> Self {
+        Self::new(n, self.decisions.clone(), self.ask.clone())
+    }
+
     /// Whether `i`'s call (`require_approval`) has been approved.
     pub fn call_approved(&self, i: NodeIdx) -> bool {
         self.approved_calls.contains_key(&i)
@@ -91,20 +97,22 @@ impl Engine<'_> {
             if !self.approvals.requested[i as usize] {
                 self.approvals.requested[i as usize] = true;
                 let clock = self.commit.start_clock(&self.graph, i);
+                let iid = self.iid(i, None);
                 if let NodeState::AwaitingApproval { prompt } = &self.nodes.states[i as usize] {
                     Event::ApprovalRequested {
-                        node: self.wf.nodes[i as usize].id.as_str().into(),
+                        node: iid.as_str().into(),
                         prompt: prompt.as_str().into(),
                     }
                     .write(clock, &mut self.commit.outbox);
                 }
                 if let Some(observer) = &self.observer {
-                    let node = self.wf.nodes[i as usize].id.as_str();
-                    observer.approval_requested(node, std::time::Instant::now());
+                    observer.approval_requested(iid.as_str(), std::time::Instant::now());
                 }
             }
         }
-        let id = self.wf.nodes[top as usize].id.as_str();
+        // Decisions are by instance id: in a loop's body, `review#2/ok` (`docs/workflow.md`).
+        let iid = self.iid(top, None);
+        let id = iid.as_str();
         if !self.approvals.decisions.contains_key(id)
             && let (Some(ask), NodeState::AwaitingApproval { prompt }) =
                 (&self.approvals.ask, &self.nodes.states[top as usize])
@@ -135,13 +143,22 @@ impl Engine<'_> {
         }
         let pending: Vec<String> = ready
             .iter()
-            .map(|&i| self.wf.nodes[i as usize].id.to_string())
+            .map(|&i| self.iid(i, None).into_string())
             .collect();
+        // A sub-graph's pause is the run's: the workflow's engine writes the trailer.
+        if self.scope.is_empty() {
+            self.pause_for(&pending)?;
+        }
+        Ok(Turn::Pause(pending))
+    }
+
+    /// Writes the `RunPaused` trailer of a run waiting for decisions on `pending`.
+    pub(super) fn pause_for(&mut self, pending: &[String]) -> Result<(), EngineError> {
         self.commit.finish_with(&Event::RunPaused(ev::RunPaused {
             reason: ev::PauseReason::Approval,
             pending: pending.iter().map(|p| Text::from(p.as_str())).collect(),
             resume: "kairos run WORKFLOW --resume LEDGER --approve ID --approver NAME".into(),
         }))?;
-        Ok(Turn::Pause(pending))
+        Ok(())
     }
 }

@@ -256,6 +256,9 @@ struct Engine<'w> {
     scope: String,
     /// Worker threads, for the sub-graphs' pools.
     jobs: usize,
+    /// A sub-graph (a loop iteration, a call) paused at these approvals: no node starts any
+    /// more, and once the running ones are back the run pauses (`docs/workflow.md#loops`).
+    halted: Option<Vec<String>>,
 }
 
 impl<'w> Engine<'w> {
@@ -323,6 +326,7 @@ impl<'w> Engine<'w> {
             observer: options.observer.clone(),
             scope: String::new(),
             jobs,
+            halted: None,
         }
     }
 
@@ -361,6 +365,18 @@ impl<'w> Engine<'w> {
             if self.sched.all_committed() {
                 break;
             }
+            if self.halted.is_some() {
+                if self.workers.outstanding() > 0 {
+                    self.wait_for_workers()?;
+                    continue;
+                }
+                let pending = self.halted.take().unwrap_or_default();
+                if self.scope.is_empty() {
+                    self.pause_for(&pending)?;
+                }
+                pending_approvals = pending;
+                break;
+            }
             if self.cancel.requested() && self.workers.outstanding() == 0 {
                 if !self.scope.is_empty() {
                     // A sub-graph stops where it is; the run writes the trailer.
@@ -379,14 +395,6 @@ impl<'w> Engine<'w> {
             if let Some(top) = self.sched.next_commit(&self.graph)
                 && let NodeState::AwaitingApproval { .. } = &self.nodes.states[top as usize]
             {
-                if !self.scope.is_empty() {
-                    // A sub-graph cannot pause the run for a person (docs/workflow.md#loops).
-                    self.nodes.states[top as usize] = NodeState::Failed(
-                        "a call that needs an approval cannot run inside a loop or a called workflow".into(),
-                    );
-                    self.sched.push_ready(&self.graph, top);
-                    continue;
-                }
                 match self.approval_turn(top)? {
                     Turn::Decided => continue,
                     Turn::Pause(pending) => {
@@ -532,8 +540,8 @@ impl<'w> Engine<'w> {
                 return Ok(());
             };
             let pending = matches!(self.nodes.states[i as usize], NodeState::Pending);
-            if pending && self.cancel.requested() {
-                // After Ctrl-C no node starts.
+            if pending && (self.cancel.requested() || self.halted.is_some()) {
+                // After Ctrl-C, or once a sub-graph waits for a person, no node starts.
                 continue;
             }
             if pending {
@@ -550,13 +558,15 @@ impl<'w> Engine<'w> {
         while let Some(top) = self.sched.next_commit(&self.graph) {
             match &self.nodes.states[top as usize] {
                 // After Ctrl-C no node starts, not even one that waited for its turn.
-                NodeState::AwaitingTurn if self.cancel.requested() => break,
+                NodeState::AwaitingTurn if self.cancel.requested() || self.halted.is_some() => {
+                    break;
+                }
                 NodeState::AwaitingTurn => {
                     // Its turn in commit order: now its call limits can be counted (and a
                     // loop or a call runs its sub-graph, committing as it goes).
                     self.nodes.states[top as usize] = self.start_turn(top)?;
                     if matches!(self.nodes.states[top as usize], NodeState::AwaitingTurn) {
-                        break; // interrupted inside the sub-graph
+                        break; // interrupted, or paused for a person, inside the sub-graph
                     }
                     self.sched.push_ready(&self.graph, top);
                     break;

@@ -104,12 +104,15 @@ impl<'w> Engine<'w> {
             },
             workers: self.workers.sibling(),
             gate,
-            approvals: super::approvals::Approvals::new(n, Default::default(), None),
+            // The run's decisions, by instance id: a sub-graph's approvals are decided as the
+            // workflow's are, from the command line, the recording or a person.
+            approvals: self.approvals.nested(n),
             commit,
             cancel: self.cancel.clone(),
             observer: self.observer.clone(),
             scope: frame.scope,
             jobs: self.jobs,
+            halted: None,
         })
     }
 
@@ -142,6 +145,24 @@ impl<'w> Engine<'w> {
             values: Arc::clone(&child.calls.values),
             outputs,
         })
+    }
+
+    /// Whether a sub-graph stopped before its end: interrupted, or paused at approvals
+    /// nobody has decided, which halts this graph too (the node waits for its turn again, and
+    /// runs again from its start when the run is resumed).
+    fn stopped(&mut self, ended: &mut Ended) -> bool {
+        if !matches!(ended.stop, Stop::Done) {
+            // The trailer comes after what the sub-graph wrote (`docs/ledger.md#the-clock`).
+            self.commit.base = self.commit.base.max(ended.clock);
+        }
+        match &mut ended.stop {
+            Stop::Done => false,
+            Stop::Interrupted => true,
+            Stop::Paused(pending) => {
+                self.halted = Some(std::mem::take(pending));
+                true
+            }
+        }
     }
 
     /// Runs loop `i`: its iterations one after another, each body a sub-graph, then `update`
@@ -186,8 +207,8 @@ impl<'w> Engine<'w> {
                 base: clock,
             };
             let child = self.child(&l.body, frame)?;
-            let ended = self.join(child)?;
-            if matches!(ended.stop, Stop::Interrupted) {
+            let mut ended = self.join(child)?;
+            if self.stopped(&mut ended) {
                 return Ok(NodeState::AwaitingTurn);
             }
             clock = ended.clock;
@@ -277,7 +298,7 @@ impl<'w> Engine<'w> {
             ended: Some(ev::LoopEnd::Failed),
             error: Some(error),
         };
-        if ended.failed || ended.denied || matches!(ended.stop, Stop::Paused(_)) {
+        if ended.failed || ended.denied {
             return stop(format!("iteration {n}: a node of the body did not succeed"));
         }
         let r = self.calls.renderer.nested(
@@ -383,8 +404,8 @@ impl<'w> Engine<'w> {
             base: clock,
         };
         let child = self.child(&c.callee, frame)?;
-        let ended = self.join(child)?;
-        if matches!(ended.stop, Stop::Interrupted) {
+        let mut ended = self.join(child)?;
+        if self.stopped(&mut ended) {
             return Ok(NodeState::AwaitingTurn);
         }
         let (status, error) = if ended.denied {
@@ -392,7 +413,7 @@ impl<'w> Engine<'w> {
                 Status::Denied,
                 Some("a call of the called workflow was denied".to_string()),
             )
-        } else if ended.failed || matches!(ended.stop, Stop::Paused(_)) {
+        } else if ended.failed {
             (
                 Status::Failed,
                 Some("the called workflow failed".to_string()),

@@ -771,7 +771,7 @@ impl Checker<'_, '_> {
             .map(|s| s.value);
 
         let kind = self.node_kind(head, f, &scope, ids, &mut used);
-        self.scope_rules(f, kind.as_ref(), in_loop);
+        self.scope_rules(f, kind.as_ref());
 
         used.sort_unstable();
         used.dedup();

@@ -368,9 +368,8 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// What a loop's body and a call cannot have yet: `for_each` on the loop or call node
-    /// itself, and approvals inside (a sub-graph cannot pause the run; `docs/workflow.md#loops`).
-    pub(super) fn scope_rules(&mut self, f: &Fields<'_>, kind: Option<&NodeKind>, in_loop: bool) {
+    /// What a loop and a call cannot have yet: `for_each` on the loop or call node itself.
+    pub(super) fn scope_rules(&mut self, f: &Fields<'_>, kind: Option<&NodeKind>) {
         let at = |key: &str| ss(f.key_span(key).unwrap_or_default());
         match kind {
             Some(NodeKind::Loop(_) | NodeKind::Call(_)) if f.get("for_each").is_some() => {
@@ -379,24 +378,6 @@ impl Checker<'_, '_> {
                     span: at("for_each"),
                     label: "not on this node".into(),
                     help: Some("put the `for_each` on a node inside the loop's body".into()),
-                });
-            }
-            Some(NodeKind::Approval { .. }) if in_loop => {
-                self.errors.push(WorkflowError::InvalidValue {
-                    message: "an approval cannot be inside a loop's body".into(),
-                    span: at("approval"),
-                    label: "not supported here".into(),
-                    help: Some("put the approval before or after the loop".into()),
-                });
-            }
-            Some(NodeKind::Call(c)) if has_approval(&c.callee) => {
-                self.errors.push(WorkflowError::InvalidValue {
-                    message:
-                        "the called workflow has an approval node, which a call cannot pause for"
-                            .into(),
-                    span: at("workflow"),
-                    label: "called here".into(),
-                    help: Some("put the approval in the calling workflow".into()),
                 });
             }
             _ => {}
@@ -465,14 +446,4 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
-}
-
-/// Whether a workflow (or a loop body or callee in it) has an approval node.
-fn has_approval(w: &Workflow) -> bool {
-    w.nodes.iter().any(|n| match &n.kind {
-        NodeKind::Approval { .. } => true,
-        NodeKind::Loop(l) => has_approval(&l.body),
-        NodeKind::Call(c) => has_approval(&c.callee),
-        _ => false,
-    })
 }
