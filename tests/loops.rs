@@ -712,12 +712,20 @@ fn an_approval_in_a_loop_body_pauses_the_run_and_resume_takes_the_decision() {
     assert!(upfront.contains("\"ApprovalResolved\""), "{upfront}");
     for jobs in ["1", "8"] {
         Test::new()
-            .args(["run", "wf.yaml", "-q", "--ledger", "j.jsonl", "--jobs", jobs])
+            .args([
+                "run",
+                "wf.yaml",
+                "-q",
+                "--ledger",
+                &format!("j{jobs}.jsonl"),
+                "--jobs",
+                jobs,
+            ])
             .args(["--approve", "draft#2/ok", "--approver", "ann"])
             .run_in(&dir)
             .code(0);
         assert_eq!(
-            std::fs::read_to_string(dir.join("j.jsonl")).unwrap(),
+            std::fs::read_to_string(dir.join(format!("j{jobs}.jsonl"))).unwrap(),
             upfront,
             "--jobs {jobs}"
         );
