@@ -71,9 +71,36 @@ fn open_read_via(path: &str, rules: &PathRules, via: Via) -> Result<File, OpenEr
     let resolved = rules
         .check(path, Access::Read)
         .map_err(|d| OpenError::Denied(d.0))?;
-    open_nofollow(&resolved, OFlags::RDONLY, Mode::empty(), via)
-        .map(File::from)
-        .map_err(|e| OpenError::Open(describe(e)))
+    open_nofollow(
+        &resolved,
+        OFlags::RDONLY | OFlags::NONBLOCK,
+        Mode::empty(),
+        via,
+    )
+    .map_err(|e| OpenError::Open(describe(e)))
+    .and_then(regular)
+}
+
+/// The file, if it is a regular one. A FIFO would block the call's thread until somebody
+/// writes to it (which is why it is opened with `O_NONBLOCK`, which regular files ignore), and a
+/// device such as `/dev/zero` never ends: the file tools read and write files.
+fn regular(fd: OwnedFd) -> Result<File, OpenError> {
+    let stat = rustix::fs::fstat(&fd).map_err(|e| OpenError::Open(describe(e)))?;
+    match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+        rustix::fs::FileType::RegularFile => Ok(File::from(fd)),
+        kind => Err(OpenError::Open(format!(
+            "it is not a regular file but {}",
+            match kind {
+                rustix::fs::FileType::Directory => "a directory",
+                rustix::fs::FileType::Fifo => "a FIFO",
+                rustix::fs::FileType::Socket => "a socket",
+                rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::BlockDevice => {
+                    "a device"
+                }
+                _ => "a special file",
+            }
+        ))),
+    }
 }
 
 fn open_write_via(path: &str, rules: &PathRules, via: Via) -> Result<File, OpenError> {
@@ -84,10 +111,11 @@ fn open_write_via(path: &str, rules: &PathRules, via: Via) -> Result<File, OpenE
         return Err(OpenError::Open(describe(Errno::ISDIR)));
     };
     let dir = open_dir(parent, via).map_err(|e| OpenError::Create(describe(e)))?;
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC;
+    // `O_NONBLOCK`: a FIFO with no reader fails (ENXIO) instead of blocking; see `regular`.
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NONBLOCK;
     open_in(&dir, name, flags, Mode::from_bits_truncate(0o666))
-        .map(File::from)
         .map_err(|e| OpenError::Open(describe(e)))
+        .and_then(regular)
 }
 
 /// What an open's error says. A link where the resolved path had none is the one error a
@@ -250,6 +278,39 @@ mod tests {
                 std::fs::read_to_string(t.root.join("data/new/dir/out.txt")).unwrap(),
                 "written"
             );
+        }
+    }
+
+    #[test]
+    fn fifos_devices_and_directories_are_refused_without_blocking() {
+        for via in BOTH {
+            let t = Tree::new();
+            let fifo = t.root.join("data/pipe");
+            rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_bits_truncate(0o600)).unwrap();
+            // Nobody writes to it, nor reads from it: a blocking open would never return.
+            for r in [
+                t.read("data/pipe", via),
+                t.write("data/pipe", via).map(|_| String::new()),
+            ] {
+                match r {
+                    Err(OpenError::Open(why)) => {
+                        assert!(
+                            why.contains("FIFO") || why.contains("No such device"),
+                            "{why}"
+                        )
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            match t.read("data/sub", via) {
+                Err(OpenError::Open(why)) => assert!(why.contains("a directory"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            let dev = PathRules::of(&["/dev/**"], &["/dev/**"], &t.root);
+            match open_read_via("/dev/zero", &dev, via) {
+                Err(OpenError::Open(why)) => assert!(why.contains("a device"), "{why}"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
