@@ -101,24 +101,32 @@ pub fn effective_policy(workflow: &Workflow, org: Option<&Organisation>) -> Effe
     .with_nested_redaction(nested_patterns(workflow), nested_secrets(workflow))
 }
 
-/// The `redact` patterns of the workflows this one calls (its own are a layer already).
+/// The `redact` patterns of the workflows this one calls (its own are a layer already), and
+/// of its nodes' own policies: a pattern masks what it matches wherever it appears.
 fn nested_patterns(workflow: &Workflow) -> Vec<String> {
     let mut patterns = Vec::new();
     workflow.each_nested(&mut |w| {
         if !std::ptr::eq(w, workflow) {
             patterns.extend(w.policy.redact.iter().map(|p| p.value.clone()));
         }
+        for spec in w.nodes.iter().filter_map(|n| n.policy.as_deref()) {
+            patterns.extend(spec.redact.iter().map(|p| p.value.clone()));
+        }
     });
     patterns
 }
 
-/// The secrets of the workflows nested in this one: called files' `secrets`, and the
-/// variables every `mcp_servers:` entry passes from kairos's environment (`{ env: NAME }`).
+/// The secrets of the workflows nested in this one: called files' `secrets`, those of every
+/// node's own policy, and the variables every `mcp_servers:` entry passes from kairos's
+/// environment (`{ env: NAME }`).
 fn nested_secrets(workflow: &Workflow) -> Vec<String> {
     let mut secrets = Vec::new();
     workflow.each_nested(&mut |w| {
         if !std::ptr::eq(w, workflow) {
             secrets.extend(w.policy.secrets.iter().map(|s| s.value.clone()));
+        }
+        for spec in w.nodes.iter().filter_map(|n| n.policy.as_deref()) {
+            secrets.extend(spec.secrets.iter().map(|s| s.value.clone()));
         }
         secrets.extend(crate::workflow::servers::secret_env(&w.mcp_servers));
     });

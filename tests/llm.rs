@@ -874,7 +874,7 @@ fn budgets_narrow_across_layers_and_belong_to_the_run() {
         .run()
         .code(2);
     assert!(
-        out.stderr.contains("a node's policy cannot set a `budget`"),
+        out.stderr.contains("a node's policy cannot set `budget`"),
         "{}",
         out.stderr
     );

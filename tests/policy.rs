@@ -593,3 +593,123 @@ fn secret_with_trailing_newline_is_masked_in_output() {
         .unwrap();
     assert_eq!(output["output"], "[REDACTED:KAIROS_TEST_NL_SECRET]");
 }
+
+/// The codes of the `PolicyDeny` events of `node`.
+fn denials(ledger: &[Value], node: &str) -> Vec<String> {
+    events(ledger, "PolicyDeny", node)
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_node_policy_narrows_paths_commands_and_hosts_for_its_calls() {
+    let yaml = "version: 1
+name: narrowed
+policy:
+  preset: permissive
+  enforcement: audit
+  paths: { read: ['./**'] }
+  commands: [echo, cat]
+  hosts: ['127.0.0.1']
+nodes:
+  - id: wide_read
+    tool: file.read
+    with: { path: other.txt }
+  - id: narrow_read
+    tool: file.read
+    with: { path: other.txt }
+    policy: { paths: { read: ['./data/**'] } }
+  - id: narrow_read_inside
+    tool: file.read
+    with: { path: data/in.txt }
+    policy: { paths: { read: ['./data/**'] } }
+  - id: wide_cat
+    run: cat other.txt
+  - id: narrow_cat
+    run: cat other.txt
+    policy: { commands: [echo] }
+  - id: narrow_http
+    tool: http
+    with: { url: 'http://127.0.0.1:9/' }
+    policy: { hosts: [example.com] }
+";
+    let t = Test::new()
+        .workflow(yaml)
+        .file("other.txt", "other")
+        .file("data/in.txt", "in");
+    let (_, ledger, _) = run_ledger(t, &[]);
+    assert!(denials(&ledger, "wide_read").is_empty());
+    assert_eq!(denials(&ledger, "narrow_read"), ["PATH_NOT_PERMITTED"]);
+    assert!(denials(&ledger, "narrow_read_inside").is_empty());
+    assert!(denials(&ledger, "wide_cat").is_empty());
+    assert_eq!(denials(&ledger, "narrow_cat"), ["COMMAND_NOT_PERMITTED"]);
+    assert_eq!(denials(&ledger, "narrow_http"), ["HOST_NOT_PERMITTED"]);
+    let detail = events(&ledger, "PolicyDeny", "narrow_cat")[0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("cat"), "{detail}");
+
+    // Under enforce the narrowed read never happens, and the run is denied (exit 3).
+    let enforced = yaml.replace("  enforcement: audit\n", "");
+    let t = Test::new()
+        .workflow(&enforced)
+        .file("other.txt", "other")
+        .file("data/in.txt", "in");
+    let (code, ledger, _) = run_ledger(t, &[]);
+    assert_eq!(code, 3);
+    assert!(events(&ledger, "ToolOutput", "narrow_read").is_empty());
+    assert_eq!(
+        events(&ledger, "ToolOutput", "narrow_read_inside")[0]["output"],
+        "in"
+    );
+}
+
+#[test]
+fn a_node_policy_can_ask_for_approval_and_add_secrets_but_not_set_run_wide_keys() {
+    let yaml = "version: 1
+name: own
+policy: { preset: permissive }
+inputs:
+  token: {}
+nodes:
+  - id: say
+    tool: echo
+    with: { message: 'token {{ inputs.token }}' }
+  - id: read
+    tool: file.read
+    with: { path: x.txt }
+    policy: { require_approval: [fs_read], secrets: [NODE_TOKEN] }
+";
+    let secret = "node-secret-value-4711";
+    let out = Test::new()
+        .workflow(yaml)
+        .file("x.txt", "x")
+        .env("NODE_TOKEN", secret)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--input"])
+        .args([format!("token={secret}")])
+        .run()
+        .code(4)
+        .stdout_contains("--approve read");
+    let text = std::fs::read_to_string(out.dir.path().join("l.jsonl")).unwrap();
+    assert!(text.contains("token [REDACTED:NODE_TOKEN]"), "{text}");
+    assert!(!text.contains(secret));
+
+    for (key, value) in [
+        ("enforcement", "audit"),
+        ("approvers", "[ann]"),
+        ("budget", "{ tokens: 5 }"),
+    ] {
+        let yaml = format!(
+            "version: 1\nname: t\npolicy: {{ preset: permissive }}\nnodes:\n  - id: a\n    tool: noop\n    policy: {{ {key}: {value} }}\n"
+        );
+        crate::common::single(
+            &yaml,
+            "invalid_value",
+            7,
+            15,
+            &format!("a node's policy cannot set `{key}`"),
+        );
+    }
+}

@@ -323,7 +323,14 @@ fn waits_for_a_person(
         .find(|n| n.id == parsed.last.node)
         .is_some_and(|n| match &n.kind {
             NodeKind::Approval { .. } => true,
-            NodeKind::Task(t) => !t.capabilities().intersect(required).is_empty(),
+            NodeKind::Task(t) => {
+                let own = n.policy.as_deref().map(|p| &p.require_approval[..]);
+                let required = own
+                    .unwrap_or_default()
+                    .iter()
+                    .fold(required, |set, cap| set.with(cap.value));
+                !t.capabilities().intersect(required).is_empty()
+            }
             _ => false,
         })
 }

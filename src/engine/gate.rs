@@ -43,6 +43,17 @@ pub(super) struct Gate<'w> {
     denied: bool,
     /// Tokens spent by the model calls committed so far (for `budget.tokens`).
     spent_tokens: u64,
+    /// By node id: the policy of each node whose own `policy:` narrows paths, hosts or
+    /// commands, built the first time one of its calls is decided.
+    narrowed: HashMap<String, Arc<Narrowed>>,
+}
+
+/// What a node's calls may touch when its own `policy:` lists `paths`, `hosts` or `commands`:
+/// the run's layers and the node's (each layer must allow, so the node's can only narrow),
+/// and network access held to its hosts at every redirect.
+pub(super) struct Narrowed {
+    pub policy: Effective,
+    pub net: Net,
 }
 
 /// The `max_calls` key under which `budget.llm_calls` counts model calls; its events carry
@@ -66,6 +77,7 @@ impl<'w> Gate<'w> {
             retries_are_calls: rules.retries_are_calls(),
             denied: false,
             spent_tokens: 0,
+            narrowed: HashMap::new(),
         }
     }
 
@@ -121,6 +133,7 @@ impl<'w> Gate<'w> {
             retries_are_calls: self.retries_are_calls,
             denied: false,
             spent_tokens: self.spent_tokens,
+            narrowed: HashMap::new(),
         }
     }
 
@@ -208,15 +221,57 @@ impl<'w> Gate<'w> {
         self.budget.changed.notify_all();
     }
 
-    /// Whether a task's call needs a person's approval (`require_approval`).
+    /// Whether a task's call needs a person's approval (`require_approval` of the run's
+    /// policy or of the node's own).
     pub fn needs_approval(&self, node: &Node) -> bool {
         match &node.kind {
             NodeKind::Task(t) => !t
                 .capabilities()
-                .intersect(self.policy.require_approval)
+                .intersect(self.required_approval(node))
                 .is_empty(),
             _ => false,
         }
+    }
+
+    /// The capabilities whose calls wait for a person at `node`.
+    fn required_approval(&self, node: &Node) -> CapSet {
+        let own = node.policy.as_deref().map(|p| &p.require_approval[..]);
+        own.unwrap_or_default()
+            .iter()
+            .fold(self.policy.require_approval, |set, cap| set.with(cap.value))
+    }
+
+    /// The policy of `node`'s calls when its own `policy:` narrows what they may touch
+    /// (`docs/policy.md#node-policies`); `None`: the run's.
+    pub fn narrowed(&mut self, node: &Node) -> Option<Arc<Narrowed>> {
+        let spec = node.policy.as_deref()?;
+        if spec.paths_read.is_empty()
+            && spec.paths_write.is_empty()
+            && spec.hosts.is_empty()
+            && spec.commands.is_empty()
+        {
+            return None;
+        }
+        if let Some(n) = self.narrowed.get(node.id.as_str()) {
+            return Some(Arc::clone(n));
+        }
+        let mut layers = self.policy.layers.clone();
+        let (file, source) = layers
+            .last()
+            .map(|l| (l.file.clone(), Arc::clone(&l.source)))
+            .unwrap_or_default();
+        layers.push(effective::Layer {
+            name: format!("the policy of node `{}`", node.id),
+            spec: spec.clone(),
+            file,
+            source,
+            narrows: true,
+        });
+        let policy = Effective::new(layers);
+        let net = Net::new(policy.reaching().clone());
+        let n = Arc::new(Narrowed { policy, net });
+        self.narrowed.insert(node.id.to_string(), Arc::clone(&n));
+        Some(n)
     }
 
     /// Whether a task's call is under a `max_calls` limit, and so must wait for its turn in
@@ -234,7 +289,7 @@ impl<'w> Gate<'w> {
             NodeKind::Task(t) => t.capabilities(),
             _ => CapSet::of(spec.capabilities),
         };
-        let caps = needed.intersect(self.policy.require_approval);
+        let caps = needed.intersect(self.required_approval(node));
         format!(
             "node `{}` calls `{}`, which needs {caps}: allow it?",
             node.id, spec.name
@@ -269,8 +324,10 @@ impl<'w> Gate<'w> {
                 });
             }
         }
+        let narrowed = self.narrowed(node);
+        let touching = narrowed.as_deref().map_or(self.policy, |n| &n.policy);
         for resource in tool.resources(args) {
-            let (check, verdict) = self.policy.check(&resource);
+            let (check, verdict) = touching.check(&resource);
             if !checks.contains(&check.name()) {
                 checks.push(check.name());
             }

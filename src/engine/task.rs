@@ -248,6 +248,13 @@ impl Engine<'_> {
             return NodeState::Task(run);
         };
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
+        // What the call may touch, checked again as it runs: the node's policy where it
+        // narrows the run's.
+        let narrowed = self.gate.narrowed(node);
+        let (touching, net) = match narrowed.as_deref() {
+            Some(n) => (&n.policy, &n.net),
+            None => (self.gate.policy, &self.gate.net),
+        };
         if task.tool.placement() == Placement::Inline && !retries {
             let call = Call {
                 tool: task.tool,
@@ -257,10 +264,10 @@ impl Engine<'_> {
                 seed: self.calls.seed,
                 instance_id: instance_id.as_str(),
                 cancel: &self.cancel,
-                paths: self.gate.policy.opening(),
-                net: &self.gate.net,
+                paths: touching.opening(),
+                net,
                 mcp: &self.gate.mcp,
-                own_path: self.gate.policy.pins_programs(),
+                own_path: touching.pins_programs(),
                 watch: super::observe::Watch::inline(self.observer.as_deref()),
                 grant: None,
                 // Inline tools compute here; only `shell` (on a worker) leaves the machine.
@@ -305,10 +312,10 @@ impl Engine<'_> {
             seed: self.calls.seed,
             instance_id,
             grant,
-            paths: self.gate.policy.opening().clone(),
-            net: self.gate.net.clone(),
+            paths: touching.opening().clone(),
+            net: net.clone(),
             mcp: self.gate.mcp.clone(),
-            own_path: self.gate.policy.pins_programs(),
+            own_path: touching.pins_programs(),
         });
         NodeState::Running(run)
     }

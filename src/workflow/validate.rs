@@ -751,19 +751,32 @@ impl Checker<'_, '_> {
         let policy = f
             .get("policy")
             .map(|n| Box::new(PolicySpec::read(n, self.errors)));
-        if let Some(span) = f
-            .get("policy")
-            .and_then(|p| {
-                read::Fields::new(p, "policy", crate::policy::POLICY_KEYS, &mut Vec::new())
-            })
-            .and_then(|p| p.key_span("budget"))
-        {
-            self.errors.push(WorkflowError::InvalidValue {
-                message: "a node's policy cannot set a `budget`".into(),
-                span: ss(span),
-                label: "budget of the whole run".into(),
-                help: Some("`budget` caps the run's model calls: set it in the workflow's `policy:` (or the organisation policy)".into()),
-            });
+        if let Some(fields) = f.get("policy").and_then(|p| {
+            read::Fields::new(p, "policy", crate::policy::POLICY_KEYS, &mut Vec::new())
+        }) {
+            // What is the whole run's to decide cannot differ from one node to the next.
+            for (key, what) in [
+                ("budget", "`budget` caps the run's model calls"),
+                (
+                    "enforcement",
+                    "`enforcement` says how the whole run treats a denial",
+                ),
+                (
+                    "approvers",
+                    "`approvers` says who may decide any of the run's approvals",
+                ),
+            ] {
+                if let Some(span) = fields.key_span(key) {
+                    self.errors.push(WorkflowError::InvalidValue {
+                        message: format!("a node's policy cannot set `{key}`"),
+                        span: ss(span),
+                        label: "the whole run's".into(),
+                        help: Some(format!(
+                            "{what}: set it in the workflow's `policy:` (or the organisation policy)"
+                        )),
+                    });
+                }
+            }
         }
         let description = f
             .get("description")
