@@ -167,6 +167,11 @@ impl Schedule {
         self.ready.pop_first().map(|r| graph.node(r))
     }
 
+    /// Whether a node is ready to begin (or to pass its result on).
+    pub fn has_ready(&self) -> bool {
+        self.ready.first().is_some()
+    }
+
     /// The node that commits next, if it is known which.
     pub fn next_commit(&self, graph: &Graph) -> Option<NodeIdx> {
         self.commits.first().map(|r| graph.node(r))

@@ -561,6 +561,17 @@ impl<'w> Engine<'w> {
                 NodeState::AwaitingTurn if self.cancel.requested() || self.halted.is_some() => {
                     break;
                 }
+                // A loop or a call runs its sub-graph on this thread: what is ready begins
+                // first, so that it runs on the workers meanwhile.
+                NodeState::AwaitingTurn
+                    if self.sched.has_ready()
+                        && matches!(
+                            self.wf.nodes[top as usize].kind,
+                            NodeKind::Loop(_) | NodeKind::Call(_)
+                        ) =>
+                {
+                    break;
+                }
                 NodeState::AwaitingTurn => {
                     // Its turn in commit order: now its call limits can be counted (and a
                     // loop or a call runs its sub-graph, committing as it goes).
