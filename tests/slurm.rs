@@ -416,9 +416,11 @@ fn a_workflow_runs_on_a_real_slurm_cluster_with_the_local_ledger() {
     let (local, slurm, out) = local_and_slurm(test, &path);
     assert_eq!(local, slurm, "ledgers differ");
     assert!(out.stderr.contains("9 submitted"), "{}", out.stderr);
-    // The trace names the real job ids and the node they ran on.
+    // The trace names the real job ids and the node they ran on. The jobs last long enough
+    // for a status query to see them running (the poller's interval grows while nothing
+    // finishes; it is under 3 s for the first 6 s).
     let out = Test::new()
-        .workflow(TRACED)
+        .workflow(&TRACED.replace("sleep 1", "sleep 3"))
         .args([
             "run",
             "wf.yaml",
