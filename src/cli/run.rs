@@ -307,12 +307,7 @@ fn waits_for_a_person(
         at = match (&node.kind, segment.iteration, segment.item) {
             (NodeKind::Loop(l), Some(n), None) if n >= 1 && n <= l.max_iterations => &l.body,
             (NodeKind::Call(c), None, None) => {
-                required = c
-                    .callee
-                    .policy
-                    .require_approval
-                    .iter()
-                    .fold(required, |set, cap| set.with(cap.value));
+                required = c.callee.policy.requiring(required);
                 &c.callee
             }
             _ => return false,
@@ -324,11 +319,10 @@ fn waits_for_a_person(
         .is_some_and(|n| match &n.kind {
             NodeKind::Approval { .. } => true,
             NodeKind::Task(t) => {
-                let own = n.policy.as_deref().map(|p| &p.require_approval[..]);
-                let required = own
-                    .unwrap_or_default()
-                    .iter()
-                    .fold(required, |set, cap| set.with(cap.value));
+                let required = n
+                    .policy
+                    .as_deref()
+                    .map_or(required, |p| p.requiring(required));
                 !t.capabilities().intersect(required).is_empty()
             }
             _ => false,

@@ -235,10 +235,10 @@ impl<'w> Gate<'w> {
 
     /// The capabilities whose calls wait for a person at `node`.
     fn required_approval(&self, node: &Node) -> CapSet {
-        let own = node.policy.as_deref().map(|p| &p.require_approval[..]);
-        own.unwrap_or_default()
-            .iter()
-            .fold(self.policy.require_approval, |set, cap| set.with(cap.value))
+        match node.policy.as_deref() {
+            Some(own) => own.requiring(self.policy.require_approval),
+            None => self.policy.require_approval,
+        }
     }
 
     /// The policy of `node`'s calls when its own `policy:` narrows what they may touch

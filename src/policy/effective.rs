@@ -181,10 +181,7 @@ impl Effective {
             };
             budget_tokens = min(budget_tokens, spec.budget.tokens.as_ref());
             budget_llm_calls = min(budget_llm_calls, spec.budget.llm_calls.as_ref());
-            require_approval = spec
-                .require_approval
-                .iter()
-                .fold(require_approval, |s, c| s.with(c.value));
+            require_approval = spec.requiring(require_approval);
             if !spec.hosts.is_empty() {
                 hosts.push(
                     spec.hosts

@@ -245,6 +245,13 @@ pub const POLICY_KEYS: &[&str] = &[
 ];
 
 impl PolicySpec {
+    /// `set` with this block's `require_approval` added (they add up across blocks).
+    pub fn requiring(&self, set: CapSet) -> CapSet {
+        self.require_approval
+            .iter()
+            .fold(set, |set, cap| set.with(cap.value))
+    }
+
     /// The capabilities this block grants on its own: the preset (`restrictive` when absent),
     /// plus `allow`, minus `deny`.
     pub fn granted(&self) -> CapSet {
