@@ -349,6 +349,11 @@ fn transport(error: ureq::Error, deadline: &Deadline) -> NetError {
         ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             NetError::Timeout(deadline.total)
         }
+        // The client counts what it had read when it stopped, not what the server sent.
+        ureq::Error::LargeResponseHeader(..) => NetError::Transport(format!(
+            "the response's headers are larger than {} KiB",
+            MAX_HEADER_BYTES / 1024
+        )),
         e => NetError::Transport(e.to_string()),
     }
 }

@@ -193,6 +193,23 @@ fn a_body_past_the_cap_keeps_its_size_and_digest() {
 }
 
 #[test]
+fn headers_past_the_limit_are_refused_with_the_limit_named() {
+    let huge = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "b".repeat(MAX_HEADER_BYTES + 10)
+    );
+    let (port, _seen) = server(vec![huge]);
+    let err = Net::default()
+        .send(&get(&format!("http://127.0.0.1:{port}/")))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the response's headers are larger than 64 KiB",
+        "{err:?}"
+    );
+}
+
+#[test]
 fn a_server_that_does_not_answer_times_out() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
