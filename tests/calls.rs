@@ -384,3 +384,35 @@ nodes:
         "{text}"
     );
 }
+
+#[test]
+fn a_template_failure_in_a_called_workflow_is_located_in_the_called_file() {
+    let child = "version: 1
+name: child
+nodes:
+  - id: bad
+    tool: echo
+    with: { message: '{{ 1 / 0 }}' }
+";
+    let parent =
+        "version: 1\nname: parent\nnodes:\n  - id: sub\n    workflow: { file: lib/child.yaml }\n";
+    let out = Test::new()
+        .workflow(parent)
+        .file("lib/child.yaml", child)
+        .args(["run", "wf.yaml", "--ledger", "l.jsonl", "--format", "json"])
+        .run()
+        .code(1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let e = &doc["template_errors"][0];
+    assert_eq!(e["node"], "sub/bad");
+    assert_eq!(e["file"], "lib/child.yaml");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(6), Some(23))
+    );
+    Test::new()
+        .args(["run", "wf.yaml", "--ledger", "l2.jsonl", "-q"])
+        .run_in(out.dir.path())
+        .code(1)
+        .stderr_contains("lib/child.yaml:6:23");
+}

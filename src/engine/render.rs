@@ -335,6 +335,10 @@ pub struct TemplateFailure {
     pub message: String,
     /// The names in scope where it was evaluated.
     pub scope: String,
+    /// The file `offset` is in, and its text, when known: a called workflow's failures are
+    /// located in the called file, not the one the run was given.
+    #[serde(skip)]
+    pub file: Option<(String, std::sync::Arc<str>)>,
 }
 
 impl TemplateFailure {
@@ -349,6 +353,12 @@ impl TemplateFailure {
                 *text = masked.into_owned();
             }
         }
+        self
+    }
+
+    /// The failure, located in `file` (whose text is `source`).
+    pub fn in_file(mut self, file: &str, source: &std::sync::Arc<str>) -> Self {
+        self.file = Some((file.to_string(), std::sync::Arc::clone(source)));
         self
     }
 
@@ -379,6 +389,7 @@ impl TemplateFailure {
             expression: part.map(|r| text[r].to_string()),
             message: error.message.clone(),
             scope,
+            file: None,
         }
     }
 }

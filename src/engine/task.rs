@@ -181,9 +181,11 @@ impl Engine<'_> {
             error,
             (Some(id.as_str()), field, scope.join("; ")),
         );
-        self.calls
-            .failures
-            .push(failure.redacted(&self.calls.redactor));
+        self.calls.failures.push(
+            failure
+                .in_file(&self.wf.file, &self.wf.source)
+                .redacted(&self.calls.redactor),
+        );
     }
 
     /// Renders a task's arguments and runs it inline or hands it to a worker.

@@ -39,13 +39,22 @@ impl Diagnostic for Failed<'_> {
     }
 }
 
+/// The file a failure is in: its own (a called workflow's), or the run's `file`.
+fn located<'a>(failure: &'a TemplateFailure, file: &'a str, source: &'a str) -> (&'a str, &'a str) {
+    match &failure.file {
+        Some((file, source)) => (file, source),
+        None => (file, source),
+    }
+}
+
 /// The failures as text for people, as validation errors are printed (`docs/cli.md`): the
 /// first 20, each with its part of the file windowed and escaped, then how many more.
 pub fn render(file: &str, source: &str, failures: &[TemplateFailure]) -> String {
     use crate::syntax::diag::{Diagnostics, MAX_PRINTED, render_report};
-    let index = LineIndex::new(source);
     let mut out = String::new();
     for failure in failures.iter().take(MAX_PRINTED) {
+        let (file, source) = located(failure, file, source);
+        let index = LineIndex::new(source);
         render_report(&mut out, &Failed { failure }, file, source, &index);
     }
     out.push_str(&Diagnostics::more_line(failures.len()));
@@ -55,11 +64,11 @@ pub fn render(file: &str, source: &str, failures: &[TemplateFailure]) -> String 
 /// The failures for `--format json`: where (file, line, column), what failed and what was in
 /// scope.
 pub fn to_json(file: &str, source: &str, failures: &[TemplateFailure]) -> serde_json::Value {
-    let index = LineIndex::new(source);
     failures
         .iter()
         .map(|f| {
-            let (line, column) = index.line_column(source, f.offset);
+            let (file, source) = located(f, file, source);
+            let (line, column) = LineIndex::new(source).line_column(source, f.offset);
             serde_json::json!({
                 "code": "kairos::template_failed",
                 "file": file,
