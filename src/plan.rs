@@ -135,6 +135,86 @@ fn nested_secrets(workflow: &Workflow) -> Vec<String> {
     secrets
 }
 
+/// What is known about an approval a decision names by its instance id (`ship`, `review#2/ok`,
+/// `notes/publish`): the `approvers` lists of the called files on the way, which a decision's
+/// approver must be in as much as the run's (`docs/policy.md#approvals`).
+#[derive(Debug, Default)]
+pub struct ApprovalSite {
+    approvers: Vec<Vec<String>>,
+}
+
+impl ApprovalSite {
+    /// Checks who decides against the run's `approvers` and those of the called files.
+    pub fn check_approver(&self, policy: &Effective, approver: Option<&str>) -> Result<(), String> {
+        policy.check_approver(approver)?;
+        for list in &self.approvers {
+            match approver {
+                Some(name) if list.iter().any(|a| a == name) => {}
+                Some(name) => {
+                    return Err(format!(
+                        "`{name}` may not approve: the called workflow's policy allows {}",
+                        list.join(", ")
+                    ));
+                }
+                None => {
+                    return Err(
+                        "the called workflow's policy lists who may approve: give `--approver NAME`"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The approval `id` names in `workflow`, under `policy`: an approval node, or a task whose
+/// call waits for one (`require_approval` of the run, of the called files and of the loop,
+/// call and task nodes on the way); `None` when `id` names no such node. Inside loops and
+/// calls `id` is an instance id: `LOOP#N/` for iteration N (at most `max_iterations`), `CALL/`
+/// for a call.
+pub fn approval_site(workflow: &Workflow, id: &str, policy: &Effective) -> Option<ApprovalSite> {
+    let parsed = crate::ledger::id::parse(id)?;
+    if parsed.last.item.is_some() || parsed.last.iteration.is_some() {
+        return None;
+    }
+    let mut required = policy.require_approval;
+    let mut site = ApprovalSite::default();
+    let mut at = workflow;
+    for segment in &parsed.scopes {
+        let node = at.nodes.iter().find(|n| n.id == segment.node)?;
+        if let Some(own) = node.policy.as_deref() {
+            required = own.requiring(required);
+        }
+        at = match (&node.kind, segment.iteration, segment.item) {
+            (NodeKind::Loop(l), Some(n), None) if n >= 1 && n <= l.max_iterations => &l.body,
+            (NodeKind::Call(c), None, None) => {
+                let callee = &c.callee.policy;
+                required = callee.requiring(required);
+                if !callee.approvers.is_empty() {
+                    site.approvers
+                        .push(callee.approvers.iter().map(|a| a.value.clone()).collect());
+                }
+                &c.callee
+            }
+            _ => return None,
+        };
+    }
+    let node = at.nodes.iter().find(|n| n.id == parsed.last.node)?;
+    let waits = match &node.kind {
+        NodeKind::Approval { .. } => true,
+        NodeKind::Task(t) => {
+            let required = node
+                .policy
+                .as_deref()
+                .map_or(required, |p| p.requiring(required));
+            !t.capabilities().intersect(required).is_empty()
+        }
+        _ => false,
+    };
+    waits.then_some(site)
+}
+
 /// The layers of a run's policy: the organisation's (if any), then the workflow's.
 pub fn layers(
     workflow: &crate::workflow::Workflow,
@@ -181,9 +261,17 @@ pub fn check_capabilities(
     for (index, node) in workflow.nodes.iter().enumerate() {
         let task = match &node.kind {
             NodeKind::Task(task) => task,
-            // A loop's body is in this file: its tasks are checked where they are written.
+            // A loop's body is in this file: its tasks are checked where they are written,
+            // under the loop node's own policy too.
             NodeKind::Loop(l) => {
-                out.extend(check_capabilities(&l.body, policy));
+                let narrowed = node
+                    .policy
+                    .as_deref()
+                    .map(|spec| policy.narrowed_by(&node.id, spec));
+                out.extend(check_capabilities(
+                    &l.body,
+                    narrowed.as_ref().unwrap_or(policy),
+                ));
                 continue;
             }
             // A called file's tasks need the caller's grant too (its policy only narrows):
@@ -334,6 +422,9 @@ fn refusal_help(
     let withholds = |l: &&Layer| !grants(&l.spec, l.narrows).contains(cap);
     if let Some(org) = policy.layers.iter().filter(|l| l.narrows).find(withholds) {
         let why = policy.withheld_by(cap, None, true);
+        if Effective::is_node_layer(org) {
+            return format!("{why}; a node's policy applies to everything the node runs");
+        }
         return format!(
             "{why}; a workflow can only narrow {}, so only a change to {} can grant `{cap}`",
             org.name, org.file

@@ -813,3 +813,40 @@ fn ledger_at(dir: &std::path::Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+#[test]
+fn an_agent_nodes_own_policy_holds_its_turns() {
+    if !require_program("python3") {
+        return;
+    }
+    let server = three_turns();
+    let with_policy = |policy: &str| {
+        let t = agent(THREE_TURNS, PERMISSIVE);
+        let yaml = std::fs::read_to_string(t.path().join("wf.yaml")).unwrap();
+        let yaml = yaml.replace(
+            "  - id: helper\n",
+            &format!("  - id: helper\n    policy: {policy}\n"),
+        );
+        t.workflow(&yaml)
+    };
+    // Its hosts: the model's host is not among them.
+    let out = run(with_policy("{ hosts: [example.com] }"), &server, &[]).code(3);
+    let events = ledger(&out);
+    let denied: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "PolicyDeny" && e["node"] == "helper#1/model")
+        .collect();
+    assert_eq!(denied[0]["reason"], "HOST_NOT_PERMITTED");
+    assert!(server.requests().is_empty());
+    // Its require_approval: each turn's model call waits, and is decided by instance id.
+    let out = run(with_policy("{ require_approval: [llm] }"), &server, &[]).code(4);
+    let url = format!("url={}", server.base_url());
+    Test::new()
+        .args([
+            "run", "wf.yaml", "-q", "--resume", "l.jsonl", "--input", &url,
+        ])
+        .args(["--approve", "helper#1/model"])
+        .run_in(out.dir.path())
+        .code(4);
+    assert_eq!(server.requests().len(), 1);
+}

@@ -713,3 +713,114 @@ nodes:
         );
     }
 }
+
+#[test]
+fn a_loop_or_call_nodes_policy_narrows_everything_it_runs() {
+    let sub = "version: 1\nname: sub\npolicy: { preset: permissive }\nnodes:\n  - id: rd\n    tool: file.read\n    with: { path: b/f.txt }\n";
+    let yaml = "version: 1
+name: scoped
+policy: { preset: permissive }
+nodes:
+  - id: l
+    policy: { paths: { read: ['a/**'] }, commands: [echo] }
+    loop:
+      max_iterations: 1
+      on_max: succeed
+      nodes:
+        - id: rd
+          tool: file.read
+          with: { path: b/f.txt }
+        - id: sh
+          run: cat b/f.txt
+        - id: ok
+          tool: file.read
+          with: { path: a/f.txt }
+  - id: c
+    policy: { paths: { read: ['a/**'] } }
+    workflow: { file: sub.yaml }
+";
+    let t = Test::new()
+        .workflow(yaml)
+        .file("sub.yaml", sub)
+        .file("a/f.txt", "A")
+        .file("b/f.txt", "B");
+    let (code, ledger, _) = run_ledger(t, &[]);
+    assert_eq!(code, 3);
+    assert_eq!(denials(&ledger, "l#1/rd"), ["PATH_NOT_PERMITTED"]);
+    assert_eq!(denials(&ledger, "l#1/sh"), ["COMMAND_NOT_PERMITTED"]);
+    assert_eq!(events(&ledger, "ToolOutput", "l#1/ok")[0]["output"], "A");
+    assert_eq!(denials(&ledger, "c/rd"), ["PATH_NOT_PERMITTED"]);
+
+    // A capability the loop node denies is refused before the run, at the body's task.
+    let denied = "version: 1\nname: d\npolicy: { preset: permissive }\nnodes:\n  - id: l\n    policy: { deny: [subprocess] }\n    loop:\n      max_iterations: 1\n      nodes:\n        - id: sh\n          run: echo hi\n";
+    Test::new()
+        .workflow(denied)
+        .args(["validate", "wf.yaml"])
+        .run()
+        .code(3)
+        .stderr_contains("the policy of node `l` withholds `subprocess`");
+}
+
+#[test]
+fn under_audit_a_nodes_own_paths_are_recorded_not_enforced() {
+    let yaml = "version: 1
+name: audit
+policy: { preset: permissive, enforcement: audit }
+nodes:
+  - id: r
+    tool: file.read
+    with: { path: b/f.txt }
+    policy: { paths: { read: ['a/**'] } }
+";
+    let t = Test::new().workflow(yaml).file("b/f.txt", "B");
+    let (code, ledger, _) = run_ledger(t, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(denials(&ledger, "r"), ["PATH_NOT_PERMITTED"]);
+    assert_eq!(events(&ledger, "PolicyDeny", "r")[0]["enforced"], false);
+    assert_eq!(events(&ledger, "ToolOutput", "r")[0]["output"], "B");
+}
+
+#[test]
+fn a_called_workflows_approvers_decide_its_approvals() {
+    let callee = "version: 1
+name: callee
+policy: { preset: permissive, approvers: [ann] }
+nodes:
+  - id: ok
+    approval: { prompt: go? }
+";
+    let parent = "version: 1\nname: p\npolicy: { preset: permissive }\nnodes:\n  - id: notes\n    workflow: { file: callee.yaml }\n";
+    let t = || Test::new().workflow(parent).file("callee.yaml", callee);
+    t().args(["run", "wf.yaml", "--ledger", "l.jsonl"])
+        .args(["--approve", "notes/ok", "--approver", "mallory"])
+        .run()
+        .code(2)
+        .stderr_contains("`mallory` may not approve");
+    t().args([
+        "run",
+        "wf.yaml",
+        "--ledger",
+        "l.jsonl",
+        "--approve",
+        "notes/ok",
+    ])
+    .run()
+    .code(2)
+    .stderr_contains("give `--approver NAME`");
+    let out = t()
+        .args(["run", "wf.yaml", "-q", "--ledger", "l.jsonl"])
+        .args(["--approve", "notes/ok", "--approver", "ann"])
+        .run()
+        .code(0);
+    // A recorded decision by somebody else is refused on replay.
+    let dir = out.dir.path();
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let forged =
+        crate::common::rechain(&text.replace("\"approver\":\"ann\"", "\"approver\":\"mallory\""));
+    std::fs::write(dir.join("forged.jsonl"), forged).unwrap();
+    Test::new()
+        .args(["replay", "--check", "forged.jsonl"])
+        .run_in(dir)
+        .code(2)
+        .stderr_contains("may not approve");
+}

@@ -217,36 +217,38 @@ impl Reports {
 }
 
 /// Asks on the terminal: the prompt, then approve or reject, then who decides (checked
-/// against the policy's `approvers`). End of input leaves the decision open (the run pauses).
-fn ask_on_terminal(policy: &crate::policy::effective::Effective) -> engine::Ask {
-    let approvers = policy.approver_check();
-    engine::Ask(std::sync::Arc::new(move |id: &str, prompt: &str| {
-        use std::io::BufRead;
-        let mut lines = std::io::stdin().lock().lines();
-        errln!("approval `{id}`: {prompt}");
-        let approve = loop {
-            err!("approve? [y/n] ");
-            match lines.next()?.ok()?.trim() {
-                "y" | "yes" => break true,
-                "n" | "no" => break false,
-                _ => errln!("answer y or n"),
-            }
-        };
-        let approver = loop {
-            err!("your name: ");
-            let name = lines.next()?.ok()?.trim().to_string();
-            let name = (!name.is_empty()).then_some(name);
-            match approvers(name.as_deref()) {
-                Ok(()) => break name,
-                Err(e) => errln!("{e}"),
-            }
-        };
-        Some(engine::ApprovalDecision {
-            approve,
-            approver,
-            reason: None,
-        })
-    }))
+/// against the `approvers` where the approval is). End of input leaves the decision open (the
+/// run pauses).
+fn ask_on_terminal() -> engine::Ask {
+    engine::Ask(std::sync::Arc::new(
+        move |id: &str, prompt: &str, approvers: &engine::ApproverCheck<'_>| {
+            use std::io::BufRead;
+            let mut lines = std::io::stdin().lock().lines();
+            errln!("approval `{id}`: {prompt}");
+            let approve = loop {
+                err!("approve? [y/n] ");
+                match lines.next()?.ok()?.trim() {
+                    "y" | "yes" => break true,
+                    "n" | "no" => break false,
+                    _ => errln!("answer y or n"),
+                }
+            };
+            let approver = loop {
+                err!("your name: ");
+                let name = lines.next()?.ok()?.trim().to_string();
+                let name = (!name.is_empty()).then_some(name);
+                match approvers(name.as_deref()) {
+                    Ok(()) => break name,
+                    Err(e) => errln!("{e}"),
+                }
+            };
+            Some(engine::ApprovalDecision {
+                approve,
+                approver,
+                reason: None,
+            })
+        },
+    ))
 }
 
 /// The decisions given on the command line, checked against the workflow and the policy.
@@ -262,16 +264,16 @@ fn decisions(
         .map(|id| (id, true))
         .chain(args.reject.iter().map(|id| (id, false)));
     for (id, approve) in given {
-        if !waits_for_a_person(wf, id, policy.require_approval) {
+        let Some(site) = crate::plan::approval_site(wf, id, policy) else {
             return Err(format!(
                 "`{id}` is not an approval node of {} (nor a call the policy requires approval for)",
                 wf.name
             ));
-        }
+        };
         if out.contains_key(id) {
             return Err(format!("`{id}` is both approved and rejected"));
         }
-        policy.check_approver(args.approver.as_deref())?;
+        site.check_approver(policy, args.approver.as_deref())?;
         out.insert(
             id.clone(),
             engine::ApprovalDecision {
@@ -282,51 +284,6 @@ fn decisions(
         );
     }
     Ok(out)
-}
-
-/// Whether `id` names an approval node of `wf`, or a call the policy makes wait for one: at
-/// the top level (`ship`), or inside loops and calls by its instance id (`review#2/ok`,
-/// `notes/publish`), under the `require_approval` of each called file on the way too.
-fn waits_for_a_person(
-    wf: &crate::workflow::Workflow,
-    id: &str,
-    mut required: crate::policy::CapSet,
-) -> bool {
-    use crate::workflow::NodeKind;
-    let Some(parsed) = crate::ledger::id::parse(id) else {
-        return false;
-    };
-    if parsed.last.item.is_some() || parsed.last.iteration.is_some() {
-        return false;
-    }
-    let mut at = wf;
-    for segment in &parsed.scopes {
-        let Some(node) = at.nodes.iter().find(|n| n.id == segment.node) else {
-            return false;
-        };
-        at = match (&node.kind, segment.iteration, segment.item) {
-            (NodeKind::Loop(l), Some(n), None) if n >= 1 && n <= l.max_iterations => &l.body,
-            (NodeKind::Call(c), None, None) => {
-                required = c.callee.policy.requiring(required);
-                &c.callee
-            }
-            _ => return false,
-        };
-    }
-    at.nodes
-        .iter()
-        .find(|n| n.id == parsed.last.node)
-        .is_some_and(|n| match &n.kind {
-            NodeKind::Approval { .. } => true,
-            NodeKind::Task(t) => {
-                let required = n
-                    .policy
-                    .as_deref()
-                    .map_or(required, |p| p.requiring(required));
-                !t.capabilities().intersect(required).is_empty()
-            }
-            _ => false,
-        })
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -431,7 +388,7 @@ pub fn run(args: &Args) -> i32 {
         inputs: args.inputs.clone(),
         summary: !args.quiet,
         approvals,
-        ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(|| ask_on_terminal(&policy)),
+        ask: std::io::IsTerminal::is_terminal(&std::io::stdin()).then(ask_on_terminal),
         cancel,
         rules: Default::default(),
         observer: reports.observer(),

@@ -25,8 +25,13 @@ pub struct ApprovalDecision {
 #[derive(Clone)]
 pub struct Ask(pub std::sync::Arc<AskFn>);
 
-/// Node id and prompt in, a decision out (`None`: no decision, the run pauses).
-pub type AskFn = dyn Fn(&str, &str) -> Option<ApprovalDecision> + Send + Sync;
+/// Node id, prompt, and the check of who may decide in (the `approvers` of the policy that
+/// applies there, a called workflow's included); a decision out (`None`: no decision, the run
+/// pauses).
+pub type AskFn = dyn Fn(&str, &str, &ApproverCheck<'_>) -> Option<ApprovalDecision> + Send + Sync;
+
+/// Whether a name (or none) may decide an approval; why not, when not.
+pub type ApproverCheck<'a> = dyn Fn(Option<&str>) -> Result<(), String> + 'a;
 
 impl std::fmt::Debug for Ask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,7 +127,8 @@ impl Engine<'_> {
             // The terminal sees what the ledger sees: the prompt, redacted.
             let prompt = self.calls.redactor.redact(prompt).0.into_owned();
             self.commit.flush()?;
-            if let Some(decision) = (ask.0)(id, &prompt) {
+            let policy = self.gate.policy;
+            if let Some(decision) = (ask.0)(id, &prompt, &|name| policy.check_approver(name)) {
                 self.approvals.decisions.insert(id.to_string(), decision);
             }
         }

@@ -255,19 +255,7 @@ impl<'w> Gate<'w> {
         if let Some(n) = self.narrowed.get(node.id.as_str()) {
             return Some(Arc::clone(n));
         }
-        let mut layers = self.policy.layers.clone();
-        let (file, source) = layers
-            .last()
-            .map(|l| (l.file.clone(), Arc::clone(&l.source)))
-            .unwrap_or_default();
-        layers.push(effective::Layer {
-            name: format!("the policy of node `{}`", node.id),
-            spec: spec.clone(),
-            file,
-            source,
-            narrows: true,
-        });
-        let policy = Effective::new(layers);
+        let policy = self.policy.narrowed_by(&node.id, spec);
         let net = Net::new(policy.reaching().clone());
         let n = Arc::new(Narrowed { policy, net });
         self.narrowed.insert(node.id.to_string(), Arc::clone(&n));

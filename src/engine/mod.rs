@@ -44,7 +44,7 @@ mod task;
 
 pub use crate::ledger::event::Status;
 pub use answer::{Answer, Answers, Divergence, Live};
-pub use approvals::{ApprovalDecision, Ask, AskFn};
+pub use approvals::{ApprovalDecision, ApproverCheck, Ask, AskFn};
 pub use commit::run_start;
 pub use observe::{AttemptInfo, Lane, Observer, Observers};
 pub use rules::Rules;

@@ -189,6 +189,12 @@ impl<'w> Engine<'w> {
                 Err(e) => return failed(clock, format!("`state.{name}`: {e}")),
             }
         }
+        // The loop node's own policy narrows every call of its body (an agent's turns too).
+        let narrowed = node
+            .policy
+            .as_deref()
+            .map(|spec| self.gate.policy.narrowed_by(&node.id, spec));
+        let policy: &Effective = narrowed.as_ref().unwrap_or(self.gate.policy);
         let mut previous: Option<Arc<NodeValues>> = None;
         let mut last: Option<Arc<NodeValues>> = None;
         let mut outcome = (Status::Failed, ev::LoopEnd::Failed, None::<String>);
@@ -199,7 +205,7 @@ impl<'w> Engine<'w> {
             }
             iterations = n;
             let frame = Frame {
-                gate: self.gate.nested(self.gate.policy),
+                gate: self.gate.nested(policy),
                 scope: InstanceId::scope(&self.scope, &node.id, Some(n)),
                 parent: Some(Arc::clone(&self.calls.values)),
                 inputs: None,
@@ -385,8 +391,12 @@ impl<'w> Engine<'w> {
             source: (*c.callee.source).into(),
         })
         .write(clock, &mut self.commit.outbox);
-        // The callee's policy is one more layer: layers only ever narrow what a run may do.
-        let mut layers = self.gate.policy.layers.clone();
+        // The call node's own policy and the callee's are more layers: layers only ever
+        // narrow what a run may do.
+        let mut layers = match node.policy.as_deref() {
+            Some(spec) => self.gate.policy.narrowed_by(&node.id, spec).layers,
+            None => self.gate.policy.layers.clone(),
+        };
         layers.push(Layer {
             name: format!("the policy of the called workflow {}", c.file.value),
             spec: c.callee.policy.clone(),

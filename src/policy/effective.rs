@@ -31,6 +31,9 @@ pub struct Layer {
     pub narrows: bool,
 }
 
+/// The start of the name of a node's own layer.
+const NODE_LAYER: &str = "the policy of node ";
+
 /// What a run may do.
 #[derive(Debug)]
 pub struct Effective {
@@ -227,6 +230,35 @@ impl Effective {
         }
     }
 
+    /// Whether `layer` is a node's own policy ([`Effective::narrowed_by`]).
+    pub fn is_node_layer(layer: &Layer) -> bool {
+        layer.name.starts_with(NODE_LAYER)
+    }
+
+    /// This policy narrowed by a node's own `policy:` (`spec`, of the node named `node`): one
+    /// more layer, which can only take away. A node cannot set `enforcement` (validation
+    /// refuses it), so its layer keeps the run's rather than counting as `enforce`.
+    pub fn narrowed_by(&self, node: &str, spec: &PolicySpec) -> Effective {
+        let mut layers = self.layers.clone();
+        let (file, source) = layers
+            .last()
+            .map(|l| (l.file.clone(), std::sync::Arc::clone(&l.source)))
+            .unwrap_or_default();
+        let mut spec = spec.clone();
+        spec.enforcement = Some(crate::syntax::read::Sp::new(
+            self.enforcement,
+            Default::default(),
+        ));
+        layers.push(Layer {
+            name: format!("{NODE_LAYER}`{node}`"),
+            spec,
+            file,
+            source,
+            narrows: true,
+        });
+        Effective::new(layers)
+    }
+
     /// This policy, with the values of `names` masked as its `secrets` are.
     pub fn with_key_envs(mut self, names: Vec<String>) -> Self {
         self.key_envs = names;
@@ -271,7 +303,7 @@ impl Effective {
             if !grant(&layer.spec, base).contains(cap) {
                 let place = files.then_some(layer.file.as_str());
                 let site = deny_site(&layer.spec, cap, Some((&layer.source, place)));
-                let name = if files && layer.narrows {
+                let name = if files && layer.narrows && !Self::is_node_layer(layer) {
                     format!("{} {}", layer.name, layer.file)
                 } else {
                     layer.name.clone()
@@ -280,18 +312,6 @@ impl Effective {
             }
         }
         format!("`{cap}` is not granted")
-    }
-
-    /// A standalone copy of [`Self::check_approver`], for use from another thread.
-    pub fn approver_check(
-        &self,
-    ) -> impl Fn(Option<&str>) -> Result<(), String> + Send + Sync + 'static {
-        let copy = Effective {
-            layers: Vec::new(),
-            approvers: self.approvers.clone(),
-            ..Effective::new(Vec::new())
-        };
-        move |name| copy.check_approver(name)
     }
 
     /// Checks who decides an approval against `approvers` of every layer.

@@ -27,8 +27,14 @@ pub struct RefusedDecision {
     pub why: String,
 }
 
-/// Checks every decision `recording` holds against the `approvers` of `policy`, in line order.
-pub fn check(recording: &Recording, policy: &Effective, path: &str) -> Result<(), RefusedDecision> {
+/// Checks every decision `recording` holds against the `approvers` of `policy` (and, for an
+/// approval inside a called workflow, of that file's policy), in line order.
+pub fn check(
+    recording: &Recording,
+    workflow: &crate::workflow::Workflow,
+    policy: &Effective,
+    path: &str,
+) -> Result<(), RefusedDecision> {
     let mut decided: Vec<(u64, &str)> = recording
         .approval_lines
         .iter()
@@ -39,7 +45,12 @@ pub fn check(recording: &Recording, policy: &Effective, path: &str) -> Result<()
         let Some(decision) = recording.approvals.get(node) else {
             continue;
         };
-        if let Err(why) = policy.check_approver(decision.approver.as_deref()) {
+        let approver = decision.approver.as_deref();
+        let allowed = match crate::plan::approval_site(workflow, node, policy) {
+            Some(site) => site.check_approver(policy, approver),
+            None => policy.check_approver(approver),
+        };
+        if let Err(why) = allowed {
             return Err(RefusedDecision {
                 path: path.to_string(),
                 line,

@@ -131,7 +131,7 @@ pub fn redrive(ledger: &Path, against: Option<&Workflow>) -> Result<Outcome, Rep
     // the workflow's own.
     let policy = crate::plan::effective_policy(workflow, start.organisation.as_ref());
     // A recorded decision the policy does not allow refuses the replay, as it refuses a resume.
-    super::decisions::check(&recording, &policy, &ledger.display().to_string())?;
+    super::decisions::check(&recording, workflow, &policy, &ledger.display().to_string())?;
     let memory = Memory::default();
     let options = RunOptions {
         jobs: 1,

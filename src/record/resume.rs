@@ -79,7 +79,12 @@ pub fn resume(
     let prefix = read_prefix(ledger, start.trim_end())?;
     // A decision is taken over only if the policy lets its approver decide: the ledger may
     // have been edited (see `decisions.rs`).
-    super::decisions::check(&prefix.recording, policy, &ledger.display().to_string())?;
+    super::decisions::check(
+        &prefix.recording,
+        workflow,
+        policy,
+        &ledger.display().to_string(),
+    )?;
     for d in &prefix.dropped {
         dropped(d);
     }
