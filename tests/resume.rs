@@ -391,3 +391,30 @@ fn a_second_ctrl_c_kills_running_commands() {
     );
     drop(t);
 }
+
+#[test]
+fn a_ledger_being_written_cannot_be_resumed_at_the_same_time() {
+    let t = Test::new().workflow(
+        "version: 1\nname: slow\nnodes:\n  - id: nap\n    tool: sleep\n    with: { duration: 3s }\n",
+    );
+    let dir = t.path().to_path_buf();
+    let mut child = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.join("l.jsonl"))
+        .unwrap_or_default()
+        .contains('\n')
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Test::new()
+        .args(["run", "wf.yaml", "--resume", "l.jsonl"])
+        .run_in(&dir)
+        .code(2)
+        .stderr_contains("another kairos process is writing it");
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    assert!(text.contains("\"RunEnd\""), "{text}");
+    Test::new().args(["verify", "l.jsonl"]).run_in(&dir).code(0);
+    drop(t);
+}

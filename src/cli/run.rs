@@ -651,7 +651,13 @@ fn print_not_run(args: &Args, status: &str, diagnostics: serde_json::Value) {
 /// Creates the ledger file without ever replacing one: an explicit path must not exist; the
 /// default is the next free `.kairos/runs/NAME/NNNN.jsonl`, claimed atomically.
 fn open_ledger(explicit: Option<&Path>, name: &str) -> Result<(PathBuf, File), String> {
-    let create = |p: &Path| File::options().write(true).create_new(true).open(p);
+    // Locked while the run writes it, so that a `--resume` of it waits for the run to end
+    // (`ledger/lock.rs`); a new file cannot be busy.
+    let create = |p: &Path| {
+        let file = File::options().write(true).create_new(true).open(p)?;
+        crate::ledger::lock::exclusive(&file);
+        Ok::<File, std::io::Error>(file)
+    };
     if let Some(path) = explicit {
         return match create(path) {
             Ok(f) => Ok((path.to_path_buf(), f)),

@@ -12,6 +12,7 @@ mod encode;
 pub use encode::{Mask, Sink as EventSink};
 pub mod event;
 pub mod id;
+pub mod lock;
 pub mod reader;
 pub mod schema;
 pub mod state;

@@ -76,6 +76,23 @@ pub fn resume(
     options.rules = recorded_rules(ledger)?;
     let start = engine::run_start(workflow, &inputs, seed, policy, options.rules)
         .map_err(PlanError::from)?;
+    // Held until the run ends: no other kairos appends to the file meanwhile, and none is
+    // still appending to it when its prefix is read.
+    let file = File::options()
+        .write(true)
+        .open(ledger)
+        .map_err(|source| ResumeError::Io {
+            path: ledger.display().to_string(),
+            source,
+        })?;
+    if crate::ledger::lock::exclusive(&file) == crate::ledger::lock::Locked::Busy {
+        return Err(ResumeError::Refused {
+            path: ledger.display().to_string(),
+            why: "another kairos process is writing it (a run, or a resume of it); \
+                  wait for it to end"
+                .into(),
+        });
+    }
     let prefix = read_prefix(ledger, start.trim_end())?;
     // A decision is taken over only if the policy lets its approver decide: the ledger may
     // have been edited (see `decisions.rs`).
@@ -101,7 +118,7 @@ pub fn resume(
             }
         }
     }
-    let sink = ResumeSink::open(ledger, prefix.kept).map_err(|source| ResumeError::Io {
+    let sink = ResumeSink::open(file, prefix.kept).map_err(|source| ResumeError::Io {
         path: ledger.display().to_string(),
         source,
     })?;
@@ -306,9 +323,8 @@ pub struct ResumeSink {
 }
 
 impl ResumeSink {
-    /// Cuts the file back to the kept prefix and opens it for appending.
-    pub fn open(path: &Path, prefix: Vec<u8>) -> io::Result<Self> {
-        let file = File::options().write(true).open(path)?;
+    /// Cuts `file` back to the kept prefix and appends to it.
+    pub fn open(file: File, prefix: Vec<u8>) -> io::Result<Self> {
         file.set_len(prefix.len() as u64)?;
         file.sync_data()?;
         let mut file = file;
