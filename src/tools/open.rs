@@ -112,10 +112,14 @@ fn open_write_via(path: &str, rules: &PathRules, via: Via) -> Result<File, OpenE
     };
     let dir = open_dir(parent, via).map_err(|e| OpenError::Create(describe(e)))?;
     // `O_NONBLOCK`: a FIFO with no reader fails (ENXIO) instead of blocking; see `regular`.
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NONBLOCK;
-    open_in(&dir, name, flags, Mode::from_bits_truncate(0o666))
+    // Emptied only once it is known to be a regular file: `O_TRUNC` would act on anything.
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK;
+    let file = open_in(&dir, name, flags, Mode::from_bits_truncate(0o666))
         .map_err(|e| OpenError::Open(describe(e)))
-        .and_then(regular)
+        .and_then(regular)?;
+    file.set_len(0)
+        .map_err(|e| OpenError::Open(e.to_string()))?;
+    Ok(file)
 }
 
 /// What an open's error says. A link where the resolved path had none is the one error a
@@ -123,6 +127,9 @@ fn open_write_via(path: &str, rules: &PathRules, via: Via) -> Result<File, OpenE
 fn describe(e: Errno) -> String {
     if e == Errno::LOOP {
         "a symbolic link appeared on the path after the policy check".into()
+    } else if e == Errno::NXIO {
+        // What opening a socket, or a FIFO nobody reads without waiting, says.
+        "it is not a regular file but a socket or a FIFO".into()
     } else {
         std::io::Error::from(e).to_string()
     }
@@ -299,6 +306,16 @@ mod tests {
                             "{why}"
                         )
                     }
+                    other => panic!("{other:?}"),
+                }
+            }
+            let _socket = std::os::unix::net::UnixListener::bind(t.root.join("data/sock")).unwrap();
+            for r in [
+                t.read("data/sock", via),
+                t.write("data/sock", via).map(|_| String::new()),
+            ] {
+                match r {
+                    Err(OpenError::Open(why)) => assert!(why.contains("socket"), "{why}"),
                     other => panic!("{other:?}"),
                 }
             }
