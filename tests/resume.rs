@@ -418,3 +418,56 @@ fn a_ledger_being_written_cannot_be_resumed_at_the_same_time() {
     Test::new().args(["verify", "l.jsonl"]).run_in(&dir).code(0);
     drop(t);
 }
+
+#[test]
+fn ctrl_c_while_a_paused_loop_waits_for_running_nodes_is_an_interrupt() {
+    // The loop's body pauses at once; `nap`, ready when the loop's turn came, is still
+    // running, and the run waits for it before it pauses. Ctrl-C then wins: exit 130.
+    let t = Test::new().workflow(
+        "version: 1
+name: both
+nodes:
+  - id: l
+    loop:
+      max_iterations: 1
+      on_max: succeed
+      nodes:
+        - id: ok
+          approval: { prompt: go? }
+  - id: nap
+    tool: sleep
+    with: { duration: 4s }
+",
+    );
+    let dir = t.path().to_path_buf();
+    let mut child = crate::common::spawn(&dir, &["run", "wf.yaml", "-q", "--ledger", "l.jsonl"]);
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.join("l.jsonl"))
+        .unwrap_or_default()
+        .contains("ApprovalRequested")
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(dir.join("l.jsonl")).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.contains("\"reason\":\"interrupted\""), "{last}");
+    // Resumed with the decision, it finishes.
+    kairos(
+        &dir,
+        &[
+            "run",
+            "wf.yaml",
+            "-q",
+            "--resume",
+            "l.jsonl",
+            "--approve",
+            "l#1/ok",
+        ],
+    )
+    .code(0);
+    drop(t);
+}

@@ -815,3 +815,16 @@ fn a_timeout_of_zero_is_refused_wherever_it_is_written() {
         crate::common::single(&yaml, "invalid_value", n as u64 + 1, column as u64, message);
     }
 }
+
+#[test]
+fn for_each_on_a_node_that_is_decided_once_is_refused() {
+    for kind in [
+        "approval: { prompt: 'go {{ item }}?' }",
+        "branch: { if: 'true', then: [b] }",
+    ] {
+        let yaml = format!(
+            "version: 1\nname: f\nnodes:\n  - id: a\n    for_each: [1, 2]\n    {kind}\n  - {{ id: b, tool: noop }}\n"
+        );
+        crate::common::single(&yaml, "invalid_value", 5, 5, "`for_each` is for task nodes");
+    }
+}

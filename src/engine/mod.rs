@@ -370,6 +370,12 @@ impl<'w> Engine<'w> {
                     self.wait_for_workers()?;
                     continue;
                 }
+                if self.cancel.requested() {
+                    // Interrupted while the sub-graph waited: the interrupt is what stopped
+                    // the run (its trailer and exit code); the approvals are asked again.
+                    self.halted = None;
+                    continue;
+                }
                 let pending = self.halted.take().unwrap_or_default();
                 if self.scope.is_empty() {
                     self.pause_for(&pending)?;

@@ -368,7 +368,8 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// What a loop and a call cannot have yet: `for_each` on the loop or call node itself.
+    /// What a loop and a call cannot have yet: `for_each` on the loop or call node itself; nor
+    /// can an approval, branch, fork or join node.
     pub(super) fn scope_rules(&mut self, f: &Fields<'_>, kind: Option<&NodeKind>) {
         let at = |key: &str| ss(f.key_span(key).unwrap_or_default());
         match kind {
@@ -378,6 +379,17 @@ impl Checker<'_, '_> {
                     span: at("for_each"),
                     label: "not on this node".into(),
                     help: Some("put the `for_each` on a node inside the loop's body".into()),
+                });
+            }
+            // An approval, a branch, a fork or a join is decided once: there is no `item`.
+            Some(kind) if !matches!(kind, NodeKind::Task(_)) && f.get("for_each").is_some() => {
+                self.errors.push(WorkflowError::InvalidValue {
+                    message: "`for_each` is for task nodes; this node is decided once".into(),
+                    span: at("for_each"),
+                    label: "not on this node".into(),
+                    help: Some(
+                        "fan out over the items in a task node, and decide on its result".into(),
+                    ),
                 });
             }
             _ => {}
