@@ -1116,3 +1116,34 @@ fn diff_reports_a_different_number_of_iterations() {
     assert_eq!(only_b["only_in"], "b");
     drop(t);
 }
+
+#[test]
+fn a_decision_the_run_does_not_reach_is_named_when_it_pauses() {
+    let wf = "version: 1
+name: gated
+policy: { preset: permissive, require_approval: [subprocess] }
+nodes:
+  - id: l
+    loop:
+      max_iterations: 2
+      on_max: succeed
+      nodes:
+        - id: x
+          run: echo hi
+";
+    let out = Test::new()
+        .workflow(wf)
+        .args([
+            "run",
+            "wf.yaml",
+            "-q",
+            "--ledger",
+            "l.jsonl",
+            "--approve",
+            "l#2/x",
+        ])
+        .run()
+        .code(4)
+        .stderr_contains("the run stopped before it reached `l#2/x`");
+    assert!(!out.stderr.contains("l#1/x`"), "{}", out.stderr);
+}

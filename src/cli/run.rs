@@ -286,6 +286,24 @@ fn decisions(
     Ok(out)
 }
 
+/// The decisions given on the command line that the ledger at `path` does not record: the run
+/// paused or stopped before it reached them (a decision is recorded when it is taken).
+fn unreached_decisions(args: &Args, path: &Path) -> Vec<String> {
+    let mut given: Vec<&String> = args.approve.iter().chain(&args.reject).collect();
+    if given.is_empty() {
+        return Vec::new();
+    }
+    let Ok(mut reader) = crate::ledger::reader::open(path) else {
+        return Vec::new();
+    };
+    while let Ok(Some(line)) = reader.next_line() {
+        if let Ok(crate::ledger::event::Event::ApprovalResolved(r)) = line.event() {
+            given.retain(|id| id.as_str() != &*r.node);
+        }
+    }
+    given.into_iter().cloned().collect()
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -510,6 +528,13 @@ fn conclude(
             args.file.display(),
             path.display()
         );
+    }
+    if matches!(report.status, RunStatus::Paused | RunStatus::Interrupted) {
+        for id in unreached_decisions(args, path) {
+            errln!(
+                "note: the run stopped before it reached `{id}`: its decision is not kept; give it again when resuming"
+            );
+        }
     }
     // The run's own outcome comes first; a report that could not be written is bad input
     // only when there is nothing worse to say.
