@@ -277,21 +277,47 @@ pub fn check_capabilities(
             // A called file's tasks need the caller's grant too (its policy only narrows):
             // what they lack is reported at the call, which is in this file.
             NodeKind::Call(c) => {
-                let granted = policy.granted_for(node.policy.as_deref());
-                for cap in c.callee.capabilities_needed().iter() {
-                    if !granted.contains(cap) {
-                        out.push(WorkflowError::CapabilityNotGranted {
-                            id: node.id.to_string(),
-                            capability: cap.name().to_string(),
-                            span: ss(c.file.span),
-                            tool: c.file.value.clone(),
-                            help: Some(format!(
-                                "a task of `{}` needs `{cap}`; {}",
-                                c.file.value,
-                                policy.withheld_by(cap, node.policy.as_deref(), true)
-                            )),
-                        });
+                // Under the call node's own policy and the called file's, as the call runs.
+                let mut layers = match node.policy.as_deref() {
+                    Some(spec) => policy.narrowed_by(&node.id, spec).layers,
+                    None => policy.layers.clone(),
+                };
+                layers.push(Layer {
+                    name: format!("the policy of the called workflow {}", c.file.value),
+                    spec: c.callee.policy.clone(),
+                    file: c.callee.file.clone(),
+                    source: c.callee.source.clone(),
+                    narrows: false,
+                });
+                let callee = Effective::new(layers);
+                // The called file's tasks (its loops' and its own calls' included), each
+                // reported at this call, which is in this file: one error per capability.
+                let mut reported = Vec::new();
+                for inner in check_capabilities(&c.callee, &callee) {
+                    let WorkflowError::CapabilityNotGranted {
+                        id,
+                        capability,
+                        help,
+                        ..
+                    } = inner
+                    else {
+                        continue;
+                    };
+                    if reported.contains(&capability) {
+                        continue;
                     }
+                    out.push(WorkflowError::CapabilityNotGranted {
+                        id: node.id.to_string(),
+                        capability: capability.clone(),
+                        span: ss(c.file.span),
+                        tool: c.file.value.clone(),
+                        help: Some(format!(
+                            "node `{id}` of `{}` needs `{capability}`; {}",
+                            c.file.value,
+                            help.unwrap_or_default()
+                        )),
+                    });
+                    reported.push(capability);
                 }
                 continue;
             }

@@ -471,3 +471,19 @@ nodes:
     .code(0);
     drop(t);
 }
+
+#[test]
+fn a_fifo_is_not_resumed_and_nothing_waits_for_a_writer() {
+    let t = Test::new().workflow("version: 1\nname: n\nnodes:\n  - id: a\n    tool: noop\n");
+    let dir = t.path().to_path_buf();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        dir.join("l.jsonl"),
+        rustix::fs::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    kairos(&dir, &["run", "wf.yaml", "--resume", "l.jsonl"])
+        .code(2)
+        .stderr_contains("it is not a regular file");
+    drop(t);
+}

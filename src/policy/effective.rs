@@ -322,22 +322,17 @@ impl Effective {
         let Some(name) = approver else {
             return Err("the policy lists who may approve: give `--approver NAME`".into());
         };
-        if self
+        // The list that leaves the name out is the one to quote.
+        match self
             .approvers
             .iter()
-            .all(|list| list.iter().any(|a| a == name))
+            .find(|list| !list.iter().any(|a| a == name))
         {
-            Ok(())
-        } else {
-            let allowed: Vec<&str> = self
-                .approvers
-                .first()
-                .map(|l| l.iter().map(String::as_str).collect())
-                .unwrap_or_default();
-            Err(format!(
+            None => Ok(()),
+            Some(list) => Err(format!(
                 "`{name}` may not approve: the policy allows {}",
-                allowed.join(", ")
-            ))
+                list.join(", ")
+            )),
         }
     }
 

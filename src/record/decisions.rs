@@ -57,7 +57,7 @@ pub fn check(
                 node: node.to_string(),
                 // The approver comes from the file: escaped, so that it cannot drive the
                 // terminal.
-                why: why.escape_debug().to_string(),
+                why: crate::printable::printable(&why).into_owned(),
             });
         }
     }

@@ -70,6 +70,13 @@ pub fn resume(
     mut options: RunOptions,
     mut dropped: impl FnMut(&Dropped),
 ) -> Result<RunReport, ResumeError> {
+    // A FIFO would block the reads below until somebody wrote to it.
+    if std::fs::metadata(ledger).is_ok_and(|m| !m.is_file()) {
+        return Err(ResumeError::Refused {
+            path: ledger.display().to_string(),
+            why: "it is not a regular file".into(),
+        });
+    }
     let inputs = crate::plan::resolve_inputs(workflow, &options.inputs)?;
     let seed = options.seed.unwrap_or(workflow.seed);
     // The run goes on under the rules it began with.
