@@ -278,18 +278,7 @@ pub fn check_capabilities(
             // what they lack is reported at the call, which is in this file.
             NodeKind::Call(c) => {
                 // Under the call node's own policy and the called file's, as the call runs.
-                let mut layers = match node.policy.as_deref() {
-                    Some(spec) => policy.narrowed_by(&node.id, spec).layers,
-                    None => policy.layers.clone(),
-                };
-                layers.push(Layer {
-                    name: format!("the policy of the called workflow {}", c.file.value),
-                    spec: c.callee.policy.clone(),
-                    file: c.callee.file.clone(),
-                    source: c.callee.source.clone(),
-                    narrows: false,
-                });
-                let callee = Effective::new(layers);
+                let callee = c.policy(policy, &node.id, node.policy.as_deref());
                 // The called file's tasks (its loops' and its own calls' included), each
                 // reported at this call, which is in this file: one error per capability.
                 let mut reported = Vec::new();

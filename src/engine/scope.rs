@@ -22,7 +22,7 @@ use super::{Engine, EngineError, Stop};
 use crate::ledger::event::{self as ev, Event, Status};
 use crate::ledger::id::InstanceId;
 use crate::ledger::writer::Writer;
-use crate::policy::effective::{Effective, Layer};
+use crate::policy::effective::Effective;
 use crate::workflow::model::{Call, Loop, OnMax};
 use crate::workflow::{NodeIdx, NodeKind, Workflow};
 use minijinja::value::Value as Mj;
@@ -391,20 +391,7 @@ impl<'w> Engine<'w> {
             source: (*c.callee.source).into(),
         })
         .write(clock, &mut self.commit.outbox);
-        // The call node's own policy and the callee's are more layers: layers only ever
-        // narrow what a run may do.
-        let mut layers = match node.policy.as_deref() {
-            Some(spec) => self.gate.policy.narrowed_by(&node.id, spec).layers,
-            None => self.gate.policy.layers.clone(),
-        };
-        layers.push(Layer {
-            name: format!("the policy of the called workflow {}", c.file.value),
-            spec: c.callee.policy.clone(),
-            file: c.callee.file.clone(),
-            source: c.callee.source.clone(),
-            narrows: false,
-        });
-        let policy = Effective::new(layers);
+        let policy = c.policy(self.gate.policy, &node.id, node.policy.as_deref());
         let frame = Frame {
             gate: self.gate.nested(&policy),
             scope: InstanceId::scope(&self.scope, &node.id, None),

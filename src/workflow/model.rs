@@ -158,6 +158,31 @@ pub struct Call {
     pub inputs: Vec<(String, yaml::Node)>,
 }
 
+impl Call {
+    /// What the called graph runs under: `caller`, narrowed by the call node's own `policy:`
+    /// (`own`, of the node `id`) and then by the called file's (layers only ever narrow).
+    pub fn policy(
+        &self,
+        caller: &crate::policy::effective::Effective,
+        id: &str,
+        own: Option<&PolicySpec>,
+    ) -> crate::policy::effective::Effective {
+        use crate::policy::effective::{Effective, Layer};
+        let mut layers = match own {
+            Some(spec) => caller.narrowed_by(id, spec).layers,
+            None => caller.layers.clone(),
+        };
+        layers.push(Layer {
+            name: format!("the policy of the called workflow {}", self.file.value),
+            spec: self.callee.policy.clone(),
+            file: self.callee.file.clone(),
+            source: self.callee.source.clone(),
+            narrows: false,
+        });
+        Effective::new(layers)
+    }
+}
+
 #[derive(Debug)]
 pub struct Task {
     pub tool: &'static dyn Tool,
