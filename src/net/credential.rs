@@ -56,6 +56,20 @@ pub fn is_credential(name: &str) -> bool {
 /// What a masked credential reads as.
 pub const MASK: &str = "[REDACTED]";
 
+/// Masks the values of `fields` (headers, query parameters, form fields: name to value) whose
+/// name carries a credential; gives how many it masked (a value already masked, or null, is
+/// not counted).
+pub fn mask_credentials(fields: &mut serde_json::Map<String, serde_json::Value>) -> usize {
+    let mut masked = 0;
+    for (name, value) in fields.iter_mut() {
+        if is_credential(name) && !value.is_null() && *value != MASK {
+            *value = serde_json::Value::String(MASK.into());
+            masked += 1;
+        }
+    }
+    masked
+}
+
 /// A URL with its credentials masked: the password of its user information, and the values of
 /// query parameters that name a credential (`?api_key=...`). Gives how many it masked.
 pub fn mask_url(url: &str) -> (String, usize) {

@@ -15,7 +15,7 @@ mod target;
 use crate::capped::Capped;
 use crate::policy::effective::Denial;
 use crate::policy::hosts::HostRules;
-pub use credential::{MASK, is_credential, mask_url};
+pub use credential::{MASK, is_credential, mask_credentials, mask_url};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -180,12 +180,7 @@ impl Tool for Http {
         let mut masked = 0;
         for key in ["headers", "query", "form"] {
             if let Some(Value::Object(map)) = args.get_mut(key) {
-                for (name, value) in map.iter_mut() {
-                    if is_credential(name) && !value.is_null() && *value != MASK {
-                        *value = Value::String(MASK.into());
-                        masked += 1;
-                    }
-                }
+                masked += crate::net::mask_credentials(map);
             }
         }
         if let Some(Value::String(url)) = args.get_mut("url") {

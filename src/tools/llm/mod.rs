@@ -174,17 +174,10 @@ impl Tool for Llm {
     // masked, as `http` records it: the request sent has the value (docs/llm.md, "Keys and
     // secrets").
     fn conceal(&self, args: &mut Args) -> usize {
-        let Some(serde_json::Value::Object(headers)) = args.get_mut("headers") else {
-            return 0;
-        };
-        let mut masked = 0;
-        for (name, value) in headers.iter_mut() {
-            if crate::net::is_credential(name) && !value.is_null() && *value != crate::net::MASK {
-                *value = serde_json::Value::String(crate::net::MASK.into());
-                masked += 1;
-            }
+        match args.get_mut("headers") {
+            Some(serde_json::Value::Object(headers)) => crate::net::mask_credentials(headers),
+            _ => 0,
         }
-        masked
     }
 
     fn resources<'a>(&self, args: &'a Args) -> Vec<Resource<'a>> {
