@@ -40,8 +40,11 @@ impl std::fmt::Debug for Ask {
 }
 
 pub(super) struct Approvals {
-    /// Decisions known so far, by node id (`--approve`, `--reject`, the recording, a person).
-    decisions: BTreeMap<String, ApprovalDecision>,
+    /// Decisions given before the run, by instance id (`--approve`, `--reject`, the
+    /// recording): shared with the sub-graphs, which look up their own ids in them.
+    decisions: std::sync::Arc<BTreeMap<String, ApprovalDecision>>,
+    /// Decisions a person made on the terminal, in this graph (its ids are its own).
+    asked: BTreeMap<String, ApprovalDecision>,
     ask: Option<Ask>,
     /// Whether each node's `ApprovalRequested` has been written.
     requested: Vec<bool>,
@@ -60,7 +63,8 @@ pub(super) enum Turn {
 impl Approvals {
     pub fn new(n: usize, decisions: BTreeMap<String, ApprovalDecision>, ask: Option<Ask>) -> Self {
         Self {
-            decisions,
+            decisions: std::sync::Arc::new(decisions),
+            asked: BTreeMap::new(),
             ask,
             requested: vec![false; n],
             approved_calls: BTreeMap::new(),
@@ -70,7 +74,18 @@ impl Approvals {
     /// The approvals of a sub-graph of `n` nodes: the run's decisions and way of asking
     /// (decisions are by instance id, so each iteration's are its own).
     pub fn nested(&self, n: usize) -> Self {
-        Self::new(n, self.decisions.clone(), self.ask.clone())
+        Self {
+            decisions: std::sync::Arc::clone(&self.decisions),
+            asked: BTreeMap::new(),
+            ask: self.ask.clone(),
+            requested: vec![false; n],
+            approved_calls: BTreeMap::new(),
+        }
+    }
+
+    /// The decision on `id`, if one is known.
+    fn decision(&self, id: &str) -> Option<&ApprovalDecision> {
+        self.asked.get(id).or_else(|| self.decisions.get(id))
     }
 
     /// Whether `i`'s call (`require_approval`) has been approved.
@@ -118,7 +133,7 @@ impl Engine<'_> {
         // Decisions are by instance id: in a loop's body, `review#2/ok` (`docs/workflow.md`).
         let iid = self.iid(top, None);
         let id = iid.as_str();
-        if !self.approvals.decisions.contains_key(id)
+        if self.approvals.decision(id).is_none()
             && let (Some(ask), NodeState::AwaitingApproval { prompt }) =
                 (&self.approvals.ask, &self.nodes.states[top as usize])
         {
@@ -129,10 +144,10 @@ impl Engine<'_> {
             self.commit.flush()?;
             let policy = self.gate.policy;
             if let Some(decision) = (ask.0)(id, &prompt, &|name| policy.check_approver(name)) {
-                self.approvals.decisions.insert(id.to_string(), decision);
+                self.approvals.asked.insert(id.to_string(), decision);
             }
         }
-        if let Some(decision) = self.approvals.decisions.get(id).cloned() {
+        if let Some(decision) = self.approvals.decision(id).cloned() {
             if let Some(observer) = &self.observer {
                 observer.approval_decided(id, decision.approve, std::time::Instant::now());
             }

@@ -124,16 +124,29 @@ impl<'w> Gate<'w> {
 
     /// The gate of a called workflow's sub-graph, under `policy` (the caller's narrowed by
     /// the callee's): the same `max_calls` counts, so limits count across the whole run.
-    pub fn nested<'x>(&self, policy: &'x Effective) -> Gate<'x> {
+    /// `net` is the network access under that policy: the run's own (its connections kept
+    /// for reuse) when the policy is the same, see [`Gate::net_for`].
+    pub fn nested<'x>(&self, policy: &'x Effective, net: Net) -> Gate<'x> {
         Gate {
             policy,
-            net: Net::new(policy.reaching().clone()),
+            net,
             mcp: self.mcp.clone(),
             budget: Arc::clone(&self.budget),
             retries_are_calls: self.retries_are_calls,
             denied: false,
             spent_tokens: self.spent_tokens,
             narrowed: HashMap::new(),
+        }
+    }
+
+    /// The network access of a sub-graph under `policy`: this gate's (sharing its idle
+    /// connections, so an agent's turns reuse them) when the policy is this gate's, a new
+    /// one held to `policy`'s hosts otherwise.
+    pub fn net_for(&self, policy: &Effective) -> Net {
+        if std::ptr::eq(policy, self.policy) {
+            self.net.clone()
+        } else {
+            Net::new(policy.reaching().clone())
         }
     }
 
@@ -285,13 +298,15 @@ impl<'w> Gate<'w> {
     }
 
     /// The policy's checks of one call: capabilities, paths, commands, hosts and call limits,
-    /// recorded in `run`. Call limits are counted here; for the calls they apply to, this
-    /// runs in commit order (see `NodeState::AwaitingTurn`).
+    /// recorded in `run`, under the node's `narrowed` policy when it has one. Call limits are
+    /// counted here; for the calls they apply to, this runs in commit order (see
+    /// `NodeState::AwaitingTurn`).
     pub fn decide(
         &mut self,
         node: &Node,
         tool: &'static dyn Tool,
         args: &Map<String, Value>,
+        narrowed: Option<&Narrowed>,
         run: &mut TaskRun,
     ) {
         let spec = tool.spec();
@@ -312,8 +327,7 @@ impl<'w> Gate<'w> {
                 });
             }
         }
-        let narrowed = self.narrowed(node);
-        let touching = narrowed.as_deref().map_or(self.policy, |n| &n.policy);
+        let touching = narrowed.map_or(self.policy, |n| &n.policy);
         for resource in tool.resources(args) {
             let (check, verdict) = touching.check(&resource);
             if !checks.contains(&check.name()) {
@@ -374,7 +388,7 @@ impl<'w> Gate<'w> {
         // A refused call whose errors are answers (`allow_error: true`, as an agent's tool
         // calls are: docs/agents.md) is recorded as denied, but does not deny the run: the
         // refusal is given back to whoever asked (the model), which goes on.
-        if !answers_errors(tool, args) {
+        if !tool.errors_are_answers(args) {
             self.denied |= run.denied;
         }
     }
@@ -479,10 +493,4 @@ impl Drop for RetryGrant {
         self.budget.lock().open.remove(&self.instance);
         self.budget.changed.notify_all();
     }
-}
-
-/// Whether a call's errors, a refusal included, are its answer (an `mcp` call with
-/// `allow_error: true`).
-fn answers_errors(tool: &dyn Tool, args: &Map<String, Value>) -> bool {
-    tool.spec().name == "mcp" && args.get("allow_error") == Some(&Value::Bool(true))
 }

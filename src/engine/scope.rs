@@ -195,6 +195,8 @@ impl<'w> Engine<'w> {
             .as_deref()
             .map(|spec| self.gate.policy.narrowed_by(&node.id, spec));
         let policy: &Effective = narrowed.as_ref().unwrap_or(self.gate.policy);
+        // One for all the iterations, so that their calls reuse connections.
+        let net = self.gate.net_for(policy);
         let mut previous: Option<Arc<NodeValues>> = None;
         let mut last: Option<Arc<NodeValues>> = None;
         let mut outcome = (Status::Failed, ev::LoopEnd::Failed, None::<String>);
@@ -205,7 +207,7 @@ impl<'w> Engine<'w> {
             }
             iterations = n;
             let frame = Frame {
-                gate: self.gate.nested(policy),
+                gate: self.gate.nested(policy, net.clone()),
                 scope: InstanceId::scope(&self.scope, &node.id, Some(n)),
                 parent: Some(Arc::clone(&self.calls.values)),
                 inputs: None,
@@ -393,7 +395,7 @@ impl<'w> Engine<'w> {
         .write(clock, &mut self.commit.outbox);
         let policy = c.policy(self.gate.policy, &node.id, node.policy.as_deref());
         let frame = Frame {
-            gate: self.gate.nested(&policy),
+            gate: self.gate.nested(&policy, self.gate.net_for(&policy)),
             scope: InstanceId::scope(&self.scope, &node.id, None),
             parent: None,
             inputs: Some(Value::Object(inputs)),

@@ -240,8 +240,11 @@ impl Engine<'_> {
             }
         };
         let instance_id = self.iid(i, instance.as_ref().map(|(k, _)| *k));
-        // Policy, decided before anything runs; a denial under `enforce` stops here.
-        self.gate.decide(node, task.tool, &args, &mut run);
+        // What the call may touch: the node's policy where it narrows the run's. Checked
+        // before anything runs (a denial under `enforce` stops here), and again as it runs.
+        let narrowed = self.gate.narrowed(node);
+        self.gate
+            .decide(node, task.tool, &args, narrowed.as_deref(), &mut run);
         if run.denied {
             run.input = Some(self.calls.recorded_input(task.tool, args, &mut run));
             return NodeState::Task(run);
@@ -250,9 +253,6 @@ impl Engine<'_> {
             return NodeState::Task(run);
         };
         let retries = node.retry.as_ref().is_some_and(|r| r.attempts > 1);
-        // What the call may touch, checked again as it runs: the node's policy where it
-        // narrows the run's.
-        let narrowed = self.gate.narrowed(node);
         let (touching, net) = match narrowed.as_deref() {
             Some(n) => (&n.policy, &n.net),
             None => (self.gate.policy, &self.gate.net),

@@ -100,6 +100,11 @@ impl Tool for Mcp {
         true
     }
 
+    /// `allow_error: true` (as an agent's calls have it, docs/agents.md).
+    fn errors_are_answers(&self, args: &Args) -> bool {
+        args.get("allow_error") == Some(&Value::Bool(true))
+    }
+
     fn call_limit_key(&self, args: &Args) -> Option<String> {
         let server = args.get("server")?.get("name")?.as_str()?;
         let tool = str_arg(args, "tool")?;

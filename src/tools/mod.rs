@@ -139,6 +139,13 @@ pub trait Tool: Sync + 'static {
         None
     }
 
+    /// Whether a call's errors, a policy's refusal included, are its answer rather than a
+    /// failure of the run: they are given back to whoever asked (an agent's model).
+    fn errors_are_answers(&self, args: &Args) -> bool {
+        let _ = args;
+        false
+    }
+
     /// Whether a call draws from the node's RNG ([`CallCx::rng`] is then present).
     fn draws_rng(&self) -> bool {
         false

@@ -350,12 +350,13 @@ impl Checker<'_, '_> {
         ) {
             Ok(w) => Some((w, sha256)),
             Err(d) => {
+                let text = d.source.inner();
+                let index = crate::syntax::diag::LineIndex::new(text);
                 let lines: Vec<String> = d
                     .errors
                     .iter()
                     .map(|e| {
-                        let at = primary_offset(e);
-                        let (line, col) = line_col(d.source.inner(), at);
+                        let (line, col) = index.line_column(text, primary_offset(e));
                         format!("{shown}:{line}:{col}: {e}")
                     })
                     .collect();
@@ -450,12 +451,4 @@ pub(super) fn split_outer(
     node.reads = node.reads.iter().copied().filter(local).collect();
     node.after = node.after.iter().copied().filter(local).collect();
     extern_
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
