@@ -57,16 +57,19 @@ pub fn check_redaction(policy: &Effective) -> Result<(), PlanError> {
 pub struct Organisation {
     pub file: String,
     pub spec: PolicySpec,
+    /// Its `executor:` settings (none when the file has no such block).
+    pub executor: crate::exec::ExecutorSpec,
     pub source: String,
 }
 
 impl Organisation {
     /// Reads `--policy ORG.yaml`.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let (spec, source) = crate::policy::load_file(path)?;
+        let (spec, executor, source) = crate::policy::load_file(path)?;
         Ok(Organisation {
             file: path.display().to_string(),
             spec,
+            executor,
             source,
         })
     }
@@ -80,11 +83,15 @@ impl Organisation {
         let node = crate::syntax::yaml::parse(source).map_err(|e| e.message)?;
         // The run was admitted under this text; what it got wrong was reported then, and the
         // replay must have the policy the run had, not a corrected one.
-        let (node, _executor) = crate::policy::split_executor(node);
+        let (node, executor) = crate::policy::split_executor(node);
         let spec = PolicySpec::read(&node, &mut Vec::new());
+        let executor = executor
+            .map(|e| crate::exec::ExecutorSpec::read(&e, &mut Vec::new()))
+            .unwrap_or_default();
         Ok(Some(Organisation {
             file: "organisation policy".into(),
             spec,
+            executor,
             source: source.to_string(),
         }))
     }

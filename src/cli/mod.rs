@@ -107,29 +107,29 @@ pub fn main() -> i32 {
     print::finish(code)
 }
 
-/// Loads `--policy ORG.yaml` (if given) and combines it with the workflow's policy. On a bad
-/// organisation file, prints its diagnostics and returns the exit code.
+/// Loads `--policy ORG.yaml` (if given) and combines it with the workflow's policy; also gives
+/// the run's `executor:` settings, the organisation's over the workflow's (the organisation
+/// decides how its cluster is used; `docs/executors.md`). On a bad organisation file, prints
+/// its diagnostics and returns the exit code.
 pub fn effective_policy(
     wf: &crate::workflow::Workflow,
     org: Option<&std::path::Path>,
-) -> Result<crate::policy::effective::Effective, i32> {
+) -> Result<
+    (
+        crate::policy::effective::Effective,
+        crate::exec::ExecutorSpec,
+    ),
+    i32,
+> {
     let org = org
         .map(crate::plan::Organisation::load)
         .transpose()
         .map_err(load_failed)?;
-    Ok(crate::plan::effective_policy(wf, org.as_ref()))
-}
-
-/// The `executor:` settings of a run: the organisation policy's over the workflow's (the
-/// organisation decides how its cluster is used; `docs/executors.md`).
-pub fn executor_spec(
-    wf: &crate::workflow::Workflow,
-    org: Option<&std::path::Path>,
-) -> crate::exec::ExecutorSpec {
-    let org = org
-        .and_then(|path| crate::policy::load_executor(path).ok())
-        .unwrap_or_default();
-    wf.executor.over(&org)
+    let executor = match &org {
+        Some(org) => wf.executor.over(&org.executor),
+        None => wf.executor.over(&Default::default()),
+    };
+    Ok((crate::plan::effective_policy(wf, org.as_ref()), executor))
 }
 
 /// Text for people on stdout (see [`print`]).

@@ -84,16 +84,16 @@ pub enum Executor {
     Slurm,
 }
 
-/// The Slurm coordinator of a run writing `ledger`, when `shell` calls go to Slurm; `adopt`
-/// on a resumed run (jobs it left running are waited for, not submitted again).
+/// The Slurm coordinator of a run writing `ledger`, when `shell` calls go to Slurm (`spec`:
+/// the run's `executor:` settings); `adopt` on a resumed run (jobs it left running are waited
+/// for, not submitted again).
 fn slurm_executor(
     args: &Args,
-    wf: &crate::workflow::Workflow,
+    spec: &crate::exec::ExecutorSpec,
     policy: &crate::policy::effective::Effective,
     ledger: &Path,
     cancel: &crate::cancel::Cancel,
 ) -> Result<Option<Arc<Slurm>>, String> {
-    let spec = super::executor_spec(wf, args.policy.as_deref());
     let kind = match args.executor {
         Some(Executor::Local) => ExecutorKind::Local,
         Some(Executor::Slurm) => ExecutorKind::Slurm,
@@ -103,7 +103,7 @@ fn slurm_executor(
         return Ok(None);
     }
     let (_, secrets) = policy.redaction();
-    let config = slurm::Config::new(&spec, ledger, &secrets, args.resume.is_some())
+    let config = slurm::Config::new(spec, ledger, &secrets, args.resume.is_some())
         .map_err(|e| format!("cannot set up the Slurm executor: {e}"))?;
     std::fs::create_dir_all(&config.run_dir).map_err(|e| {
         format!(
@@ -313,8 +313,8 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 /// At most this many rows in the summary table; `--format json` has them all.
 const TABLE_ROWS: usize = 200;
 
-/// Admission: loads the workflow and its effective policy and runs the static checks; on a
-/// refusal, prints why and gives the exit code. The workflow lives until the process exits
+/// Admission: loads the workflow, its effective policy and executor settings, and runs the
+/// static checks; on a refusal, prints why and gives the exit code. The workflow lives until the process exits
 /// and is not freed then: for a large graph, freeing hundreds of thousands of small
 /// allocations is measurable and of no use.
 fn admit(
@@ -323,6 +323,7 @@ fn admit(
     (
         std::mem::ManuallyDrop<crate::workflow::Workflow>,
         crate::policy::effective::Effective,
+        crate::exec::ExecutorSpec,
     ),
     i32,
 > {
@@ -343,7 +344,7 @@ fn admit(
             started.elapsed().as_secs_f64() * 1000.0
         );
     }
-    let policy = super::effective_policy(&wf, args.policy.as_deref())?;
+    let (policy, executor_spec) = super::effective_policy(&wf, args.policy.as_deref())?;
     // The static check: under `enforce`, a tool the policy does not allow refuses the run
     // before anything starts.
     let violations = crate::plan::check_capabilities(&wf, &policy);
@@ -375,13 +376,13 @@ fn admit(
         super::report_error(e);
         return Err(exit::BAD_INPUT);
     }
-    Ok((wf, policy))
+    Ok((wf, policy, executor_spec))
 }
 
 pub fn run(args: &Args) -> i32 {
     let cancel = crate::cancel::Cancel::default();
     crate::interrupt::install(cancel.clone());
-    let (wf, policy) = match admit(args) {
+    let (wf, policy, executor_spec) = match admit(args) {
         Ok(admitted) => admitted,
         Err(code) => return code,
     };
@@ -414,7 +415,7 @@ pub fn run(args: &Args) -> i32 {
     };
     let mut executor = None;
     let mut use_executor = |options: &mut RunOptions, ledger: &Path| {
-        let slurm = slurm_executor(args, &wf, &policy, ledger, &options.cancel)?;
+        let slurm = slurm_executor(args, &executor_spec, &policy, ledger, &options.cancel)?;
         if let Some(slurm) = &slurm {
             // A worker waits (without CPU) for each job in flight: there must be enough.
             let in_flight = slurm.config().max_in_flight;

@@ -28,7 +28,7 @@ pub fn run(args: &Args) -> i32 {
             code = exit::BAD_INPUT;
         }
         let checked = result.as_ref().ok().map(|w| {
-            let policy = super::effective_policy(w, args.policy.as_deref());
+            let policy = super::effective_policy(w, args.policy.as_deref()).map(|(p, _)| p);
             policy.and_then(|p| {
                 // Redaction that cannot be built refuses the run, so it fails validation too.
                 if let Err(e) = crate::plan::check_redaction(&p) {

@@ -601,33 +601,35 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
-/// Reads an organisation policy file (`--policy ORG.yaml`): one policy mapping.
-pub fn load_file(path: &std::path::Path) -> Result<(PolicySpec, String), crate::syntax::LoadError> {
+/// Reads an organisation policy file (`--policy ORG.yaml`): one policy mapping, which may
+/// also say how its cluster is used (`executor:`, docs/executors.md). Gives the policy, the
+/// executor settings and the file's text.
+pub fn load_file(
+    path: &std::path::Path,
+) -> Result<(PolicySpec, crate::exec::ExecutorSpec, String), crate::syntax::LoadError> {
     use crate::syntax::{Diagnostics, LoadError};
     let name = path.display().to_string();
     let source = crate::syntax::read_text(path)?;
     let mut errors = Vec::new();
-    let spec = match crate::syntax::yaml::parse(&source) {
+    let (spec, executor) = match crate::syntax::yaml::parse(&source) {
         Ok(root) => {
             read::check_duplicate_keys(&root, &mut errors);
-            // An organisation policy may also say how its cluster is used (`executor:`,
-            // docs/executors.md); the rest is the policy.
             let (policy, executor) = split_executor(root);
-            if let Some(executor) = &executor {
-                crate::exec::ExecutorSpec::read(executor, &mut errors);
-            }
-            PolicySpec::read(&policy, &mut errors)
+            let executor = executor
+                .map(|e| crate::exec::ExecutorSpec::read(&e, &mut errors))
+                .unwrap_or_default();
+            (PolicySpec::read(&policy, &mut errors), executor)
         }
         Err(e) => {
             errors.push(WorkflowError::Syntax {
                 message: e.message,
                 span: ss(e.span),
             });
-            PolicySpec::default()
+            Default::default()
         }
     };
     if errors.is_empty() {
-        Ok((spec, source))
+        Ok((spec, executor, source))
     } else {
         Err(LoadError::Invalid(Diagnostics {
             source: std::sync::Arc::new(miette::NamedSource::new(name, source)),
@@ -649,21 +651,6 @@ pub(crate) fn split_executor(
         *entries = kept.into_boxed_slice();
     }
     (root, executor)
-}
-
-/// The `executor:` block of an organisation policy file, when it has one; the file was
-/// checked by [`load_file`].
-pub fn load_executor(
-    path: &std::path::Path,
-) -> Result<crate::exec::ExecutorSpec, crate::syntax::LoadError> {
-    let source = crate::syntax::read_text(path)?;
-    let Ok(root) = crate::syntax::yaml::parse(&source) else {
-        return Ok(Default::default());
-    };
-    Ok(split_executor(root)
-        .1
-        .map(|n| crate::exec::ExecutorSpec::read(&n, &mut Vec::new()))
-        .unwrap_or_default())
 }
 
 #[cfg(test)]
