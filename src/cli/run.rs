@@ -314,9 +314,9 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 const TABLE_ROWS: usize = 200;
 
 /// Admission: loads the workflow, its effective policy and executor settings, and runs the
-/// static checks; on a refusal, prints why and gives the exit code. The workflow lives until the process exits
-/// and is not freed then: for a large graph, freeing hundreds of thousands of small
-/// allocations is measurable and of no use.
+/// static checks; on a refusal, prints why and gives the exit code. The workflow lives until
+/// the process exits and is not freed then: for a large graph, freeing hundreds of thousands
+/// of small allocations is measurable and of no use.
 fn admit(
     args: &Args,
 ) -> Result<
