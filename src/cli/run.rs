@@ -296,8 +296,14 @@ fn unreached_decisions(args: &Args, path: &Path) -> Vec<String> {
     let Ok(mut reader) = crate::ledger::reader::open(path) else {
         return Vec::new();
     };
-    while let Ok(Some(line)) = reader.next_line() {
-        if let Ok(crate::ledger::event::Event::ApprovalResolved(r)) = line.event() {
+    use crate::ledger::event::{Event, Kind};
+    while !given.is_empty()
+        && let Ok(Some(line)) = reader.next_line()
+    {
+        // Only the lines of decisions are read whole.
+        if line.kind().ok() == Some(Kind::ApprovalResolved)
+            && let Ok(Event::ApprovalResolved(r)) = line.event()
+        {
             given.retain(|id| id.as_str() != &*r.node);
         }
     }

@@ -195,10 +195,7 @@ impl ExecutorSpec {
         }
         if let Some(n) = f.get("env") {
             for name in read::string_list(n, errors) {
-                let valid = !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && !name.as_bytes()[0].is_ascii_digit();
-                if valid {
+                if crate::policy::is_variable_name(&name) {
                     spec.env.push(name.value);
                 } else {
                     errors.push(WorkflowError::InvalidValue {

@@ -414,6 +414,14 @@ fn redact_patterns(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
     patterns
 }
 
+/// Whether `s` is an environment variable name a workflow may name for kairos to pass on
+/// or to read a key from: letters, digits and `_`, not starting with a digit.
+pub fn is_variable_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Reads `secrets`: a list of environment variable names.
 fn secret_names(n: &Node, errors: &mut Errors) -> Vec<Sp<String>> {
     let secrets = read::string_list(n, errors);

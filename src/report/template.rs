@@ -47,15 +47,40 @@ fn located<'a>(failure: &'a TemplateFailure, file: &'a str, source: &'a str) -> 
     }
 }
 
+/// The line index of each file failures are in, built once per file (many failures, such as
+/// every instance of a fan-out, can be in one).
+#[derive(Default)]
+struct Indexes(Vec<((*const u8, usize), LineIndex)>);
+
+impl Indexes {
+    fn of(&mut self, source: &str) -> &LineIndex {
+        // A file's text is one allocation: where it starts and its length name it.
+        let key = (source.as_ptr(), source.len());
+        match self.0.iter().position(|(k, _)| *k == key) {
+            Some(at) => &self.0[at].1,
+            None => {
+                self.0.push((key, LineIndex::new(source)));
+                &self.0[self.0.len() - 1].1
+            }
+        }
+    }
+}
+
 /// The failures as text for people, as validation errors are printed (`docs/cli.md`): the
 /// first 20, each with its part of the file windowed and escaped, then how many more.
 pub fn render(file: &str, source: &str, failures: &[TemplateFailure]) -> String {
     use crate::syntax::diag::{Diagnostics, MAX_PRINTED, render_report};
     let mut out = String::new();
+    let mut indexes = Indexes::default();
     for failure in failures.iter().take(MAX_PRINTED) {
         let (file, source) = located(failure, file, source);
-        let index = LineIndex::new(source);
-        render_report(&mut out, &Failed { failure }, file, source, &index);
+        render_report(
+            &mut out,
+            &Failed { failure },
+            file,
+            source,
+            indexes.of(source),
+        );
     }
     out.push_str(&Diagnostics::more_line(failures.len()));
     out
@@ -64,11 +89,12 @@ pub fn render(file: &str, source: &str, failures: &[TemplateFailure]) -> String 
 /// The failures for `--format json`: where (file, line, column), what failed and what was in
 /// scope.
 pub fn to_json(file: &str, source: &str, failures: &[TemplateFailure]) -> serde_json::Value {
+    let mut indexes = Indexes::default();
     failures
         .iter()
         .map(|f| {
             let (file, source) = located(f, file, source);
-            let (line, column) = LineIndex::new(source).line_column(source, f.offset);
+            let (line, column) = indexes.of(source).line_column(source, f.offset);
             serde_json::json!({
                 "code": "kairos::template_failed",
                 "file": file,

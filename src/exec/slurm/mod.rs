@@ -93,11 +93,10 @@ impl Config {
         secrets: &[String],
         adopt: bool,
     ) -> std::io::Result<Config> {
-        use sha2::Digest;
         let cwd = std::env::current_dir()?;
         // One name per run, the same when it is resumed: from where its ledger is.
         let ledger = std::fs::canonicalize(ledger).unwrap_or_else(|_| cwd.join(ledger));
-        let key = hex::encode(sha2::Sha256::digest(ledger.as_os_str().as_encoded_bytes()));
+        let key = crate::ledger::sha256_hex(ledger.as_os_str().as_encoded_bytes());
         let key = &key[..16];
         let work_dir = cwd.join(spec.work_dir.as_deref().unwrap_or(".kairos/slurm"));
         let mut options = Vec::new();
@@ -159,11 +158,10 @@ pub struct Stats {
 #[derive(Debug)]
 struct Job {
     dir: PathBuf,
-    /// The attempt it runs, and when and where (for `--trace`).
+    /// The attempt it runs, and when and where (for `--trace`). Its `started` (when the
+    /// poller first saw it running) is also when the call's timeout starts counting.
     record: JobRecord,
     phase: Phase,
-    /// When the poller first saw it running: the call's timeout counts from here.
-    started: Option<Instant>,
     /// When it was first seen over (or gone from the controller) without an exit file.
     over_since: Option<Instant>,
     /// Its last state as the scheduler reported it.
@@ -280,7 +278,6 @@ impl Slurm {
     fn track(&self, id: &str, dir: &Path, phase: Phase, attempt: &AttemptId<'_>, adopted: bool) {
         let mut state = self.shared.lock();
         let now = Instant::now();
-        let started = (phase == Phase::Running).then_some(now);
         state.jobs.insert(
             id.to_string(),
             Job {
@@ -291,11 +288,10 @@ impl Slurm {
                     job: id.to_string(),
                     nodes: None,
                     submitted: now,
-                    started,
+                    started: (phase == Phase::Running).then_some(now),
                     adopted,
                 },
                 phase,
-                started,
                 over_since: None,
                 state: None,
                 end: None,
@@ -315,9 +311,7 @@ impl Slurm {
     /// Stops waiting for job `id` and frees its slot; its record is kept for `--trace`.
     fn forget(&self, state: &mut State, id: &str) {
         if let Some(job) = state.jobs.remove(id) {
-            let mut record = job.record;
-            record.started = job.started;
-            state.done.push(record);
+            state.done.push(job.record);
         }
         self.release(state);
     }
@@ -488,7 +482,7 @@ impl Slurm {
             }
             let deadline = request
                 .timeout
-                .zip(job.started)
+                .zip(job.record.started)
                 .and_then(|(t, started)| started.checked_add(t));
             let wait = match deadline {
                 Some(deadline) => {

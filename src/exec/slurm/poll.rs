@@ -195,8 +195,8 @@ fn apply(
             // Gone from the controller's memory: over.
             None => Phase::Over,
         };
-        if phase == Phase::Running && job.started.is_none() {
-            job.started = Some(now);
+        if phase == Phase::Running && job.record.started.is_none() {
+            job.record.started = Some(now);
         }
         job.phase = phase;
         if phase != Phase::Over {

@@ -25,7 +25,7 @@ pub(super) fn check_with(with: &[(yaml::Node, yaml::Node)], errors: &mut Vec<Wor
                 "put the key in an environment variable and name it: `api_key_env: OPENAI_API_KEY`",
             )),
             Some("api_key_env") => match value.as_str() {
-                Some(name) if valid_env_name(name) => {}
+                Some(name) if crate::policy::is_variable_name(name) => {}
                 _ => errors.push(invalid(
                     value.span,
                     "`api_key_env` names an environment variable: letters, digits and `_`, no template".into(),
@@ -138,12 +138,6 @@ fn looks_like_key(s: &str) -> bool {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     })
-}
-
-fn valid_env_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The environment variables whose values are keys of this workflow's `llm` calls: each
