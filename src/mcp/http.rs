@@ -246,21 +246,11 @@ impl Connection for HttpConnection {
             return Err(McpError::Interrupted);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let params = match (method, params) {
-            ("tools/call", Value::Object(mut p)) => {
-                if let Some(meta) = p.get_mut("_meta").and_then(Value::as_object_mut) {
-                    meta.insert("progressToken".into(), id.into());
-                }
-                Value::Object(p)
-            }
-            (_, p) => p,
-        };
         let result = self.exchange(id, &protocol::request(id, method, params), timeout);
         // In the stateless revision, the closed stream is the cancellation.
         let modern = self.session().era == Some(Era::Modern);
         if let (Err(McpError::Timeout(_)), false) = (&result, modern) {
-            let params = serde_json::json!({ "requestId": id, "reason": "timed out" });
-            let _ = self.post_only(&protocol::notification("notifications/cancelled", params));
+            let _ = self.post_only(&protocol::cancelled(id, "timed out"));
         }
         result
     }

@@ -232,7 +232,7 @@ impl Servers {
         let _permit = Permit::take(&slot, server.max_concurrency, waited, cancel, timeout)?;
         let running = self.running(&slot, server, net, cancel)?;
         let tools = slot.listing.get_or_init(|| running.tools.clone()).clone();
-        let params = running.era.stamp(protocol::call_params(tool, arguments, 0));
+        let params = running.era.stamp(protocol::call_params(tool, arguments));
         let result = running
             .connection
             .request("tools/call", params, timeout, cancel)?;

@@ -144,9 +144,23 @@ pub fn excerpt(text: &str) -> String {
     }
 }
 
-/// A request line.
-pub fn request(id: u64, method: &str, params: Value) -> Value {
+/// A request line. A `tools/call` asks for progress under the request's own id (its
+/// `_meta.progressToken`, see [`call_params`]).
+pub fn request(id: u64, method: &str, mut params: Value) -> Value {
+    if method == "tools/call"
+        && let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut)
+    {
+        meta.insert("progressToken".into(), id.into());
+    }
     json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+}
+
+/// The notification that request `id` is abandoned, and why.
+pub fn cancelled(id: u64, reason: &str) -> Value {
+    notification(
+        "notifications/cancelled",
+        json!({ "requestId": id, "reason": reason }),
+    )
 }
 
 /// A notification line.
@@ -318,9 +332,9 @@ pub fn list_params(cursor: Option<&str>) -> Value {
     }
 }
 
-/// The parameters of `tools/call`; progress is asked for under the request's own id, and
-/// the notifications are accepted.
-pub fn call_params(tool: &str, arguments: &Value, progress_token: u64) -> Value {
+/// The parameters of `tools/call`, with a `_meta` where [`request`] asks for progress (the
+/// notifications are accepted).
+pub fn call_params(tool: &str, arguments: &Value) -> Value {
     let arguments = match arguments {
         Value::Null => Value::Object(Map::new()),
         other => other.clone(),
@@ -328,7 +342,7 @@ pub fn call_params(tool: &str, arguments: &Value, progress_token: u64) -> Value 
     json!({
         "name": tool,
         "arguments": arguments,
-        "_meta": { "progressToken": progress_token },
+        "_meta": {},
     })
 }
 
@@ -466,7 +480,8 @@ mod tests {
 
     #[test]
     fn the_stateless_revision_stamps_every_request() {
-        let stamped = Era::Modern.stamp(call_params("add", &json!({"a": 1}), 7));
+        let stamped = Era::Modern.stamp(call_params("add", &json!({"a": 1})));
+        let stamped = request(7, "tools/call", stamped)["params"].clone();
         let meta = &stamped["_meta"];
         assert_eq!(meta["progressToken"], 7);
         assert_eq!(meta[META_VERSION], MODERN);

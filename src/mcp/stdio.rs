@@ -174,8 +174,7 @@ impl StdioConnection {
 
     fn cancel_request(&self, id: u64, reason: &str) {
         lock(&self.shared.pending).waiting.remove(&id);
-        let params = serde_json::json!({ "requestId": id, "reason": reason });
-        let _ = self.write(&protocol::notification("notifications/cancelled", params));
+        let _ = self.write(&protocol::cancelled(id, reason));
     }
 }
 
@@ -196,16 +195,6 @@ impl Connection for StdioConnection {
             }
             pending.waiting.insert(id, tx);
         }
-        let params = match (method, params) {
-            // The progress token of a call is its own id.
-            ("tools/call", Value::Object(mut p)) => {
-                if let Some(meta) = p.get_mut("_meta").and_then(Value::as_object_mut) {
-                    meta.insert("progressToken".into(), id.into());
-                }
-                Value::Object(p)
-            }
-            (_, p) => p,
-        };
         if let Err(e) = self.write(&protocol::request(id, method, params)) {
             lock(&self.shared.pending).waiting.remove(&id);
             return Err(e);
@@ -245,8 +234,7 @@ impl Connection for StdioConnection {
         let mut waiting: Vec<u64> = lock(&self.shared.pending).waiting.keys().copied().collect();
         waiting.sort_unstable();
         for id in waiting {
-            let params = serde_json::json!({ "requestId": id, "reason": "the run ended" });
-            let _ = self.write(&protocol::notification("notifications/cancelled", params));
+            let _ = self.write(&protocol::cancelled(id, "the run ended"));
         }
         // Closing stdin is the stop the protocol asks for; a server that ignores it is
         // signalled, its whole group, and what remains of the group is killed.
