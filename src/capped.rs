@@ -58,6 +58,20 @@ impl Capped {
         self.bytes += chunk.len() as u64;
     }
 
+    /// Reads `from` to its end (an interrupted read is tried again); an error ends the
+    /// reading, what was read before it is kept.
+    pub fn read_from(&mut self, from: &mut impl std::io::Read) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn finish(self) -> Kept {
         Kept {
             kept: self.kept,

@@ -427,25 +427,16 @@ fn read_capped(
     deadline: &Deadline,
 ) -> Result<Body, NetError> {
     let mut out = Capped::new(cap);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(NetError::Timeout(deadline.total));
-            }
-            Err(e) => {
-                return Err(match deadline.left() {
-                    Err(timeout) => timeout,
-                    Ok(_) => NetError::Transport(format!("reading the body: {e}")),
-                });
-            }
-        };
-        out.push(&buf[..n]);
+    match out.read_from(&mut body) {
+        Ok(()) => Ok(out.finish()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(NetError::Timeout(deadline.total))
+        }
+        Err(e) => Err(match deadline.left() {
+            Err(timeout) => timeout,
+            Ok(_) => NetError::Transport(format!("reading the body: {e}")),
+        }),
     }
-    Ok(out.finish())
 }
 
 #[cfg(test)]

@@ -573,22 +573,14 @@ fn abort(child: &mut Child) {
 /// [`CAPTURE_LIMIT`] bytes, and the full size and hash past them. For executors whose command
 /// wrote its output to files (`docs/executors.md`); a missing file is an empty stream.
 pub fn capture_file(path: &std::path::Path) -> io::Result<Captured> {
-    use std::io::Read;
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Captured::default()),
         Err(err) => return Err(err),
     };
     let mut stream = Stream::default();
-    let mut buf = vec![0; READ_CHUNK];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok(stream.finish()),
-            Ok(n) => stream.push(&buf[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
+    stream.0.read_from(&mut file)?;
+    Ok(stream.finish())
 }
 
 /// One output stream as read so far: kept up to [`CAPTURE_LIMIT`].
@@ -608,13 +600,14 @@ impl Stream {
     /// What was read.
     fn finish(self) -> Captured {
         let kept = self.0.finish();
+        let truncated = kept.truncated();
         Captured {
             text: match String::from_utf8(kept.kept) {
                 Ok(text) => text,
                 Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
             },
             bytes: kept.bytes,
-            truncated: kept.bytes > CAPTURE_LIMIT as u64,
+            truncated,
             sha256: kept.sha256,
         }
     }
